@@ -1,0 +1,1 @@
+"""Benchmarks and load harnesses for timingle-chat (run with `python -m bench ...`)."""

@@ -1,0 +1,64 @@
+"""Every error leaves the REST API as RFC 9457 ``application/problem+json``.
+
+Client mistakes get their specific status and code; anything unexpected becomes a 500 with no
+internal detail in the body and the traceback in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from chat.errors import BadRequest, ChatError, MethodNotAllowed, NotFound
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(error: ChatError, instance: str | None = None) -> Response:
+    return Response(
+        orjson.dumps(error.problem(instance)),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=error.headers,
+    )
+
+
+async def on_chat_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ChatError)
+    return problem_response(exc, request.url.path)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: ChatError
+    if exc.status_code == 404:
+        error = NotFound(f"no resource at {request.url.path}")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    else:
+        error = BadRequest(str(exc.detail))
+    response = problem_response(error, request.url.path)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        ChatError("an unexpected error occurred; it has been logged"), request.url.path
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ChatError: on_chat_error,
+    HTTPException: on_http_exception,
+    Exception: on_unexpected,
+}

@@ -1,0 +1,7 @@
+"""REST operations: users."""
+
+from __future__ import annotations
+
+from chat.api.endpoint import Api
+
+api = Api(prefix="")

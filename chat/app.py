@@ -1,0 +1,97 @@
+"""The application factory and its lifespan.
+
+The lifespan opens every resource in a fixed order (database, pool, migrations, background
+tasks) and closes them in the reverse order; nothing is opened at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from chat.api import convertors
+from chat.api.endpoint import json_response
+from chat.api.health import healthz, readyz
+from chat.api.openapi import build_openapi
+from chat.api.problems import EXCEPTION_HANDLERS
+from chat.api.routes import build_api
+from chat.auth import TokenService
+from chat.config import Settings
+from chat.embedded.postgres import embedded_postgres
+from chat.state import AppState
+from chat.store import migrations
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def postgres_dsn(settings: Settings) -> AsyncIterator[str]:
+    """The configured PostgreSQL, or a private embedded one when none is configured."""
+    if settings.pg_dsn is not None:
+        yield settings.pg_dsn
+        return
+    async with embedded_postgres(settings.data_dir / "postgres") as dsn:
+        yield dsn
+
+
+async def open_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=settings.pg_pool_min, max_size=settings.pg_pool_max
+    )
+    assert pool is not None
+    return pool
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    convertors.register()
+    api = build_api()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            dsn = await stack.enter_async_context(postgres_dsn(settings))
+            pool = await open_pool(dsn, settings)
+            stack.push_async_callback(pool.close)
+            if settings.migrate_on_start:
+                async with pool.acquire() as conn:
+                    applied = await migrations.migrate_up(conn)
+                log.info("PostgreSQL schema up to date (%d migration(s) applied)", len(applied))
+            state = AppState(
+                settings=settings, pg=pool, tokens=TokenService.from_settings(settings)
+            )
+            # Background services: started once the state exists, stopped before it goes.
+            yield {"app": state}
+
+    async def openapi(request: Request) -> Response:
+        return json_response(build_openapi(api.operations, OPENAPI_EXTRA_PATHS))
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/v1/openapi.json", openapi, methods=["GET"]),
+        *api.routes(),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+
+
+OPENAPI_EXTRA_PATHS: dict[str, Any] = {
+    "/healthz": {"get": {"summary": "Process is up", "responses": {"200": {"description": "ok"}}}},
+    "/readyz": {
+        "get": {
+            "summary": "Dependencies answer",
+            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+        }
+    },
+    "/v1/openapi.json": {
+        "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+    },
+}

@@ -1,0 +1,120 @@
+"""The ``chat`` command: serve, migrate, mint tokens, run the embedded CQL server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from chat.config import Settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from chat.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+    return 0
+
+
+async def _migrate(settings: Settings, action: str, steps: int) -> int:
+    import asyncpg
+
+    from chat.app import postgres_dsn
+    from chat.store import migrations
+
+    async with postgres_dsn(settings) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if action == "up":
+                applied = await migrations.migrate_up(conn)
+                print(f"applied {len(applied)} migration(s)")
+                for m in applied:
+                    print(f"  up   {m.version:06d}_{m.name}")
+            elif action == "down":
+                reverted = await migrations.migrate_down(conn, steps)
+                print(f"reverted {len(reverted)} migration(s)")
+                for m in reverted:
+                    print(f"  down {m.version:06d}_{m.name}")
+            else:
+                for row in await migrations.status(conn):
+                    when = row.applied_at.isoformat() if row.applied_at else "pending"
+                    print(f"{row.version:06d}_{row.name:<32} {when}")
+        finally:
+            await conn.close()
+    return 0
+
+
+def _token(settings: Settings, user_id: int, ttl: int | None) -> int:
+    from chat.auth import TokenService
+
+    print(TokenService.from_settings(settings).mint(user_id, ttl_seconds=ttl))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chat", description="timingle-chat service")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP/WebSocket service")
+    serve.add_argument("--host", help="bind address (CHAT_HOST)")
+    serve.add_argument("--port", type=int, help="bind port (CHAT_PORT)")
+
+    migrate = sub.add_parser("migrate", help="apply, revert or list PostgreSQL migrations")
+    migrate.add_argument("action", nargs="?", choices=["up", "down", "status"], default="up")
+    migrate.add_argument("steps", nargs="?", type=int, default=1, help="how many to revert")
+
+    token = sub.add_parser("token", help="mint a signed access token for USER_ID")
+    token.add_argument("user_id", type=int)
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (CHAT_TOKEN_TTL_SECONDS)")
+
+    cql = sub.add_parser("cql-server", help="run the embedded CQL server", add_help=False)
+    cql.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["cql-server"]:
+        from chat.embedded.cql.process import main as cql_main
+
+        return int(cql_main(args_list[1:]))
+    args = build_parser().parse_args(args_list)
+    overrides = {}
+    if args.command == "serve":
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = Settings(**overrides)
+    _configure_logging(settings.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings, args.action, args.steps))
+        if args.command == "token":
+            return _token(settings, args.user_id, args.ttl)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

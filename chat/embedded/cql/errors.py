@@ -1,0 +1,66 @@
+"""Errors the embedded CQL server sends back, each carrying its native-protocol error code.
+
+The engine raises these; the server turns them into ERROR frames. Only the server decides how
+a code is laid out on the wire (some codes carry extra fields, e.g. Unprepared carries the id).
+"""
+
+from __future__ import annotations
+
+
+class CqlError(Exception):
+    """Root of every error the embedded CQL server reports to a client."""
+
+    code: int = 0x0000  # Server error
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ServerError(CqlError):
+    code = 0x0000
+
+
+class ProtocolError(CqlError):
+    code = 0x000A
+
+
+class BadCredentials(CqlError):
+    code = 0x0100
+
+
+class CqlSyntaxError(CqlError):
+    code = 0x2000
+
+
+class Unauthorized(CqlError):
+    code = 0x2100
+
+
+class InvalidRequest(CqlError):
+    code = 0x2200
+
+
+class ConfigurationError(CqlError):
+    code = 0x2300
+
+
+class AlreadyExists(CqlError):
+    """A keyspace or table that exists already; ``table`` is empty for a keyspace."""
+
+    code = 0x2400
+
+    def __init__(self, message: str, keyspace: str, table: str = "") -> None:
+        super().__init__(message)
+        self.keyspace = keyspace
+        self.table = table
+
+
+class Unprepared(CqlError):
+    """An EXECUTE named a statement id this server does not know (e.g. after a restart)."""
+
+    code = 0x2500
+
+    def __init__(self, message: str, statement_id: bytes) -> None:
+        super().__init__(message)
+        self.statement_id = statement_id

@@ -1,0 +1,24 @@
+"""The typed state the lifespan opens and every request handler and connection uses.
+
+There are no module-level connections or pools: everything lives here, created by the lifespan
+in ``chat.app`` and closed by it in a fixed order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from chat.auth import TokenService
+from chat.config import Settings
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    pg: asyncpg.Pool
+    tokens: TokenService
+    # Filled by later layers (CQL session, gateway hub, bus) without touching existing code.
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,96 @@
+"""Shared fixtures: one real PostgreSQL per test session, the app served by real uvicorn."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from chat.app import create_app
+from chat.auth import TokenService
+from chat.config import Settings
+from chat.embedded.postgres import embedded_postgres
+from tests.servers import run_server
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 32
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="chat-test-") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+async def pg_dsn(data_dir: Path) -> AsyncIterator[str]:
+    """``CHAT_PG_DSN`` when set (a throwaway database is created there), else embedded."""
+    configured = os.environ.get("CHAT_PG_DSN")
+    if configured:
+        yield configured
+        return
+    async with embedded_postgres(data_dir / "postgres", delete_on_stop=True) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def settings(pg_dsn: str, data_dir: Path) -> Settings:
+    return Settings(
+        pg_dsn=pg_dsn,
+        data_dir=data_dir,
+        auto_migrate=True,
+        jwt_secret=TEST_JWT_SECRET,
+        event_sweep_seconds=0.2,
+    )
+
+
+@pytest.fixture(scope="session")
+def tokens(settings: Settings) -> TokenService:
+    return TokenService.from_settings(settings)
+
+
+@pytest.fixture(scope="session")
+async def base_url(settings: Settings) -> AsyncIterator[str]:
+    async with run_server(create_app(settings)) as url:
+        yield url
+
+
+@dataclass
+class Api:
+    """An HTTP client for the served app that knows how to act as a given user."""
+
+    http: httpx.AsyncClient
+    tokens: TokenService
+
+    def auth(self, user_id: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.mint(user_id)}"}
+
+    async def create_user(self, role: str = "USER", **fields: Any) -> dict[str, Any]:
+        """Signs up a fresh user with a unique phone number; returns the created user."""
+        body = {"phone": unique_phone(), "name": f"user {secrets.token_hex(3)}", "role": role}
+        body.update(fields)
+        response = await self.http.post("/v1/users", json=body)
+        assert response.status_code == 201, response.text
+        user: dict[str, Any] = response.json()["user"]
+        return user
+
+
+_phones = itertools.count(1)
+
+
+def unique_phone() -> str:
+    """Phone numbers unique within this run and across runs on a shared database."""
+    return f"+82{secrets.randbelow(10**6):06d}{next(_phones):04d}"
+
+
+@pytest.fixture(scope="session")
+async def api(base_url: str, tokens: TokenService) -> AsyncIterator[Api]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        yield Api(http, tokens)
