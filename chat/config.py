@@ -75,9 +75,6 @@ class Settings(BaseSettings):
     )
     cql_port: int = Field(9042, ge=0, le=65535, description="CQL native protocol port.")
     cql_keyspace: str = Field("timingle", description="Keyspace of the chat tables.")
-    nats_url: str | None = Field(
-        None, description="NATS URL for cross-node fan-out; unset uses the in-process hub."
-    )
 
     @property
     def pg_is_embedded(self) -> bool:

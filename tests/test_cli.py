@@ -1,0 +1,56 @@
+"""The `chat` command as a user runs it: a real subprocess against the real database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from chat.auth import TokenService
+from chat.config import Settings
+from tests.conftest import TEST_JWT_SECRET
+
+
+async def _chat(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chat.cli",
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_token_command_mints_a_token_the_service_accepts(tmp_path: Path) -> None:
+    code, out, err = await _chat(
+        "token", "42", env={"CHAT_JWT_SECRET": TEST_JWT_SECRET, "CHAT_DATA_DIR": str(tmp_path)}
+    )
+    assert code == 0, err
+    settings = Settings(jwt_secret=TEST_JWT_SECRET, data_dir=tmp_path)
+    assert TokenService.from_settings(settings).verify(out.strip()) == 42
+
+
+async def test_token_without_a_secret_uses_one_generated_in_the_data_dir(tmp_path: Path) -> None:
+    env = {"CHAT_DATA_DIR": str(tmp_path)}
+    first = await _chat("token", "7", env=env)
+    second = await _chat("token", "7", env=env)
+    assert first[0] == second[0] == 0
+    secret = (tmp_path / "jwt-secret").read_text().strip()
+    verifier = TokenService.from_settings(Settings(jwt_secret=secret, data_dir=tmp_path))
+    assert verifier.verify(first[1].strip()) == verifier.verify(second[1].strip()) == 7
+
+
+async def test_migrate_status_lists_every_migration_as_applied(pg_dsn: str, base_url: str) -> None:
+    # base_url: the test app has started, so its start-up migrations have run on this database.
+    code, out, err = await _chat("migrate", "status", env={"CHAT_PG_DSN": pg_dsn})
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    sql_files = sorted(Path(__file__).resolve().parents[1].joinpath("sql").glob("*.up.sql"))
+    assert len(lines) == len(sql_files)
+    assert all("pending" not in line for line in lines)
