@@ -28,6 +28,7 @@ from chat.config import Settings
 from chat.embedded.postgres import embedded_postgres
 from chat.state import AppState
 from chat.store import migrations
+from chat.sweeper import event_sweeper
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 settings=settings, pg=pool, tokens=TokenService.from_settings(settings)
             )
             # Background services: started once the state exists, stopped before it goes.
+            await stack.enter_async_context(event_sweeper(pool, settings.event_sweep_seconds))
             yield {"app": state}
 
     async def openapi(request: Request) -> Response:

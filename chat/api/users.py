@@ -1,7 +1,193 @@
-"""REST operations: users."""
+"""REST operations: users (sign up, read and update one's own profile)."""
 
 from __future__ import annotations
 
-from chat.api.endpoint import Api
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from chat.api.endpoint import Api, Call
+from chat.api.fields import Name, no_nul
+from chat.errors import Unauthorized
+from chat.store import users as store
+from chat.store.users import User
 
 api = Api(prefix="")
+
+TAG = "users"
+
+# The same rules as the CHECK constraints in sql/000001, so a bad value is a 422, not a DB error.
+Phone = Annotated[
+    str, StringConstraints(pattern=r"^\+?[0-9]{6,15}$"), Field(examples=["+821012345678"])
+]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=255, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$"),
+    Field(examples=["kim@example.com"]),
+]
+DisplayName = Annotated[str, StringConstraints(max_length=100), AfterValidator(no_nul)]
+ImageUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s\x00]+$")]
+Region = Annotated[str, StringConstraints(max_length=50), AfterValidator(no_nul)]
+Interest = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+    AfterValidator(no_nul),
+]
+Interests = Annotated[list[Interest], Field(max_length=20)]
+
+
+class CreateUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Phone
+    email: Email | None = None
+    name: Name
+    display_name: DisplayName | None = None
+    profile_image_url: ImageUrl | None = None
+    region: Region | None = None
+    interests: Interests = []
+    role: Literal["USER", "BUSINESS"] = "USER"
+
+
+class UpdateProfile(BaseModel):
+    """Only the fields sent change; ``null`` clears an optional field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Phone | None = None
+    email: Email | None = None
+    name: Name | None = None
+    display_name: DisplayName | None = None
+    profile_image_url: ImageUrl | None = None
+    region: Region | None = None
+    interests: Interests | None = None
+
+    @field_validator("phone", "name", "interests")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Runs only for values the client sent: these columns cannot be cleared.
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class UserOut(BaseModel):
+    id: int
+    phone: str
+    email: str | None
+    name: str
+    display_name: str | None
+    profile_image_url: str | None
+    region: str | None
+    interests: list[str]
+    role: Literal["USER", "BUSINESS"]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            phone=user.phone,
+            email=user.email,
+            name=user.name,
+            display_name=user.display_name,
+            profile_image_url=user.profile_image_url,
+            region=user.region,
+            interests=list(user.interests),
+            role="BUSINESS" if user.role == "BUSINESS" else "USER",
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+
+
+class SignedUp(BaseModel):
+    user: UserOut
+    access_token: str | None = Field(
+        description="A bearer token for the new user; null when tokens come from an external "
+        "identity provider (RS256/ES256 configuration)."
+    )
+
+
+def _gone(user_id: int) -> Unauthorized:
+    return Unauthorized(f"the token's user {user_id} does not exist (or was deleted)")
+
+
+@api.operation(
+    "POST",
+    "/users",
+    summary="Sign up",
+    tag=TAG,
+    body=CreateUser,
+    response=SignedUp,
+    status=201,
+    errors=(409, 422),
+    auth=False,
+)
+async def create_user(call: Call) -> SignedUp:
+    """Create a user and return them with an access token, so a client can act right away.
+
+    Phone verification (SMS codes) is out of scope for this service: the phone number is taken
+    as given, and uniqueness is all that is enforced. A duplicate phone or email (emails compare
+    case-insensitively) is a 409 naming the field.
+    """
+    body: CreateUser = call.body
+    async with call.state.pg.acquire() as conn:
+        user = await store.insert_user(
+            conn,
+            phone=body.phone,
+            email=body.email,
+            name=body.name,
+            display_name=body.display_name,
+            profile_image_url=body.profile_image_url,
+            region=body.region,
+            interests=body.interests,
+            role=body.role,
+        )
+    token: str | None
+    try:
+        token = call.state.tokens.mint(user.id)
+    except ValueError:
+        token = None
+    return SignedUp(user=UserOut.of(user), access_token=token)
+
+
+@api.operation("GET", "/users/me", summary="My profile", tag=TAG, response=UserOut, errors=(401,))
+async def get_me(call: Call) -> UserOut:
+    """The caller's own profile (the only one visible: others appear as event participants)."""
+    async with call.state.pg.acquire() as conn:
+        user = await store.get_user(conn, call.user_id)
+    if user is None:
+        raise _gone(call.user_id)
+    return UserOut.of(user)
+
+
+@api.operation(
+    "PATCH",
+    "/users/me",
+    summary="Update my profile",
+    tag=TAG,
+    body=UpdateProfile,
+    response=UserOut,
+    errors=(401, 409, 422),
+)
+async def update_me(call: Call) -> UserOut:
+    """Change profile fields; a phone or email already used by someone else is a 409.
+
+    The role is not a profile field: becoming a business is a separate (future) process.
+    """
+    body: UpdateProfile = call.body
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    async with call.state.pg.acquire() as conn:
+        user = await store.update_profile(conn, call.user_id, changes)
+    if user is None:
+        raise _gone(call.user_id)
+    return UserOut.of(user)

@@ -1,0 +1,165 @@
+"""PostgreSQL storage of users.
+
+Phone and email are unique among live (not soft-deleted) users, email case-insensitively; the
+partial unique indexes in ``sql/000001`` enforce it, and a violation becomes a 409 naming the
+field, so two concurrent sign-ups with one phone number cannot both succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from chat.errors import Conflict, FieldError, ValidationFailed
+from chat.store.pg import Connection, Record
+
+_USER_COLUMNS = (
+    "id, phone, email, name, display_name, profile_image_url, region, interests, role, "
+    "is_active, created_at, updated_at"
+)
+
+# Profile fields PATCH /users/me may change (also the whitelist for the dynamic UPDATE).
+PROFILE_FIELDS = (
+    "phone",
+    "email",
+    "name",
+    "display_name",
+    "profile_image_url",
+    "region",
+    "interests",
+)
+
+_UNIQUE_FIELD = {"users_phone_key": "phone", "users_email_key": "email"}
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    phone: str
+    email: str | None
+    name: str
+    display_name: str | None
+    profile_image_url: str | None
+    region: str | None
+    interests: tuple[str, ...]
+    role: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+def _user(row: Record) -> User:
+    return User(
+        id=row["id"],
+        phone=row["phone"],
+        email=row["email"],
+        name=row["name"],
+        display_name=row["display_name"],
+        profile_image_url=row["profile_image_url"],
+        region=row["region"],
+        interests=tuple(row["interests"]),
+        role=row["role"],
+        is_active=row["is_active"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _duplicate(exc: asyncpg.UniqueViolationError) -> Conflict:
+    field = _UNIQUE_FIELD.get(exc.constraint_name or "", "phone or email")
+    return Conflict(f"another user already has this {field}", field=field)
+
+
+def _rejected(exc: asyncpg.CheckViolationError) -> ValidationFailed:
+    """The API validates the same rules first; this catches any difference between pydantic's
+    and PostgreSQL's regex dialects (what counts as whitespace, say) as a 422, not a 500."""
+    field = (exc.constraint_name or "").removeprefix("users_").removesuffix("_check") or "body"
+    return ValidationFailed(
+        f"the database refused the {field}",
+        errors=[FieldError(f"body/{field}", "not an acceptable value")],
+    )
+
+
+async def get_user(conn: Connection, user_id: int) -> User | None:
+    """A live user by id; None when unknown or soft-deleted."""
+    row = await conn.fetchrow(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL", user_id
+    )
+    return _user(row) if row else None
+
+
+async def existing_user_ids(conn: Connection, user_ids: Sequence[int]) -> set[int]:
+    """Which of ``user_ids`` are live users (to report the unknown ones by id)."""
+    rows = await conn.fetch(
+        "SELECT id FROM users WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL",
+        list(user_ids),
+    )
+    return {r["id"] for r in rows}
+
+
+async def insert_user(
+    conn: Connection,
+    *,
+    phone: str,
+    email: str | None,
+    name: str,
+    display_name: str | None,
+    profile_image_url: str | None,
+    region: str | None,
+    interests: Sequence[str],
+    role: str,
+) -> User:
+    """Create a user; 409 naming the field when the phone or email is taken."""
+    try:
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO users (phone, email, name, display_name, profile_image_url, region,
+                               interests, role)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            RETURNING {_USER_COLUMNS}
+            """,
+            phone,
+            email,
+            name,
+            display_name,
+            profile_image_url,
+            region,
+            list(interests),
+            role,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise _duplicate(exc) from None
+    except asyncpg.CheckViolationError as exc:
+        raise _rejected(exc) from None
+    assert row is not None
+    return _user(row)
+
+
+async def update_profile(conn: Connection, user_id: int, changes: Mapping[str, Any]) -> User | None:
+    """Apply the given profile fields; None when the user does not exist (any more)."""
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(f"not profile fields: {sorted(unknown)}")
+    if not changes:
+        return await get_user(conn, user_id)
+    fields = [f for f in PROFILE_FIELDS if f in changes]
+    values = [list(changes[f]) if f == "interests" else changes[f] for f in fields]
+    assignments = ", ".join(f"{f} = ${i}" for i, f in enumerate(fields, start=2))
+    try:
+        row = await conn.fetchrow(
+            f"""
+            UPDATE users SET {assignments} WHERE id = $1 AND deleted_at IS NULL
+            RETURNING {_USER_COLUMNS}
+            """,
+            user_id,
+            *values,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise _duplicate(exc) from None
+    except asyncpg.CheckViolationError as exc:
+        raise _rejected(exc) from None
+    return _user(row) if row else None
