@@ -28,6 +28,7 @@ from chat.config import Settings
 from chat.embedded.postgres import embedded_postgres
 from chat.state import AppState
 from chat.store import migrations
+from chat.store.cql import open_cql
 from chat.sweeper import event_sweeper
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 async with pool.acquire() as conn:
                     applied = await migrations.migrate_up(conn)
                 log.info("PostgreSQL schema up to date (%d migration(s) applied)", len(applied))
+            cql = await stack.enter_async_context(open_cql(settings))
             state = AppState(
-                settings=settings, pg=pool, tokens=TokenService.from_settings(settings)
+                settings=settings,
+                pg=pool,
+                tokens=TokenService.from_settings(settings),
+                cql=cql,
             )
             # Background services: started once the state exists, stopped before it goes.
             await stack.enter_async_context(event_sweeper(pool, settings.event_sweep_seconds))

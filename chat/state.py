@@ -13,6 +13,7 @@ import asyncpg
 
 from chat.auth import TokenService
 from chat.config import Settings
+from chat.store.cql import CqlStore
 
 
 @dataclass(slots=True)
@@ -20,5 +21,6 @@ class AppState:
     settings: Settings
     pg: asyncpg.Pool
     tokens: TokenService
+    cql: CqlStore
     # Filled by later layers (CQL session, gateway hub, bus) without touching existing code.
     extras: dict[str, Any] = field(default_factory=dict)

@@ -17,6 +17,7 @@ import pytest
 from chat.app import create_app
 from chat.auth import TokenService
 from chat.config import Settings
+from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.embedded.postgres import embedded_postgres
 from tests.servers import run_server
 
@@ -41,8 +42,17 @@ async def pg_dsn(data_dir: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(pg_dsn: str, data_dir: Path) -> Settings:
+async def cql_server(data_dir: Path) -> AsyncIterator[EmbeddedCqlServer]:
+    """One embedded CQL server (in memory) for the app under test, on a free port."""
+    async with EmbeddedCqlServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def settings(pg_dsn: str, data_dir: Path, cql_server: EmbeddedCqlServer) -> Settings:
     return Settings(
+        cql_contact_points=cql_server.host,
+        cql_port=cql_server.port,
         pg_dsn=pg_dsn,
         data_dir=data_dir,
         auto_migrate=True,

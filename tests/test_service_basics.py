@@ -11,10 +11,10 @@ async def test_healthz_answers_ok(api: Api) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_readyz_reports_postgres_reachable(api: Api) -> None:
+async def test_readyz_reports_postgres_and_cql_reachable(api: Api) -> None:
     response = await api.http.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"]["postgres"] == "ok"
+    assert response.json()["checks"] == {"postgres": "ok", "cql": "ok"}
 
 
 async def test_unknown_route_is_problem_json_404(api: Api) -> None:

@@ -25,13 +25,17 @@ async def check_postgres(state: AppState) -> None:
         await conn.fetchval("SELECT 1")
 
 
+async def check_cql(state: AppState) -> None:
+    await state.cql.ping()
+
+
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
     state: AppState = request.state.app
-    checks: dict[str, ReadinessCheck] = {"postgres": check_postgres}
+    checks: dict[str, ReadinessCheck] = {"postgres": check_postgres, "cql": check_cql}
     checks.update(state.extras.get("readiness_checks", {}))
     results: dict[str, str] = {}
     for name, check in checks.items():

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chat.errors import BadRequest, ChatError, MethodNotAllowed, NotFound
+from chat.errors import BadRequest, ChatError, MethodNotAllowed, NotFound, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,16 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        ServiceUnavailable(
+            "the database is unavailable; retry shortly", headers={"Retry-After": "2"}
+        ),
+        request.url.path,
+    )
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -60,5 +71,11 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ChatError: on_chat_error,
     HTTPException: on_http_exception,
+    # Lost or refused database connections are the dependency's fault, not the request's.
+    OSError: on_database_unavailable,
+    asyncpg.PostgresConnectionError: on_database_unavailable,
+    asyncpg.InterfaceError: on_database_unavailable,
+    asyncpg.CannotConnectNowError: on_database_unavailable,
+    asyncpg.TooManyConnectionsError: on_database_unavailable,
     Exception: on_unexpected,
 }

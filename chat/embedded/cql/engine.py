@@ -1,0 +1,303 @@
+"""The engine facade the server calls: prepare, execute, query, batch, durable.
+
+Everything here is synchronous and runs on the event loop; only the commit log's fsyncs run
+in a worker thread. A statement is parsed and compiled once (``prepare``; unprepared QUERYs go
+through the same cache, keyed by keyspace + text), so EXECUTE runs a precompiled plan.
+With a data directory every mutation's record is appended to the commit log before ``execute``
+returns, and ``durable()`` hands the server the future of the group fsync covering it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import marshal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chat.embedded.cql import ast
+from chat.embedded.cql.commitlog import CommitLog, frame
+from chat.embedded.cql.errors import InvalidRequest, Unprepared
+from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
+from chat.embedded.cql.parser import parse
+from chat.embedded.cql.results import Prepared, Result
+from chat.embedded.cql.schema import Catalog
+from chat.embedded.cql.select import SelectPlan
+from chat.embedded.cql.system_tables import NodeInfo
+from chat.embedded.cql.write import Record, apply_record
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Engine", "EngineStats", "NodeInfo", "QueryOptions"]
+
+SNAPSHOT_CHUNK_ROWS = 2000
+MAX_PREPARED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    consistency: int = 1
+    page_size: int | None = None
+    paging_state: bytes | None = None
+    timestamp: int | None = None
+    serial_consistency: int | None = None
+    now_in_seconds: int | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        data_dir: Path | None,
+        node: NodeInfo,
+        *,
+        commit_sync_ms: float = 2.0,
+        segment_bytes: int = 64 << 20,
+    ) -> None:
+        self.data_dir = data_dir
+        self.node = node
+        self.stats = EngineStats()
+        self.catalog = Catalog()
+        self.executor = Executor(self.catalog, node, self.stats)
+        self._prepared: dict[bytes, Prepared] = {}
+        self._log: CommitLog | None = None
+        if data_dir is not None:
+            self._log = CommitLog(
+                Path(data_dir),
+                sync_ms=commit_sync_ms,
+                segment_bytes=segment_bytes,
+                on_fsync=self._count_fsync,
+                on_snapshot=self._count_snapshot,
+            )
+
+    def _count_fsync(self) -> None:
+        self.stats.commit_fsyncs += 1
+
+    def _count_snapshot(self) -> None:
+        self.stats.snapshots += 1
+
+    @property
+    def schema_version(self) -> uuid.UUID:
+        return self.catalog.version
+
+    # ---------------------------------------------------------------------------------------
+    # Lifecycle.
+
+    async def start(self) -> None:
+        """Load the newest snapshot and replay the commit log after it, then start logging."""
+        if self._log is None:
+            return
+        started = time.monotonic()
+        n = 0
+        for payload in self._log.recover():
+            for rec in marshal.loads(payload):
+                self._replay(rec)
+                n += 1
+        self.executor.log_sink = self._append
+        self._log.open(self._snapshot_chunks)
+        log.info(
+            "embedded CQL store: replayed %d records from %s in %.3fs",
+            n,
+            self.data_dir,
+            time.monotonic() - started,
+        )
+
+    def _replay(self, rec: Record) -> None:
+        if rec[0] == "s":
+            self.catalog.apply(rec[1])
+        else:
+            apply_record(self.catalog.tables_by_id, rec)
+
+    def _append(self, records: list[Record]) -> None:
+        assert self._log is not None
+        payload = marshal.dumps(records)
+        self.stats.commit_records += 1
+        self.stats.commit_bytes += len(payload) + 8
+        self._log.append(payload)
+
+    async def close(self) -> None:
+        """Flush and fsync the log, then snapshot so the next start replays little."""
+        if self._log is None:
+            return
+        await self._log.sync()
+        if self._log.segment_size > 0:
+            await self._log.compact()
+        await self._log.close()
+
+    async def snapshot(self) -> None:
+        """Compact now (tests and operators); normally triggered by the log size."""
+        if self._log is not None:
+            await self._log.compact()
+
+    async def _snapshot_chunks(self) -> AsyncIterator[bytes]:
+        """The store as framed records, a chunk at a time, yielding to the loop in between.
+
+        Each partition is serialized whole within a chunk, from the live structures; see
+        ``commitlog`` for why mutations landing between chunks are safe.
+        """
+        now = int(time.time())
+        schema: list[Record] = []
+        tables = []
+        for ks in list(self.catalog.keyspaces.values()):
+            schema.append(("s", ("create_keyspace", ks.to_record())))
+            for t in ks.tables.values():
+                schema.append(("s", ("create_table", t.to_record())))
+                tables.append(t)
+        yield frame(marshal.dumps(schema))
+        for t in tables:
+            tid = t.id.bytes
+            keys = list(t.data.partitions)
+            batch: list[Record] = []
+            rows = 0
+            for key in keys:
+                part = t.data.partitions.get(key)
+                if part is None:
+                    continue
+                if part.deleted_at != -(2**63):
+                    batch.append(("p", tid, part.values, part.deleted_at))
+                for lo, lo_inc, hi, hi_inc, ts in part.ranges:
+                    batch.append(("r", tid, part.values, lo, lo_inc, hi, hi_inc, ts))
+                for row in list(part.rows.values()):
+                    rows += 1
+                    if row.deleted_at != -(2**63):
+                        batch.append(("d", tid, part.values, row.ck, row.deleted_at))
+                    ops: list[Any] = []
+                    for c in row.cells:
+                        if c is None:
+                            continue
+                        if type(c) is tuple:
+                            if c[2] is None or c[4] == 0 or c[4] > now:
+                                ops.append(c)
+                        else:
+                            ops.append((1, c_slot(row, c), c.cleared_at))
+                            slot = c_slot(row, c)
+                            for k, e in c.items.items():
+                                if e[2] is None or e[4] == 0 or e[4] > now:
+                                    ops.append((2, slot, k, e[2], e[3], e[4], e[5]))
+                    marker = row.marker
+                    if marker is not None and marker[1] != 0 and marker[1] <= now:
+                        marker = None
+                    if marker is not None or ops:
+                        batch.append(("w", tid, part.values, row.ck, marker, ops))
+                if rows >= SNAPSHOT_CHUNK_ROWS:
+                    yield frame(marshal.dumps(batch))
+                    batch, rows = [], 0
+                    await asyncio.sleep(0)
+            if batch:
+                yield frame(marshal.dumps(batch))
+
+    # ---------------------------------------------------------------------------------------
+    # Statements.
+
+    def _statement_id(self, query: str, keyspace: str | None) -> bytes:
+        return hashlib.md5(f"{keyspace or ''}\x00{query}".encode()).digest()
+
+    def prepare(self, query: str, keyspace: str | None) -> Prepared:
+        sid = self._statement_id(query, keyspace)
+        cached = self._prepared.get(sid)
+        if cached is not None:
+            plan: StatementPlan = cached.plan
+            if self.executor.fresh(plan) is plan:
+                return cached
+        stmt = parse(query)
+        plan = self.executor.compile(stmt, keyspace)
+        self.stats.prepares += 1
+
+        def table_of(ks: str | None, name: str) -> Any:
+            return self.executor.table(ks, name, keyspace)
+
+        binds, pk_indexes = bind_specs(stmt, table_of)
+        result_columns = (
+            list(plan.compiled.columns) if isinstance(plan.compiled, SelectPlan) else None
+        )
+        prepared = Prepared(
+            statement_id=sid,
+            query=query,
+            keyspace=keyspace,
+            bind_columns=binds,
+            pk_indexes=pk_indexes,
+            result_columns=result_columns,
+            is_write=isinstance(stmt, (ast.Insert, ast.Update, ast.Delete, ast.Batch)),
+            plan=plan,
+        )
+        if len(self._prepared) >= MAX_PREPARED:
+            self._prepared.pop(next(iter(self._prepared)))
+        self._prepared[sid] = prepared
+        return prepared
+
+    def lookup(self, statement_id: bytes) -> Prepared:
+        prepared = self._prepared.get(statement_id)
+        if prepared is None:
+            raise Unprepared(
+                f"Prepared query with ID {statement_id.hex()} not found (either the query was "
+                "not prepared on this host (maybe the host has been restarted?) or you have "
+                "prepared too many queries and it has been evicted from the internal cache)",
+                statement_id,
+            )
+        return prepared
+
+    def execute(
+        self,
+        prepared: Prepared,
+        values: Sequence[bytes | None],
+        options: QueryOptions,
+        keyspace: str | None,
+    ) -> Result:
+        return self.executor.run(
+            prepared.plan,
+            values,
+            options.page_size,
+            options.paging_state,
+            options.timestamp,
+            options.now_in_seconds,
+        )
+
+    def query(
+        self,
+        query: str,
+        values: Sequence[bytes | None],
+        options: QueryOptions,
+        keyspace: str | None,
+    ) -> Result:
+        return self.execute(self.prepare(query, keyspace), values, options, keyspace)
+
+    def batch(
+        self,
+        batch_type: int,
+        items: Sequence[tuple[Prepared, Sequence[bytes | None]]],
+        options: QueryOptions,
+        keyspace: str | None,
+    ) -> Result:
+        compiled = []
+        last: Any = None
+        plan: Any = None
+        for prepared, values in items:
+            if prepared.plan is not last:
+                last = prepared.plan
+                plan = self.executor.fresh(last)
+            if len(values) != plan.bind_count:
+                raise InvalidRequest(
+                    f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound "
+                    "variables"
+                )
+            compiled.append((plan.compiled, values))
+        self.stats.statements += len(items)
+        now = int(time.time()) if options.now_in_seconds is None else options.now_in_seconds
+        return self.executor.batch(batch_type, compiled, options.timestamp, now)
+
+    def durable(self) -> Awaitable[None] | None:
+        if self._log is None:
+            return None
+        return self._log.durable()
+
+
+def c_slot(row: Any, cell: Any) -> int:
+    """The slot of a collection cell within its row."""
+    for i, c in enumerate(row.cells):
+        if c is cell:
+            return i
+    raise ValueError("cell not in row")  # pragma: no cover

@@ -1,0 +1,443 @@
+"""Statements to plans (at PREPARE) and plans to results (at EXECUTE).
+
+``compile`` turns a parsed statement into a plan once; ``Executor.run`` executes it with bound
+values. Plans hold the ``TableMeta`` they were compiled against; when DDL replaces or drops
+that table the plan is recompiled from its query text on next use (so a prepared statement
+follows ALTER TABLE, and a dropped table gives Cassandra's "unconfigured table" error).
+Mutations go to the storage at once and their records to ``log_sink`` (the commit log).
+"""
+
+from __future__ import annotations
+
+import marshal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cassandra import cqltypes as _ct
+
+from chat.embedded.cql import ast, system_tables
+from chat.embedded.cql.errors import InvalidRequest
+from chat.embedded.cql.results import ColumnSpec, Result, Rows, SchemaChange, SetKeyspace, Void
+from chat.embedded.cql.schema import Catalog, TableMeta
+from chat.embedded.cql.select import SelectPlan
+from chat.embedded.cql.storage import TableData
+from chat.embedded.cql.values import base_name, driver_type, int_getter, now_micros
+from chat.embedded.cql.write import DeletePlan, InsertPlan, ListClock, Record, UpdatePlan, WritePlan
+
+NO_KEYSPACE = (
+    "No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename"
+)
+
+
+@dataclass
+class EngineStats:
+    """Counters exposed through ``system.embedded_stats`` (the bench reads them)."""
+
+    statements: int = 0
+    rows_written: int = 0
+    batches: int = 0
+    rows_read: int = 0
+    selects: int = 0
+    prepares: int = 0
+    ddl: int = 0
+    commit_records: int = 0
+    commit_bytes: int = 0
+    commit_fsyncs: int = 0
+    snapshots: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        out = {k: v for k, v in vars(self).items() if isinstance(v, int)}
+        out.update(self.extra)
+        return out
+
+
+@dataclass(eq=False)
+class StatementPlan:
+    """What ``Prepared.plan`` holds: the statement and its compiled form."""
+
+    stmt: Any
+    keyspace: str | None
+    compiled: Any
+    table: TableMeta | None
+    bind_count: int
+
+
+def _keyspace_of(stmt_ks: str | None, session_ks: str | None) -> str:
+    ks = stmt_ks or session_ks
+    if not ks:
+        raise InvalidRequest(NO_KEYSPACE)
+    return ks
+
+
+# --------------------------------------------------------------------------------------------
+# Bind metadata: the column each marker is bound to.
+
+
+def bind_specs(
+    stmt: Any, catalog_table: Callable[[str | None, str], TableMeta]
+) -> tuple[list[ColumnSpec], list[int]]:
+    """ColumnSpecs of the bind markers of ``stmt`` (by index) and the partition-key indexes."""
+    specs: dict[int, ColumnSpec] = {}
+    pk_index: dict[str, int] = {}
+
+    def spec_for(table: TableMeta, name: str, t: Any) -> ColumnSpec:
+        return ColumnSpec(table.keyspace, table.name, name, t)
+
+    def mark(term: Any, table: TableMeta, name: str, t: Any, pk: bool = False) -> None:
+        if isinstance(term, ast.BindMarker):
+            specs[term.index] = spec_for(table, term.name or name, t)
+            if pk:
+                pk_index.setdefault(name, term.index)
+        elif isinstance(term, (ast.ListLiteral, ast.SetLiteral, ast.TupleLiteral)) and hasattr(
+            t, "subtypes"
+        ):
+            subs = t.subtypes
+            for i, item in enumerate(term.items):
+                mark(item, table, name, subs[min(i, len(subs) - 1)] if subs else _ct.BytesType)
+        elif isinstance(term, ast.MapLiteral) and len(getattr(t, "subtypes", ())) == 2:
+            for k, v in term.entries:
+                mark(k, table, name, t.subtypes[0])
+                mark(v, table, name, t.subtypes[1])
+
+    def where(table: TableMeta, rels: Sequence[Any]) -> None:
+        for rel in rels:
+            if isinstance(rel, ast.TokenRelation):
+                mark(rel.value, table, "partition key token", _ct.LongType)
+                continue
+            cols = [table.column(n) for n in rel.columns]
+            if len(cols) > 1:
+                tt = _ct.TupleType.apply_parameters([c.driver for c in cols])
+                vals = rel.value if isinstance(rel.value, tuple) else (rel.value,)
+                for v in vals:
+                    if isinstance(v, ast.TupleLiteral):
+                        for c, item in zip(cols, v.items, strict=False):
+                            mark(item, table, c.name, c.driver)
+                    else:
+                        mark(v, table, "in(" + ",".join(rel.columns) + ")", tt)
+                continue
+            col = cols[0]
+            t = col.driver
+            if rel.op in ("CONTAINS", "CONTAINS KEY"):
+                st = t.subtypes
+                t = st[1] if (rel.op == "CONTAINS" and len(st) == 2) else st[0]
+            if isinstance(rel.value, tuple):
+                for v in rel.value:
+                    mark(v, table, col.name, t)
+            elif rel.op == "IN":
+                mark(rel.value, table, f"in({col.name})", _ct.ListType.apply_parameters([t]))
+            else:
+                mark(
+                    rel.value, table, col.name, t, pk=col.kind == "partition_key" and rel.op == "="
+                )
+
+    def conditions(table: TableMeta, conds: Sequence[ast.Condition]) -> None:
+        for c in conds:
+            col = table.column(c.column)
+            vals = c.value if isinstance(c.value, tuple) else (c.value,)
+            for v in vals:
+                mark(v, table, col.name, col.driver)
+
+    def one(s: Any) -> None:
+        if isinstance(s, ast.Batch):
+            for inner in s.statements:
+                one(inner)
+            mark(
+                s.timestamp, system_tables.TABLES[("system", "local")], "[timestamp]", _ct.LongType
+            )
+            return
+        if not isinstance(s, (ast.Select, ast.Insert, ast.Update, ast.Delete)):
+            return
+        table = catalog_table(s.keyspace, s.table)
+        if isinstance(s, ast.Insert):
+            for name, term in zip(s.columns, s.values, strict=False):
+                col = table.column(name)
+                mark(term, table, name, col.driver, pk=col.kind == "partition_key")
+        elif isinstance(s, ast.Update):
+            for a in s.assignments:
+                col = table.column(a.column)
+                t = col.driver
+                if a.key is not None:
+                    if base_name(col.type) == "map":
+                        mark(a.key, table, f"key({col.name})", t.subtypes[0])
+                        t = t.subtypes[1]
+                    else:
+                        mark(a.key, table, f"idx({col.name})", _ct.Int32Type)
+                        t = t.subtypes[0]
+                elif col.is_counter:
+                    t = _ct.LongType
+                elif a.op == "sub" and base_name(col.type) == "map":
+                    t = _ct.SetType.apply_parameters([t.subtypes[0]])
+                mark(a.value, table, col.name, t)
+        elif isinstance(s, ast.Delete):
+            for target in s.columns:
+                col = table.column(target.column)
+                if target.key is not None:
+                    kt = col.driver.subtypes[0] if base_name(col.type) == "map" else _ct.Int32Type
+                    mark(target.key, table, f"key({col.name})", kt)
+        if isinstance(s, (ast.Update, ast.Delete, ast.Select)):
+            where(table, s.where)
+        if isinstance(s, (ast.Update, ast.Delete)):
+            conditions(table, s.conditions)
+        if isinstance(s, (ast.Insert, ast.Update)):
+            mark(s.ttl, table, "[ttl]", _ct.Int32Type)
+        if isinstance(s, (ast.Insert, ast.Update, ast.Delete)):
+            mark(s.timestamp, table, "[timestamp]", _ct.LongType)
+        if isinstance(s, ast.Select):
+            mark(s.limit, table, "[limit]", _ct.Int32Type)
+            mark(s.per_partition_limit, table, "[per_partition_limit]", _ct.Int32Type)
+
+    one(stmt)
+    n = stmt.bind_count
+    out = [specs.get(i) or ColumnSpec("", "", f"[{i}]", _ct.BytesType) for i in range(n)]
+    pk_indexes: list[int] = []
+    if isinstance(stmt, (ast.Insert, ast.Update, ast.Delete, ast.Select)):
+        table = catalog_table(stmt.keyspace, stmt.table)
+        for c in table.partition_key:
+            if c.name not in pk_index:
+                pk_indexes = []
+                break
+            pk_indexes.append(pk_index[c.name])
+    return out, pk_indexes
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Executor:
+    def __init__(self, catalog: Catalog, node: system_tables.NodeInfo, stats: EngineStats) -> None:
+        self.catalog = catalog
+        self.node = node
+        self.stats = stats
+        self.clock = ListClock()
+        self.log_sink: Callable[[list[Record]], None] | None = None
+
+    def table(self, stmt_ks: str | None, name: str, session_ks: str | None) -> TableMeta:
+        ks = _keyspace_of(stmt_ks, session_ks)
+        virtual = system_tables.lookup(ks, name)
+        if virtual is not None:
+            return virtual
+        return self.catalog.table(ks, name)
+
+    def compile(self, stmt: Any, keyspace: str | None) -> StatementPlan:
+        if isinstance(stmt, (ast.Select, ast.Insert, ast.Update, ast.Delete)):
+            table = self.table(stmt.keyspace, stmt.table, keyspace)
+            return StatementPlan(
+                stmt, keyspace, self._compile_dml(stmt, table), table, stmt.bind_count
+            )
+        if isinstance(stmt, ast.Batch):
+            plans = [self.compile(s, keyspace) for s in stmt.statements]
+            return StatementPlan(stmt, keyspace, plans, None, stmt.bind_count)
+        return StatementPlan(stmt, keyspace, None, None, getattr(stmt, "bind_count", 0))
+
+    def _compile_dml(self, stmt: Any, table: TableMeta) -> SelectPlan | WritePlan:
+        if isinstance(stmt, ast.Select):
+            return SelectPlan(table, stmt)
+        if isinstance(stmt, ast.Insert):
+            return InsertPlan(table, stmt, self.clock)
+        if isinstance(stmt, ast.Update):
+            return UpdatePlan(table, stmt, self.clock)
+        return DeletePlan(table, stmt)
+
+    def fresh(self, plan: StatementPlan) -> StatementPlan:
+        """The plan, recompiled if DDL replaced or dropped the table it was built on."""
+        t = plan.table
+        if t is None or t.virtual or self.catalog.tables_by_id.get(t.id.bytes) is t:
+            if isinstance(plan.compiled, list):
+                if all(self.fresh(p) is p for p in plan.compiled):
+                    return plan
+                return self.compile(plan.stmt, plan.keyspace)
+            return plan
+        return self.compile(plan.stmt, plan.keyspace)
+
+    # ---------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        plan: StatementPlan,
+        values: Sequence[bytes | None],
+        page_size: int | None,
+        paging_state: bytes | None,
+        timestamp: int | None,
+        now: int | None,
+    ) -> Result:
+        if len(values) != plan.bind_count:
+            raise InvalidRequest(
+                f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound variables"
+            )
+        self.stats.statements += 1
+        plan = self.fresh(plan)
+        compiled = plan.compiled
+        now_s = int(time.time()) if now is None else now
+        if isinstance(compiled, SelectPlan):
+            self.stats.selects += 1
+            table = compiled.table
+            data: TableData = (
+                system_tables.build(table, self.catalog, self.node, self.stats_snapshot)
+                if table.virtual
+                else table.data
+            )
+            rows = compiled.run(data, values, page_size, paging_state, now_s)
+            self.stats.rows_read += len(rows.rows)
+            return rows
+        if isinstance(compiled, (InsertPlan, UpdatePlan, DeletePlan)):
+            ts = timestamp if timestamp is not None else now_micros()
+            records, result = compiled.run(values, ts, now_s)
+            if records:
+                self.stats.rows_written += len(records)
+                if self.log_sink is not None:
+                    self.log_sink(records)
+            return result if result is not None else Void()
+        if isinstance(compiled, list):
+            stmt: ast.Batch = plan.stmt
+            batch_ts = timestamp
+            if stmt.timestamp is not None:
+                batch_ts = int_getter(stmt.timestamp, "timestamp")(values)
+            kind = {"LOGGED": 0, "UNLOGGED": 1, "COUNTER": 2}[stmt.kind]
+            return self.batch(kind, [(p.compiled, values) for p in compiled], batch_ts, now_s)
+        return self.ddl(plan.stmt, plan.keyspace)
+
+    def stats_snapshot(self) -> dict[str, int]:
+        return self.stats.as_dict()
+
+    def batch(
+        self,
+        kind: int,
+        items: Sequence[tuple[Any, Sequence[bytes | None]]],
+        timestamp: int | None,
+        now: int,
+    ) -> Result:
+        """Apply every statement with one timestamp; log them as one record (all or nothing)."""
+        self.stats.batches += 1
+        plans: list[tuple[WritePlan, Sequence[bytes | None]]] = []
+        has_counter = has_other = False
+        for compiled, values in items:
+            if not isinstance(compiled, (InsertPlan, UpdatePlan, DeletePlan)):
+                raise InvalidRequest(
+                    "Only INSERT, UPDATE and DELETE statements are allowed in a batch"
+                )
+            if compiled.table.is_counter and not isinstance(compiled, DeletePlan):
+                has_counter = True
+            else:
+                has_other = True
+            if timestamp is not None and compiled.has_ts:
+                raise InvalidRequest(
+                    "Timestamp must be set either on BATCH or individual statements"
+                )
+            plans.append((compiled, values))
+        if kind == 0 and has_counter:
+            raise InvalidRequest("Cannot include a counter statement in a logged batch")
+        if kind == 2 and has_other:
+            raise InvalidRequest("Cannot include non-counter statement in a counter batch")
+        if has_counter and has_other:
+            raise InvalidRequest("Counter and non-counter mutations cannot exist in the same batch")
+        ts = timestamp if timestamp is not None else now_micros()
+        conditional = [p for p, _ in plans if p.conditional]
+        if conditional:
+            return self._conditional_batch(plans, ts, now)
+        records: list[Record] = []
+        for compiled, values in plans:
+            recs, _ = compiled.run(values, ts, now)
+            records.extend(recs)
+        self.stats.rows_written += len(records)
+        if records and self.log_sink is not None:
+            self.log_sink(records)
+        return Void()
+
+    def _conditional_batch(
+        self, plans: list[tuple[WritePlan, Sequence[bytes | None]]], ts: int, now: int
+    ) -> Result:
+        for compiled, values in plans:
+            if compiled.conditional and not isinstance(compiled, InsertPlan):
+                keys = compiled.keys
+                for pkey, pv in keys.partitions(values):
+                    for ckey, _cv in keys.clusterings(values):
+                        failed = compiled.check(values, pv, pkey, ckey, now)
+                        if failed is not None:
+                            return failed
+        records: list[Record] = []
+        result: Result = Void()
+        for compiled, values in plans:
+            recs, res = compiled.run(values, ts, now)
+            if isinstance(res, Rows) and res.rows and res.rows[0][0] == b"\x00":
+                return res  # an IF NOT EXISTS failed: nothing after it applies
+            records.extend(recs)
+            if res is not None:
+                result = res
+        self.stats.rows_written += len(records)
+        if records and self.log_sink is not None:
+            self.log_sink(records)
+        return result
+
+    # ---------------------------------------------------------------------------------------
+
+    def ddl(self, stmt: Any, keyspace: str | None) -> Result:
+        catalog = self.catalog
+        record: tuple[Any, ...] | None
+        if isinstance(stmt, ast.Use):
+            if (
+                stmt.keyspace not in catalog.keyspaces
+                and stmt.keyspace not in system_tables.SYSTEM_KEYSPACES
+            ):
+                raise InvalidRequest(f"Keyspace '{stmt.keyspace}' does not exist")
+            return SetKeyspace(stmt.keyspace)
+        if isinstance(stmt, ast.CreateKeyspace):
+            record = catalog.create_keyspace_record(stmt)
+            change = SchemaChange("CREATED", "KEYSPACE", stmt.name)
+        elif isinstance(stmt, ast.DropKeyspace):
+            if stmt.name not in catalog.keyspaces:
+                if stmt.if_exists:
+                    return Void()
+                raise InvalidRequest(f"Cannot drop non existing keyspace '{stmt.name}'.")
+            record = ("drop_keyspace", stmt.name)
+            change = SchemaChange("DROPPED", "KEYSPACE", stmt.name)
+        elif isinstance(stmt, ast.CreateTable):
+            ks = _keyspace_of(stmt.keyspace, keyspace)
+            record = catalog.create_table_record(stmt, ks)
+            change = SchemaChange("CREATED", "TABLE", ks, stmt.name)
+        elif isinstance(stmt, ast.DropTable):
+            ks = _keyspace_of(stmt.keyspace, keyspace)
+            if stmt.name not in catalog.keyspace(ks).tables:
+                if stmt.if_exists:
+                    return Void()
+                raise InvalidRequest(
+                    f"Cannot drop non existing table '{stmt.name}' in keyspace '{ks}'."
+                )
+            record = ("drop_table", ks, stmt.name)
+            change = SchemaChange("DROPPED", "TABLE", ks, stmt.name)
+        elif isinstance(stmt, ast.AlterTableAdd):
+            ks = _keyspace_of(stmt.keyspace, keyspace)
+            record = catalog.alter_add_record(stmt, ks)
+            change = SchemaChange("UPDATED", "TABLE", ks, stmt.table)
+        elif isinstance(stmt, ast.Truncate):
+            table = self.table(stmt.keyspace, stmt.table, keyspace)
+            if table.virtual:
+                raise InvalidRequest(f"{table.keyspace} keyspace is not user-modifiable.")
+            table.data.truncate()
+            if self.log_sink is not None:
+                self.log_sink([("t", table.id.bytes)])
+            return Void()
+        else:
+            raise InvalidRequest(f"Unsupported statement {type(stmt).__name__}")
+        if record is None:
+            return Void()
+        catalog.apply(record)
+        self.stats.ddl += 1
+        if self.log_sink is not None:
+            self.log_sink([("s", record)])
+        return change
+
+
+def encode_records(records: list[Record]) -> bytes:
+    return marshal.dumps(records)
+
+
+def result_columns(stmt: Any, plan: StatementPlan) -> list[ColumnSpec] | None:
+    if isinstance(plan.compiled, SelectPlan):
+        return list(plan.compiled.columns)
+    return None
+
+
+__all__ = ["EngineStats", "Executor", "StatementPlan", "bind_specs", "driver_type"]

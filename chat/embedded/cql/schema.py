@@ -1,0 +1,399 @@
+"""The catalog: keyspaces, tables and columns, and the schema version that DDL changes.
+
+Each column is resolved once, at DDL time, into everything the hot paths need (the driver's
+codec class, its ordering encoder, its storage slot, the result ``ColumnSpec``) so that executing
+a prepared statement never looks a type up by name. Tables carry their storage (``TableData``).
+Every DDL goes through ``Catalog.apply`` with a plain-data record — the same record the commit
+log stores and replays — so a replayed schema is built by exactly the code that built it live.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from chat.embedded.cql import ast
+from chat.embedded.cql.errors import AlreadyExists, InvalidRequest
+from chat.embedded.cql.results import ColumnSpec
+from chat.embedded.cql.storage import TableData
+from chat.embedded.cql.values import (
+    COLLECTIONS,
+    FIXED_SIZES,
+    Encoder,
+    base_name,
+    canonical,
+    driver_type,
+    ordering_encoder,
+)
+
+SYSTEM_KEYSPACES = frozenset(
+    {"system", "system_schema", "system_auth", "system_distributed", "system_traces"}
+)
+
+DEFAULT_TABLE_OPTIONS: dict[str, Any] = {
+    "additional_write_policy": "99p",
+    "bloom_filter_fp_chance": 0.01,
+    "caching": {"keys": "ALL", "rows_per_partition": "ALL"},
+    "comment": "",
+    "compaction": {
+        "class": "SizeTieredCompactionStrategy",
+        "max_threshold": "32",
+        "min_threshold": "4",
+    },
+    "compression": {"sstable_compression": "org.apache.cassandra.io.compress.LZ4Compressor"},
+    "crc_check_chance": 1.0,
+    "default_time_to_live": 0,
+    "gc_grace_seconds": 864000,
+    "max_index_interval": 2048,
+    "memtable_flush_period_in_ms": 0,
+    "min_index_interval": 128,
+    "read_repair": "BLOCKING",
+    "speculative_retry": "99.0PERCENTILE",
+}
+_INT_OPTIONS = (
+    "default_time_to_live",
+    "gc_grace_seconds",
+    "max_index_interval",
+    "memtable_flush_period_in_ms",
+    "min_index_interval",
+)
+_FLOAT_OPTIONS = ("bloom_filter_fp_chance", "crc_check_chance")
+_MAP_OPTIONS = ("caching", "compaction", "compression")
+
+
+@dataclass(eq=False, slots=True)
+class ColumnMeta:
+    """A column resolved for execution. ``slot``: index among its kind (pk, clustering, regular)."""
+
+    name: str
+    type: ast.CqlType
+    kind: str  # 'partition_key' | 'clustering' | 'regular'
+    slot: int
+    order: str = "none"  # 'asc' | 'desc' | 'none'
+    driver: Any = None
+    spec: ColumnSpec | None = None
+    encoder: Encoder | None = None
+    collection: str | None = None  # 'list'|'set'|'map' for NON-frozen collections
+    is_counter: bool = False
+    fixed_size: int | None = None
+    element_encoder: Encoder | None = None  # order of set elements / map keys
+
+    @property
+    def cql_text(self) -> str:
+        return str(self.type)
+
+
+@dataclass(eq=False, slots=True)
+class TableMeta:
+    keyspace: str
+    name: str
+    id: uuid.UUID
+    columns: dict[str, ColumnMeta]
+    partition_key: list[ColumnMeta]
+    clustering: list[ColumnMeta]
+    regular: list[ColumnMeta]
+    options: dict[str, Any]
+    data: TableData
+    is_counter: bool = False
+    virtual: bool = False
+
+    @property
+    def default_ttl(self) -> int:
+        return int(self.options.get("default_time_to_live") or 0)
+
+    def column(self, name: str) -> ColumnMeta:
+        col = self.columns.get(name)
+        if col is None:
+            raise InvalidRequest(
+                f"Undefined column name {name} in table {self.keyspace}.{self.name}"
+            )
+        return col
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain data (for the commit log and snapshots) from which ``build_table`` rebuilds it."""
+        return {
+            "keyspace": self.keyspace,
+            "name": self.name,
+            "id": self.id.bytes,
+            "columns": [(c.name, str(c.type), c.kind, c.order) for c in self.columns.values()],
+            "options": self.options,
+        }
+
+
+@dataclass(eq=False, slots=True)
+class KeyspaceMeta:
+    name: str
+    replication: dict[str, str]
+    durable_writes: bool = True
+    tables: dict[str, TableMeta] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "replication": self.replication,
+            "durable_writes": self.durable_writes,
+        }
+
+
+def parse_type_text(text: str) -> ast.CqlType:
+    """Parse the canonical type text this module writes (``frozen<map<text, int>>``)."""
+    text = text.strip()
+    if "<" not in text:
+        return ast.CqlType(text)
+    name, rest = text.split("<", 1)
+    inner = rest[: rest.rindex(">")]
+    params: list[ast.CqlType] = []
+    depth = 0
+    start = 0
+    for i, ch in enumerate(inner):
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            params.append(parse_type_text(inner[start:i]))
+            start = i + 1
+    params.append(parse_type_text(inner[start:]))
+    return ast.CqlType(name.strip(), tuple(params))
+
+
+def _resolve_column(
+    keyspace: str, table: str, name: str, t: ast.CqlType, kind: str, slot: int, order: str
+) -> ColumnMeta:
+    t = canonical(t)
+    drv = driver_type(t)
+    col = ColumnMeta(
+        name=name,
+        type=t,
+        kind=kind,
+        slot=slot,
+        order=order,
+        driver=drv,
+        spec=ColumnSpec(keyspace, table, name, drv),
+        is_counter=t.name == "counter",
+        fixed_size=FIXED_SIZES.get(t.name),
+    )
+    if t.name in COLLECTIONS:
+        col.collection = t.name
+        if t.name in ("set", "map"):
+            col.element_encoder = ordering_encoder(t.params[0])
+    if kind != "regular":
+        if t.name in COLLECTIONS:
+            raise InvalidRequest(
+                f"Invalid non-frozen collection type for PRIMARY KEY component {name}"
+            )
+        if t.name == "counter":
+            raise InvalidRequest(f"counter type is not supported for PRIMARY KEY column '{name}'")
+        col.encoder = ordering_encoder(t, descending=order == "desc")
+    return col
+
+
+def _normalise_options(options: dict[str, object]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(DEFAULT_TABLE_OPTIONS)
+    for key, value in options.items():
+        key = key.lower()
+        if key in ("id", "cdc", "paxos_grace_seconds", "tombstone_gc", "extensions"):
+            continue
+        if key not in DEFAULT_TABLE_OPTIONS:
+            raise InvalidRequest(f"Unknown property '{key}'")
+        try:
+            if key in _INT_OPTIONS:
+                value = int(str(value))
+            elif key in _FLOAT_OPTIONS:
+                value = float(str(value))
+            elif key in _MAP_OPTIONS:
+                if not isinstance(value, dict):
+                    raise InvalidRequest(f"Invalid value for property '{key}': expected a map")
+                value = {str(k): str(v) for k, v in value.items()}
+            else:
+                value = str(value)
+        except ValueError as exc:
+            raise InvalidRequest(f"Invalid value for property '{key}': {value}") from exc
+        out[key] = value
+    if out["default_time_to_live"] < 0:
+        raise InvalidRequest("default_time_to_live must be greater than or equal to 0")
+    return out
+
+
+def build_table(record: dict[str, Any], data: TableData | None = None) -> TableMeta:
+    """A TableMeta from plain data; validates the primary key and the column kinds."""
+    keyspace, name = record["keyspace"], record["name"]
+    columns: dict[str, ColumnMeta] = {}
+    pk: list[ColumnMeta] = []
+    ck: list[ColumnMeta] = []
+    regular: list[ColumnMeta] = []
+    for cname, ctype, kind, order in record["columns"]:
+        if cname in columns:
+            raise InvalidRequest(f"Multiple definition of identifier {cname}")
+        group = {"partition_key": pk, "clustering": ck, "regular": regular}[kind]
+        col = _resolve_column(
+            keyspace, name, cname, parse_type_text(ctype), kind, len(group), order
+        )
+        group.append(col)
+        columns[cname] = col
+    if not pk:
+        raise InvalidRequest("No PRIMARY KEY specifed (exactly one required)")
+    counters = [c for c in regular if c.is_counter]
+    if counters and len(counters) != len(regular):
+        raise InvalidRequest("Cannot mix counter and non counter columns in the same table")
+    ordered = {c.name: c for c in (*pk, *ck, *regular)}
+    table = TableMeta(
+        keyspace=keyspace,
+        name=name,
+        id=uuid.UUID(bytes=record["id"]),
+        columns=ordered,
+        partition_key=pk,
+        clustering=ck,
+        regular=regular,
+        options=_normalise_options(record.get("options", {})),
+        data=data if data is not None else TableData(len(regular), bool(ck)),
+        is_counter=bool(counters),
+    )
+    if table.is_counter and table.default_ttl:
+        raise InvalidRequest("Cannot set default_time_to_live on a table with counters")
+    return table
+
+
+def table_record_from_ast(stmt: ast.CreateTable, keyspace: str) -> dict[str, Any]:
+    """The plain-data form of a CREATE TABLE (a fresh table id included)."""
+    defs = {c.name: c for c in stmt.columns}
+    for c in stmt.columns:
+        if c.static:
+            raise InvalidRequest(
+                f"Static column {c.name}: static columns are not supported by the embedded server"
+            )
+    for key in (*stmt.partition_key, *stmt.clustering):
+        if key not in defs:
+            raise InvalidRequest(f"Unknown definition {key} referenced in PRIMARY KEY")
+    if len(set(stmt.partition_key + stmt.clustering)) != len(stmt.partition_key + stmt.clustering):
+        raise InvalidRequest("Duplicate column in PRIMARY KEY")
+    orders = {c: o.lower() for c, o in stmt.clustering_order}
+    for name in orders:
+        if name not in stmt.clustering:
+            raise InvalidRequest(f"Missing CLUSTERING ORDER for column {name}")
+    cols: list[tuple[str, str, str, str]] = []
+    for key in stmt.partition_key:
+        cols.append((key, str(canonical(defs[key].type)), "partition_key", "none"))
+    for key in stmt.clustering:
+        cols.append((key, str(canonical(defs[key].type)), "clustering", orders.get(key, "asc")))
+    for c in stmt.columns:
+        if c.name not in stmt.partition_key and c.name not in stmt.clustering:
+            cols.append((c.name, str(canonical(c.type)), "regular", "none"))
+    return {
+        "keyspace": keyspace,
+        "name": stmt.name,
+        "id": uuid.uuid4().bytes,
+        "columns": cols,
+        "options": dict(stmt.options),
+    }
+
+
+class Catalog:
+    """Keyspaces and tables of user data; system tables live in ``system_tables``."""
+
+    def __init__(self) -> None:
+        self.keyspaces: dict[str, KeyspaceMeta] = {}
+        self.tables_by_id: dict[bytes, TableMeta] = {}
+        self.version = uuid.uuid4()
+
+    def keyspace(self, name: str) -> KeyspaceMeta:
+        ks = self.keyspaces.get(name)
+        if ks is None:
+            raise InvalidRequest(f"Keyspace '{name}' does not exist")
+        return ks
+
+    def table(self, keyspace: str, name: str) -> TableMeta:
+        ks = self.keyspaces.get(keyspace)
+        if ks is None:
+            raise InvalidRequest(f"Keyspace {keyspace} does not exist")
+        table = ks.tables.get(name)
+        if table is None:
+            raise InvalidRequest(f"unconfigured table {name}")
+        return table
+
+    # Every schema change is one of these records; ``apply`` is used live and on replay.
+    def apply(self, record: tuple[Any, ...]) -> None:
+        op = record[0]
+        if op == "create_keyspace":
+            info = record[1]
+            self.keyspaces[info["name"]] = KeyspaceMeta(
+                info["name"], dict(info["replication"]), bool(info["durable_writes"])
+            )
+        elif op == "drop_keyspace":
+            ks = self.keyspaces.pop(record[1])
+            for t in ks.tables.values():
+                self.tables_by_id.pop(t.id.bytes, None)
+        elif op in ("create_table", "alter_table"):
+            info = record[1]
+            ks = self.keyspace(info["keyspace"])
+            old = ks.tables.get(info["name"])
+            data = old.data if (old is not None and op == "alter_table") else None
+            table = build_table(info, data)
+            if data is not None:
+                data.widen(len(table.regular))
+            ks.tables[table.name] = table
+            self.tables_by_id[table.id.bytes] = table
+        elif op == "drop_table":
+            ks = self.keyspace(record[1])
+            dropped = ks.tables.pop(record[2])
+            self.tables_by_id.pop(dropped.id.bytes, None)
+        else:  # pragma: no cover - records are written by this module only
+            raise ValueError(f"unknown schema record {op!r}")
+        self.version = uuid.uuid4()
+
+    # Validation that turns statements into records (raising Cassandra's errors).
+    def create_keyspace_record(self, stmt: ast.CreateKeyspace) -> tuple[Any, ...] | None:
+        if stmt.name in self.keyspaces or stmt.name in SYSTEM_KEYSPACES:
+            if stmt.if_not_exists:
+                return None
+            raise AlreadyExists(f"Keyspace {stmt.name} already exists", stmt.name)
+        replication = {str(k): str(v) for k, v in stmt.replication.items()}
+        if "class" not in replication:
+            raise ConfigurationErrorLike("Missing mandatory replication strategy class")
+        cls = replication["class"]
+        if "." not in cls:
+            replication["class"] = f"org.apache.cassandra.locator.{cls}"
+        durable = True if stmt.durable_writes is None else stmt.durable_writes
+        return (
+            "create_keyspace",
+            {"name": stmt.name, "replication": replication, "durable_writes": durable},
+        )
+
+    def create_table_record(self, stmt: ast.CreateTable, keyspace: str) -> tuple[Any, ...] | None:
+        ks = self.keyspace(keyspace)
+        if stmt.name in ks.tables:
+            if stmt.if_not_exists:
+                return None
+            raise AlreadyExists(
+                f'Cannot add already existing table "{stmt.name}" to keyspace "{keyspace}"',
+                keyspace,
+                stmt.name,
+            )
+        record = table_record_from_ast(stmt, keyspace)
+        build_table(record)  # validate before logging
+        return ("create_table", record)
+
+    def alter_add_record(self, stmt: ast.AlterTableAdd, keyspace: str) -> tuple[Any, ...]:
+        table = self.table(keyspace, stmt.table)
+        record = table.to_record()
+        for c in stmt.columns:
+            if c.name in table.columns:
+                raise InvalidRequest(
+                    f"Invalid column name {c.name} because it conflicts with an existing column"
+                )
+            if c.static:
+                raise InvalidRequest("static columns are not supported by the embedded server")
+            record["columns"].append((c.name, str(canonical(c.type)), "regular", "none"))
+        build_table(record)
+        return ("alter_table", record)
+
+
+class ConfigurationErrorLike(InvalidRequest):
+    """Scylla answers a bad replication map with a ConfigurationException (code 0x2300)."""
+
+    code = 0x2300
+
+
+def is_frozen_collection(t: ast.CqlType) -> bool:
+    return t.name == "frozen" and base_name(t) in COLLECTIONS

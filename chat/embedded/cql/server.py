@@ -1,0 +1,408 @@
+"""Connections of the embedded CQL server: bytes from sockets to the engine and back.
+
+Each connection is an ``asyncio.Protocol`` (not streams: a protocol callback per read costs far
+less CPU than a reader task per connection), in the manner of the websockets asyncio layer: it
+only moves frames between the socket, the pure codec in :mod:`frames` and the engine. Every
+request is answered synchronously inside ``data_received``, except that a write's answer waits
+for the engine's durability future (group commit): all answers produced by one read are
+collected and written with one ``transport.write`` once their fsync has completed.
+
+Stream ids are answered exactly once each; answers of different streams may overtake each other
+(a read does not wait for an earlier write's fsync), which the protocol allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Protocol, cast
+
+from chat.embedded.cql import frames
+from chat.embedded.cql.errors import CqlError, InvalidRequest, ProtocolError
+from chat.embedded.cql.results import Prepared, Rows, SchemaChange, SetKeyspace, Void
+
+if TYPE_CHECKING:
+    from chat.embedded.cql.engine import QueryOptions
+    from chat.embedded.cql.results import Result
+
+log = logging.getLogger(__name__)
+
+# Pause reading from a client whose answers pile up unread beyond this many bytes.
+WRITE_HIGH_WATER = 4 * 1024 * 1024
+
+
+class EngineApi(Protocol):
+    """The slice of ``engine.Engine`` the server calls (see the team plan's facade)."""
+
+    def prepare(self, query: str, keyspace: str | None) -> Prepared: ...
+
+    def lookup(self, statement_id: bytes) -> Prepared: ...
+
+    def execute(
+        self,
+        prepared: Prepared,
+        values: Sequence[bytes | None],
+        options: QueryOptions,
+        keyspace: str | None,
+    ) -> Result: ...
+
+    def query(
+        self,
+        query: str,
+        values: Sequence[bytes | None],
+        options: QueryOptions,
+        keyspace: str | None,
+    ) -> Result: ...
+
+    def batch(
+        self,
+        batch_type: int,
+        items: Sequence[tuple[Prepared, Sequence[bytes | None]]],
+        options: QueryOptions,
+        keyspace: str | None,
+    ) -> Result: ...
+
+    def durable(self) -> Awaitable[None] | None: ...
+
+
+class CqlServer:
+    """Accepts connections, tracks them for SCHEMA_CHANGE events and for a graceful close."""
+
+    def __init__(self, options_type: type[QueryOptions]) -> None:
+        self.options_type = options_type
+        self._engine: EngineApi | None = None
+        self.connections: set[CqlConnection] = set()
+        self.listeners: set[CqlConnection] = set()
+        self._server: asyncio.Server | None = None
+
+    async def bind(self, host: str, port: int) -> tuple[str, int]:
+        """Bind the listening socket without accepting yet; returns the bound address.
+
+        Binding first lets ``--port 0`` learn its port before the engine (whose
+        ``system.local`` reports the address) is started.
+        """
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: CqlConnection(self), host, port, start_serving=False, backlog=1024
+        )
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    @property
+    def engine(self) -> EngineApi:
+        if self._engine is None:
+            raise RuntimeError("the CQL server has no engine yet: call start_serving() first")
+        return self._engine
+
+    async def start_serving(self, engine: EngineApi) -> None:
+        """Accept connections, answered by ``engine`` (already started)."""
+        if self._server is None:
+            raise RuntimeError("cannot start serving: call bind() first")
+        self._engine = engine
+        await self._server.start_serving()
+
+    def broadcast(self, data: bytes) -> None:
+        """Send an already encoded EVENT frame to every registered connection, never waiting."""
+        for connection in tuple(self.listeners):
+            connection.send(data)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop accepting, let answers awaiting an fsync go out, then close every connection.
+
+        May be called twice. Connections still busy after ``grace`` seconds are aborted.
+        """
+        if self._server is not None:
+            self._server.close()
+        pending = [c.idle() for c in self.connections]
+        if pending:
+            await asyncio.wait([asyncio.ensure_future(p) for p in pending], timeout=grace)
+        for connection in tuple(self.connections):
+            connection.close()
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), grace)
+            except TimeoutError:
+                for connection in tuple(self.connections):
+                    connection.abort()
+
+
+class CqlConnection(asyncio.Protocol):
+    """One client connection: decoder, negotiated version, current keyspace (USE)."""
+
+    def __init__(self, server: CqlServer) -> None:
+        self.server = server
+        self.engine = server.engine
+        self.options_type = server.options_type
+        self.decoder = frames.FrameDecoder()
+        self.transport: asyncio.Transport | None = None
+        self.version = 0  # set by the first frame in a supported version
+        self.started = False
+        self.compressed = False  # lz4 negotiated in STARTUP
+        self.keyspace: str | None = None
+        self._deferred: list[bytes] = []
+        self._deferred_future: Awaitable[None] | None = None
+        self._in_flight = 0  # answers awaiting an fsync
+        self._idle: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.server.listeners.discard(self)
+        self.transport = None
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            received = self.decoder.feed(data)
+        except ProtocolError as exc:
+            self.send(frames.encode_cql_error(0, exc))
+            self.close()
+            return
+        out: list[bytes] = []
+        for frame in received:
+            self._handle(frame, out)
+        if out:
+            self.send(b"".join(out))
+        if self._deferred:
+            self._flush_after_durable()
+
+    # -- sending
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def idle(self) -> Awaitable[None]:
+        """Completes when no answer of this connection waits for an fsync."""
+        loop = asyncio.get_running_loop()
+        if self._in_flight == 0 or self.transport is None:
+            done: asyncio.Future[None] = loop.create_future()
+            done.set_result(None)
+            return done
+        if self._idle is None or self._idle.done():
+            self._idle = loop.create_future()
+        return self._idle
+
+    def _flush_after_durable(self) -> None:
+        """Send the answers collected in this read once the engine's fsync covering them is done."""
+        answers = b"".join(self._deferred)
+        awaitable = self._deferred_future
+        self._deferred = []
+        self._deferred_future = None
+        self._in_flight += 1
+        if isinstance(awaitable, asyncio.Future):
+            future: asyncio.Future[None] = awaitable
+        else:
+            assert awaitable is not None
+            future = asyncio.ensure_future(awaitable)
+
+        def done(completed: asyncio.Future[None]) -> None:
+            self._in_flight -= 1
+            if completed.cancelled() or completed.exception() is not None:
+                # Without the fsync the writes are not acknowledged; the client times out
+                # or sees the connection close, never a false success.
+                log.error("commit log sync failed; closing connection", exc_info=None)
+                self.close()
+            else:
+                self.send(answers)
+            if self._in_flight == 0 and self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
+
+        future.add_done_callback(done)
+
+    def _answer_write(self, answer: bytes, out: list[bytes]) -> None:
+        """Queue a write's answer behind the engine's durability future, if one is pending."""
+        durable = self.engine.durable()
+        if durable is None:
+            out.append(answer)
+            return
+        if self._deferred and durable is not self._deferred_future:
+            self._flush_after_durable()
+        self._deferred_future = durable
+        self._deferred.append(answer)
+
+    # -- dispatch
+
+    def _handle(self, frame: frames.Frame, out: list[bytes]) -> None:
+        stream = frame.stream
+        try:
+            if frame.version != self.version:
+                frames.check_version(frame)
+                if self.version:
+                    raise ProtocolError(
+                        f"frame in protocol v{frame.version} on a v{self.version} connection"
+                    )
+                self.version = frame.version
+            if frame.flags & frames.FLAG_COMPRESSED:
+                if not self.compressed:
+                    raise ProtocolError("compressed frame before COMPRESSION was negotiated")
+                frame = frames.decompress(frame)
+            opcode = frame.opcode
+            if opcode == frames.OP_EXECUTE:
+                self._execute(frame, out)
+            elif opcode == frames.OP_BATCH:
+                self._batch(frame, out)
+            elif opcode == frames.OP_QUERY:
+                self._query(frame, out)
+            elif opcode == frames.OP_PREPARE:
+                self._require_started()
+                query = frames.decode_prepare(frame)
+                prepared = self.engine.prepare(query, self.keyspace)
+                out.append(frames.encode_prepared(stream, prepared, self.version))
+            elif opcode == frames.OP_OPTIONS:
+                out.append(frames.encode_supported(stream, self.version))
+            elif opcode == frames.OP_STARTUP:
+                self._startup(frame, out)
+            elif opcode == frames.OP_REGISTER:
+                self._require_started()
+                if "SCHEMA_CHANGE" in frames.decode_register(frame):
+                    self.server.listeners.add(self)
+                out.append(frames.encode_ready(stream, self.version))
+            else:
+                raise ProtocolError(f"unexpected opcode 0x{opcode:02x} in a request")
+        except CqlError as exc:
+            out.append(frames.encode_cql_error(stream, exc, self.version or frames.MAX_VERSION))
+        except Exception:
+            log.exception("internal error answering opcode 0x%02x", frame.opcode)
+            out.append(
+                frames.encode_error(
+                    stream,
+                    0x0000,
+                    "internal server error; see the server log",
+                    b"",
+                    self.version or frames.MAX_VERSION,
+                )
+            )
+
+    def _require_started(self) -> None:
+        if not self.started:
+            raise ProtocolError("send STARTUP before any other request but OPTIONS")
+
+    def _startup(self, frame: frames.Frame, out: list[bytes]) -> None:
+        options = frames.decode_startup(frame)
+        compression = options.get("COMPRESSION")
+        if compression:
+            if compression.lower() not in frames.COMPRESSIONS:
+                raise ProtocolError(
+                    f"compression {compression!r} is not supported; "
+                    f"SUPPORTED lists COMPRESSION: {list(frames.COMPRESSIONS)}"
+                )
+            self.compressed = True
+        self.started = True
+        out.append(frames.encode_ready(frame.stream, self.version))
+
+    def _options(self, params: frames.QueryParameters) -> QueryOptions:
+        return self.options_type(
+            params.consistency,
+            params.page_size,
+            params.paging_state,
+            params.timestamp,
+            params.serial_consistency,
+        )
+
+    def _execute(self, frame: frames.Frame, out: list[bytes]) -> None:
+        self._require_started()
+        request = frames.decode_execute(frame)
+        prepared = self.engine.lookup(request.statement_id)
+        params = request.params
+        values: Sequence[bytes | None] = params.values
+        if params.names is not None:
+            values = _by_position(prepared, params.names, params.values)
+        result = self.engine.execute(prepared, values, self._options(params), self.keyspace)
+        if type(result) is Void:
+            answer = frames.encode_void(frame.stream, self.version)
+        else:
+            answer = self._encode_result(frame.stream, result, params.skip_metadata)
+        if prepared.is_write:
+            self._answer_write(answer, out)
+        else:
+            out.append(answer)
+
+    def _batch(self, frame: frames.Frame, out: list[bytes]) -> None:
+        self._require_started()
+        request = frames.decode_batch(frame)
+        engine = self.engine
+        keyspace = self.keyspace
+        items: list[tuple[Prepared, Sequence[bytes | None]]] = []
+        for query, values in request.items:
+            if type(query) is bytes:
+                prepared = engine.lookup(query)
+            else:
+                assert isinstance(query, str)
+                prepared = engine.prepare(query, keyspace)
+            items.append((prepared, values))
+        options = self.options_type(
+            request.consistency, None, None, request.timestamp, request.serial_consistency
+        )
+        result = engine.batch(request.batch_type, items, options, keyspace)
+        if type(result) is Void:
+            answer = frames.encode_void(frame.stream, self.version)
+        else:
+            answer = self._encode_result(frame.stream, result, False)
+        self._answer_write(answer, out)
+
+    def _query(self, frame: frames.Frame, out: list[bytes]) -> None:
+        self._require_started()
+        request = frames.decode_query(frame)
+        params = request.params
+        options = self._options(params)
+        if params.names is not None:
+            prepared = self.engine.prepare(request.query, self.keyspace)
+            values = _by_position(prepared, params.names, params.values)
+            result = self.engine.execute(prepared, values, options, self.keyspace)
+        else:
+            result = self.engine.query(request.query, params.values, options, self.keyspace)
+        self._answer_write(self._encode_result(frame.stream, result, False), out)
+
+    def _encode_result(self, stream: int, result: Result, skip_metadata: bool) -> bytes:
+        if isinstance(result, Rows):
+            encoded = frames.encode_rows(stream, result, skip_metadata, self.version)
+            return frames.compress(encoded) if self.compressed else encoded
+        if isinstance(result, Void):
+            return frames.encode_void(stream, self.version)
+        if isinstance(result, SetKeyspace):
+            self.keyspace = result.keyspace
+            return frames.encode_set_keyspace(stream, result.keyspace, self.version)
+        if isinstance(result, SchemaChange):
+            self.server.broadcast(frames.encode_schema_change_event(result, self.version))
+            return frames.encode_schema_change(stream, result, self.version)
+        raise TypeError(f"engine returned an unknown result type {type(result).__name__}")
+
+
+def _by_position(
+    prepared: Prepared, names: Sequence[str], values: Sequence[bytes | None]
+) -> list[bytes | None]:
+    """Order named values by the statement's bind markers (a name may fill several markers)."""
+    by_name: dict[str, bytes | None] = dict(zip(names, values, strict=True))
+    ordered: list[bytes | None] = []
+    for column in prepared.bind_columns:
+        if column.name not in by_name:
+            raise InvalidRequest(f"no value given for the bind marker named {column.name!r}")
+        ordered.append(by_name[column.name])
+    return ordered

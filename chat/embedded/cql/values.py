@@ -1,0 +1,502 @@
+"""Values: CQL types, literal conversion, ordering keys and the partitioner token.
+
+The engine keeps regular values exactly as the client serialized them. Only three things need
+more than bytes, and they all live here:
+
+* literals in statement text (``Constant``) become serialized bytes through the driver's own
+  codecs (``cassandra.cqltypes``), once, at PREPARE;
+* clustering values become *ordering keys*: byte strings whose plain ``bytes`` comparison is
+  the CQL order of the type (sign bits flipped, text escaped and terminated, DESC inverted), so
+  the storage's sorted containers compare in C and a whole clustering prefix is one bytes value;
+* partition keys become Murmur3 tokens, as Scylla's partitioner computes them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import struct
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from cassandra import cqltypes as _ct
+from cassandra import util as _cutil
+from cassandra.murmur3 import murmur3 as _murmur3
+
+from chat.embedded.cql import ast
+from chat.embedded.cql.errors import InvalidRequest
+
+PROTOCOL = 4
+MIN_LONG = -(2**63)
+MAX_LONG = 2**63 - 1
+
+Encoder = Callable[[bytes], bytes]
+Values = Sequence[bytes | None]
+Getter = Callable[[Values], Any]
+
+_SIMPLE: dict[str, Any] = {
+    "ascii": _ct.AsciiType,
+    "text": _ct.UTF8Type,
+    "varchar": _ct.UTF8Type,
+    "int": _ct.Int32Type,
+    "bigint": _ct.LongType,
+    "smallint": _ct.ShortType,
+    "tinyint": _ct.ByteType,
+    "boolean": _ct.BooleanType,
+    "float": _ct.FloatType,
+    "double": _ct.DoubleType,
+    "decimal": _ct.DecimalType,
+    "varint": _ct.IntegerType,
+    "timestamp": _ct.DateType,
+    "date": _ct.SimpleDateType,
+    "time": _ct.TimeType,
+    "uuid": _ct.UUIDType,
+    "timeuuid": _ct.TimeUUIDType,
+    "blob": _ct.BytesType,
+    "inet": _ct.InetAddressType,
+    "counter": _ct.CounterColumnType,
+    "duration": _ct.DurationType,
+}
+
+FIXED_SIZES: dict[str, int] = {
+    "int": 4,
+    "bigint": 8,
+    "smallint": 2,
+    "tinyint": 1,
+    "boolean": 1,
+    "float": 4,
+    "double": 8,
+    "timestamp": 8,
+    "date": 4,
+    "time": 8,
+    "uuid": 16,
+    "timeuuid": 16,
+    "counter": 8,
+}
+
+COLLECTIONS = ("list", "set", "map")
+
+
+def canonical(t: ast.CqlType) -> ast.CqlType:
+    """Normalise aliases (``varchar`` → ``text``) and make tuples frozen, as Scylla reports them."""
+    name = "text" if t.name == "varchar" else t.name
+    params = tuple(canonical(p) for p in t.params)
+    if name == "tuple":
+        return ast.CqlType("frozen", (ast.CqlType("tuple", params),))
+    if name == "frozen" and params and params[0].name == "frozen":
+        return params[0]
+    return ast.CqlType(name, params)
+
+
+def driver_type(t: ast.CqlType) -> Any:
+    """The ``cassandra.cqltypes`` class for a CQL type (``frozen`` is a schema-only notion)."""
+    if t.name == "frozen":
+        if len(t.params) != 1:
+            raise InvalidRequest(f"Invalid type {t}")
+        return driver_type(t.params[0])
+    if t.name in _SIMPLE:
+        if t.params:
+            raise InvalidRequest(f"Type {t.name} takes no parameters")
+        return _SIMPLE[t.name]
+    arity = {"list": 1, "set": 1, "map": 2}.get(t.name)
+    if t.name == "tuple" and t.params:
+        return _ct.TupleType.apply_parameters([driver_type(p) for p in t.params])
+    if arity is not None and len(t.params) == arity:
+        cls = {"list": _ct.ListType, "set": _ct.SetType, "map": _ct.MapType}[t.name]
+        return cls.apply_parameters([driver_type(p) for p in t.params])
+    raise InvalidRequest(f"Unknown type {t}")
+
+
+def base_name(t: ast.CqlType) -> str:
+    """``list`` for ``frozen<list<int>>``: the kind of value, frozen or not."""
+    return t.params[0].name if t.name == "frozen" else t.name
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens and partition keys.
+
+
+def token_of(key: bytes) -> int:
+    """Murmur3 token of a serialized partition key, as Scylla's Murmur3Partitioner computes it."""
+    h = int(_murmur3(key))
+    return MAX_LONG if h == MIN_LONG else h
+
+
+def composite_key(parts: Sequence[bytes]) -> bytes:
+    """The composite encoding of a multi-column partition key (length, bytes, 0x00 each)."""
+    return b"".join(len(p).to_bytes(2, "big") + p + b"\x00" for p in parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Ordering keys: bytes whose lexicographic order is the CQL order of the type.
+
+
+_INVERT = bytes(0xFF - i for i in range(256))
+_FLIP_SIGN = bytes(i ^ 0x80 for i in range(256))
+
+
+def _enc_signed(b: bytes) -> bytes:
+    return bytes((b[0] ^ 0x80,)) + b[1:] if b else b""
+
+
+def _enc_raw(b: bytes) -> bytes:
+    return b
+
+
+def _enc_bytes(b: bytes) -> bytes:
+    return b.replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+
+
+def _enc_float(b: bytes) -> bytes:
+    if not b:
+        return b
+    if b[0] & 0x80:
+        return b.translate(_INVERT)
+    return bytes((b[0] | 0x80,)) + b[1:]
+
+
+def _enc_timeuuid(b: bytes) -> bytes:
+    if len(b) != 16:
+        return b
+    return bytes((b[6] & 0x0F, b[7], b[4], b[5], b[0], b[1], b[2], b[3])) + b[8:].translate(
+        _FLIP_SIGN
+    )
+
+
+def _enc_uuid(b: bytes) -> bytes:
+    if len(b) != 16:
+        return b
+    version = b[6] >> 4
+    if version == 1:
+        return b"\x01" + _enc_timeuuid(b)
+    return bytes((version,)) + b[:8] + b[8:].translate(_FLIP_SIGN)
+
+
+def _enc_varint(b: bytes) -> bytes:
+    v = int.from_bytes(b, "big", signed=True)
+    mag = abs(v).to_bytes((abs(v).bit_length() + 7) // 8, "big")
+    if v >= 0:
+        return b"\x01" + len(mag).to_bytes(4, "big") + mag
+    return b"\x00" + (0xFFFFFFFF - len(mag)).to_bytes(4, "big") + mag.translate(_INVERT)
+
+
+_ENCODERS: dict[str, Encoder] = {
+    "int": _enc_signed,
+    "bigint": _enc_signed,
+    "smallint": _enc_signed,
+    "tinyint": _enc_signed,
+    "timestamp": _enc_signed,
+    "counter": _enc_signed,
+    "time": _enc_signed,
+    "date": _enc_raw,
+    "boolean": _enc_raw,
+    "float": _enc_float,
+    "double": _enc_float,
+    "timeuuid": _enc_timeuuid,
+    "uuid": _enc_uuid,
+    "varint": _enc_varint,
+}
+
+
+def ordering_encoder(t: ast.CqlType, descending: bool = False) -> Encoder:
+    """An encoder from serialized bytes to an ordering key (prefix-free, so keys concatenate).
+
+    Types without an exact byte-order encoding here (decimal, frozen collections, tuples) fall
+    back to their escaped serialized bytes: a deterministic order, not Scylla's.
+    """
+    enc = _ENCODERS.get(t.name, _enc_bytes)
+    if not descending:
+        return enc
+
+    def inverted(b: bytes) -> bytes:
+        return enc(b).translate(_INVERT)
+
+    return inverted
+
+
+def increment(key: bytes) -> bytes:
+    """The smallest bytes value greater than every key having ``key`` as a prefix."""
+    stripped = key.rstrip(b"\xff")
+    if not stripped:
+        return b"\xff" * (len(key) + 1)
+    return stripped[:-1] + bytes((stripped[-1] + 1,))
+
+
+# --------------------------------------------------------------------------------------------
+# Literals and functions in value positions.
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def _timeuuid_now() -> uuid.UUID:
+    return uuid.uuid1()
+
+
+def _uuid_millis(u: uuid.UUID) -> int:
+    return (u.time - 0x01B21DD213814000) // 10000
+
+
+def _parse_timestamp(text: str) -> int:
+    try:
+        return int(_ct.DateType.interpret_datestring(text) * 1000)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(f"Unable to coerce '{text}' to a formatted date (long)") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def _constant_value(c: ast.Constant, t: ast.CqlType, column: str) -> Any:
+    name = base_name(t)
+    kind, text = c.kind, c.text
+    if kind == "null":
+        return None
+    try:
+        if name in ("ascii", "text", "varchar"):
+            if kind != "string":
+                raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
+            return text
+        if name in ("int", "bigint", "smallint", "tinyint", "varint", "counter"):
+            if kind != "integer":
+                raise InvalidRequest(
+                    f'Invalid {_kind_name(kind)} constant ({text}) for "{column}" of type {t}'
+                )
+            return int(text)
+        if name in ("float", "double"):
+            if kind not in ("integer", "float"):
+                raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
+            return float(text.replace("Infinity", "inf"))
+        if name == "decimal":
+            return Decimal(text)
+        if name == "boolean":
+            if kind != "boolean":
+                raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
+            return text.lower() == "true"
+        if name == "timestamp":
+            return int(text) if kind == "integer" else _parse_timestamp(text)
+        if name == "date":
+            return int(text) if kind == "integer" else _cutil.Date(text)
+        if name == "time":
+            return _cutil.Time(int(text) if kind == "integer" else text)
+        if name in ("uuid", "timeuuid"):
+            return uuid.UUID(text)
+        if name == "blob":
+            if kind != "hex":
+                raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
+            return bytes.fromhex(text[2:])
+        if name == "inet":
+            return str(ipaddress.ip_address(text))
+        if name == "duration":
+            raise InvalidRequest("duration literals are not supported by the embedded server")
+    except InvalidRequest:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(f'Invalid value ({text}) for "{column}" of type {t}: {exc}') from exc
+    raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
+
+
+def _kind_name(kind: str) -> str:
+    return {"string": "STRING", "float": "FLOAT", "boolean": "BOOLEAN", "uuid": "UUID"}.get(
+        kind, kind
+    )
+
+
+def python_value(term: ast.Term, t: ast.CqlType, column: str, values: Values) -> Any:
+    """A term as the driver-native Python value of type ``t`` (used for literals only)."""
+    inner = t.params[0] if t.name == "frozen" else t
+    if isinstance(term, ast.Constant):
+        return _constant_value(term, t, column)
+    if isinstance(term, ast.BindMarker):
+        raw = values[term.index]
+        return None if raw is None else driver_type(t).deserialize(raw, PROTOCOL)
+    if isinstance(term, ast.FunctionCall):
+        raw = call_function(term, t, column, values)
+        return None if raw is None else driver_type(t).deserialize(raw, PROTOCOL)
+    if isinstance(term, (ast.ListLiteral, ast.SetLiteral)) and inner.name in ("list", "set"):
+        items = [python_value(i, inner.params[0], column, values) for i in term.items]
+        return items if inner.name == "list" else _cutil.sortedset(items)
+    if isinstance(term, ast.MapLiteral) and inner.name == "set" and not term.entries:
+        return []
+    if isinstance(term, ast.MapLiteral) and inner.name == "map":
+        kt, vt = inner.params
+        return {
+            python_value(k, kt, column, values): python_value(v, vt, column, values)
+            for k, v in term.entries
+        }
+    if isinstance(term, ast.TupleLiteral) and inner.name == "tuple":
+        if len(term.items) > len(inner.params):
+            raise InvalidRequest(f"Invalid tuple literal for {column}: too many elements")
+        return tuple(
+            python_value(i, p, column, values)
+            for i, p in zip(term.items, inner.params, strict=False)
+        )
+    raise InvalidRequest(f"Invalid value for column {column} of type {t}")
+
+
+def serialize(term: ast.Term, t: ast.CqlType, column: str, values: Values) -> bytes | None:
+    """A term as serialized bytes of type ``t``; bind markers pass through untouched."""
+    if isinstance(term, ast.BindMarker):
+        return values[term.index]
+    if isinstance(term, ast.FunctionCall):
+        return call_function(term, t, column, values)
+    value = python_value(term, t, column, values)
+    if value is None:
+        return None
+    try:
+        return bytes(driver_type(t).serialize(value, PROTOCOL))
+    except (TypeError, ValueError, struct.error, OverflowError) as exc:
+        raise InvalidRequest(f"Invalid value for column {column} of type {t}: {exc}") from exc
+
+
+def _millis_of(arg: ast.Term, column: str, values: Values) -> int:
+    """Milliseconds since the epoch of a timeuuid/timestamp/date argument of a function."""
+    if isinstance(arg, ast.FunctionCall) and arg.name in ("now",):
+        return time.time_ns() // 1_000_000
+    raw = serialize(arg, ast.CqlType("timeuuid"), column, values)
+    if raw is None:
+        raise InvalidRequest("Invalid null argument")
+    return _uuid_millis(uuid.UUID(bytes=raw))
+
+
+def call_function(f: ast.FunctionCall, t: ast.CqlType, column: str, values: Values) -> bytes | None:
+    """The native time and uuid functions in value positions, serialized as type ``t``."""
+    name = f.name
+    target = base_name(t)
+    if name == "now" and not f.args:
+        if target not in ("timeuuid", "uuid"):
+            raise InvalidRequest(
+                f"Type error: cannot assign result of function system.now (type timeuuid) "
+                f"to {column} (type {t})"
+            )
+        return _timeuuid_now().bytes
+    if name == "uuid" and not f.args:
+        return uuid.uuid4().bytes
+    if name in ("currenttimestamp", "currenttime", "currentdate", "currenttimeuuid") and not f.args:
+        ms = time.time_ns() // 1_000_000
+        if name == "currenttimeuuid":
+            return _timeuuid_now().bytes
+        return _time_as(ms, name, target, column, t)
+    if name in ("totimestamp", "dateof", "todate", "tounixtimestamp", "unixtimestampof"):
+        if len(f.args) != 1:
+            raise InvalidRequest(f"Invalid number of arguments in call to function system.{name}")
+        return _time_as(_millis_of(f.args[0], column, values), name, target, column, t)
+    if name in ("mintimeuuid", "maxtimeuuid") and len(f.args) == 1:
+        raw = serialize(f.args[0], ast.CqlType("timestamp"), column, values)
+        if raw is None:
+            return None
+        ms = int.from_bytes(raw, "big", signed=True)
+        u = _cutil.min_uuid_from_time(ms / 1000) if name == "mintimeuuid" else None
+        if u is None:
+            u = _cutil.max_uuid_from_time(ms / 1000)
+        return bytes(u.bytes)
+    raise InvalidRequest(f"Unknown function '{name}'")
+
+
+def _time_as(ms: int, fname: str, target: str, column: str, t: ast.CqlType) -> bytes:
+    if target in ("timestamp",):
+        return ms.to_bytes(8, "big", signed=True)
+    if target == "bigint":
+        return ms.to_bytes(8, "big", signed=True)
+    if target == "date":
+        return (ms // 86_400_000 + 2**31).to_bytes(4, "big")
+    raise InvalidRequest(
+        f"Type error: cannot assign result of function system.{fname} to {column} (type {t})"
+    )
+
+
+def getter_for(term: ast.Term, t: ast.CqlType, column: str) -> Getter:
+    """A function of the bound values producing the serialized value of ``term``.
+
+    Constants are serialized here, once (at PREPARE); bind markers become an index lookup.
+    """
+    if isinstance(term, ast.BindMarker):
+        index = term.index
+        return lambda values: values[index]
+    if isinstance(term, ast.Constant) or (
+        isinstance(term, (ast.ListLiteral, ast.SetLiteral, ast.MapLiteral, ast.TupleLiteral))
+        and not _has_dynamic(term)
+    ):
+        const = serialize(term, t, column, ())
+        return lambda values: const
+    return lambda values: serialize(term, t, column, values)
+
+
+def _has_dynamic(term: ast.Term) -> bool:
+    if isinstance(term, (ast.BindMarker, ast.FunctionCall)):
+        return True
+    if isinstance(term, (ast.ListLiteral, ast.SetLiteral, ast.TupleLiteral)):
+        return any(_has_dynamic(i) for i in term.items)
+    if isinstance(term, ast.MapLiteral):
+        return any(_has_dynamic(k) or _has_dynamic(v) for k, v in term.entries)
+    return False
+
+
+def int_getter(term: ast.Term | None, what: str) -> Callable[[Values], int | None]:
+    """A getter for an ``int``/``bigint`` clause value (TTL, TIMESTAMP, LIMIT)."""
+    if term is None:
+        return lambda values: None
+    if isinstance(term, ast.Constant):
+        if term.kind != "integer":
+            raise InvalidRequest(f"Invalid {what} value {term.text}")
+        n = int(term.text)
+        return lambda values: n
+    if isinstance(term, ast.BindMarker):
+        index = term.index
+
+        def bound(values: Values) -> int | None:
+            raw = values[index]
+            if raw is None:
+                return None
+            return int.from_bytes(raw, "big", signed=True)
+
+        return bound
+    raise InvalidRequest(f"Invalid {what} value")
+
+
+# --------------------------------------------------------------------------------------------
+# Collections: assembling serialized collections from serialized elements.
+
+
+def pack_collection(items: Sequence[bytes]) -> bytes:
+    """A list/set serialized from already-serialized elements (protocol v3+ layout)."""
+    out = [len(items).to_bytes(4, "big")]
+    for item in items:
+        out.append(len(item).to_bytes(4, "big"))
+        out.append(item)
+    return b"".join(out)
+
+
+def pack_map(entries: Sequence[tuple[bytes, bytes]]) -> bytes:
+    out = [len(entries).to_bytes(4, "big")]
+    for k, v in entries:
+        out += (len(k).to_bytes(4, "big"), k, len(v).to_bytes(4, "big"), v)
+    return b"".join(out)
+
+
+def unpack_collection(raw: bytes, pairs: bool) -> list[tuple[bytes, bytes | None]]:
+    """Serialized elements of a list/set (``pairs`` False) or map, without decoding them."""
+    n = int.from_bytes(raw[:4], "big")
+    pos = 4
+    out: list[tuple[bytes, bytes | None]] = []
+    for _ in range(n):
+        size = int.from_bytes(raw[pos : pos + 4], "big", signed=True)
+        pos += 4
+        key = raw[pos : pos + size]
+        pos += max(size, 0)
+        value: bytes | None = None
+        if pairs:
+            size = int.from_bytes(raw[pos : pos + 4], "big", signed=True)
+            pos += 4
+            value = raw[pos : pos + size] if size >= 0 else None
+            pos += max(size, 0)
+        out.append((key, value))
+    return out

@@ -1,0 +1,714 @@
+"""INSERT, UPDATE and DELETE compiled into plans, and the mutation records they produce.
+
+A plan's ``run`` applies its mutation to the storage and returns the *record* describing it —
+plain tuples the commit log ``marshal``s and ``apply_record`` replays:
+
+* ``("w", table_id, pk_values, ck_values, marker, ops)``: a row write; ``ops`` are cells
+  (see ``storage``); counters are logged as their new absolute value, list elements with the
+  keys chosen live, so replay never re-reads or re-decides anything;
+* ``("d", table_id, pk_values, ck_values, ts)``: a row tombstone;
+* ``("p", table_id, pk_values, ts)``: a partition tombstone;
+* ``("r", table_id, pk_values, lo, lo_inc, hi, hi_inc, ts)``: a clustering range tombstone;
+* ``("t", table_id)``: TRUNCATE.
+
+The INSERT path is the hot one: at PREPARE every column becomes a slot and a getter, so an
+EXECUTE is key bytes + clustering ordering key + one tuple per cell (the same tuple the storage
+keeps and the log writes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cassandra import cqltypes as _ct
+
+from chat.embedded.cql import ast
+from chat.embedded.cql.errors import InvalidRequest
+from chat.embedded.cql.restrictions import compile_where, term_list
+from chat.embedded.cql.results import ColumnSpec, Rows
+from chat.embedded.cql.schema import ColumnMeta, TableMeta
+from chat.embedded.cql.select import cell_value
+from chat.embedded.cql.storage import (
+    OP_COLL_CLEAR,
+    OP_COLL_ELEM,
+    OP_COUNTER,
+    OP_SET,
+    CollectionCell,
+    Row,
+)
+from chat.embedded.cql.values import (
+    PROTOCOL,
+    Getter,
+    Values,
+    composite_key,
+    getter_for,
+    int_getter,
+    now_micros,
+    serialize,
+    unpack_collection,
+)
+
+Record = tuple[Any, ...]
+MAX_TTL = 630720000
+APPLIED = "[applied]"
+
+
+class ListClock:
+    """Monotonic sequence for list element keys (appends grow, prepends shrink)."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self) -> int:
+        self.last = max(self.last + 1, now_micros())
+        return self.last
+
+
+def list_key(seq: int, i: int, prepend: bool = False) -> bytes:
+    base = 2**62 - seq if prepend else 2**62 + seq
+    return base.to_bytes(8, "big") + i.to_bytes(4, "big")
+
+
+def ckey_of(table: TableMeta, cvals: Sequence[bytes]) -> bytes:
+    return b"".join(c.encoder(v) for c, v in zip(table.clustering, cvals, strict=True))  # type: ignore[misc]
+
+
+def pkey_of(pvals: Sequence[bytes]) -> bytes:
+    return pvals[0] if len(pvals) == 1 else composite_key(pvals)
+
+
+def apply_record(tables: dict[bytes, TableMeta], rec: Record) -> None:
+    """Re-apply a logged mutation (commit-log replay, snapshot load)."""
+    table = tables.get(rec[1])
+    if table is None:
+        return  # the table was dropped later in the log
+    data = table.data
+    kind = rec[0]
+    if kind == "t":
+        data.truncate()
+        return
+    pv = tuple(rec[2])
+    part = data.partition(pkey_of(pv), pv)
+    if kind == "w":
+        cv = tuple(rec[3])
+        data.apply_write(part, ckey_of(table, cv), cv, rec[4], rec[5])
+    elif kind == "d":
+        cv = tuple(rec[3])
+        data.apply_row_delete(part, ckey_of(table, cv), cv, rec[4])
+    elif kind == "p":
+        data.apply_partition_delete(part, rec[3])
+    elif kind == "r":
+        data.apply_range_delete(part, rec[3], rec[4], rec[5], rec[6], rec[7])
+
+
+def _check_ttl(ttl: int | None, table: TableMeta) -> int:
+    if ttl is None:
+        return table.default_ttl
+    if ttl < 0:
+        raise InvalidRequest(f"A TTL must be greater or equal to 0, but was {ttl}")
+    if ttl > MAX_TTL:
+        raise InvalidRequest(f"ttl is too large. requested ({ttl}) maximum ({MAX_TTL})")
+    return ttl
+
+
+def _check_key(col: ColumnMeta, v: bytes | None) -> bytes:
+    if v is None:
+        what = "partition key part" if col.kind == "partition_key" else "clustering key part"
+        raise InvalidRequest(f"Invalid null value in condition for {what} {col.name}")
+    if col.kind == "partition_key" and not v:
+        raise InvalidRequest("Key may not be empty")
+    if col.fixed_size is not None and len(v) != col.fixed_size and v:
+        raise InvalidRequest(f"Expected {col.fixed_size} or 0 byte value for {col.name} ({len(v)})")
+    return v
+
+
+def applied_rows(
+    table: TableMeta, applied: bool, extra: list[tuple[ColumnSpec, bytes | None]]
+) -> Rows:
+    specs = [ColumnSpec(table.keyspace, table.name, APPLIED, _ct.BooleanType)]
+    row: list[bytes | None] = [b"\x01" if applied else b"\x00"]
+    for spec, v in extra:
+        specs.append(spec)
+        row.append(v)
+    return Rows(specs, [row])
+
+
+def full_row(
+    table: TableMeta, pv: Sequence[bytes], row: Row, now: int
+) -> list[tuple[ColumnSpec, bytes | None]]:
+    """The columns of an existing row, in ``SELECT *`` order (for a failed IF NOT EXISTS)."""
+    out: list[tuple[ColumnSpec, bytes | None]] = []
+    for c in table.partition_key:
+        out.append((c.spec, pv[c.slot]))  # type: ignore[arg-type]
+    for c in table.clustering:
+        out.append((c.spec, row.ck[c.slot]))  # type: ignore[arg-type]
+    for c in sorted(table.regular, key=lambda c: c.name):
+        out.append((c.spec, cell_value(c, row, now)))  # type: ignore[arg-type]
+    return out
+
+
+def _collection_ops(
+    col: ColumnMeta,
+    raw: bytes,
+    ts: int,
+    exp: int,
+    ttl: int,
+    clock: ListClock,
+    prepend: bool = False,
+) -> list[Record]:
+    slot = col.slot
+    if col.collection == "map":
+        return [(OP_COLL_ELEM, slot, k, v, ts, exp, ttl) for k, v in unpack_collection(raw, True)]
+    items = unpack_collection(raw, False)
+    if col.collection == "set":
+        return [(OP_COLL_ELEM, slot, k, b"", ts, exp, ttl) for k, _ in items]
+    seq = clock.next()
+    return [
+        (OP_COLL_ELEM, slot, list_key(seq, i, prepend), k, ts, exp, ttl)
+        for i, (k, _) in enumerate(items)
+    ]
+
+
+class KeyedWrite:
+    """What INSERT/UPDATE/DELETE share: the table, keys, timestamp, TTL and conditions."""
+
+    def __init__(
+        self, table: TableMeta, ts_term: ast.Term | None, ttl_term: ast.Term | None
+    ) -> None:
+        if table.virtual:
+            raise InvalidRequest(f"{table.keyspace} keyspace is not user-modifiable.")
+        self.table = table
+        self.tid = table.id.bytes
+        self.ts_get = int_getter(ts_term, "timestamp")
+        self.ttl_get = int_getter(ttl_term, "TTL")
+        self.has_ts = ts_term is not None
+        self.conditions: list[tuple[ColumnMeta, str, Any]] = []
+        self.if_exists = False
+        self.if_not_exists = False
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.conditions) or self.if_exists or self.if_not_exists
+
+    def current(self, pkey: bytes, ckey: bytes, now: int) -> Row | None:
+        part = self.table.data.partitions.get(pkey)
+        if part is None:
+            return None
+        row: Row | None = part.rows.get(ckey)
+        if row is None or not row.is_live(now):
+            return None
+        return row
+
+    def compile_conditions(self, conditions: Sequence[ast.Condition]) -> None:
+        for cond in conditions:
+            col = self.table.column(cond.column)
+            if col.kind != "regular":
+                raise InvalidRequest(f"PRIMARY KEY column '{col.name}' cannot have IF conditions")
+            self.conditions.append((col, cond.op, cond.value))
+
+    def check(
+        self, values: Values, pv: Sequence[bytes], pkey: bytes, ckey: bytes, now: int
+    ) -> Rows | None:
+        """None when the IF holds; else the ``[applied] = false`` result Cassandra returns."""
+        row = self.current(pkey, ckey, now)
+        table = self.table
+        if self.if_not_exists:
+            return (
+                None if row is None else applied_rows(table, False, full_row(table, pv, row, now))
+            )
+        if self.if_exists:
+            return None if row is not None else applied_rows(table, False, [])
+        ok = True
+        extra: list[tuple[ColumnSpec, bytes | None]] = []
+        for col, op, term in self.conditions:
+            current = cell_value(col, row, now) if row is not None else None
+            extra.append((col.spec, current))  # type: ignore[arg-type]
+            if not _condition_holds(col, op, term, current, values):
+                ok = False
+        return None if ok else applied_rows(table, False, extra)
+
+
+def _condition_holds(
+    col: ColumnMeta, op: str, term: Any, current: bytes | None, values: Values
+) -> bool:
+    drv = col.driver
+    cur = None if current is None else drv.deserialize(current, PROTOCOL)
+    if op == "IN":
+        wanted = [
+            None if r is None else drv.deserialize(r, PROTOCOL)
+            for r in term_list(term, col, values, True)
+        ]
+        return cur in wanted
+    raw = serialize(term, col.type, col.name, values)
+    want = None if raw is None else drv.deserialize(raw, PROTOCOL)
+    if op == "=":
+        return bool(cur == want)
+    if op == "!=":
+        return bool(cur != want)
+    if cur is None or want is None:
+        return False
+    return bool({"<": cur < want, "<=": cur <= want, ">": cur > want, ">=": cur >= want}[op])
+
+
+def _tuple_getter(terms: Sequence[ast.Term]) -> Callable[[Values], tuple[Any, ...]] | None:
+    """One C-level ``itemgetter`` returning a tuple, when every term is a bind marker."""
+    idx = [t.index for t in terms if isinstance(t, ast.BindMarker)]
+    if len(idx) != len(terms) or not idx:
+        return None
+    if len(idx) == 1:
+        only = idx[0]
+        return lambda values: (values[only],)
+    return operator.itemgetter(*idx)
+
+
+class InsertPlan(KeyedWrite):
+    def __init__(self, table: TableMeta, stmt: ast.Insert, clock: ListClock) -> None:
+        super().__init__(table, stmt.timestamp, stmt.ttl)
+        if table.is_counter:
+            raise InvalidRequest(
+                "INSERT statements are not allowed on counter tables, use UPDATE instead"
+            )
+        if len(stmt.columns) != len(stmt.values):
+            raise InvalidRequest("Unmatched column names/values")
+        given: dict[str, Getter] = {}
+        terms: dict[str, ast.Term] = {}
+        for name, term in zip(stmt.columns, stmt.values, strict=True):
+            col = table.column(name)
+            if name in given:
+                raise InvalidRequest(f"Multiple definitions found for column {name}")
+            given[name] = getter_for(term, col.type, name)
+            terms[name] = term
+        missing = [c.name for c in table.partition_key if c.name not in given]
+        if missing:
+            raise InvalidRequest(f"Some partition key parts are missing: {', '.join(missing)}")
+        missing = [c.name for c in table.clustering if c.name not in given]
+        if missing:
+            raise InvalidRequest(f"Some clustering keys are missing: {', '.join(missing)}")
+        self.clock = clock
+        self.pk = [(c, given[c.name]) for c in table.partition_key]
+        self.ck = [(c, given[c.name]) for c in table.clustering]
+        self.simple: list[tuple[int, Getter, int | None]] = []
+        self.colls: list[tuple[ColumnMeta, Getter]] = []
+        for c in table.regular:
+            if c.name in given:
+                if c.collection is not None:
+                    self.colls.append((c, given[c.name]))
+                else:
+                    self.simple.append((c.slot, given[c.name], c.fixed_size))
+        self.if_not_exists = stmt.if_not_exists
+        self.data = table.data
+        # Fast path: every regular value is a bind marker → one C-level itemgetter call.
+        self.simple_slots = [slot for slot, _g, _s in self.simple]
+        self.fixed_checks = [(i, size) for i, (_slot, _g, size) in enumerate(self.simple) if size]
+        bound = [terms[table.regular[slot].name] for slot in self.simple_slots]
+        self.bound_get: Callable[[Values], Sequence[bytes | None]] | None = None
+        if bound and all(isinstance(t, ast.BindMarker) for t in bound):
+            idx = [t.index for t in bound if isinstance(t, ast.BindMarker)]
+            if len(idx) == 1:
+                only = idx[0]
+                self.bound_get = lambda values: (values[only],)
+            else:
+                self.bound_get = operator.itemgetter(*idx)
+        self.single_pk = len(self.pk) == 1
+        self.ck_encoders = [c.encoder for c, _g in self.ck]
+        self.has_ttl = stmt.ttl is not None
+        self.default_ttl = table.default_ttl
+        self.pk_get = _tuple_getter([terms[c.name] for c in table.partition_key])
+        self.ck_get = _tuple_getter([terms[c.name] for c in table.clustering])
+        self.pk_fixed = [(i, c.fixed_size) for i, (c, _g) in enumerate(self.pk) if c.fixed_size]
+        self.ck_fixed = [(i, c.fixed_size) for i, (c, _g) in enumerate(self.ck) if c.fixed_size]
+
+    def _keys(self, values: Values) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """Partition and clustering values, validated (null, empty key, fixed sizes)."""
+        if self.pk_get is not None:
+            pv = self.pk_get(values)
+            if None in pv or b"" in pv:
+                pv = tuple([_check_key(c, g(values)) for c, g in self.pk])
+            for i, size in self.pk_fixed:
+                if len(pv[i]) != size:
+                    _check_key(self.pk[i][0], pv[i])
+        else:
+            pv = tuple([_check_key(c, g(values)) for c, g in self.pk])
+        if not self.ck:
+            return pv, ()
+        if self.ck_get is not None:
+            cv = self.ck_get(values)
+            if None in cv:
+                cv = tuple([_check_key(c, g(values)) for c, g in self.ck])
+            for i, size in self.ck_fixed:
+                if len(cv[i]) != size:
+                    _check_key(self.ck[i][0], cv[i])
+        else:
+            cv = tuple([_check_key(c, g(values)) for c, g in self.ck])
+        return pv, cv
+
+    def run(self, values: Values, ts: int, now: int) -> tuple[list[Record], Rows | None]:
+        if self.has_ts:
+            t = self.ts_get(values)
+            if t is not None:
+                ts = t
+        ttl = self.ttl_get(values) if self.has_ttl else None
+        if ttl is None:
+            ttl = self.default_ttl
+        elif ttl < 0 or ttl > MAX_TTL:
+            _check_ttl(ttl, self.table)
+        exp = now + ttl if ttl else 0
+        pv, cv = self._keys(values)
+        pkey = pv[0] if self.single_pk else composite_key(pv)
+        if cv:
+            encs = self.ck_encoders
+            if len(encs) == 1:
+                ckey = encs[0](cv[0])  # type: ignore[misc]
+            else:
+                ckey = b"".join([enc(v) for enc, v in zip(encs, cv, strict=True)])  # type: ignore[misc]
+        else:
+            ckey = b""
+        if self.if_not_exists:
+            failed = self.check(values, pv, pkey, ckey, now)
+            if failed is not None:
+                return [], failed
+        if self.bound_get is not None:
+            vals = self.bound_get(values)
+        else:
+            vals = [g(values) for _slot, g, _size in self.simple]
+        for i, size in self.fixed_checks:
+            v = vals[i]
+            if v and len(v) != size:
+                raise InvalidRequest(f"Expected {size} or 0 byte value ({len(v)})")
+        ops: list[Record] = [
+            (OP_SET, slot, v, ts, exp, ttl)
+            for slot, v in zip(self.simple_slots, vals, strict=False)
+        ]
+        for col, g in self.colls:
+            raw = g(values)
+            ops.append((OP_COLL_CLEAR, col.slot, ts - 1))
+            if raw is not None:
+                ops.extend(_collection_ops(col, raw, ts, exp, ttl, self.clock))
+        marker = (ts, exp, ttl)
+        data = self.data
+        part = data.partitions.get(pkey) or data.partition(pkey, pv)
+        data.apply_write(part, ckey, cv, marker, ops)
+        result = applied_rows(self.table, True, []) if self.if_not_exists else None
+        return [("w", self.tid, pv, cv, marker, ops)], result
+
+
+class RowKeys:
+    """The rows an UPDATE (or a column DELETE) names: ``=``/``IN`` on every key column."""
+
+    def __init__(self, table: TableMeta, where: ast.WhereClause, *, verb: str) -> None:
+        self.where = compile_where(table, where, for_select=False)
+        self.table = table
+        if self.where.filters:
+            names = ", ".join(f.col.name for f in self.where.filters)
+            raise InvalidRequest(f"Non PRIMARY KEY columns found in where clause: {names}")
+        if self.where.token_bounds or self.where.pk_filters:
+            raise InvalidRequest(f"Invalid restrictions on partition key for {verb}")
+        eq: dict[str, Any] = {}
+        for rel in where:
+            if isinstance(rel, ast.Relation) and len(rel.columns) == 1 and rel.op in ("=", "IN"):
+                eq[rel.columns[0]] = rel
+        self.ck_terms: list[tuple[ColumnMeta, Any]] = []
+        missing = [c.name for c in table.clustering if c.name not in eq]
+        self.complete = not missing and not self.where.ck_filters
+        for c in table.clustering:
+            if c.name in eq:
+                self.ck_terms.append((c, (eq[c.name].op, eq[c.name].value)))
+        self.missing = missing
+
+    def require_complete(self) -> None:
+        if not self.complete:
+            if self.missing:
+                raise InvalidRequest(f"Some clustering keys are missing: {', '.join(self.missing)}")
+            raise InvalidRequest("Slice restrictions are not supported on the clustering columns")
+
+    def partitions(self, values: Values) -> list[tuple[bytes, tuple[bytes, ...]]]:
+        out = self.where.partition_keys(values)
+        for _key, pv in out:
+            for c, v in zip(self.table.partition_key, pv, strict=True):
+                _check_key(c, v)
+        return out
+
+    def clusterings(self, values: Values) -> list[tuple[bytes, tuple[bytes, ...]]]:
+        if not self.table.clustering:
+            return [(b"", ())]
+        lists = []
+        for c, term in self.ck_terms:
+            lists.append([_check_key(c, v) for v in term_list(term[1], c, values, term[0] == "IN")])
+        out = []
+        for combo in itertools.product(*lists):
+            out.append((ckey_of(self.table, combo), tuple(combo)))
+        return out
+
+
+ColumnOp = Callable[[Values, int, int, int, Callable[[], Row | None]], list[Record]]
+
+
+class UpdatePlan(KeyedWrite):
+    def __init__(self, table: TableMeta, stmt: ast.Update, clock: ListClock) -> None:
+        super().__init__(table, stmt.timestamp, stmt.ttl)
+        self.keys = RowKeys(table, stmt.where, verb="UPDATE")
+        self.keys.require_complete()
+        self.clock = clock
+        self.if_exists = stmt.if_exists
+        self.compile_conditions(stmt.conditions)
+        self.ops: list[ColumnOp] = [self._assignment(a) for a in stmt.assignments]
+
+    def _assignment(self, a: ast.Assignment) -> ColumnOp:
+        table = self.table
+        col = table.column(a.column)
+        if col.kind != "regular":
+            raise InvalidRequest(f"PRIMARY KEY part {col.name} found in SET part")
+        slot = col.slot
+        clock = self.clock
+        if col.is_counter:
+            if a.op not in ("add", "sub"):
+                raise InvalidRequest(
+                    f"Cannot set the value of counter column {col.name} (counters can only be "
+                    "incremented/decremented, not set)"
+                )
+            delta = getter_for(a.value, ast.CqlType("bigint"), col.name)
+            sign = 1 if a.op == "add" else -1
+
+            def counter(
+                values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
+            ) -> list[Record]:
+                raw = delta(values)
+                if raw is None:
+                    raise InvalidRequest(f"Invalid null value for counter increment on {col.name}")
+                row = cur()
+                old = row.cells[slot] if row is not None else None
+                base = int.from_bytes(old[2], "big", signed=True) if old and old[2] else 0
+                new = base + sign * int.from_bytes(raw, "big", signed=True)
+                return [(OP_COUNTER, slot, new.to_bytes(8, "big", signed=True), ts)]
+
+            return counter
+        if a.op in ("add", "sub", "prepend") and col.collection is None:
+            if col.type.name == "frozen":
+                raise InvalidRequest(
+                    f"Invalid operation ({col.name} = {col.name} + ?) for frozen collection "
+                    f"column {col.name}"
+                )
+            raise InvalidRequest(
+                f"Invalid operation ({col.name} = {col.name} + ?) for non counter column {col.name}"
+            )
+        if a.key is not None:
+            return self._element_set(col, a)
+        value_type = col.type
+        if a.op == "sub" and col.collection == "map":
+            value_type = ast.CqlType("set", (col.type.params[0],))
+        get = getter_for(a.value, value_type, col.name)
+        if col.collection is None:
+            return lambda values, ts, exp, ttl, cur: [(OP_SET, slot, get(values), ts, exp, ttl)]
+        if a.op == "set":
+
+            def replace(
+                values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
+            ) -> list[Record]:
+                raw = get(values)
+                ops: list[Record] = [(OP_COLL_CLEAR, slot, ts - 1)]
+                if raw is not None:
+                    ops += _collection_ops(col, raw, ts, exp, ttl, clock)
+                return ops
+
+            return replace
+        if a.op in ("add", "prepend"):
+            prepend = a.op == "prepend"
+
+            def add(
+                values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
+            ) -> list[Record]:
+                raw = get(values)
+                return (
+                    [] if raw is None else _collection_ops(col, raw, ts, exp, ttl, clock, prepend)
+                )
+
+            return add
+
+        def remove(
+            values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
+        ) -> list[Record]:
+            raw = get(values)
+            if raw is None:
+                return []
+            doomed = [k for k, _ in unpack_collection(raw, False)]
+            if col.collection != "list":
+                return [(OP_COLL_ELEM, slot, k, None, ts, 0, 0) for k in doomed]
+            row = cur()
+            cell = row.cells[slot] if row is not None else None
+            if not isinstance(cell, CollectionCell):
+                return []
+            gone = set(doomed)
+            return [
+                (OP_COLL_ELEM, slot, k, None, ts, 0, 0)
+                for k, c in cell.items.items()
+                if c[2] in gone
+            ]
+
+        return remove
+
+    def _element_set(self, col: ColumnMeta, a: ast.Assignment) -> ColumnOp:
+        slot = col.slot
+        assert a.key is not None
+        if col.collection == "map":
+            kt, vt = col.type.params
+            kget = getter_for(a.key, kt, col.name)
+            vget = getter_for(a.value, vt, col.name)
+
+            def map_put(
+                values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
+            ) -> list[Record]:
+                k = kget(values)
+                if k is None:
+                    raise InvalidRequest("Invalid null map key")
+                return [(OP_COLL_ELEM, slot, k, vget(values), ts, exp, ttl)]
+
+            return map_put
+        if col.collection == "list":
+            iget = getter_for(a.key, ast.CqlType("int"), col.name)
+            vget = getter_for(a.value, col.type.params[0], col.name)
+
+            def list_set(
+                values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
+            ) -> list[Record]:
+                raw_i = iget(values)
+                if raw_i is None:
+                    raise InvalidRequest("Invalid null value for list index")
+                idx = int.from_bytes(raw_i, "big", signed=True)
+                row = cur()
+                cell = row.cells[slot] if row is not None else None
+                live = (
+                    sorted(cell.live(ts // 1_000_000)) if isinstance(cell, CollectionCell) else []
+                )
+                if idx < 0 or idx >= len(live):
+                    raise InvalidRequest(
+                        f"List index {idx} out of bound, list has size {len(live)}"
+                    )
+                return [(OP_COLL_ELEM, slot, live[idx][0], vget(values), ts, exp, ttl)]
+
+            return list_set
+        raise InvalidRequest(
+            f"Invalid operation ({col.name}[?] = ?) for non collection column {col.name}"
+        )
+
+    def run(self, values: Values, ts: int, now: int) -> tuple[list[Record], Rows | None]:
+        if self.has_ts:
+            t = self.ts_get(values)
+            if t is not None:
+                ts = t
+        ttl = _check_ttl(self.ttl_get(values), self.table)
+        exp = now + ttl if ttl else 0
+        records: list[Record] = []
+        data = self.table.data
+        for pkey, pv in self.keys.partitions(values):
+            for ckey, cv in self.keys.clusterings(values):
+                if self.conditional:
+                    failed = self.check(values, pv, pkey, ckey, now)
+                    if failed is not None:
+                        return [], failed
+
+                def cur(pkey: bytes = pkey, ckey: bytes = ckey) -> Row | None:
+                    return self.current(pkey, ckey, now)
+
+                ops: list[Record] = []
+                for op in self.ops:
+                    ops.extend(op(values, ts, exp, ttl, cur))
+                part = data.partition(pkey, pv)
+                data.apply_write(part, ckey, cv, None, ops)
+                records.append(("w", self.tid, pv, cv, None, ops))
+        return records, (applied_rows(self.table, True, []) if self.conditional else None)
+
+
+class DeletePlan(KeyedWrite):
+    def __init__(self, table: TableMeta, stmt: ast.Delete) -> None:
+        super().__init__(table, stmt.timestamp, None)
+        self.keys = RowKeys(table, stmt.where, verb="DELETE")
+        self.if_exists = stmt.if_exists
+        self.compile_conditions(stmt.conditions)
+        self.targets: list[tuple[ColumnMeta, Getter | None]] = []
+        for t in stmt.columns:
+            col = table.column(t.column)
+            if col.kind != "regular":
+                raise InvalidRequest(
+                    f"Invalid identifier {col.name} for deletion (should not be a PRIMARY KEY part)"
+                )
+            key_get = None
+            if t.key is not None:
+                if col.collection == "map":
+                    key_get = getter_for(t.key, col.type.params[0], col.name)
+                elif col.collection == "list":
+                    key_get = getter_for(t.key, ast.CqlType("int"), col.name)
+                else:
+                    raise InvalidRequest(
+                        f"Invalid deletion operation for non collection column {col.name}"
+                    )
+            self.targets.append((col, key_get))
+        if self.targets or self.conditional:
+            self.keys.require_complete()
+        self.where = self.keys.where
+
+    def run(self, values: Values, ts: int, now: int) -> tuple[list[Record], Rows | None]:
+        if self.has_ts:
+            t = self.ts_get(values)
+            if t is not None:
+                ts = t
+        data = self.table.data
+        records: list[Record] = []
+        for pkey, pv in self.keys.partitions(values):
+            part = data.partition(pkey, pv)
+            if not self.targets and not self.keys.complete:
+                if self.where.ck_builder is None:
+                    data.apply_partition_delete(part, ts)
+                    records.append(("p", self.tid, pv, ts))
+                    continue
+                for lo, lo_inc, hi, hi_inc in self.where.ck_builder(values) or []:
+                    data.apply_range_delete(part, lo, lo_inc, hi, hi_inc, ts)
+                    records.append(("r", self.tid, pv, lo, lo_inc, hi, hi_inc, ts))
+                continue
+            for ckey, cv in self.keys.clusterings(values):
+                if self.conditional:
+                    failed = self.check(values, pv, pkey, ckey, now)
+                    if failed is not None:
+                        return [], failed
+                if not self.targets:
+                    data.apply_row_delete(part, ckey, cv, ts)
+                    records.append(("d", self.tid, pv, cv, ts))
+                    continue
+                ops: list[Record] = []
+                for col, key_get in self.targets:
+                    ops.extend(self._delete_ops(col, key_get, values, ts, pkey, ckey, now))
+                data.apply_write(part, ckey, cv, None, ops)
+                records.append(("w", self.tid, pv, cv, None, ops))
+        return records, (applied_rows(self.table, True, []) if self.conditional else None)
+
+    def _delete_ops(
+        self,
+        col: ColumnMeta,
+        key_get: Getter | None,
+        values: Values,
+        ts: int,
+        pkey: bytes,
+        ckey: bytes,
+        now: int,
+    ) -> list[Record]:
+        if key_get is None:
+            if col.collection is not None:
+                return [(OP_COLL_CLEAR, col.slot, ts)]
+            return [(OP_SET, col.slot, None, ts, 0, 0)]
+        k = key_get(values)
+        if k is None:
+            raise InvalidRequest(f"Invalid null value for {col.name} element key")
+        if col.collection == "map":
+            return [(OP_COLL_ELEM, col.slot, k, None, ts, 0, 0)]
+        row = self.current(pkey, ckey, now)
+        cell = row.cells[col.slot] if row is not None else None
+        live = sorted(cell.live(now)) if isinstance(cell, CollectionCell) else []
+        idx = int.from_bytes(k, "big", signed=True)
+        if idx < 0 or idx >= len(live):
+            raise InvalidRequest(f"List index {idx} out of bound, list has size {len(live)}")
+        return [(OP_COLL_ELEM, col.slot, live[idx][0], None, ts, 0, 0)]
+
+
+WritePlan = InsertPlan | UpdatePlan | DeletePlan
