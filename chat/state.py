@@ -13,6 +13,7 @@ import asyncpg
 
 from chat.auth import TokenService
 from chat.config import Settings
+from chat.store.chat_stores import ChatStores
 from chat.store.cql import CqlStore
 
 
@@ -22,5 +23,6 @@ class AppState:
     pg: asyncpg.Pool
     tokens: TokenService
     cql: CqlStore
+    chat: ChatStores
     # Filled by later layers (CQL session, gateway hub, bus) without touching existing code.
     extras: dict[str, Any] = field(default_factory=dict)

@@ -29,6 +29,7 @@ from chat.api.events_models import (
 )
 from chat.domain.events import EventStatus
 from chat.errors import FieldError, NotFound, Unauthorized, ValidationFailed
+from chat.gateway.membership import participants_changed
 from chat.store import events as store
 from chat.store import users as user_store
 from chat.store.events import Actor, Event
@@ -171,7 +172,9 @@ async def add_participant(call: Call) -> EventDetail:
         event = await store.add_participant(
             conn, _actor(call), call.path_id("event_id"), body.user_id
         )
-        return await _detail(conn, event)
+        detail = await _detail(conn, event)
+    participants_changed(call.state, event.id, body.user_id, present=True)
+    return detail
 
 
 @api.operation(
@@ -189,6 +192,10 @@ async def remove_participant(call: Call) -> None:
         await store.remove_participant(
             conn, _actor(call), call.path_id("event_id"), call.path_id("user_id")
         )
+    # Committed: the gateway ends the removed user's live subscriptions at once.
+    participants_changed(
+        call.state, call.path_id("event_id"), call.path_id("user_id"), present=False
+    )
 
 
 @api.operation(

@@ -1,7 +1,13 @@
 """The CQL session: ScyllaDB when contact points are configured, else the embedded CQL server.
 
 The driver runs its own I/O thread and reports results through ``ResponseFuture`` callbacks;
-:func:`execute_async` is the one bridge from those callbacks into asyncio.
+:func:`execute_async` is the one bridge from those callbacks into asyncio. Statements are
+prepared once per session through :meth:`CqlStore.prepare`, which caches them by text.
+
+Consistency and the request timeout come from settings and live on the driver's default
+execution profile, so every statement — including batches — gets them without each call site
+having to remember. The reactor is the driver's default (libev, a C extension): measured with
+``bench/store_write.py`` against the asyncio reactor, see ``docs/data-model.md``.
 """
 
 from __future__ import annotations
@@ -9,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement
 
 from chat.config import Settings
 
@@ -28,9 +36,25 @@ class CqlStore:
 
     cluster: Cluster
     session: Session
+    _prepared: dict[str, PreparedStatement] = field(default_factory=dict, repr=False)
 
     async def ping(self) -> None:
         await execute_async(self.session, "SELECT release_version FROM system.local")
+
+    async def prepare(self, query: str, *, idempotent: bool) -> PreparedStatement:
+        """The prepared statement for ``query``, prepared on the first call only.
+
+        ``idempotent`` marks whether the driver may retry or speculatively re-send it: only
+        statements whose second execution changes nothing (upserts with fixed values, reads)
+        may say yes. Preparing blocks in the driver, so it runs in a worker thread.
+        """
+        prepared = self._prepared.get(query)
+        if prepared is None:
+            prepared = await asyncio.to_thread(self.session.prepare, query)
+            assert prepared is not None
+            self._prepared[query] = prepared
+        prepared.is_idempotent = idempotent
+        return prepared
 
 
 def execute_async(
@@ -39,12 +63,17 @@ def execute_async(
     """Run a statement on the driver; the asyncio future resolves to all rows of every page.
 
     Callbacks arrive on the driver's I/O thread, so results cross into the loop with
-    ``call_soon_threadsafe``. A cancelled asyncio future simply drops the late result; the
-    driver's request itself cannot be withdrawn once sent.
+    ``call_soon_threadsafe``. A cancelled asyncio future simply drops the late result and
+    stops fetching further pages; the driver's request itself cannot be withdrawn once sent.
+    Errors raised while *sending* (e.g. no host available) surface on the future too.
     """
     loop = asyncio.get_running_loop()
     result: asyncio.Future[list[Any]] = loop.create_future()
-    response: ResponseFuture = session.execute_async(statement, parameters, **kwargs)
+    try:
+        response: ResponseFuture = session.execute_async(statement, parameters, **kwargs)
+    except Exception as exc:
+        result.set_exception(exc)
+        return result
     rows: list[Any] = []
 
     def deliver(value: list[Any]) -> None:
@@ -58,7 +87,7 @@ def execute_async(
     def on_page(page: list[Any] | None) -> None:
         if page:
             rows.extend(page)
-        if response.has_more_pages:
+        if response.has_more_pages and not result.cancelled():
             response.start_fetching_next_page()
         else:
             loop.call_soon_threadsafe(deliver, rows)
@@ -70,24 +99,48 @@ def execute_async(
     return result
 
 
-def _connect_blocking(contact_points: list[str], port: int) -> CqlStore:
+def connect_blocking(
+    settings: Settings,
+    contact_points: list[str],
+    port: int,
+    *,
+    connection_class: Any = None,
+) -> CqlStore:
+    """Connect a driver session (blocking: run it in a thread) with the configured profile.
+
+    ``connection_class`` picks the reactor (None = the driver's default, libev); the bench
+    passes the asyncio reactor to compare.
+    """
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
-        request_timeout=10.0,
+        consistency_level=ConsistencyLevel.name_to_value[settings.cql_consistency],
+        request_timeout=settings.cql_request_timeout_seconds,
     )
+    options: dict[str, Any] = {}
+    if connection_class is not None:
+        options["connection_class"] = connection_class
     cluster = Cluster(
         contact_points,
         port=port,
         execution_profiles={"default": profile},
         protocol_version=4,
+        # Without TCP_NODELAY (the libev reactor does not set it) Nagle's algorithm holds a
+        # request frame back until the previous one is acknowledged, and delayed ACKs turn that
+        # into ~40 ms stalls: the send-path bench ran at a third of its speed.
+        sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        **options,
     )
     return CqlStore(cluster, cluster.connect())
 
 
 @contextlib.asynccontextmanager
-async def open_cql(settings: Settings) -> AsyncIterator[CqlStore]:
-    """Connect to the configured cluster, or start the embedded CQL server and connect to it."""
+async def open_cql(settings: Settings, *, migrate: bool | None = None) -> AsyncIterator[CqlStore]:
+    """Connect to the configured cluster, or start the embedded CQL server and connect to it.
+
+    When ``migrate`` (default: ``settings.cql_migrate_on_start``, on for the embedded server)
+    the keyspace and every pending CQL migration are applied before the session is handed out,
+    so no caller ever sees a keyspace without its tables.
+    """
     async with contextlib.AsyncExitStack() as stack:
         if settings.cql_contact_points:
             hosts = [h.strip() for h in settings.cql_contact_points.split(",") if h.strip()]
@@ -99,7 +152,12 @@ async def open_cql(settings: Settings) -> AsyncIterator[CqlStore]:
             await stack.enter_async_context(embedded)
             hosts, port = [embedded.host], embedded.port
             log.info("embedded CQL server listening on %s:%d", embedded.host, embedded.port)
-        store = await asyncio.to_thread(_connect_blocking, hosts, port)
+        store = await asyncio.to_thread(connect_blocking, settings, hosts, port)
         stack.callback(store.cluster.shutdown)
         log.info("CQL session connected to %s port %d", ",".join(hosts), port)
+        if settings.cql_migrate_on_start if migrate is None else migrate:
+            from chat.store.cql_migrations import migrate_up
+
+            applied = await migrate_up(store, settings)
+            log.info("CQL schema up to date (%d migration(s) applied)", len(applied))
         yield store

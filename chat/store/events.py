@@ -24,6 +24,8 @@ from typing import Any
 from chat.domain import events as rules
 from chat.domain.events import EventStatus
 from chat.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from chat.store import event_history as history
+from chat.store.event_history import Change, ChangeType
 from chat.store.pg import Connection, Record
 
 _EVENT_COLUMNS = (
@@ -145,6 +147,19 @@ async def get_event_for(conn: Connection, event_id: int, user_id: int) -> Event 
         user_id,
     )
     return _event(row) if row else None
+
+
+async def event_ids_for(conn: Connection, user_id: int) -> list[int]:
+    """Every (not deleted) event ``user_id`` takes part in, whatever its status (unread counts)."""
+    rows = await conn.fetch(
+        """
+        SELECT p.event_id FROM event_participants p JOIN events e ON e.id = p.event_id
+        WHERE p.user_id = $1 AND e.deleted_at IS NULL
+        ORDER BY p.event_id
+        """,
+        user_id,
+    )
+    return [r["event_id"] for r in rows]
 
 
 async def list_participants(conn: Connection, event_id: int) -> list[Participant]:
@@ -276,6 +291,16 @@ async def insert_event(
                 event.id,
                 others,
             )
+        snapshot = {f: getattr(event, f) for f in EDITABLE_FIELDS}
+        await history.stage(
+            conn,
+            actor or Actor(creator_id),
+            Change(
+                event.id,
+                ChangeType.CREATED,
+                new_value={**snapshot, "participant_ids": [creator_id, *others]},
+            ),
+        )
         return event
 
 
@@ -313,7 +338,17 @@ async def update_event(
             *(changes[f] for f in fields),
         )
         assert row is not None
-        return _event(row)
+        updated = _event(row)
+        await history.stage(
+            conn,
+            actor,
+            *(
+                Change(event_id, ChangeType.UPDATED, f, getattr(event, f), getattr(updated, f))
+                for f in fields
+                if getattr(event, f) != getattr(updated, f)
+            ),
+        )
+        return updated
 
 
 async def add_participant(conn: Connection, actor: Actor, event_id: int, user_id: int) -> Event:
@@ -342,6 +377,11 @@ async def add_participant(conn: Connection, actor: Actor, event_id: int, user_id
         )
         if status == "INSERT 0 0":
             raise Conflict(f"user {user_id} already takes part in event {event_id}")
+        await history.stage(
+            conn,
+            actor,
+            Change(event_id, ChangeType.PARTICIPANT_ADDED, "participant", None, user_id),
+        )
         return event
 
 
@@ -361,6 +401,11 @@ async def remove_participant(conn: Connection, actor: Actor, event_id: int, user
         )
         if status == "DELETE 0":
             raise NotFound(f"user {user_id} does not take part in event {event_id}")
+        await history.stage(
+            conn,
+            actor,
+            Change(event_id, ChangeType.PARTICIPANT_REMOVED, "participant", user_id, None),
+        )
         return event
 
 
@@ -370,7 +415,7 @@ async def confirm_participation(conn: Connection, actor: Actor, event_id: int) -
     async with _transaction(conn):
         event = await _lock_for(conn, event_id, actor.user_id)
         rules.check_confirmable(event.status)
-        await conn.execute(
+        status = await conn.execute(
             """
             UPDATE event_participants SET confirmed = TRUE, confirmed_at = now()
             WHERE event_id = $1 AND user_id = $2 AND NOT confirmed
@@ -378,6 +423,12 @@ async def confirm_participation(conn: Connection, actor: Actor, event_id: int) -
             event_id,
             actor.user_id,
         )
+        if status == "UPDATE 1":  # confirming again changes nothing, so records nothing
+            await history.stage(
+                conn,
+                actor,
+                Change(event_id, ChangeType.PARTICIPANT_CONFIRMED, "confirmed", False, True),
+            )
         return event
 
 
@@ -406,6 +457,11 @@ async def change_status(
             target.value,
         )
         assert row is not None
+        await history.stage(
+            conn,
+            actor,
+            Change(event_id, ChangeType.STATUS_CHANGED, "status", event.status.value, target.value),
+        )
         return _event(row)
 
 
@@ -418,19 +474,27 @@ async def complete_past_events(
     matches and is left alone. ``limit`` bounds one sweep's transaction; the next sweep takes the
     rest.
     """
-    rows = await conn.fetch(
-        """
-        UPDATE events SET status = 'DONE'
-        WHERE id IN (
-            SELECT id FROM events
-            WHERE status = 'CONFIRMED' AND end_time <= $1 AND deleted_at IS NULL
-            ORDER BY end_time
-            LIMIT $2
-            FOR UPDATE SKIP LOCKED
-        ) AND status = 'CONFIRMED'
-        RETURNING id
-        """,
-        now,
-        limit,
-    )
-    return [r["id"] for r in rows]
+    async with _transaction(conn):
+        rows = await conn.fetch(
+            """
+            UPDATE events SET status = 'DONE'
+            WHERE id IN (
+                SELECT id FROM events
+                WHERE status = 'CONFIRMED' AND end_time <= $1 AND deleted_at IS NULL
+                ORDER BY end_time
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            ) AND status = 'CONFIRMED'
+            RETURNING id
+            """,
+            now,
+            limit,
+        )
+        done = [r["id"] for r in rows]
+        # The automatic completion is recorded like any other status change, actor "system".
+        await history.stage(
+            conn,
+            SYSTEM,
+            *(Change(i, ChangeType.STATUS_CHANGED, "status", "CONFIRMED", "DONE") for i in done),
+        )
+    return done

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from chat.domain.payments import PartyRole, PaymentMethod, PaymentStatus, check_status_change
+from chat.store import event_history as history
 from chat.store.events import Actor
 from chat.store.pg import Connection, Record
 
@@ -90,6 +91,11 @@ async def create_payment(conn: Connection, new: NewPayment, actor: Actor) -> tup
     (the payer, with IP and user agent) is for the audit write of issue 4.
     """
     assert actor.user_id == new.payer_id, "the payer creates the payment"
+    async with conn.transaction():  # the payment and its history record commit together
+        return await _insert_payment(conn, new, actor)
+
+
+async def _insert_payment(conn: Connection, new: NewPayment, actor: Actor) -> tuple[Payment, bool]:
     row = await conn.fetchrow(
         f"""INSERT INTO payments (event_id, payer_id, receiver_id, amount, currency,
                 payment_method, transaction_id, metadata)
@@ -106,7 +112,27 @@ async def create_payment(conn: Connection, new: NewPayment, actor: Actor) -> tup
         orjson.dumps(new.metadata).decode(),
     )
     if row is not None:
-        return _payment(row), True
+        payment = _payment(row)
+        if payment.event_id is not None:
+            await history.stage(
+                conn,
+                actor,
+                history.Change(
+                    payment.event_id,
+                    history.ChangeType.PAYMENT_CREATED,
+                    "payment",
+                    None,
+                    {
+                        "amount": str(payment.amount),
+                        "currency": payment.currency,
+                        "payer_id": payment.payer_id,
+                        "receiver_id": payment.receiver_id,
+                        "status": payment.status.value,
+                    },
+                    {"payment_id": payment.id},
+                ),
+            )
+        return payment, True
     existing = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM payments WHERE transaction_id = $1", new.transaction_id
     )
@@ -173,4 +199,17 @@ async def change_payment_status(
             target.value,
         )
         assert updated is not None
+        if payment.event_id is not None:
+            await history.stage(
+                conn,
+                actor,
+                history.Change(
+                    payment.event_id,
+                    history.ChangeType.PAYMENT_STATUS_CHANGED,
+                    "status",
+                    payment.status.value,
+                    target.value,
+                    {"payment_id": payment_id},
+                ),
+            )
         return _payment(updated)

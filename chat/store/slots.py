@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from chat.domain.slots import slot_end
+from chat.store import event_history as history
 from chat.store import events as event_store
 from chat.store.pg import Connection, Record
 
@@ -277,4 +278,16 @@ async def book_slot(
             event.id,
         )
         assert row is not None
+        await history.stage(
+            conn,
+            actor,
+            history.Change(
+                event.id,
+                history.ChangeType.SLOT_BOOKED,
+                "slot_id",
+                None,
+                slot_id,
+                {"slot_id": slot_id, "business_user_id": slot.business_user_id},
+            ),
+        )
         return Booking(_slot(row), event)

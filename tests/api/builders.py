@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chat.api.endpoint import Operation
+from chat.domain.messages import NewMessage
+from chat.store.messages import MessageStore
 from tests.conftest import Api
 
 
@@ -62,6 +66,20 @@ async def create_payment(
     return payment
 
 
+async def send(store: MessageStore, event_id: int, sender: dict[str, Any], text: str) -> uuid.UUID:
+    """Send one message as ``sender`` (a user dict from ``api.create_user``); returns its id."""
+    ack = await store.send(
+        NewMessage(
+            event_id=event_id,
+            sender_id=sender["id"],
+            client_msg_id=secrets.token_hex(8),
+            text=text,
+            sender_name=sender["name"],
+        )
+    )
+    return ack.message_id
+
+
 @dataclass(frozen=True)
 class World:
     """Resources owned by others, and an outsider who takes part in none of them."""
@@ -73,13 +91,15 @@ class World:
     event_id: int
     slot_id: int
     payment_id: int
+    message_id: uuid.UUID  # sent by the guest in the event
 
-    def path_value(self, name: str) -> int:
-        values = {
+    def path_value(self, name: str) -> int | uuid.UUID:
+        values: dict[str, int | uuid.UUID] = {
             "event_id": self.event_id,
             "slot_id": self.slot_id,
             "payment_id": self.payment_id,
             "user_id": self.guest,
+            "message_id": self.message_id,
         }
         assert name in values, f"the matrix has no resource for path parameter {name!r}"
         return values[name]
@@ -103,6 +123,7 @@ def body_for(op: Operation, world: World) -> dict[str, Any] | None:
             "payment_method": "CASH",
         },
         "change_payment_status": {"status": "FAILED"},
+        "mark_read": {"message_id": str(world.message_id)},
     }
     if op.body is None:
         return None
@@ -110,10 +131,24 @@ def body_for(op: Operation, world: World) -> dict[str, Any] | None:
     return bodies[op.operation_id]
 
 
-async def build_world(api: Api) -> World:
-    creator, guest, outsider = [(await api.create_user())["id"] for _ in range(3)]
+async def build_world(api: Api, messages: MessageStore | None = None) -> World:
+    """The matrix's world; without a message store its message id names no message (enough
+    where only routing and validation matter, as in the fuzz tests)."""
+    creator, guest, outsider = [await api.create_user() for _ in range(3)]
     business = (await api.create_user(role="BUSINESS"))["id"]
-    event = await create_event(api, creator, guest)
+    event = await create_event(api, creator["id"], guest["id"])
     slot = await create_slot(api, business)
-    payment = await create_payment(api, creator, event["id"], guest)
-    return World(creator, guest, business, outsider, event["id"], slot["id"], payment["id"])
+    payment = await create_payment(api, creator["id"], event["id"], guest["id"])
+    message_id = (
+        await send(messages, event["id"], guest, "hello") if messages else uuid.uuid1(node=1)
+    )
+    return World(
+        creator["id"],
+        guest["id"],
+        business,
+        outsider["id"],
+        event["id"],
+        slot["id"],
+        payment["id"],
+        message_id,
+    )

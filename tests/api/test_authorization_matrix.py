@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from chat.api.endpoint import Operation
 from chat.api.routes import build_api
+from chat.store.messages import MessageStore
 from tests.api.builders import World, body_for, build_world
 from tests.conftest import TEST_JWT_SECRET, Api
 
@@ -51,7 +53,17 @@ OUTSIDER: dict[str, int | str] = {
     "get_payment": 404,
     "change_payment_status": 404,
     "list_event_payments": 404,
+    "get_event_history": 404,
+    "list_messages": 404,
+    "delete_message": 404,
+    "mark_read": 404,
+    "my_activity": "own",
+    "my_unread": "own",
 }
+
+# Path values for calls made without a world (no token, bad tokens): well-formed, so the
+# route matches and what is tested is authentication, not routing.
+PLACEHOLDERS: dict[str, object] = {"message_id": uuid.UUID(int=1)}
 
 
 async def owners_view(api: Api, world: World) -> list[Any]:
@@ -64,13 +76,20 @@ async def owners_view(api: Api, world: World) -> list[Any]:
         (
             await api.http.get(f"/v1/payments/{world.payment_id}", headers=api.auth(world.creator))
         ).json(),
+        (
+            await api.http.get(
+                f"/v1/events/{world.event_id}/messages", headers=api.auth(world.creator)
+            )
+        ).json(),
+        (await api.http.get("/v1/me/unread", headers=api.auth(world.creator))).json(),
     ]
 
 
 def url_for(op: Operation, world: World | None) -> str:
     url = op.openapi_path
     for name in op.path_params:
-        url = url.replace("{" + name + "}", str(world.path_value(name) if world else 1))
+        value = world.path_value(name) if world else PLACEHOLDERS.get(name, 1)
+        url = url.replace("{" + name + "}", str(value))
     return url
 
 
@@ -143,8 +162,10 @@ async def test_malformed_authorization_headers_are_401(api: Api, header: str) ->
 
 
 @pytest.mark.parametrize("op", AUTHENTICATED, ids=lambda op: op.operation_id)
-async def test_outsider_cannot_see_or_touch_others_resources(api: Api, op: Operation) -> None:
-    world = await build_world(api)
+async def test_outsider_cannot_see_or_touch_others_resources(
+    api: Api, message_store: MessageStore, op: Operation
+) -> None:
+    world = await build_world(api, message_store)
     before = await owners_view(api, world)
     response = await call(api, op, world, api.auth(world.outsider))
     expected = OUTSIDER[op.operation_id]
@@ -158,5 +179,9 @@ async def test_outsider_cannot_see_or_touch_others_resources(api: Api, op: Opera
         assert await owners_view(api, world) == before
     if op.operation_id == "list_my_events":
         assert world.event_id not in [e["id"] for e in response.json()["items"]]
+    if op.operation_id == "my_unread":
+        assert world.event_id not in [i["event_id"] for i in response.json()["items"]]
+    if op.operation_id == "my_activity":
+        assert response.json()["items"] == []
     if op.operation_id == "get_slot":
         assert response.json()["booked_by"] is None

@@ -389,3 +389,99 @@ def test_system_tables_describe_the_schema(db: Db) -> None:
         db.rows("SELECT * FROM system_virtual_schema.tables")
     with pytest.raises(CqlError):
         db.run("INSERT INTO system.local (key) VALUES ('x')")
+
+
+def test_aggregates_count_min_max_sum_avg(db: Db) -> None:
+    db.run("CREATE TABLE t (p int, c int, v text, PRIMARY KEY (p, c))")
+    for c in range(5):
+        db.run("INSERT INTO t (p, c, v) VALUES (0, ?, ?)", c, None if c == 4 else f"v{c}")
+    got = db.rows("SELECT count(*), count(v), min(c), max(v), sum(c), avg(c) FROM t WHERE p = 0")
+    assert got == [(5, 4, 0, "v3", 10, 2)]
+    assert db.rows("SELECT count(*), max(c) FROM t WHERE p = 9") == [(0, None)]
+
+
+def test_in_with_order_by_merges_partitions_in_clustering_order(db: Db) -> None:
+    db.run("CREATE TABLE t (p int, c int, PRIMARY KEY (p, c))")
+    for p, c in ((0, 5), (0, 1), (1, 3), (2, 4), (2, 2)):
+        db.run("INSERT INTO t (p, c) VALUES (?, ?)", p, c)
+    got = db.rows("SELECT c FROM t WHERE p IN (0, 1, 2) ORDER BY c DESC LIMIT 4")
+    assert got == [(5,), (4,), (3,), (2,)]
+
+
+def test_conditional_batch_applies_all_or_nothing(db: Db) -> None:
+    db.run("CREATE TABLE t (k int, c int, v text, PRIMARY KEY (k, c))")
+    cas = db.engine.prepare("UPDATE t SET v = ? WHERE k = 1 AND c = ? IF v = ?", "ks")
+    put = db.engine.prepare("INSERT INTO t (k, c, v) VALUES (1, ?, ?)", "ks")
+    db.run("INSERT INTO t (k, c, v) VALUES (1, 0, 'a')")
+
+    def int_(n: int) -> bytes:
+        return n.to_bytes(4, "big")
+
+    failed = db.engine.batch(
+        0,
+        [(cas, [b"b", int_(0), b"zzz"]), (put, [int_(5), b"x"])],
+        QueryOptions(),
+        "ks",
+    )
+    assert isinstance(failed, Rows)
+    assert decode(failed) == [(False, "a")]
+    assert db.rows("SELECT c FROM t WHERE k = 1") == [(0,)]
+    applied = db.engine.batch(
+        0,
+        [(cas, [b"b", int_(0), b"a"]), (put, [int_(5), b"x"])],
+        QueryOptions(),
+        "ks",
+    )
+    assert isinstance(applied, Rows)
+    assert decode(applied) == [(True,)]
+    assert db.rows("SELECT c, v FROM t WHERE k = 1") == [(0, "b"), (5, "x")]
+
+
+def test_timestamp_literals_and_timeuuid_bounds(db: Db) -> None:
+    db.run("CREATE TABLE t (k int, at timeuuid, seen timestamp, PRIMARY KEY (k, at))")
+    for _ in range(3):
+        db.run("INSERT INTO t (k, at, seen) VALUES (1, now(), '2024-02-29 12:00:00+0000')")
+    [(seen,)] = db.rows("SELECT seen FROM t WHERE k = 1 LIMIT 1")
+    assert seen.isoformat() == "2024-02-29T12:00:00"
+    got = db.rows(
+        "SELECT count(*) FROM t WHERE k = 1 AND at > maxTimeuuid('2000-01-01')"
+        " AND at < minTimeuuid('2100-01-01 00:00:00+0000')"
+    )
+    assert got == [(3,)]
+    assert db.rows("SELECT count(*) FROM t WHERE k = 1 AND at < minTimeuuid('2000-01-01')") == [
+        (0,)
+    ]
+
+
+def test_frame_timestamp_is_only_a_default_for_batch_statements(db: Db) -> None:
+    db.run("CREATE TABLE t (k int PRIMARY KEY, v int)")
+    own = db.engine.prepare("INSERT INTO t (k, v) VALUES (?, 0) USING TIMESTAMP ?", "ks")
+    plain = db.engine.prepare("INSERT INTO t (k, v) VALUES (?, 0)", "ks")
+    items = [
+        (own, [(1).to_bytes(4, "big"), (5).to_bytes(8, "big")]),
+        (plain, [(2).to_bytes(4, "big")]),
+    ]
+    db.engine.batch(1, items, QueryOptions(timestamp=99), "ks")
+    assert sorted(db.rows("SELECT k, writetime(v) FROM t")) == [(1, 5), (2, 99)]
+    with pytest.raises(InvalidRequest, match="Timestamp must be set either on BATCH or"):
+        db.run(
+            "BEGIN BATCH USING TIMESTAMP 7 "
+            "INSERT INTO t (k, v) VALUES (3, 0) USING TIMESTAMP 8; APPLY BATCH"
+        )
+
+
+def test_in_with_order_by_pages_through_the_merged_order(db: Db) -> None:
+    db.run("CREATE TABLE t (p int, c int, PRIMARY KEY (p, c))")
+    for p in range(3):
+        for c in range(4):
+            db.run("INSERT INTO t (p, c) VALUES (?, ?)", p, c * 3 + p)
+    query = "SELECT c FROM t WHERE p IN (0, 1, 2) ORDER BY c DESC"
+    seen: list[tuple[Any, ...]] = []
+    state: bytes | None = None
+    while True:
+        page = db.run(query, page_size=5, paging_state=state)
+        seen += decode(page)
+        state = page.paging_state
+        if state is None:
+            break
+    assert seen == [(c,) for c in range(11, -1, -1)]

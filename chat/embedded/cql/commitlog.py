@@ -181,11 +181,13 @@ class CommitLog:
         try:
             await loop.run_in_executor(None, _write_and_sync, self._fd, data)
         except OSError as exc:
+            # Every write waiting on this fsync fails (the server answers with an error); the
+            # flusher keeps running so later writes get their own attempt.
             log.exception("commit log write failed")
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: each waiter re-raises it
-            raise
+            return
         finally:
             self._inflight = None
         self._segment_size += len(data)
@@ -198,10 +200,16 @@ class CommitLog:
             and self._snapshot_task is None
             and not self._closing
         ):
-            self._snapshot_task = loop.create_task(self.snapshot())
+            self._snapshot_task = loop.create_task(self._background_snapshot())
 
     # ---------------------------------------------------------------------------------------
     # Snapshots.
+
+    async def _background_snapshot(self) -> None:
+        try:
+            await self.snapshot()
+        except Exception:
+            log.exception("snapshot failed; the commit log keeps growing until the next try")
 
     async def compact(self) -> None:
         """Write a snapshot now (after any snapshot already running)."""

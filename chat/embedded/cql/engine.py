@@ -28,6 +28,7 @@ from chat.embedded.cql.parser import parse
 from chat.embedded.cql.results import Prepared, Result
 from chat.embedded.cql.schema import Catalog
 from chat.embedded.cql.select import SelectPlan
+from chat.embedded.cql.storage import NO_TS, OP_COLL_CLEAR, OP_COLL_ELEM
 from chat.embedded.cql.system_tables import NodeInfo
 from chat.embedded.cql.write import Record, apply_record
 
@@ -137,7 +138,8 @@ class Engine:
         """The store as framed records, a chunk at a time, yielding to the loop in between.
 
         Each partition is serialized whole within a chunk, from the live structures; see
-        ``commitlog`` for why mutations landing between chunks are safe.
+        ``commitlog`` for why mutations landing between chunks are safe. Rows whose cells have
+        all expired are left out of the snapshot and dropped from memory on the way.
         """
         now = int(time.time())
         schema: list[Record] = []
@@ -157,27 +159,27 @@ class Engine:
                 part = t.data.partitions.get(key)
                 if part is None:
                     continue
-                if part.deleted_at != -(2**63):
+                t.data.purge_expired(part, now)
+                if part.deleted_at != NO_TS:
                     batch.append(("p", tid, part.values, part.deleted_at))
                 for lo, lo_inc, hi, hi_inc, ts in part.ranges:
                     batch.append(("r", tid, part.values, lo, lo_inc, hi, hi_inc, ts))
                 for row in list(part.rows.values()):
                     rows += 1
-                    if row.deleted_at != -(2**63):
+                    if row.deleted_at != NO_TS:
                         batch.append(("d", tid, part.values, row.ck, row.deleted_at))
                     ops: list[Any] = []
-                    for c in row.cells:
+                    for slot, c in enumerate(row.cells):
                         if c is None:
                             continue
                         if type(c) is tuple:
                             if c[2] is None or c[4] == 0 or c[4] > now:
                                 ops.append(c)
                         else:
-                            ops.append((1, c_slot(row, c), c.cleared_at))
-                            slot = c_slot(row, c)
+                            ops.append((OP_COLL_CLEAR, slot, c.cleared_at))
                             for k, e in c.items.items():
                                 if e[2] is None or e[4] == 0 or e[4] > now:
-                                    ops.append((2, slot, k, e[2], e[3], e[4], e[5]))
+                                    ops.append((OP_COLL_ELEM, slot, k, e[2], e[3], e[4], e[5]))
                     marker = row.marker
                     if marker is not None and marker[1] != 0 and marker[1] <= now:
                         marker = None
@@ -201,8 +203,10 @@ class Engine:
         cached = self._prepared.get(sid)
         if cached is not None:
             plan: StatementPlan = cached.plan
-            if self.executor.fresh(plan) is plan:
+            if plan.version is self.catalog.version or not self.executor.is_stale(plan):
+                plan.version = self.catalog.version
                 return cached
+            # DDL changed the table: describe it afresh (bind and result columns may differ).
         stmt = parse(query)
         plan = self.executor.compile(stmt, keyspace)
         self.stats.prepares += 1
@@ -293,11 +297,3 @@ class Engine:
         if self._log is None:
             return None
         return self._log.durable()
-
-
-def c_slot(row: Any, cell: Any) -> int:
-    """The slot of a collection cell within its row."""
-    for i, c in enumerate(row.cells):
-        if c is cell:
-            return i
-    raise ValueError("cell not in row")  # pragma: no cover

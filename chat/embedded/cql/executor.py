@@ -63,6 +63,7 @@ class StatementPlan:
     compiled: Any
     table: TableMeta | None
     bind_count: int
+    version: Any = None  # the catalog version it was last checked against
 
 
 def _keyspace_of(stmt_ks: str | None, session_ks: str | None) -> str:
@@ -224,13 +225,15 @@ class Executor:
     def compile(self, stmt: Any, keyspace: str | None) -> StatementPlan:
         if isinstance(stmt, (ast.Select, ast.Insert, ast.Update, ast.Delete)):
             table = self.table(stmt.keyspace, stmt.table, keyspace)
-            return StatementPlan(
-                stmt, keyspace, self._compile_dml(stmt, table), table, stmt.bind_count
-            )
+            compiled = self._compile_dml(stmt, table)
+            version = self.catalog.version
+            return StatementPlan(stmt, keyspace, compiled, table, stmt.bind_count, version)
         if isinstance(stmt, ast.Batch):
             plans = [self.compile(s, keyspace) for s in stmt.statements]
-            return StatementPlan(stmt, keyspace, plans, None, stmt.bind_count)
-        return StatementPlan(stmt, keyspace, None, None, getattr(stmt, "bind_count", 0))
+            version = self.catalog.version
+            return StatementPlan(stmt, keyspace, plans, None, stmt.bind_count, version)
+        count = getattr(stmt, "bind_count", 0)
+        return StatementPlan(stmt, keyspace, None, None, count, self.catalog.version)
 
     def _compile_dml(self, stmt: Any, table: TableMeta) -> SelectPlan | WritePlan:
         if isinstance(stmt, ast.Select):
@@ -242,15 +245,24 @@ class Executor:
         return DeletePlan(table, stmt)
 
     def fresh(self, plan: StatementPlan) -> StatementPlan:
-        """The plan, recompiled if DDL replaced or dropped the table it was built on."""
-        t = plan.table
-        if t is None or t.virtual or self.catalog.tables_by_id.get(t.id.bytes) is t:
-            if isinstance(plan.compiled, list):
-                if all(self.fresh(p) is p for p in plan.compiled):
-                    return plan
-                return self.compile(plan.stmt, plan.keyspace)
+        """The plan, recompiled in place if DDL replaced or dropped the table it was built on.
+
+        The common case (no DDL since the last check) is one identity comparison.
+        """
+        version = self.catalog.version
+        if plan.version is version:
             return plan
-        return self.compile(plan.stmt, plan.keyspace)
+        if self.is_stale(plan):
+            new = self.compile(plan.stmt, plan.keyspace)
+            plan.compiled, plan.table = new.compiled, new.table
+        plan.version = version
+        return plan
+
+    def is_stale(self, plan: StatementPlan) -> bool:
+        if isinstance(plan.compiled, list):
+            return any(self.is_stale(p) for p in plan.compiled)
+        t = plan.table
+        return not (t is None or t.virtual or self.catalog.tables_by_id.get(t.id.bytes) is t)
 
     # ---------------------------------------------------------------------------------------
 
@@ -296,7 +308,8 @@ class Executor:
             if stmt.timestamp is not None:
                 batch_ts = int_getter(stmt.timestamp, "timestamp")(values)
             kind = {"LOGGED": 0, "UNLOGGED": 1, "COUNTER": 2}[stmt.kind]
-            return self.batch(kind, [(p.compiled, values) for p in compiled], batch_ts, now_s)
+            items = [(p.compiled, values) for p in compiled]
+            return self.batch(kind, items, batch_ts, now_s, explicit=stmt.timestamp is not None)
         return self.ddl(plan.stmt, plan.keyspace)
 
     def stats_snapshot(self) -> dict[str, int]:
@@ -308,24 +321,34 @@ class Executor:
         items: Sequence[tuple[Any, Sequence[bytes | None]]],
         timestamp: int | None,
         now: int,
+        *,
+        explicit: bool = False,
     ) -> Result:
-        """Apply every statement with one timestamp; log them as one record (all or nothing)."""
+        """Apply every statement with one timestamp; log them as one record (all or nothing).
+
+        ``timestamp`` is the default for statements without ``USING TIMESTAMP`` (the frame's
+        client timestamp); only a ``BEGIN BATCH USING TIMESTAMP`` (``explicit``) conflicts with
+        per-statement timestamps, as in Cassandra.
+        """
         self.stats.batches += 1
         plans: list[tuple[WritePlan, Sequence[bytes | None]]] = []
         has_counter = has_other = False
+        last: Any = None
         for compiled, values in items:
-            if not isinstance(compiled, (InsertPlan, UpdatePlan, DeletePlan)):
-                raise InvalidRequest(
-                    "Only INSERT, UPDATE and DELETE statements are allowed in a batch"
-                )
-            if compiled.table.is_counter and not isinstance(compiled, DeletePlan):
-                has_counter = True
-            else:
-                has_other = True
-            if timestamp is not None and compiled.has_ts:
-                raise InvalidRequest(
-                    "Timestamp must be set either on BATCH or individual statements"
-                )
+            if compiled is not last:  # batches mostly repeat one prepared statement
+                last = compiled
+                if not isinstance(compiled, (InsertPlan, UpdatePlan, DeletePlan)):
+                    raise InvalidRequest(
+                        "Only INSERT, UPDATE and DELETE statements are allowed in a batch"
+                    )
+                if compiled.table.is_counter and not isinstance(compiled, DeletePlan):
+                    has_counter = True
+                else:
+                    has_other = True
+                if explicit and compiled.has_ts:
+                    raise InvalidRequest(
+                        "Timestamp must be set either on BATCH or individual statements"
+                    )
             plans.append((compiled, values))
         if kind == 0 and has_counter:
             raise InvalidRequest("Cannot include a counter statement in a logged batch")
@@ -334,13 +357,12 @@ class Executor:
         if has_counter and has_other:
             raise InvalidRequest("Counter and non-counter mutations cannot exist in the same batch")
         ts = timestamp if timestamp is not None else now_micros()
-        conditional = [p for p, _ in plans if p.conditional]
-        if conditional:
+        if any(p.conditional for p, _ in plans):
             return self._conditional_batch(plans, ts, now)
         records: list[Record] = []
+        extend = records.extend
         for compiled, values in plans:
-            recs, _ = compiled.run(values, ts, now)
-            records.extend(recs)
+            extend(compiled.run(values, ts, now)[0])
         self.stats.rows_written += len(records)
         if records and self.log_sink is not None:
             self.log_sink(records)

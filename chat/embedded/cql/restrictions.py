@@ -81,7 +81,10 @@ def _slice(prefix: bytes, col: ColumnMeta, op: str, v: bytes) -> Range:
     hi: bytes | None = increment(prefix) if prefix else None
     lo_inc, hi_inc = True, False
     if op == ">":
-        lo, lo_inc = increment(e), True
+        above = increment(e)
+        if above is None:
+            return (e, False, e, False)  # nothing sorts after: an empty range
+        lo, lo_inc = above, True
     elif op == ">=":
         lo, lo_inc = e, True
     elif op == "<":
@@ -290,6 +293,8 @@ def compile_where(table: TableMeta, where: ast.WhereClause, *, for_select: bool)
     if w.pk_terms is not None and w.token_bounds:
         raise InvalidRequest("Token relations cannot be combined with partition key restrictions")
     _compile_clustering(w, table, ck_eq, ck_slices, tuple_rels)
+    if for_select and w.pk_terms is None and w.ck_restricted:
+        w.needs_filtering = True  # clustering restrictions on a scan filter every partition
     return w
 
 

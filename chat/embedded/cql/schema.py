@@ -306,38 +306,49 @@ class Catalog:
     def table(self, keyspace: str, name: str) -> TableMeta:
         ks = self.keyspaces.get(keyspace)
         if ks is None:
-            raise InvalidRequest(f"Keyspace {keyspace} does not exist")
+            raise InvalidRequest(f"Keyspace '{keyspace}' does not exist")
         table = ks.tables.get(name)
         if table is None:
             raise InvalidRequest(f"unconfigured table {name}")
         return table
 
-    # Every schema change is one of these records; ``apply`` is used live and on replay.
     def apply(self, record: tuple[Any, ...]) -> None:
+        """Apply a schema record; used live and on replay.
+
+        Idempotent: a snapshot written while DDL ran may hold a change that the log after it
+        holds too, so re-creating an existing keyspace keeps its tables and re-creating a table
+        with the same id keeps its rows; dropping what is gone is a no-op.
+        """
         op = record[0]
         if op == "create_keyspace":
             info = record[1]
-            self.keyspaces[info["name"]] = KeyspaceMeta(
-                info["name"], dict(info["replication"]), bool(info["durable_writes"])
-            )
+            existing = self.keyspaces.get(info["name"])
+            ks = KeyspaceMeta(info["name"], dict(info["replication"]), bool(info["durable_writes"]))
+            if existing is not None:
+                ks.tables = existing.tables
+            self.keyspaces[ks.name] = ks
         elif op == "drop_keyspace":
-            ks = self.keyspaces.pop(record[1])
-            for t in ks.tables.values():
+            dropped_ks = self.keyspaces.pop(record[1], None)
+            for t in dropped_ks.tables.values() if dropped_ks is not None else ():
                 self.tables_by_id.pop(t.id.bytes, None)
         elif op in ("create_table", "alter_table"):
             info = record[1]
             ks = self.keyspace(info["keyspace"])
             old = ks.tables.get(info["name"])
-            data = old.data if (old is not None and op == "alter_table") else None
+            same = old is not None and old.id.bytes == info["id"]
+            data = old.data if (old is not None and (same or op == "alter_table")) else None
             table = build_table(info, data)
             if data is not None:
                 data.widen(len(table.regular))
+            if old is not None and not same:
+                self.tables_by_id.pop(old.id.bytes, None)
             ks.tables[table.name] = table
             self.tables_by_id[table.id.bytes] = table
         elif op == "drop_table":
             ks = self.keyspace(record[1])
-            dropped = ks.tables.pop(record[2])
-            self.tables_by_id.pop(dropped.id.bytes, None)
+            dropped = ks.tables.pop(record[2], None)
+            if dropped is not None:
+                self.tables_by_id.pop(dropped.id.bytes, None)
         else:  # pragma: no cover - records are written by this module only
             raise ValueError(f"unknown schema record {op!r}")
         self.version = uuid.uuid4()

@@ -10,6 +10,7 @@ across partitions and within one.
 from __future__ import annotations
 
 import marshal
+import operator
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -153,6 +154,94 @@ def _function_selector(
     return f"system.{name}({arg_name})", out_type, apply
 
 
+def _row_builder(
+    table: TableMeta, cols: list[ColumnMeta]
+) -> Callable[[Partition, Row, int], list[bytes | None]]:
+    """One function assembling a row of plain columns: the hot path of SELECT.
+
+    It gathers partition-key values, clustering values and the selected cells into one tuple
+    and picks the output order with a single ``itemgetter``, instead of a closure per column.
+    """
+    n_pk, n_ck = len(table.partition_key), len(table.clustering)
+    regular = sorted({c.slot for c in cols if c.kind == "regular"})
+    reg_cols = [table.regular[s] for s in regular]
+    where = {s: n_pk + n_ck + i for i, s in enumerate(regular)}
+    positions = [
+        c.slot
+        if c.kind == "partition_key"
+        else n_pk + c.slot
+        if c.kind == "clustering"
+        else where[c.slot]
+        for c in cols
+    ]
+    pick: Callable[[tuple[Any, ...]], Any] = (
+        (lambda t: (t[positions[0]],)) if len(positions) == 1 else operator.itemgetter(*positions)
+    )
+    get_cells: Callable[[list[Any]], Any] = (
+        (lambda cells: ())
+        if not regular
+        else (lambda cells: (cells[regular[0]],))
+        if len(regular) == 1
+        else operator.itemgetter(*regular)
+    )
+
+    if all(c.collection is None for c in reg_cols):
+
+        def build_simple(p: Partition, r: Row, now: int) -> list[bytes | None]:
+            vals = [
+                c[2] if c is not None and (c[4] == 0 or c[4] > now) else None
+                for c in get_cells(r.cells)
+            ]
+            return list(pick((*p.values, *r.ck, *vals)))
+
+        return build_simple
+
+    def build(p: Partition, r: Row, now: int) -> list[bytes | None]:
+        vals: list[bytes | None] = []
+        for col, c in zip(reg_cols, get_cells(r.cells), strict=True):
+            if c is None:
+                vals.append(None)
+            elif type(c) is tuple:
+                vals.append(c[2] if (c[4] == 0 or c[4] > now) else None)
+            else:
+                vals.append(collection_value(col, c, now))
+        return list(pick((*p.values, *r.ck, *vals)))
+
+    return build
+
+
+_AGGREGATES = ("count", "min", "max", "sum", "avg")
+
+
+def _aggregate(fname: str, t: Any, row_count: int | None, raws: list[bytes]) -> bytes | None:
+    """COUNT/MIN/MAX/SUM/AVG over serialized inputs, with Cassandra's result types."""
+    if fname == "count":
+        n = row_count if row_count is not None else len(raws)
+        return n.to_bytes(8, "big", signed=True)
+    values = [t.deserialize(r, 4) for r in raws]
+    if fname in ("min", "max"):
+        if not values:
+            return None
+        if t in _BYTE_ORDERED:
+            raw = min(raws) if fname == "min" else max(raws)
+            return raw
+        return bytes(t.serialize(min(values) if fname == "min" else max(values), 4))
+    total: Any = sum(values) if values else 0
+    if fname == "avg" and values:
+        total = _average(total, len(values))
+    return bytes(t.serialize(total, 4))
+
+
+def _average(total: Any, n: int) -> Any:
+    """Integer averages truncate toward zero, as Cassandra's ``avg`` does."""
+    if isinstance(total, int):
+        return abs(total) // n * (1 if total >= 0 else -1)
+    return total / n
+
+
+_BYTE_ORDERED = (_ct.UTF8Type, _ct.AsciiType, _ct.BytesType)
+
+
 class SelectPlan:
     """A compiled SELECT. ``run`` takes the table storage (virtual tables pass fresh data)."""
 
@@ -179,22 +268,44 @@ class SelectPlan:
                 _n, t, f = _extractor(table, ast.Selector("column", col.name))
                 extractors.append(f)
                 specs.append(ColumnSpec(ks, name, col.name, t))
-        for sel in stmt.selectors:
+        # Aggregates: position -> (argument extractor or None for COUNT(*), function, type).
+        self.aggregates: dict[int, tuple[Extractor | None, str, Any]] = {}
+        for i, sel in enumerate(stmt.selectors):
             if sel.kind == "count":
                 self.aggregate = True
+                self.aggregates[i] = (None, "count", _ct.LongType)
                 specs.append(ColumnSpec(ks, name, sel.alias or "count", _ct.LongType))
                 extractors.append(lambda p, r, now: None)
+                continue
+            fname = (sel.column or "").lower()
+            if sel.kind == "function" and fname in _AGGREGATES and len(sel.args) == 1:
+                arg_name, arg_type, arg = _extractor(table, sel.args[0])
+                out_type = _ct.LongType if fname == "count" else arg_type
+                self.aggregate = True
+                self.aggregates[i] = (arg, fname, arg_type)
+                default = f"system.{fname}({arg_name})"
+                specs.append(ColumnSpec(ks, name, sel.alias or default, out_type))
+                extractors.append(arg)
                 continue
             default, t, f = _extractor(table, sel)
             specs.append(ColumnSpec(ks, name, sel.alias or default, t))
             extractors.append(f)
-        self.count_positions = [i for i, s in enumerate(stmt.selectors) if s.kind == "count"]
         self.columns = specs
         self.extractors = extractors
+        names = [c.name for c in table.columns.values()]
+        plain: list[str | None] = [s.column for s in stmt.selectors]
+        if not stmt.selectors:
+            star = [*table.partition_key, *table.clustering]
+            star += sorted(table.regular, key=lambda c: c.name)
+            plain = [c.name for c in star]
+        self.build: Callable[[Partition, Row, int], list[bytes | None]] | None = None
+        if all(s.kind == "column" for s in stmt.selectors) and all(n in names for n in plain):
+            self.build = _row_builder(table, [table.columns[n] for n in plain if n is not None])
         self.distinct = stmt.distinct
         self.limit = int_getter(stmt.limit, "LIMIT")
         self.pp_limit = int_getter(stmt.per_partition_limit, "PER PARTITION LIMIT")
         self.reverse = self._reversed(stmt.order_by)
+        self.ordered_in = bool(stmt.order_by) and not self.aggregate
         if self.where.filters or self.where.ck_filters or self.where.pk_filters:
             self.has_filters = True
         else:
@@ -291,6 +402,55 @@ class SelectPlan:
             for k in rows.irange(lo, hi, (lo_inc, hi_inc), reverse=self.reverse):
                 yield k, rows[k]
 
+    def _ordered_across_partitions(
+        self,
+        data: TableData,
+        values: Values,
+        now: int,
+        limit: int | None,
+        pp_limit: int | None,
+        page_size: int | None,
+        paging_state: bytes | None,
+    ) -> Rows:
+        """``IN (...) ORDER BY``: rows of every partition merged in clustering order.
+
+        Scylla sorts such results across partitions. Each page re-reads and re-sorts the named
+        partitions (there are few) and skips what earlier pages returned: the paging state is
+        the number of rows already returned.
+        """
+        w = self.where
+        offset = 0
+        if paging_state:
+            try:
+                offset = int(marshal.loads(paging_state))
+            except (ValueError, EOFError, TypeError) as exc:
+                raise ProtocolError("Invalid paging state") from exc
+        ranges = w.ck_builder(values) if w.ck_builder is not None else None
+        filters = [(f.col, f.compile(values)) for f in w.filters]
+        ck_filters = [(i, f.compile(values)) for i, f in w.ck_filters]
+        found: list[tuple[bytes, int, Partition, Row]] = []
+        for n, part in enumerate(self._partitions(data, values, None)):
+            taken = 0
+            for ckey, row in self._rows(part, ranges, None):
+                if not row.is_live(now):
+                    continue
+                if ck_filters and not all(f(row.ck[i]) for i, f in ck_filters):
+                    continue
+                if filters and not all(f(cell_value(col, row, now)) for col, f in filters):
+                    continue
+                found.append((ckey, n, part, row))
+                taken += 1
+                if pp_limit is not None and taken >= pp_limit:
+                    break
+        found.sort(key=lambda item: item[:2], reverse=self.reverse)
+        if limit is not None:
+            found = found[:limit]
+        end = len(found) if not page_size or page_size <= 0 else offset + page_size
+        page = found[offset:end]
+        state = marshal.dumps(end) if end < len(found) else None
+        rows = [[f(p, r, now) for f in self.extractors] for _k, _n, p, r in page]
+        return Rows(self.columns, rows, state)
+
     def run(
         self,
         data: TableData,
@@ -306,6 +466,10 @@ class SelectPlan:
         pp_limit = self.pp_limit(values)
         if pp_limit is not None and pp_limit <= 0:
             raise InvalidRequest("PER PARTITION LIMIT must be strictly positive")
+        if self.ordered_in and len(self.where.partition_keys(values)) > 1:
+            return self._ordered_across_partitions(
+                data, values, now, limit, pp_limit, page_size, paging_state
+            )
         resume_key: bytes | None = None
         resume_ck: bytes | None = None
         pp_seen = 0
@@ -324,9 +488,11 @@ class SelectPlan:
         ck_filters = [(i, f.compile(values)) for i, f in w.ck_filters]
         pk_filters = [(i, f.compile(values)) for i, f in w.pk_filters]
         extract = self.extractors
+        build = self.build
         out: list[list[bytes | None]] = []
         count = 0
         first: list[bytes | None] | None = None
+        inputs: dict[int, list[bytes]] = {}
         for part in self._partitions(data, values, resume_key):
             if pk_filters and not all(f(part.values[i]) for i, f in pk_filters):
                 continue
@@ -352,8 +518,13 @@ class SelectPlan:
                     count += 1
                     if first is None:
                         first = [f(part, row, now) for f in extract]
+                    for i, (arg, _fname, _t) in self.aggregates.items():
+                        if arg is not None:
+                            raw = arg(part, row, now)
+                            if raw is not None:
+                                inputs.setdefault(i, []).append(raw)
                     continue
-                out.append([f(part, row, now) for f in extract])
+                out.append(build(part, row, now) if build else [f(part, row, now) for f in extract])
                 in_part += 1
                 if limit is not None:
                     limit -= 1
@@ -366,7 +537,7 @@ class SelectPlan:
                     break
         if self.aggregate:
             row_out: list[bytes | None] = first if first is not None else [None] * len(extract)
-            for i in self.count_positions:
-                row_out[i] = count.to_bytes(8, "big", signed=True)
+            for i, (arg, fname, t) in self.aggregates.items():
+                row_out[i] = _aggregate(fname, t, count if arg is None else None, inputs.get(i, []))
             return Rows(self.columns, [row_out])
         return Rows(self.columns, out)

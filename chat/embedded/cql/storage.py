@@ -107,6 +107,25 @@ class Row:
                 return True
         return False
 
+    def expired(self, now: int) -> bool:
+        """Nothing live and nothing that still shadows older writes: safe to forget."""
+        if self.deleted_at != NO_TS:
+            return False
+        m = self.marker
+        if m is not None and (m[1] == 0 or m[1] > now):
+            return False
+        for c in self.cells:
+            if c is None:
+                continue
+            if type(c) is tuple:
+                if c[2] is None or c[4] == 0 or c[4] > now:
+                    return False
+            elif c.cleared_at != NO_TS or any(
+                e[2] is None or e[4] == 0 or e[4] > now for e in c.items.values()
+            ):
+                return False
+        return True
+
     def delete(self, ts: int) -> None:
         if ts <= self.deleted_at:
             return
@@ -144,6 +163,14 @@ class ClusteredRows(dict[bytes, "Row"]):
             self._order.update(self._pending)
             self._pending = []
         return self._order
+
+    def discard(self, key: bytes) -> None:
+        if self.pop(key, None) is None:
+            return
+        if key in self._pending:
+            self._pending.remove(key)
+        else:
+            self._order.discard(key)
 
     def irange(
         self,
@@ -224,6 +251,24 @@ class TableData:
                 index.add((part.get_token(), part.key))
             self._pending = []
         return self._index
+
+    def purge_expired(self, part: Partition, now: int) -> None:
+        """Drop rows whose every cell has expired (TTL), and the partition if nothing is left."""
+        rows = part.rows
+        dead = [k for k, row in rows.items() if row.expired(now)]
+        for k in dead:
+            if self.clustered:
+                rows.discard(k)
+            else:
+                del rows[k]
+        if rows or part.deleted_at != NO_TS or part.ranges:
+            return
+        if self.partitions.get(part.key) is part:
+            del self.partitions[part.key]
+            if part in self._pending:
+                self._pending.remove(part)
+            elif part.token is not None:
+                self._index.discard((part.token, part.key))
 
     def truncate(self) -> None:
         self.partitions = {}

@@ -217,11 +217,14 @@ def ordering_encoder(t: ast.CqlType, descending: bool = False) -> Encoder:
     return inverted
 
 
-def increment(key: bytes) -> bytes:
-    """The smallest bytes value greater than every key having ``key`` as a prefix."""
+def increment(key: bytes) -> bytes | None:
+    """The smallest bytes value greater than every key having ``key`` as a prefix.
+
+    None when there is none (``key`` is all 0xFF): the range above is unbounded.
+    """
     stripped = key.rstrip(b"\xff")
     if not stripped:
-        return b"\xff" * (len(key) + 1)
+        return None
     return stripped[:-1] + bytes((stripped[-1] + 1,))
 
 
@@ -243,7 +246,7 @@ def _uuid_millis(u: uuid.UUID) -> int:
 
 def _parse_timestamp(text: str) -> int:
     try:
-        return int(_ct.DateType.interpret_datestring(text) * 1000)
+        return int(_ct.DateType.interpret_datestring(text))  # milliseconds
     except ValueError:
         pass
     try:
@@ -394,17 +397,13 @@ def call_function(f: ast.FunctionCall, t: ast.CqlType, column: str, values: Valu
         if raw is None:
             return None
         ms = int.from_bytes(raw, "big", signed=True)
-        u = _cutil.min_uuid_from_time(ms / 1000) if name == "mintimeuuid" else None
-        if u is None:
-            u = _cutil.max_uuid_from_time(ms / 1000)
-        return bytes(u.bytes)
+        make = _cutil.min_uuid_from_time if name == "mintimeuuid" else _cutil.max_uuid_from_time
+        return bytes(make(ms / 1000).bytes)
     raise InvalidRequest(f"Unknown function '{name}'")
 
 
 def _time_as(ms: int, fname: str, target: str, column: str, t: ast.CqlType) -> bytes:
-    if target in ("timestamp",):
-        return ms.to_bytes(8, "big", signed=True)
-    if target == "bigint":
+    if target in ("timestamp", "bigint"):
         return ms.to_bytes(8, "big", signed=True)
     if target == "date":
         return (ms // 86_400_000 + 2**31).to_bytes(4, "big")

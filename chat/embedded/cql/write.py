@@ -3,6 +3,8 @@
 A plan's ``run`` applies its mutation to the storage and returns the *record* describing it —
 plain tuples the commit log ``marshal``s and ``apply_record`` replays:
 
+* ``("i", table_id, pk_values, ck_values, marker, slots, values, extra_ops)``: an INSERT in
+  compact form (the cells are rebuilt from slots + values + the marker's timestamp/TTL);
 * ``("w", table_id, pk_values, ck_values, marker, ops)``: a row write; ``ops`` are cells
   (see ``storage``); counters are logged as their new absolute value, list elements with the
   keys chosen live, so replay never re-reads or re-decides anything;
@@ -92,9 +94,23 @@ def apply_record(tables: dict[bytes, TableMeta], rec: Record) -> None:
         return
     pv = tuple(rec[2])
     part = data.partition(pkey_of(pv), pv)
+    if kind in ("w", "i"):
+        # A snapshot taken across an ALTER TABLE ADD may carry cells for columns whose ALTER
+        # record replays only later: make room for them.
+        slots = [op[1] for op in rec[5]] if kind == "w" else [*rec[5], *(op[1] for op in rec[7])]
+        if slots and max(slots) >= data.width:
+            data.widen(max(slots) + 1)
     if kind == "w":
         cv = tuple(rec[3])
         data.apply_write(part, ckey_of(table, cv), cv, rec[4], rec[5])
+    elif kind == "i":  # ("i", tid, pv, cv, marker, slots, values, extra ops)
+        cv = tuple(rec[3])
+        ts, exp, ttl = marker = rec[4]
+        ops: list[Record] = [
+            (OP_SET, slot, v, ts, exp, ttl) for slot, v in zip(rec[5], rec[6], strict=True)
+        ]
+        ops.extend(rec[7])
+        data.apply_write(part, ckey_of(table, cv), cv, marker, ops)
     elif kind == "d":
         cv = tuple(rec[3])
         data.apply_row_delete(part, ckey_of(table, cv), cv, rec[4])
@@ -302,6 +318,7 @@ class InsertPlan(KeyedWrite):
         self.data = table.data
         # Fast path: every regular value is a bind marker → one C-level itemgetter call.
         self.simple_slots = [slot for slot, _g, _s in self.simple]
+        self.slots_tuple = tuple(self.simple_slots)
         self.fixed_checks = [(i, size) for i, (_slot, _g, size) in enumerate(self.simple) if size]
         bound = [terms[table.regular[slot].name] for slot in self.simple_slots]
         self.bound_get: Callable[[Values], Sequence[bytes | None]] | None = None
@@ -382,17 +399,21 @@ class InsertPlan(KeyedWrite):
             (OP_SET, slot, v, ts, exp, ttl)
             for slot, v in zip(self.simple_slots, vals, strict=False)
         ]
+        extra: list[Record] = []
         for col, g in self.colls:
             raw = g(values)
-            ops.append((OP_COLL_CLEAR, col.slot, ts - 1))
+            extra.append((OP_COLL_CLEAR, col.slot, ts - 1))
             if raw is not None:
-                ops.extend(_collection_ops(col, raw, ts, exp, ttl, self.clock))
+                extra.extend(_collection_ops(col, raw, ts, exp, ttl, self.clock))
+        if extra:
+            ops.extend(extra)
         marker = (ts, exp, ttl)
         data = self.data
         part = data.partitions.get(pkey) or data.partition(pkey, pv)
         data.apply_write(part, ckey, cv, marker, ops)
         result = applied_rows(self.table, True, []) if self.if_not_exists else None
-        return [("w", self.tid, pv, cv, marker, ops)], result
+        # The log gets the compact form: slots and values side by side, no per-cell tuples.
+        return [("i", self.tid, pv, cv, marker, self.slots_tuple, vals, extra)], result
 
 
 class RowKeys:

@@ -1,0 +1,205 @@
+"""Write throughput of the chat store: messages/s and latency through ``MessageStore.send``.
+
+No WebSocket and no HTTP: ``--concurrency`` senders loop over ``--events`` events of 2-20
+participants each, every send a new ``client_msg_id`` (so every send is a full idempotent
+send: claim, claim read-back, rows). Prints a progress line every second and, at the end,
+messages/s, p50/p99 per send, the driver requests the coalescing writer issued, and the rows/s
+the server wrote (from ``system.embedded_stats``).
+
+Starts its own in-memory embedded CQL server unless ``--contact-point`` is given::
+
+    .venv/bin/python bench/store_write.py --duration 10 --concurrency 512 --events 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chat.config import Settings
+from chat.domain.messages import NewMessage
+from chat.store.cql import CqlStore, connect_blocking, execute_async
+from chat.store.cql_migrations import migrate_up
+from chat.store.messages import MessageStore
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of measurement")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
+    p.add_argument("--concurrency", type=int, default=512, help="sends in flight")
+    p.add_argument("--events", type=int, default=200, help="events (2-20 participants each)")
+    p.add_argument("--contact-point", help="CQL host; default: start an embedded server")
+    p.add_argument("--port", type=int, default=9042)
+    p.add_argument("--reactor", choices=["libev", "asyncio"], default="libev")
+    p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    p.add_argument("--batch-ms", type=float, default=None, help="CHAT_WRITE_BATCH_MS")
+    p.add_argument("--batch-statements", type=int, default=None, help="CHAT_WRITE_BATCH_STATEMENTS")
+    p.add_argument("--dedup", choices=["fast", "strict"], default="fast")
+    p.add_argument("--text-bytes", type=int, default=120, help="message size")
+    p.add_argument("--seed", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) of a process, from /proc (Linux); 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def server_stats(cql: CqlStore) -> dict[str, int]:
+    try:
+        rows = await execute_async(cql.session, "SELECT name, value FROM system.embedded_stats")
+    except Exception:  # a real ScyllaDB has no such table
+        return {}
+    return {r.name: r.value for r in rows}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    async with AsyncExitStack() as stack:
+        server_pid: int | None = None
+        if args.contact_point:
+            host, port = args.contact_point, args.port
+        else:
+            from chat.embedded.cql.process import EmbeddedCqlServer
+
+            server = EmbeddedCqlServer()
+            await stack.enter_async_context(server)
+            host, port = server.host, server.port
+            server_pid = server.pid
+        overrides: dict[str, Any] = {
+            "cql_contact_points": host,
+            "cql_port": port,
+            "cql_keyspace": "bench_store_write",
+            "send_dedup": args.dedup,
+        }
+        if args.batch_ms is not None:
+            overrides["write_batch_ms"] = args.batch_ms
+        if args.batch_statements is not None:
+            overrides["write_batch_statements"] = args.batch_statements
+        settings = Settings(**overrides)
+        connection_class = None
+        if args.reactor == "asyncio":
+            from cassandra.io.asyncioreactor import AsyncioConnection
+
+            connection_class = AsyncioConnection
+        cql = await asyncio.to_thread(
+            connect_blocking, settings, [host], port, connection_class=connection_class
+        )
+        stack.callback(cql.cluster.shutdown)
+        await migrate_up(cql, settings)
+        store = MessageStore(cql, settings)
+        await store.start()
+        stack.push_async_callback(store.close)
+
+        events = [(1_000_000 + e, rng.randint(2, 20)) for e in range(args.events)]
+        text = "x" * args.text_bytes
+        latencies: list[float] = []
+        counter = 0
+        measuring = False
+        stop = False
+
+        async def sender(worker: int) -> None:
+            nonlocal counter
+            n = 0
+            local_rng = random.Random(args.seed * 100_003 + worker)
+            while not stop:
+                event_id, participants = events[local_rng.randrange(len(events))]
+                sender_id = event_id * 100 + local_rng.randrange(participants)
+                n += 1
+                msg = NewMessage(event_id, sender_id, f"w{worker}-{n}", text)
+                t0 = time.perf_counter()
+                await store.send(msg)
+                if measuring:
+                    latencies.append(time.perf_counter() - t0)
+                    counter += 1
+
+        workers = [asyncio.create_task(sender(w)) for w in range(args.concurrency)]
+        await asyncio.sleep(args.warmup)
+        before_server = await server_stats(cql)
+        before_store = dict(store.stats)
+        measuring = True
+        cpu_before = time.process_time()
+        server_cpu_before = _cpu_seconds(server_pid)
+        started = time.perf_counter()
+        last_t, last_n = started, 0
+        while (now := time.perf_counter()) - started < args.duration:
+            await asyncio.sleep(min(1.0, args.duration - (now - started)))
+            t, n = time.perf_counter(), counter
+            print(
+                f"  {t - started:5.1f}s  {n:>9,} sent  {(n - last_n) / (t - last_t):>9,.0f} msg/s",
+                flush=True,
+            )
+            last_t, last_n = t, n
+        measuring = False
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_before
+        server_cpu = _cpu_seconds(server_pid) - server_cpu_before
+        sent = counter
+        after_server = await server_stats(cql)
+        after_store = dict(store.stats)
+        stop = True
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    lat = sorted(latencies)
+    rows = after_server.get("rows_written", 0) - before_server.get("rows_written", 0)
+    result = {
+        "messages": sent,
+        "seconds": elapsed,
+        "messages_per_s": sent / elapsed,
+        "p50_ms": 1000 * statistics.median(lat) if lat else 0.0,
+        "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))] if lat else 0.0,
+        "rows_per_s": rows / elapsed,
+        "batches_per_s": (after_store["batches"] - before_store["batches"]) / elapsed,
+        "statements_per_batch": (after_store["statements"] - before_store["statements"])
+        / max(1, after_store["batches"] - before_store["batches"]),
+        "client_cpu_us_per_message": 1e6 * cpu / max(1, sent),
+        "client_cores": cpu / elapsed,
+        "server_cores": server_cpu / elapsed,
+        "claim_reads_per_s": (after_store["claim_reads"] - before_store["claim_reads"]) / elapsed,
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(
+        f"store_write: concurrency={args.concurrency} events={args.events} reactor={args.reactor} "
+        f"loop={args.loop} dedup={args.dedup} duration={args.duration}s",
+        flush=True,
+    )
+    runner = uvloop.run if args.loop == "uvloop" else asyncio.run
+    r = runner(run(args))
+    print(
+        f"messages/s {r['messages_per_s']:,.0f}  ({r['messages']:,} in {r['seconds']:.1f} s)\n"
+        f"latency per send  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms\n"
+        f"server rows/s {r['rows_per_s']:,.0f}\n"
+        f"driver requests: batches/s {r['batches_per_s']:,.0f} "
+        f"({r['statements_per_batch']:.1f} statements each), "
+        f"claim reads/s {r['claim_reads_per_s']:,.0f}\n"
+        f"client CPU per message {r['client_cpu_us_per_message']:.0f} us (all driver threads); "
+        f"cores busy: client {r['client_cores']:.2f}, embedded server {r['server_cores']:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""REST: an event's change history (the audit log), and the relay that runs after each commit.
+
+The store functions stage history records in PostgreSQL inside each change's transaction
+(:mod:`chat.store.event_history`). :func:`relay_after_commit` wraps every operation so that,
+once the handler has returned — its transaction committed — the records that request staged
+are moved to ScyllaDB before the response goes out: a client that changes an event and then
+reads its history sees the change. It is best effort: if the relay fails the rows stay in the
+outbox and the history read (or the background relay) moves them later.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from chat.api import stores
+from chat.api.endpoint import Api, Call, Handler
+from chat.errors import NotFound
+from chat.store import events as event_store
+from chat.store.event_history import HistoryEntry, tracking_staged
+
+log = logging.getLogger(__name__)
+
+api = Api(prefix="")
+
+
+def relay_after_commit(module_api: Api) -> Api:
+    """The same operations, each followed by the relay of the history it staged."""
+    wrapped = Api(prefix=module_api.prefix)
+    wrapped.operations.extend(
+        replace(op, handler=_relaying(op.handler)) for op in module_api.operations
+    )
+    return wrapped
+
+
+def _relaying(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def run(call: Call) -> BaseModel | Response | None:
+        with tracking_staged() as staged:
+            try:
+                return await handler(call)
+            finally:
+                # Handlers commit before they return. After a rollback the ids match no row.
+                if staged:
+                    try:
+                        await stores.event_history(call.state).relay(staged)
+                    except Exception:  # best effort: the rows wait in the outbox
+                        log.warning(
+                            "relaying %d history row(s) after commit failed; they stay queued",
+                            len(staged),
+                            exc_info=True,
+                        )
+
+    return run
+
+
+class HistoryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, min_length=1, max_length=200)
+
+
+class HistoryActor(BaseModel):
+    id: int | None = Field(description="None for the service itself (e.g. automatic DONE).")
+    name: str = Field(description="The actor's name when they made the change, or 'system'.")
+
+
+class HistoryItem(BaseModel):
+    change_id: uuid.UUID
+    event_id: int
+    changed_at: datetime
+    change_type: str
+    field_name: str | None
+    old_value: Any = Field(description="The value before the change (JSON), if any.")
+    new_value: Any = Field(description="The value after the change (JSON), if any.")
+    actor: HistoryActor
+    ip_address: str | None
+    user_agent: str | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> HistoryItem:
+        return cls(
+            change_id=entry.change_id,
+            event_id=entry.event_id,
+            changed_at=entry.changed_at,
+            change_type=entry.change_type,
+            field_name=entry.field_name,
+            old_value=orjson.loads(entry.old_value) if entry.old_value is not None else None,
+            new_value=orjson.loads(entry.new_value) if entry.new_value is not None else None,
+            actor=HistoryActor(id=entry.actor_id, name=entry.actor_name),
+            ip_address=entry.ip_address,
+            user_agent=entry.user_agent,
+            metadata=entry.metadata,
+        )
+
+
+class HistoryPageOut(BaseModel):
+    items: list[HistoryItem]
+    next_cursor: str | None
+
+
+@api.operation(
+    "GET",
+    "/events/{event_id:id}/history",
+    summary="An event's change history",
+    tag="events",
+    query=HistoryQuery,
+    response=HistoryPageOut,
+    errors=(401, 404, 422),
+)
+async def get_event_history(call: Call) -> HistoryPageOut:
+    """Every change made to the event, newest first, with who made it and from where.
+
+    Participants only (404 otherwise, as for every event operation). Records whose relay to
+    ScyllaDB has not happened yet are relayed first, so the page is never missing a change that
+    committed. Pass ``next_cursor`` back as ``cursor`` for older changes.
+    """
+    query: HistoryQuery = call.query
+    event_id = call.path_id("event_id")
+    async with call.state.pg.acquire() as conn:
+        if not await event_store.is_participant(conn, event_id, call.user_id):
+            raise NotFound(f"no event {event_id}")
+    history = stores.event_history(call.state)
+    try:
+        await history.relay_event(event_id)
+    except Exception:  # the read still answers with what ScyllaDB has
+        log.warning("relaying event %d's queued history failed", event_id, exc_info=True)
+    page = await history.page(event_id, query.limit, query.cursor)
+    return HistoryPageOut(
+        items=[HistoryItem.of(e) for e in page.entries], next_cursor=page.next_cursor
+    )

@@ -1,0 +1,274 @@
+"""The ``/v1/ws`` endpoint: moves frames between the socket, the session and the service.
+
+A thin adapter in the python-websockets mould: every protocol decision is the
+:class:`~chat.gateway.protocol.Session`'s, every chat decision the
+:class:`~chat.gateway.service.ChatService`'s. A connection runs four small loops:
+
+- the **reader** (the endpoint coroutine) feeds received frames to the session;
+- the **worker** runs the session's commands on the service one at a time, in order (a client
+  that sends ``subscribe`` then ``send`` relies on it), and reports each outcome back;
+- the **writer** drains the bounded :class:`~chat.gateway.hub.Mailbox` into the socket — it is
+  the only task that awaits the client, so a slow client slows only itself, and when it falls
+  ``outgoing_queue_size`` frames behind the hub cuts it off with 4008;
+- the **ticker** calls ``session.tick()`` at the session's next deadline (auth timeout, pings,
+  idle timeout).
+
+An unexpected exception anywhere closes the connection with 1011; the traceback is logged and
+nothing internal reaches the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+import asyncpg
+from cassandra import DriverException, RequestExecutionException
+from starlette.websockets import WebSocket
+
+from chat.errors import ChatError, ServiceUnavailable
+from chat.gateway.frames import CloseCode
+from chat.gateway.hub import Mailbox
+from chat.gateway.protocol import (
+    Authenticate,
+    Command,
+    Delete,
+    Edit,
+    History,
+    React,
+    Read,
+    Send,
+    Session,
+    State,
+    Subscribe,
+    Typing,
+    Unreact,
+    Unsubscribe,
+)
+from chat.gateway.service import Client
+
+if TYPE_CHECKING:
+    from chat.gateway.runtime import Gateway
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 5.0
+"""How long closing waits for a client that does not read (then the socket is dropped)."""
+
+_STORE_ERRORS = (DriverException, RequestExecutionException, asyncpg.PostgresError, OSError)
+"""Failures of a dependency, not of the gateway: the client hears ``unavailable`` and retries."""
+
+
+class Connection:
+    """One WebSocket client: its session, its mailbox and the tasks that serve it."""
+
+    def __init__(self, websocket: WebSocket, gateway: Gateway) -> None:
+        self.ws = websocket
+        self.gateway = gateway
+        loop = asyncio.get_running_loop()
+        self.session = Session(gateway.limits, clock=loop.time)
+        self.mailbox = Mailbox(
+            0,
+            gateway.limits.outgoing_queue_size,
+            on_overflow=self._too_slow,
+            on_removed=self._removed,
+        )
+        self.client: Client | None = None
+        self._wake = asyncio.Event()
+        self.mailbox.set_waiter(self._wake.set)
+        self._commands: asyncio.Queue[Command | None] = asyncio.Queue()
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._abort = False
+        self._shutting_down = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.done = asyncio.Event()
+
+    # ---------------------------------------------------------------- the endpoint
+
+    async def serve(self) -> None:
+        try:
+            header = self.ws.headers.get("authorization")
+            await self.ws.accept()
+            if self.gateway.closing:
+                await self.ws.close(CloseCode.GOING_AWAY, "the server is shutting down")
+                return
+            if header:
+                token = header[7:].strip() if header[:7].lower() == "bearer " else header
+                self.session.use_header_token(token)
+            self._tasks = [
+                asyncio.create_task(self._write(), name="ws-writer"),
+                asyncio.create_task(self._work(), name="ws-worker"),
+                asyncio.create_task(self._tick(), name="ws-ticker"),
+            ]
+            self._pump()
+            await self._read()
+        except Exception:
+            log.exception("WebSocket connection failed")
+            await self._close_now(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.client is not None:
+                self.gateway.service.disconnected(self.client)
+            if self.session.state is not State.CLOSED:
+                self.session.connection_closed()
+            self.done.set()
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if self.session.state >= State.CLOSING:
+                continue
+            text, data = message.get("text"), message.get("bytes")
+            if text is not None:
+                self.session.receive_text(text)
+            elif data is not None:
+                self.session.receive_bytes(data)
+            self._pump()
+
+    # ---------------------------------------------------------------- session outputs
+
+    def _pump(self) -> None:
+        """Move the session's answers to the mailbox and its commands to the worker."""
+        for frame in self.session.frames_to_send():
+            self.mailbox.put(frame.decode())
+        for command in self.session.commands():
+            self._commands.put_nowait(command)
+        if self.session.state is State.CLOSING and self._close_code is None:
+            code = self.session.close_code or CloseCode.NORMAL
+            self._request_close(int(code), self.session.close_reason)
+
+    def _request_close(self, code: int, reason: str, *, abort: bool = False) -> None:
+        """The writer sends what is queued (unless ``abort``), then the close frame."""
+        if self._close_code is not None:
+            return
+        self._close_code, self._close_reason, self._abort = code, reason, abort
+        self._wake.set()
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if not self._abort:
+                    for frame in self.mailbox.take():
+                        await self.ws.send_text(frame)
+                        if self._abort:
+                            break
+                if self._close_code is not None and (self._abort or not len(self.mailbox)):
+                    await self._close_now(self._close_code, self._close_reason)
+                    return
+        except Exception:
+            # The socket went away under us (the reader sees the disconnect and ends).
+            log.debug("WebSocket writer stopped", exc_info=True)
+
+    async def _close_now(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code, reason[:120]), CLOSE_TIMEOUT)
+
+    def _too_slow(self, mailbox: Mailbox) -> None:
+        self.session.close(CloseCode.TOO_SLOW, "too slow; resume from your cursor")
+        self._request_close(int(CloseCode.TOO_SLOW), self.session.close_reason, abort=True)
+
+    def _removed(self, event_id: int) -> None:
+        if self.session.state is State.OPEN:
+            self.session.subscription_ended(event_id)
+            self._pump()
+
+    # ---------------------------------------------------------------- deadlines
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.session.state < State.CLOSING:
+            delay = self.session.next_deadline() - loop.time()
+            await asyncio.sleep(min(max(delay, 0.0), 1.0))
+            if loop.time() >= self.session.next_deadline():
+                self.session.tick()
+                self._pump()
+
+    # ---------------------------------------------------------------- commands
+
+    async def _work(self) -> None:
+        while True:
+            command = await self._commands.get()
+            if command is None:
+                return
+            if self._shutting_down:
+                self.session.failed(command, ServiceUnavailable("the server is shutting down"))
+            else:
+                await self._run(command)
+            self._pump()
+
+    async def _run(self, command: Command) -> None:
+        session = self.session
+        try:
+            if isinstance(command, Authenticate):
+                identity = await self.gateway.service.authenticate(command.token)
+                if session.state is not State.AWAITING_AUTH:
+                    return
+                self.client = self.gateway.service.connected(identity, self.mailbox)
+                session.authenticated(command, identity.user_id, secrets.token_hex(8))
+                return
+            client = self.client
+            assert client is not None, "the session sent a command before authentication"
+            service = self.gateway.service
+            if isinstance(command, Subscribe):
+                cursor, count, pending = await service.subscribe(client, command)
+                session.subscribed(command, cursor)
+                self._pump()  # `subscribed` after the replay, before anything live
+                pending.go_live(count)
+            elif isinstance(command, Unsubscribe):
+                service.unsubscribe(client, command.event_id)
+                session.unsubscribed(command)
+            elif isinstance(command, Send):
+                session.acked(command, await service.send(client, command))
+            elif isinstance(command, Edit):
+                await service.edit(client, command)
+                session.done(command)
+            elif isinstance(command, Delete):
+                await service.delete(client, command)
+                session.done(command)
+            elif isinstance(command, React | Unreact):
+                await service.react(client, command)
+                session.done(command)
+            elif isinstance(command, Typing):
+                await service.typing(client, command)
+                session.done(command)
+            elif isinstance(command, Read):
+                session.read_done(command, await service.read(client, command))
+            elif isinstance(command, History):
+                messages, next_cursor = await service.history(client, command)
+                session.history_page(command, messages, next_cursor)
+        except ChatError as exc:
+            session.failed(command, exc)
+        except _STORE_ERRORS as exc:
+            log.warning("%s failed in a dependency: %r", type(command).__name__, exc)
+            session.failed(command, ServiceUnavailable("the store is unavailable; retry later"))
+        except Exception:
+            log.exception("%s failed unexpectedly", type(command).__name__)
+            session.close(CloseCode.INTERNAL_ERROR, "internal error")
+
+    # ---------------------------------------------------------------- shutdown
+
+    async def shutdown(self) -> None:
+        """Answer (or fail) every command already received, then close with 1001."""
+        self._shutting_down = True
+        self._commands.put_nowait(None)
+        worker = self._tasks[1] if len(self._tasks) > 1 else None
+        if worker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(worker), CLOSE_TIMEOUT)
+        # Whatever arrived after the marker is failed, not run: the store is closing next.
+        while not self._commands.empty():
+            command = self._commands.get_nowait()
+            if command is not None:
+                self.session.failed(command, ServiceUnavailable("the server is shutting down"))
+        self.session.close(CloseCode.GOING_AWAY, "the server is shutting down")
+        self._pump()

@@ -1,0 +1,283 @@
+"""In-process fan-out: topics per event, bounded per-connection mailboxes, presence.
+
+The hub is the only place where one frame meets many connections, so it holds the two rules
+that keep one slow phone from hurting everyone else (see /work/shared/reference/style.md):
+
+- a frame is encoded once by its publisher and the *same* text object is put into every
+  recipient's mailbox with a non-blocking put — the hub never awaits a recipient;
+- every mailbox is bounded (``limits.outgoing_queue_size``); a mailbox that overflows is cut off
+  at once (close 4008, "too slow; resume from your cursor") instead of buffering without end.
+  Nothing is lost for the client: every message is in the store and ``subscribe`` with
+  ``since`` replays it.
+
+Everything the chat service needs from fan-out is in the :class:`Hub` protocol, so the
+multi-node bus (issue 7) can implement it (publishing to NATS, delivering to local mailboxes)
+without touching the protocol core or the service.
+
+A subscription starts *buffering*: while the service replays missed messages from the store,
+live frames of the event are held in the subscription, each with the store position of the
+message it carries. :meth:`Subscription.go_live` then flushes them, skipping messages at or
+before the last replayed one — that is what makes the resume seam free of gaps and duplicates.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from chat.gateway import frames
+from chat.store.message_history import Position
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+
+class Mailbox:
+    """One connection's bounded outgoing queue of encoded text frames.
+
+    The connection's writer task drains it (:meth:`take`); producers only ever call
+    :meth:`put`, which never blocks. Overflow calls ``on_overflow`` once — the connection
+    closes itself with 4008 — and every later put is dropped.
+    """
+
+    def __init__(
+        self,
+        user_id: int,
+        maxsize: int,
+        *,
+        on_overflow: Callable[[Mailbox], None],
+        on_removed: Callable[[int], None],
+    ) -> None:
+        self.id = next(_ids)
+        self.user_id = user_id
+        self.maxsize = maxsize
+        self.closed = False
+        self._frames: collections.deque[str] = collections.deque()
+        self._on_overflow = on_overflow
+        self._on_removed = on_removed
+        self._waiter: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Mailbox {self.id} user={self.user_id} queued={len(self._frames)}>"
+
+    def put(self, frame: str) -> bool:
+        """Queue ``frame``; False (and the connection is being cut off) when it did not fit."""
+        if self.closed:
+            return False
+        if len(self._frames) >= self.maxsize:
+            self.overflow()
+            return False
+        self._frames.append(frame)
+        self._wake()
+        return True
+
+    def overflow(self) -> None:
+        """The client is too far behind: drop what is queued and have the connection cut off."""
+        if self.closed:
+            return
+        self.closed = True
+        self._frames.clear()
+        self._on_overflow(self)
+        self._wake()
+
+    def take(self) -> list[str]:
+        """Every queued frame, oldest first (the writer sends them in this order)."""
+        out = list(self._frames)
+        self._frames.clear()
+        return out
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def set_waiter(self, wake: Callable[[], None] | None) -> None:
+        """The writer's wake-up call, run after every put (it sets an asyncio.Event)."""
+        self._waiter = wake
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            self._waiter()
+
+    def subscription_removed(self, event_id: int) -> None:
+        """The user no longer takes part in ``event_id``; the connection tells its client."""
+        self._on_removed(event_id)
+
+
+class Subscription:
+    """One mailbox's subscription to one event; buffers live frames until :meth:`go_live`."""
+
+    __slots__ = ("_buffer", "_limit", "event_id", "mailbox")
+
+    def __init__(self, mailbox: Mailbox, event_id: int) -> None:
+        self.mailbox = mailbox
+        self.event_id = event_id
+        self._buffer: list[tuple[Position | None, str]] | None = []
+        # A replay that takes long while the event is busy must not buffer without bound
+        # either: past the mailbox size the client is as far behind as an overflowing one.
+        self._limit = mailbox.maxsize
+
+    @property
+    def live(self) -> bool:
+        return self._buffer is None
+
+    def deliver(self, frame: str, position: Position | None) -> None:
+        buffer = self._buffer
+        if buffer is None:
+            self.mailbox.put(frame)
+            return
+        if len(buffer) >= self._limit:
+            self._buffer = None
+            self.mailbox.overflow()
+            return
+        buffer.append((position, frame))
+
+    def go_live(self, after: Position | None) -> None:
+        """Flush buffered frames, skipping messages at or before ``after`` (already replayed)."""
+        buffer, self._buffer = self._buffer, None
+        for position, frame in buffer or ():
+            if position is not None and after is not None and position <= after:
+                continue
+            self.mailbox.put(frame)
+
+
+class Hub(Protocol):
+    """What the chat service needs from fan-out; in-process here, a message bus later."""
+
+    def connect(self, mailbox: Mailbox) -> None:
+        """A connection authenticated: it can now receive per-user frames (``unread``)."""
+
+    def disconnect(self, mailbox: Mailbox) -> list[int]:
+        """The connection is gone: drop its subscriptions; returns the events it left."""
+
+    def subscribe(self, mailbox: Mailbox, event_id: int) -> Subscription:
+        """Start a (buffering) subscription; the caller replays, then calls ``go_live``."""
+
+    def announce(self, subscription: Subscription) -> None:
+        """Presence after a subscription went live: joined to all, a snapshot to the newcomer."""
+
+    def unsubscribe(self, mailbox: Mailbox, event_id: int) -> bool:
+        """End one subscription (presence ``left`` when it was the user's last one)."""
+
+    def publish(
+        self,
+        event_id: int,
+        frame: bytes,
+        *,
+        position: Position | None = None,
+        exclude_user: int | None = None,
+    ) -> None:
+        """Deliver ``frame`` to every subscriber of the event; never waits for any of them."""
+
+    def send_to_user(self, user_id: int, frame: bytes, *, exclude: Mailbox | None = None) -> None:
+        """Deliver ``frame`` to every connection of the user (but ``exclude``)."""
+
+    def subscribers(self, event_id: int) -> list[Mailbox]:
+        """The mailboxes subscribed to the event (live or buffering)."""
+
+    def mailboxes_of(self, user_id: int) -> list[Mailbox]:
+        """The user's connected mailboxes."""
+
+    def online(self, event_id: int) -> set[int]:
+        """Users with at least one connection subscribed to the event."""
+
+
+class LocalHub:
+    """The single-process :class:`Hub`: dictionaries of subscriptions, no I/O at all."""
+
+    def __init__(self) -> None:
+        self._topics: dict[int, dict[int, Subscription]] = {}
+        self._users: dict[int, dict[int, Mailbox]] = {}
+        self._by_mailbox: dict[int, set[int]] = {}
+
+    def connect(self, mailbox: Mailbox) -> None:
+        self._users.setdefault(mailbox.user_id, {})[mailbox.id] = mailbox
+        self._by_mailbox.setdefault(mailbox.id, set())
+
+    def disconnect(self, mailbox: Mailbox) -> list[int]:
+        events = sorted(self._by_mailbox.get(mailbox.id, ()))
+        for event_id in events:
+            self.unsubscribe(mailbox, event_id)
+        self._by_mailbox.pop(mailbox.id, None)
+        mine = self._users.get(mailbox.user_id)
+        if mine is not None:
+            mine.pop(mailbox.id, None)
+            if not mine:
+                del self._users[mailbox.user_id]
+        return events
+
+    def subscribe(self, mailbox: Mailbox, event_id: int) -> Subscription:
+        subscription = Subscription(mailbox, event_id)
+        self._topics.setdefault(event_id, {})[mailbox.id] = subscription
+        self._by_mailbox.setdefault(mailbox.id, set()).add(event_id)
+        return subscription
+
+    def announce(self, subscription: Subscription) -> None:
+        event_id, mailbox = subscription.event_id, subscription.mailbox
+        topic = self._topics.get(event_id, {})
+        if topic.get(mailbox.id) is not subscription:
+            return  # ended (unsubscribed, removed, disconnected) while it was being set up
+        others = [
+            s
+            for s in topic.values()
+            if s.mailbox.user_id == mailbox.user_id and s is not subscription and s.live
+        ]
+        online = self._online(topic)
+        if others:
+            mailbox.put(frames.presence(event_id, online).decode())
+        else:
+            self.publish(event_id, frames.presence(event_id, online, joined=[mailbox.user_id]))
+
+    def unsubscribe(self, mailbox: Mailbox, event_id: int) -> bool:
+        topic = self._topics.get(event_id)
+        if topic is None or mailbox.id not in topic:
+            return False
+        subscription = topic.pop(mailbox.id)
+        self._by_mailbox.get(mailbox.id, set()).discard(event_id)
+        if not topic:
+            del self._topics[event_id]
+            return True
+        if subscription.live and mailbox.user_id not in self._online(topic):
+            self.publish(
+                event_id, frames.presence(event_id, self._online(topic), left=[mailbox.user_id])
+            )
+        return True
+
+    def publish(
+        self,
+        event_id: int,
+        frame: bytes,
+        *,
+        position: Position | None = None,
+        exclude_user: int | None = None,
+    ) -> None:
+        topic = self._topics.get(event_id)
+        if not topic:
+            return
+        text = frame.decode()  # once: ASGI text frames are str; every mailbox shares this one
+        # A copy: an overflow closes a connection, which may change the topic while we iterate.
+        for subscription in list(topic.values()):
+            if subscription.mailbox.user_id != exclude_user:
+                subscription.deliver(text, position)
+
+    def send_to_user(self, user_id: int, frame: bytes, *, exclude: Mailbox | None = None) -> None:
+        mailboxes = [m for m in self._users.get(user_id, {}).values() if m is not exclude]
+        if mailboxes:
+            text = frame.decode()
+            for mailbox in mailboxes:
+                mailbox.put(text)
+
+    def subscribers(self, event_id: int) -> list[Mailbox]:
+        return [s.mailbox for s in self._topics.get(event_id, {}).values()]
+
+    def mailboxes_of(self, user_id: int) -> list[Mailbox]:
+        return list(self._users.get(user_id, {}).values())
+
+    def online(self, event_id: int) -> set[int]:
+        return self._online(self._topics.get(event_id, {}))
+
+    @staticmethod
+    def _online(topic: dict[int, Subscription]) -> set[int]:
+        return {s.mailbox.user_id for s in topic.values() if s.live}

@@ -1,0 +1,107 @@
+"""What the application wires in: the gateway's lifespan context and its ``/v1/ws`` route.
+
+``chat.app`` enters :func:`open_gateway` after the stores exist and adds :func:`websocket_route`
+to its routes; the endpoint finds the :class:`Gateway` in ``AppState.extras``. Closing the
+gateway is the first step of shutdown: it stops taking connections, lets every connection
+answer (or fail) the commands it already received — so no send is left unanswered — closes it
+with 1001 (clients reconnect elsewhere and resume from their cursors), and only then may the
+lifespan close the message store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from chat.gateway.connection import CLOSE_TIMEOUT, Connection
+from chat.gateway.frames import CloseCode, Limits
+from chat.gateway.hub import Hub, LocalHub
+from chat.gateway.membership import membership
+from chat.gateway.service import ChatService, Stores
+from chat.state import AppState
+from chat.store.typing import TypingStore
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "gateway"
+PATH = "/v1/ws"
+DEFAULT_TYPING_TTL_SECONDS = 10
+"""The typing table's own TTL; another setting is passed to the store as ``USING TTL``."""
+
+
+class Gateway:
+    """The running gateway: its service, hub, limits and open connections."""
+
+    def __init__(self, service: ChatService, limits: Limits) -> None:
+        self.service = service
+        self.hub: Hub = service.hub
+        self.limits = limits
+        self.closing = False
+        self.connections: set[Connection] = set()
+
+    async def serve(self, websocket: WebSocket) -> None:
+        connection = Connection(websocket, self)
+        self.connections.add(connection)
+        try:
+            await connection.serve()
+        finally:
+            self.connections.discard(connection)
+
+    async def close(self, deadline: float = 2 * CLOSE_TIMEOUT) -> None:
+        """Stop accepting, close every connection with 1001 after answering; idempotent."""
+        self.closing = True
+        connections = list(self.connections)
+        if connections:
+            await asyncio.gather(*(c.shutdown() for c in connections), return_exceptions=True)
+            waits = [asyncio.ensure_future(c.done.wait()) for c in connections]
+            _, pending = await asyncio.wait(waits, timeout=deadline)
+            for waiter in pending:
+                waiter.cancel()
+            if pending:
+                log.warning("%d WebSocket connection(s) did not close in time", len(pending))
+        await self.service.close()
+
+
+@contextlib.asynccontextmanager
+async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
+    """Build the gateway on the app's stores; close it (1001 to everyone) on exit."""
+    settings = state.settings
+    chat = state.chat
+    ttl = settings.typing_ttl_seconds
+    typing = chat.typing
+    if ttl != DEFAULT_TYPING_TTL_SECONDS:
+        typing = TypingStore(state.cql, settings, ttl_seconds=ttl)
+    chat_stores = Stores(
+        messages=chat.messages,
+        history=chat.history,
+        unread=chat.unread,
+        reactions=chat.reactions,
+        typing=typing,
+    )
+    service = ChatService(state, LocalHub(), chat_stores, membership(state))
+    gateway = Gateway(service, Limits.from_settings(settings))
+    state.extras[STATE_KEY] = gateway
+    try:
+        yield gateway
+    finally:
+        await gateway.close()
+        state.extras.pop(STATE_KEY, None)
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    state: AppState = websocket.state.app
+    gateway = state.extras.get(STATE_KEY)
+    if not isinstance(gateway, Gateway):
+        await websocket.close(CloseCode.GOING_AWAY)
+        return
+    await gateway.serve(websocket)
+
+
+def websocket_route() -> WebSocketRoute:
+    """The ``/v1/ws`` route for ``chat.app``'s route list."""
+    return WebSocketRoute(PATH, websocket_endpoint)

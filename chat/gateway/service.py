@@ -1,0 +1,508 @@
+"""The chat logic behind the WebSocket gateway; it never touches a socket.
+
+The connection adapter (:mod:`chat.gateway.connection`) turns each session command into one
+call here and reports the outcome back to the session. This module owns the guarantees of
+``docs/protocol.md``:
+
+- **Membership.** Every call naming an event checks that the user takes part in it
+  (:class:`~chat.gateway.membership.Membership`, PostgreSQL behind a cache); a REST removal ends
+  the user's live subscriptions at once (:meth:`ChatService.participant_changed`).
+- **Ack after durable.** :meth:`ChatService.send` returns only when
+  :meth:`MessageStore.send <chat.store.messages.MessageStore.send>` has; a retried send
+  (``duplicate``) gets the original ack and publishes nothing.
+- **One order.** Concurrent sends complete out of order (they ride different batches), but
+  message ids are assigned strictly increasing in this process. The per-event
+  :class:`Sequencer` holds a finished message back until every send that might have an
+  earlier id has finished, then publishes in id order — the store's order.
+- **Resume without gap or duplicate.** :meth:`ChatService.subscribe` joins the hub *first*
+  (live frames buffer), then replays from the store up to a *cut* below which every message of
+  this process has already been published, then the adapter goes live: buffered frames are all
+  past the cut, so nothing is missed and nothing repeats at the seam.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from chat.auth import TokenService
+from chat.config import Settings
+from chat.domain.messages import Message, SendAck, encode_cursor
+from chat.errors import NotFound, Unauthorized
+from chat.gateway import frames
+from chat.gateway.hub import Hub, Mailbox, Subscription
+from chat.gateway.membership import Membership
+from chat.gateway.protocol import (
+    Delete,
+    Edit,
+    History,
+    React,
+    Read,
+    Send,
+    Subscribe,
+    Typing,
+    Unreact,
+)
+from chat.state import AppState
+from chat.store import events as event_store
+from chat.store import users as user_store
+from chat.store.message_history import MessageHistory, Position
+from chat.store.messages import MessageStore
+from chat.store.reactions import ReactionStore
+from chat.store.typing import TypingStore
+from chat.store.unread import UNREAD_CAP, UnreadStore
+
+log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 100
+"""Messages read from the store per replay page while resuming."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a connection speaks for, with what their messages carry about them."""
+
+    user_id: int
+    name: str
+    profile_url: str | None
+
+
+@dataclass(slots=True)
+class Client:
+    """One authenticated connection, as the service sees it."""
+
+    identity: Identity
+    mailbox: Mailbox
+    typing_in: set[int] = field(default_factory=set)
+
+    @property
+    def user_id(self) -> int:
+        return self.identity.user_id
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+@dataclass(order=True, slots=True)
+class _Finished:
+    position: Position
+    barrier: int = field(compare=False)
+    message: Message = field(compare=False)
+
+
+class _EventOrder:
+    """The sends of one event that are under way, and finished ones waiting their turn."""
+
+    __slots__ = ("inflight", "published", "waiting")
+
+    def __init__(self) -> None:
+        self.inflight: dict[int, int] = {}  # send token -> start time in ms
+        self.waiting: list[_Finished] = []
+        self.published: Position | None = None
+
+
+class Sequencer:
+    """Publishes each event's new messages in id order although sends finish out of order.
+
+    Ids are assigned strictly increasing within the process, after a send starts. So when a
+    message X finishes, only sends that *started* before X finished can hold an earlier id;
+    X waits until all of them have finished (acked, duplicate or failed), then every waiting
+    message is released smallest id first. A send that starts later gets a later id.
+    """
+
+    def __init__(self, release: Callable[[Message, Position], None]) -> None:
+        self._release = release
+        self._events: dict[int, _EventOrder] = {}
+        self._tokens = itertools.count()
+        self._next_token = 0
+
+    def begin(self, event_id: int) -> int:
+        token = next(self._tokens)
+        self._next_token = token + 1
+        self._events.setdefault(event_id, _EventOrder()).inflight[token] = _now_ms()
+        return token
+
+    def finish(self, event_id: int, token: int, message: Message | None) -> None:
+        order = self._events[event_id]
+        del order.inflight[token]
+        if message is not None:
+            finished = _Finished(Position.of(message.message_id), self._next_token, message)
+            heapq.heappush(order.waiting, finished)
+        while order.waiting:
+            head = order.waiting[0]
+            if order.inflight and min(order.inflight) < head.barrier:
+                break
+            heapq.heappop(order.waiting)
+            order.published = head.position
+            self._release(head.message, head.position)
+        # The order object stays (a few bytes per event): its published position bounds the
+        # replay cut, and "now" alone could fall in the millisecond of a published message.
+
+    def replay_cut(self, event_id: int) -> Position:
+        """A store position such that every message of this process at or below it has been
+        published, and every message above it is still to be published (or from elsewhere)."""
+        order = self._events.get(event_id)
+        floor_ms = _now_ms()
+        if order is not None and order.inflight:
+            floor_ms = min(order.inflight.values())
+        cut = Position.before_ms(floor_ms)
+        if order is not None and order.published is not None and order.published > cut:
+            cut = order.published
+        return cut
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The chat stores the service calls (the lifespan owns their start and close)."""
+
+    messages: MessageStore
+    history: MessageHistory
+    unread: UnreadStore
+    reactions: ReactionStore
+    typing: TypingStore
+
+
+class PendingSubscription:
+    """A subscription whose replay is queued; :meth:`go_live` switches it to live delivery.
+
+    The adapter queues the ``subscribed`` answer between the replay and :meth:`go_live`, so
+    the client sees replay, ``subscribed``, then live frames.
+    """
+
+    def __init__(
+        self, service: ChatService, client: Client, subscription: Subscription, cut: Position
+    ) -> None:
+        self._service = service
+        self._client = client
+        self._subscription = subscription
+        self._cut = cut
+
+    def go_live(self, unread_count: int) -> None:
+        event_id = self._subscription.event_id
+        if self._subscription not in self._service.active_subscriptions(self._client, event_id):
+            return  # ended (removed from the event) while it was being set up
+        self._subscription.go_live(self._cut)
+        self._service.hub.announce(self._subscription)
+        self._client.mailbox.put(frames.unread(event_id, unread_count).decode())
+
+
+class ChatService:
+    """Every chat operation the gateway offers, over the stores, the hub and PostgreSQL."""
+
+    def __init__(
+        self,
+        state: AppState,
+        hub: Hub,
+        stores: Stores,
+        membership: Membership,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
+        self._state = state
+        self.hub = hub
+        self.stores = stores
+        self.membership = membership
+        self.settings = settings or state.settings
+        self._tokens: TokenService = state.tokens
+        self._sequencer = Sequencer(self._publish_message)
+        self._unread: dict[tuple[int, int], int] = {}
+        self._typing: dict[int, dict[int, asyncio.TimerHandle]] = {}
+        self._subscriptions: dict[tuple[int, int], Subscription] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        membership.add_listener(self.participant_changed)
+
+    async def close(self) -> None:
+        """Stop timers and wait for background clean-ups (typing rows) to finish."""
+        self.membership.remove_listener(self.participant_changed)
+        for users in self._typing.values():
+            for handle in users.values():
+                handle.cancel()
+        self._typing.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ---------------------------------------------------------------- connections
+
+    async def authenticate(self, token: str) -> Identity:
+        """The user a token speaks for; Unauthorized for a bad token or a deleted user."""
+        user_id = self._tokens.verify(token)
+        async with self._state.pg.acquire() as conn:
+            user = await user_store.get_user(conn, user_id)
+        if user is None or not user.is_active:
+            raise Unauthorized("the token's user does not exist or is deactivated")
+        return Identity(user_id, user.display_name or user.name, user.profile_image_url)
+
+    def connected(self, identity: Identity, mailbox: Mailbox) -> Client:
+        mailbox.user_id = identity.user_id
+        self.hub.connect(mailbox)
+        return Client(identity, mailbox)
+
+    def disconnected(self, client: Client) -> None:
+        """The connection is gone: leave every topic, clear its typing at once."""
+        for event_id in self.hub.disconnect(client.mailbox):
+            self._subscriptions.pop((client.mailbox.id, event_id), None)
+            self._forget_unread(client.user_id, event_id)
+        for event_id in sorted(client.typing_in):
+            self._clear_typing(event_id, client.user_id, store=True)
+        client.typing_in.clear()
+
+    def active_subscriptions(self, client: Client, event_id: int) -> list[Subscription]:
+        found = self._subscriptions.get((client.mailbox.id, event_id))
+        return [found] if found is not None else []
+
+    # ---------------------------------------------------------------- membership
+
+    async def _require_member(self, client: Client, event_id: int) -> None:
+        if not await self.membership.is_participant(event_id, client.user_id):
+            raise NotFound(f"no event {event_id}")
+
+    def participant_changed(self, event_id: int, user_id: int, present: bool) -> None:
+        """REST added or removed a participant; a removed one loses the event at once."""
+        if present:
+            return
+        for mailbox in self.hub.subscribers(event_id):
+            if mailbox.user_id == user_id:
+                self.hub.unsubscribe(mailbox, event_id)
+                self._subscriptions.pop((mailbox.id, event_id), None)
+                mailbox.subscription_removed(event_id)
+        self._forget_unread(user_id, event_id)
+        self._clear_typing(event_id, user_id, store=True)
+
+    # ---------------------------------------------------------------- subscriptions
+
+    async def subscribe(
+        self, client: Client, cmd: Subscribe
+    ) -> tuple[str | None, int, PendingSubscription]:
+        """Join the topic (buffering), replay after ``since``; the adapter then goes live.
+
+        Returns the ``subscribed`` cursor, the exact unread count and the pending subscription.
+        """
+        event_id, user_id = cmd.event_id, client.user_id
+        epoch = self.membership.epoch(event_id, user_id)
+        await self._require_member(client, event_id)
+        subscription = self.hub.subscribe(client.mailbox, event_id)
+        self._subscriptions[(client.mailbox.id, event_id)] = subscription
+        try:
+            cut = self._sequencer.replay_cut(event_id)
+            cursor: str | None
+            if cmd.since is not None:
+                cursor = await self._replay(client.mailbox, event_id, cmd.since, cut)
+            else:
+                cursor = await self._newest_at_or_before(event_id, cut)
+            count = await self.stores.unread.count(user_id, event_id)
+            if self.membership.epoch(event_id, user_id) != epoch:
+                raise NotFound(f"no event {event_id}")  # removed while subscribing
+        except BaseException:
+            self.hub.unsubscribe(client.mailbox, event_id)
+            self._subscriptions.pop((client.mailbox.id, event_id), None)
+            raise
+        self._unread[(user_id, event_id)] = count
+        return cursor, count, PendingSubscription(self, client, subscription, cut)
+
+    async def _replay(self, mailbox: Mailbox, event_id: int, since: str, cut: Position) -> str:
+        cursor = since
+        after: str | None = since
+        while after is not None and not mailbox.closed:
+            page = await self.stores.history.after(event_id, after, REPLAY_PAGE)
+            for message in page.messages:
+                if Position.of(message.message_id) > cut:
+                    return cursor  # the rest comes live: it is published after the cut
+                mailbox.put(frames.message(message).decode())
+                cursor = encode_cursor(message.message_id)
+            after = page.next_cursor
+        return cursor
+
+    async def _newest_at_or_before(self, event_id: int, cut: Position) -> str | None:
+        page = await self.stores.history.latest(event_id, 10)
+        while True:
+            for message in page.messages:  # newest first
+                if Position.of(message.message_id) <= cut:
+                    return encode_cursor(message.message_id)
+            if page.next_cursor is None:
+                return None
+            page = await self.stores.history.before(event_id, page.next_cursor, 50)
+
+    def unsubscribe(self, client: Client, event_id: int) -> None:
+        self.hub.unsubscribe(client.mailbox, event_id)
+        self._subscriptions.pop((client.mailbox.id, event_id), None)
+        self._forget_unread(client.user_id, event_id)
+
+    def _forget_unread(self, user_id: int, event_id: int) -> None:
+        if not any(m.user_id == user_id for m in self.hub.subscribers(event_id)):
+            self._unread.pop((user_id, event_id), None)
+
+    # ---------------------------------------------------------------- messages
+
+    async def send(self, client: Client, cmd: Send) -> SendAck:
+        """Store the message; the ack means durable. New messages are published in order."""
+        await self._require_member(client, cmd.event_id)
+        identity = client.identity
+        new = cmd.to_new_message(
+            identity.user_id,
+            sender_name=identity.name,
+            sender_profile_url=identity.profile_url,
+        )
+        token = self._sequencer.begin(cmd.event_id)
+        message: Message | None = None
+        try:
+            ack = await self.stores.messages.send(new)
+            if not ack.duplicate:
+                message = Message(
+                    event_id=new.event_id,
+                    message_id=ack.message_id,
+                    created_at=ack.created_at,
+                    sender_id=new.sender_id,
+                    sender_name=new.sender_name,
+                    sender_profile_url=new.sender_profile_url,
+                    client_msg_id=new.client_msg_id,
+                    text=new.text,
+                    message_type=new.message_type,
+                    attachments=new.attachments,
+                    reply_to=new.reply_to,
+                    edited_at=None,
+                    is_deleted=False,
+                    metadata=dict(new.metadata),
+                )
+            return ack
+        finally:
+            self._sequencer.finish(cmd.event_id, token, message)
+
+    def _publish_message(self, message: Message, position: Position) -> None:
+        event_id = message.event_id
+        self.hub.publish(event_id, frames.message(message), position=position)
+        readers = {m.user_id for m in self.hub.subscribers(event_id)} - {message.sender_id}
+        for user_id in sorted(readers):
+            key = (user_id, event_id)
+            count = self._unread.get(key)
+            if count is None:
+                continue
+            count = min(UNREAD_CAP, count + 1)
+            self._unread[key] = count
+            frame = frames.unread(event_id, count).decode()
+            for mailbox in self.hub.subscribers(event_id):
+                if mailbox.user_id == user_id:
+                    mailbox.put(frame)
+
+    async def edit(self, client: Client, cmd: Edit) -> None:
+        await self._require_member(client, cmd.event_id)
+        message = await self.stores.messages.edit(
+            cmd.event_id, cmd.message_id, client.user_id, cmd.text
+        )
+        self.hub.publish(cmd.event_id, frames.message_updated(message))
+
+    async def delete(self, client: Client, cmd: Delete) -> None:
+        async with self._state.pg.acquire() as conn:
+            event = await event_store.get_event_for(conn, cmd.event_id, client.user_id)
+        if event is None:
+            raise NotFound(f"no event {cmd.event_id}")
+        message = await self.stores.messages.soft_delete(
+            cmd.event_id,
+            cmd.message_id,
+            client.user_id,
+            may_moderate=event.creator_id == client.user_id,
+        )
+        self.hub.publish(cmd.event_id, frames.message_updated(message))
+
+    async def react(self, client: Client, cmd: React | Unreact) -> None:
+        await self._require_member(client, cmd.event_id)
+        reactions = self.stores.reactions
+        if isinstance(cmd, React):
+            await reactions.add(cmd.message_id, cmd.event_id, client.user_id, cmd.emoji)
+        else:
+            await reactions.remove(cmd.message_id, cmd.event_id, client.user_id, cmd.emoji)
+        summary = await reactions.summary(cmd.message_id)
+        frame = frames.reaction(
+            event_id=cmd.event_id,
+            message_id=cmd.message_id,
+            user_id=client.user_id,
+            emoji=cmd.emoji,
+            action="add" if isinstance(cmd, React) else "remove",
+            counts=summary.counts,
+        )
+        self.hub.publish(cmd.event_id, frame)
+
+    async def read(self, client: Client, cmd: Read) -> int:
+        """Mark read; the exact new count goes to the user's other connections too."""
+        await self._require_member(client, cmd.event_id)
+        count = await self.stores.unread.mark_read(client.user_id, cmd.event_id, cmd.message_id)
+        key = (client.user_id, cmd.event_id)
+        if key in self._unread:
+            self._unread[key] = count
+        self.hub.send_to_user(
+            client.user_id, frames.unread(cmd.event_id, count), exclude=client.mailbox
+        )
+        return count
+
+    async def history(self, client: Client, cmd: History) -> tuple[list[Message], str | None]:
+        await self._require_member(client, cmd.event_id)
+        history = self.stores.history
+        if cmd.before is not None:
+            page = await history.before(cmd.event_id, cmd.before, cmd.limit)
+        elif cmd.after is not None:
+            page = await history.after(cmd.event_id, cmd.after, cmd.limit)
+        else:
+            page = await history.latest(cmd.event_id, cmd.limit)
+        return page.messages, page.next_cursor
+
+    # ---------------------------------------------------------------- typing
+
+    async def typing(self, client: Client, cmd: Typing) -> None:
+        """Start (or refresh) / stop the user's typing indicator in the event."""
+        event_id, user_id = cmd.event_id, client.user_id
+        await self._require_member(client, event_id)
+        if cmd.state == "stop":
+            await self.stores.typing.stop(event_id, user_id)
+            client.typing_in.discard(event_id)
+            self._clear_typing(event_id, user_id, store=False)
+            return
+        await self.stores.typing.start(event_id, user_id)
+        client.typing_in.add(event_id)
+        users = self._typing.setdefault(event_id, {})
+        previous = users.get(user_id)
+        loop = asyncio.get_running_loop()
+        ttl = self.settings.typing_ttl_seconds
+        users[user_id] = loop.call_later(ttl, self._clear_typing, event_id, user_id, False)
+        if previous is not None:
+            previous.cancel()  # a refresh: the set of typing users did not change
+        else:
+            self._publish_typing(event_id, user_id)
+
+    def _clear_typing(self, event_id: int, user_id: int, store: bool) -> None:
+        users = self._typing.get(event_id)
+        handle = users.pop(user_id, None) if users is not None else None
+        if handle is None:
+            return
+        handle.cancel()
+        if users is not None and not users:
+            del self._typing[event_id]
+        if store:
+            self._background(self.stores.typing.stop(event_id, user_id))
+        self._publish_typing(event_id, user_id)
+
+    def _publish_typing(self, event_id: int, actor_id: int) -> None:
+        users = sorted(self._typing.get(event_id, {}))
+        self.hub.publish(event_id, frames.typing(event_id, users), exclude_user=actor_id)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.warning("background clean-up failed", exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,59 @@
+"""The ScyllaDB-backed chat stores, opened together and closed in one place.
+
+The lifespan opens them once the CQL session exists; closing answers every pending send before
+the session goes away (an accepted send is never left unanswered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+
+from chat.config import Settings
+from chat.store.cql import CqlStore
+from chat.store.event_history import EventHistory
+from chat.store.message_history import MessageHistory
+from chat.store.messages import MessageStore
+from chat.store.reactions import ReactionStore
+from chat.store.typing import TypingStore
+from chat.store.unread import UnreadStore
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStores:
+    messages: MessageStore
+    history: MessageHistory
+    unread: UnreadStore
+    reactions: ReactionStore
+    typing: TypingStore
+    event_history: EventHistory
+
+
+@contextlib.asynccontextmanager
+async def open_chat_stores(
+    cql: CqlStore, pg: asyncpg.Pool, settings: Settings
+) -> AsyncIterator[ChatStores]:
+    stores = ChatStores(
+        messages=MessageStore(cql, settings),
+        history=MessageHistory(cql, settings),
+        unread=UnreadStore(cql, settings),
+        reactions=ReactionStore(cql, settings),
+        typing=TypingStore(cql, settings),
+        event_history=EventHistory(pg, cql, settings.cql_keyspace),
+    )
+    await stores.messages.start()
+    try:
+        # Preparing at start-up makes a schema mismatch fail the start, not the first request.
+        await asyncio.gather(
+            stores.history.prepare(),
+            stores.unread.prepare(),
+            stores.reactions.prepare(),
+            stores.typing.prepare(),
+        )
+        yield stores
+    finally:
+        await stores.messages.close()

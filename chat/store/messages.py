@@ -1,0 +1,532 @@
+"""The message aggregate's write side: send (idempotent), get, edit, soft delete.
+
+How a send stays right under retries (the full story is in ``docs/data-model.md``, "Send
+path"):
+
+1. Single-flight in process: a retry racing its original on the same node awaits the original's
+   result instead of doing the work twice.
+2. Claim: a row in ``chat_send_claims`` keyed by ``(sender_id, client_msg_id)`` records the id
+   the attempt chose. It is written ``USING TIMESTAMP K - <attempt time in µs>``, so the
+   *earliest* attempt's claim wins whatever order the writes land in, then read back: if another
+   attempt's claim won, this send is a retry and answers with that original id and time.
+3. Rows: the message row, the per-user index row and (for buckets this process has not written
+   yet) the bucket index rows are written ``USING TIMESTAMP <message time in µs>``. A retry
+   therefore rewrites identical rows (upserts: no duplicate) — healing a first attempt that was
+   only partly written — yet never undoes a later edit or delete, whose timestamps are newer.
+   The claim is written *before* the rows, so a row never exists without its claim.
+
+Unread state needs no write here: it is derived from each user's read position (see
+``chat.store.unread``), which keeps it exact under retries.
+
+Every write goes through the coalescing :class:`~chat.store.batcher.BatchWriter` and every
+claim lookup through a :class:`~chat.store.batcher.BatchReader`, so a send costs a fraction of a
+driver request; a caller is answered only when its batch is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Callable, Hashable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from cassandra.cluster import Session
+from cassandra.query import UNSET_VALUE, PreparedStatement
+
+from chat.config import Settings
+from chat.domain.messages import (
+    Message,
+    MessageIdGenerator,
+    MessageType,
+    NewMessage,
+    SendAck,
+    bucket_of,
+    content_hash,
+    created_at_ms_of,
+    datetime_from_ms,
+    validate_new_message,
+    validate_text,
+)
+from chat.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from chat.store.batcher import BatchReader, BatchWriter, Write
+from chat.store.cql import CqlStore, execute_async
+
+log = logging.getLogger(__name__)
+
+# First writer wins: a fast-mode claim is written USING TIMESTAMP (BASE - attempt µs), so an
+# earlier attempt writes with a *higher* timestamp. BASE is twice the Unix µs of 2020-09-13, so
+# (BASE - now) stays below the wall clock (until 2071): any claim written the ordinary way — a
+# strict-mode transaction, an operator's repair — outranks every fast-mode claim.
+CLAIM_TIMESTAMP_BASE = 2 * 1_600_000_000_000_000
+_KNOWN_BUCKETS_LIMIT = 200_000
+
+MESSAGE_COLUMNS = (
+    "event_id, bucket, created_at, message_id, sender_id, sender_name, sender_profile_url, "
+    "client_msg_id, message, message_type, attachments, reply_to, edited_at, is_deleted, metadata"
+)
+"""The columns :func:`message_from_row` reads, for ``SELECT {MESSAGE_COLUMNS} FROM ...``."""
+
+
+def claim_key(sender_id: int, client_msg_id: str) -> str:
+    """The claim's partition key; sender ids are digits, so the first ':' splits it."""
+    return f"{sender_id}:{client_msg_id}"
+
+
+def message_from_row(row: Any) -> Message:
+    """A :class:`Message` from a ``chat_messages_by_event`` row selected with MESSAGE_COLUMNS.
+
+    A soft-deleted message shows no content even if an edit raced the delete and its text
+    cell won: ``is_deleted`` is authoritative.
+    """
+    deleted = bool(row.is_deleted)
+    edited = row.edited_at
+    return Message(
+        event_id=row.event_id,
+        message_id=row.message_id,
+        created_at=datetime_from_ms(created_at_ms_of(row.message_id)),
+        sender_id=row.sender_id,
+        sender_name=row.sender_name,
+        sender_profile_url=row.sender_profile_url,
+        client_msg_id=row.client_msg_id or "",
+        text="" if deleted else (row.message or ""),
+        message_type=cast(MessageType, row.message_type or "text"),
+        attachments=() if deleted else tuple(row.attachments or ()),
+        reply_to=row.reply_to,
+        edited_at=edited.replace(tzinfo=UTC) if edited is not None else None,
+        is_deleted=deleted,
+        metadata={} if deleted else dict(row.metadata or {}),
+    )
+
+
+def _or_unset(value: Any) -> Any:
+    """None as UNSET: an INSERT binding null would write a tombstone per empty column."""
+    return UNSET_VALUE if value is None else value
+
+
+class MessageStore:
+    """Send, read one, edit and soft-delete chat messages (ScyllaDB)."""
+
+    def __init__(
+        self,
+        cql: CqlStore,
+        settings: Settings,
+        *,
+        ids: MessageIdGenerator | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._cql = cql
+        self._settings = settings
+        self._ks = settings.cql_keyspace
+        self._clock = clock
+        self._ids = ids or MessageIdGenerator(clock)
+        self._strict = settings.send_dedup == "strict"
+        self._sending: dict[str, tuple[asyncio.Future[SendAck], bytes]] = {}
+        self._known_buckets: set[tuple[str, int, int]] = set()
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._session: Session | None = None
+        self._writer: BatchWriter | None = None
+        self._claims: BatchReader | None = None
+        self._stmts: dict[str, PreparedStatement] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the writer session, prepare every statement once, start the batcher."""
+        # The writer has its own session with client-side timestamps off: every statement it
+        # sends carries USING TIMESTAMP, and the embedded server (wrongly) rejects a batch frame
+        # that also carries a default timestamp (see /work/notes/requests.md, ENGINE).
+        session = await asyncio.to_thread(self._cql.cluster.connect)
+        session.use_client_timestamp = False
+        self._session = session
+        ks = self._ks
+        queries = {
+            "claim_insert": (
+                f"INSERT INTO {ks}.chat_send_claims (claim_key, sender_id, client_msg_id, "
+                "event_id, message_id, created_at, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "USING TIMESTAMP ?",
+                True,
+            ),
+            "claim_lwt": (
+                f"INSERT INTO {ks}.chat_send_claims (claim_key, sender_id, client_msg_id, "
+                "event_id, message_id, created_at, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "IF NOT EXISTS",
+                False,
+            ),
+            "claim_select": (
+                f"SELECT claim_key, event_id, message_id, content_hash FROM {ks}.chat_send_claims "
+                "WHERE claim_key IN ?",
+                True,
+            ),
+            "message_insert": (
+                f"INSERT INTO {ks}.chat_messages_by_event (event_id, bucket, created_at, "
+                "message_id, sender_id, sender_name, sender_profile_url, client_msg_id, message, "
+                "message_type, attachments, reply_to, is_deleted, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?) USING TIMESTAMP ?",
+                True,
+            ),
+            "user_insert": (
+                f"INSERT INTO {ks}.chat_messages_by_user (user_id, bucket, created_at, message_id, "
+                "event_id, message, is_deleted) VALUES (?, ?, ?, ?, ?, ?, false) "
+                "USING TIMESTAMP ?",
+                True,
+            ),
+            "event_bucket_insert": (
+                f"INSERT INTO {ks}.chat_event_buckets (event_id, bucket) VALUES (?, ?) "
+                "USING TIMESTAMP ?",
+                True,
+            ),
+            "user_bucket_insert": (
+                f"INSERT INTO {ks}.chat_user_buckets (user_id, bucket) VALUES (?, ?) "
+                "USING TIMESTAMP ?",
+                True,
+            ),
+            "message_select": (
+                f"SELECT {MESSAGE_COLUMNS} FROM {ks}.chat_messages_by_event "
+                "WHERE event_id = ? AND bucket = ? AND created_at = ? AND message_id = ?",
+                True,
+            ),
+            "message_edit": (
+                f"UPDATE {ks}.chat_messages_by_event USING TIMESTAMP ? SET message = ?, "
+                "edited_at = ? WHERE event_id = ? AND bucket = ? AND created_at = ? "
+                "AND message_id = ?",
+                True,
+            ),
+            "user_edit": (
+                f"UPDATE {ks}.chat_messages_by_user USING TIMESTAMP ? SET message = ? "
+                "WHERE user_id = ? AND bucket = ? AND created_at = ? AND message_id = ?",
+                True,
+            ),
+            "message_delete": (
+                f"UPDATE {ks}.chat_messages_by_event USING TIMESTAMP ? SET message = '', "
+                "is_deleted = true, attachments = [], metadata = {} WHERE event_id = ? "
+                "AND bucket = ? AND created_at = ? AND message_id = ?",
+                True,
+            ),
+            "user_delete": (
+                f"UPDATE {ks}.chat_messages_by_user USING TIMESTAMP ? SET message = '', "
+                "is_deleted = true WHERE user_id = ? AND bucket = ? AND created_at = ? "
+                "AND message_id = ?",
+                True,
+            ),
+        }
+        for name, (query, idempotent) in queries.items():
+            prepared = await asyncio.to_thread(session.prepare, query)
+            prepared.is_idempotent = idempotent
+            self._stmts[name] = prepared
+        delay = self._settings.write_batch_ms / 1000
+        self._writer = BatchWriter(
+            session,
+            max_delay=delay,
+            max_statements=self._settings.write_batch_statements,
+            replica_of=self._replica_grouping(),
+            keyspace=self._ks,
+        )
+        self._claims = BatchReader(
+            session,
+            self._stmts["claim_select"],
+            lambda row: row.claim_key,
+            max_delay=delay,
+            max_keys=max(1, self._settings.write_batch_statements),
+        )
+
+    def _replica_grouping(self) -> Callable[[bytes | None], Hashable] | None:
+        """Group batches by the first replica of their routing key — on a multi-node cluster.
+
+        One node (the embedded server) owns every partition, so there is nothing to group.
+        """
+        metadata = self._cql.cluster.metadata
+        if len(metadata.all_hosts()) <= 1:
+            return None
+        ks = self._ks
+
+        def replica_of(routing_key: bytes | None) -> Hashable:
+            replicas = metadata.get_replicas(ks, routing_key) if routing_key else None
+            return replicas[0].host_id if replicas else None
+
+        return replica_of
+
+    async def close(self, drain_seconds: float = 10.0) -> None:
+        """Refuse new sends, let the ones under way finish, flush the batcher; idempotent."""
+        self._closing = True
+        if self._active:
+            try:
+                await asyncio.wait_for(self._idle.wait(), drain_seconds)
+            except TimeoutError:
+                log.warning(
+                    "%d sends still running after %.1f s at close", self._active, drain_seconds
+                )
+        if self._writer is not None:
+            await self._writer.close()
+        if self._claims is not None:
+            await self._claims.close()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await asyncio.to_thread(session.shutdown)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Requests sent so far (the bench reports them)."""
+        w, r = self._writer, self._claims
+        return {
+            "batches": w.batches_sent if w else 0,
+            "statements": w.statements_sent if w else 0,
+            "claim_reads": r.reads_sent if r else 0,
+        }
+
+    def _ready(self) -> tuple[Session, BatchWriter, BatchReader]:
+        if self._closing:
+            raise ServiceUnavailable("the message store is shutting down; retry on another node")
+        if self._session is None or self._writer is None or self._claims is None:
+            raise RuntimeError("MessageStore.start() has not been awaited")
+        return self._session, self._writer, self._claims
+
+    # -- send --------------------------------------------------------------------------------
+
+    async def send(self, msg: NewMessage) -> SendAck:
+        """Store a message once, however often it is retried; answer with its id and time.
+
+        Raises ValidationFailed (rules, or ``reply_to`` not in this event), Conflict (the
+        ``client_msg_id`` was used before for different content), or the driver's error when
+        the write failed — then nothing was acknowledged and a retry is safe.
+        """
+        self._ready()
+        validate_new_message(msg)
+        key = claim_key(msg.sender_id, msg.client_msg_id)
+        digest = content_hash(msg)
+        running = self._sending.get(key)
+        if running is not None:
+            future, running_digest = running
+            if running_digest != digest:
+                raise _reused_client_msg_id(msg.client_msg_id)
+            ack = await asyncio.shield(future)
+            return dataclasses.replace(ack, duplicate=True)
+        future = asyncio.get_running_loop().create_future()
+        self._sending[key] = (future, digest)
+        self._active += 1
+        self._idle.clear()
+        try:
+            ack = await self._send(msg, key, digest)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # followers may be none; the caller below gets it either way
+            raise
+        else:
+            future.set_result(ack)
+            return ack
+        finally:
+            del self._sending[key]
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def _send(self, msg: NewMessage, key: str, digest: bytes) -> SendAck:
+        session, writer, claims = self._ready()
+        if msg.reply_to is not None:
+            await self._check_reply_target(msg.event_id, msg.reply_to)
+        message_id = self._ids.next()
+        created_ms = created_at_ms_of(message_id)
+        created_at = datetime_from_ms(created_ms)
+        claim_values = (
+            key,
+            msg.sender_id,
+            msg.client_msg_id,
+            msg.event_id,
+            message_id,
+            created_ms,
+            digest,
+        )
+        if self._strict:
+            rows = await execute_async(session, self._stmts["claim_lwt"], claim_values)
+            winner = None if rows[0][0] else rows[0]
+        else:
+            attempt_us = self._clock() // 1000
+            await writer.write(
+                [(self._stmts["claim_insert"], (*claim_values, CLAIM_TIMESTAMP_BASE - attempt_us))]
+            )
+            row = await claims.get(key)
+            if row is None:
+                raise ServiceUnavailable(
+                    "the send claim was acknowledged but not readable back; retry the send "
+                    "(check the consistency level: CHAT_CQL_CONSISTENCY)"
+                )
+            winner = None if row.message_id == message_id else row
+        duplicate = winner is not None
+        if winner is not None:
+            if winner.content_hash != digest or winner.event_id != msg.event_id:
+                raise _reused_client_msg_id(msg.client_msg_id)
+            message_id = winner.message_id
+            created_ms = created_at_ms_of(message_id)
+            created_at = datetime_from_ms(created_ms)
+        new_buckets: list[tuple[str, int, int]] = []
+        await writer.write(self._row_writes(msg, message_id, created_ms, new_buckets))
+        if len(self._known_buckets) > _KNOWN_BUCKETS_LIMIT:
+            self._known_buckets.clear()
+        self._known_buckets.update(new_buckets)
+        return SendAck(msg.event_id, message_id, created_at, duplicate)
+
+    def _row_writes(
+        self,
+        msg: NewMessage,
+        message_id: uuid.UUID,
+        created_ms: int,
+        new_buckets: list[tuple[str, int, int]],
+    ) -> list[Write]:
+        bucket = bucket_of(created_ms)
+        ts = created_ms * 1000
+        writes: list[Write] = [
+            (
+                self._stmts["message_insert"],
+                (
+                    msg.event_id,
+                    bucket,
+                    created_ms,
+                    message_id,
+                    msg.sender_id,
+                    _or_unset(msg.sender_name),
+                    _or_unset(msg.sender_profile_url),
+                    msg.client_msg_id,
+                    msg.text,
+                    msg.message_type,
+                    list(msg.attachments),
+                    _or_unset(msg.reply_to),
+                    dict(msg.metadata),
+                    ts,
+                ),
+            ),
+            (
+                self._stmts["user_insert"],
+                (msg.sender_id, bucket, created_ms, message_id, msg.event_id, msg.text, ts),
+            ),
+        ]
+        for kind, owner, stmt in (
+            ("e", msg.event_id, "event_bucket_insert"),
+            ("u", msg.sender_id, "user_bucket_insert"),
+        ):
+            if (kind, owner, bucket) not in self._known_buckets:
+                writes.append((self._stmts[stmt], (owner, bucket, ts)))
+                new_buckets.append((kind, owner, bucket))
+        return writes
+
+    async def _check_reply_target(self, event_id: int, reply_to: uuid.UUID) -> None:
+        if await self.get(event_id, reply_to) is None:
+            raise ValidationFailed(
+                "reply_to names no message of this event",
+                errors=[FieldError("reply_to", "no such message in this event")],
+            )
+
+    # -- read one ----------------------------------------------------------------------------
+
+    async def get(self, event_id: int, message_id: uuid.UUID) -> Message | None:
+        """The message, or None if this event has no message with that id."""
+        if message_id.version != 1:
+            return None
+        session, _, _ = self._ready()
+        created_ms = created_at_ms_of(message_id)
+        rows = await execute_async(
+            session,
+            self._stmts["message_select"],
+            (event_id, bucket_of(created_ms), datetime_from_ms(created_ms), message_id),
+        )
+        return message_from_row(rows[0]) if rows else None
+
+    async def _get_existing(self, event_id: int, message_id: uuid.UUID) -> Message:
+        message = await self.get(event_id, message_id)
+        if message is None:
+            raise NotFound(f"event {event_id} has no message {message_id}")
+        return message
+
+    def _write_ts(self, message: Message) -> tuple[int, datetime]:
+        """A write timestamp after the message's own (which its rows were written with)."""
+        now_ns = self._clock()
+        created_us = created_at_ms_of(message.message_id) * 1000
+        return max(now_ns // 1000, created_us + 1), datetime_from_ms(now_ns // 1_000_000)
+
+    # -- edit and delete ---------------------------------------------------------------------
+
+    async def edit(
+        self, event_id: int, message_id: uuid.UUID, editor_id: int, text: str
+    ) -> Message:
+        """Replace a message's text and set ``edited_at``; only its sender may.
+
+        Raises NotFound, Forbidden (not the sender), Conflict (deleted), ValidationFailed.
+        """
+        errors = validate_text(text)
+        if errors:
+            raise ValidationFailed("the new text breaks the rules listed in errors", errors=errors)
+        message = await self._get_existing(event_id, message_id)
+        if message.sender_id != editor_id:
+            raise Forbidden("only the sender of a message may edit it")
+        if message.is_deleted:
+            raise Conflict("the message was deleted; a deleted message cannot be edited")
+        if not text.strip() and not message.attachments:
+            raise ValidationFailed(
+                "a message needs text or at least one attachment",
+                errors=[FieldError("text", "must not be empty")],
+            )
+        _, writer, _ = self._ready()
+        ts, edited_at = self._write_ts(message)
+        key = _row_key(message)
+        await writer.write(
+            [
+                (self._stmts["message_edit"], (ts, text, edited_at, *key)),
+                (self._stmts["user_edit"], (ts, text, message.sender_id, *key[1:])),
+            ]
+        )
+        return dataclasses.replace(message, text=text, edited_at=edited_at)
+
+    async def soft_delete(
+        self, event_id: int, message_id: uuid.UUID, actor_id: int, *, may_moderate: bool
+    ) -> Message:
+        """Clear a message's content and mark it deleted (an update: no tombstones).
+
+        The sender may delete their own message; ``may_moderate`` (the event's creator, decided
+        by the caller from PostgreSQL) may delete anyone's. Deleting twice is not an error.
+        """
+        message = await self._get_existing(event_id, message_id)
+        if message.sender_id != actor_id and not may_moderate:
+            raise Forbidden("only the sender or the event's creator may delete a message")
+        if message.is_deleted:
+            return message
+        _, writer, _ = self._ready()
+        ts, _ = self._write_ts(message)
+        key = _row_key(message)
+        await writer.write(
+            [
+                (self._stmts["message_delete"], (ts, *key)),
+                (self._stmts["user_delete"], (ts, message.sender_id, *key[1:])),
+            ]
+        )
+        return dataclasses.replace(message, text="", attachments=(), metadata={}, is_deleted=True)
+
+
+def _row_key(message: Message) -> Sequence[Any]:
+    """(event_id, bucket, created_at, message_id) — the message row's primary key."""
+    created_ms = created_at_ms_of(message.message_id)
+    return (
+        message.event_id,
+        bucket_of(created_ms),
+        datetime_from_ms(created_ms),
+        message.message_id,
+    )
+
+
+def _reused_client_msg_id(client_msg_id: str) -> Conflict:
+    return Conflict(
+        f"client_msg_id {client_msg_id!r} was already used for a different message; "
+        "use a new client_msg_id for new content",
+        errors=[FieldError("client_msg_id", "reused with different content")],
+    )

@@ -1,0 +1,116 @@
+"""The coalescing writer and reader against the real server: grouping, isolation of failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from cassandra import InvalidRequest
+from cassandra.cluster import Session
+from cassandra.query import PreparedStatement, ValueSequence
+
+from chat.config import Settings
+from chat.store.batcher import BatchReader, BatchWriter, WriterClosed
+from chat.store.cql import CqlStore, execute_async
+
+
+@pytest.fixture(scope="module")
+async def writer_session(cql_store: CqlStore) -> AsyncIterator[Session]:
+    """A session without client timestamps, as MessageStore uses (see its start())."""
+    session = await asyncio.to_thread(cql_store.cluster.connect)
+    session.use_client_timestamp = False
+    yield session
+    await asyncio.to_thread(session.shutdown)
+
+
+@pytest.fixture(scope="module")
+async def kv_table(cql_store: CqlStore, settings: Settings) -> str:
+    table = f"{settings.cql_keyspace}.batcher_test_kv"
+    await execute_async(
+        cql_store.session, f"CREATE TABLE IF NOT EXISTS {table} (k text PRIMARY KEY, v int)"
+    )
+    return table
+
+
+@pytest.fixture(scope="module")
+async def insert(writer_session: Session, kv_table: str) -> PreparedStatement:
+    prepared = await asyncio.to_thread(
+        writer_session.prepare, f"INSERT INTO {kv_table} (k, v) VALUES (?, ?)"
+    )
+    assert prepared is not None
+    return prepared
+
+
+async def _values(cql: CqlStore, table: str, keys: list[str]) -> dict[str, int]:
+    rows = await execute_async(
+        cql.session, f"SELECT k, v FROM {table} WHERE k IN %s", [ValueSequence(keys)]
+    )
+    return {r.k: r.v for r in rows}
+
+
+async def test_concurrent_writes_share_batches_and_all_land(
+    writer_session: Session, insert: PreparedStatement, cql_store: CqlStore, kv_table: str
+) -> None:
+    writer = BatchWriter(writer_session, max_delay=0.001, max_statements=16)
+    keys = [f"share-{i}" for i in range(100)]
+    await asyncio.gather(*(writer.write([(insert, (k, i))]) for i, k in enumerate(keys)))
+    await writer.close()
+    assert await _values(cql_store, kv_table, keys) == {k: i for i, k in enumerate(keys)}
+    assert writer.statements_sent == 100
+    assert writer.batches_sent <= 100 // 16 + 2
+
+
+async def test_a_caller_whose_statement_the_server_rejects_fails_alone(
+    writer_session: Session, insert: PreparedStatement, cql_store: CqlStore, kv_table: str
+) -> None:
+    writer = BatchWriter(writer_session, max_delay=0.005, max_statements=1000)
+    good = [writer.write([(insert, (f"iso-{i}", i))]) for i in range(5)]
+    bad = writer.write([(insert, ("", 1))])  # empty partition key: the server refuses it
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    await writer.close()
+    assert results[:5] == [None] * 5
+    assert isinstance(results[5], InvalidRequest)
+    assert await _values(cql_store, kv_table, [f"iso-{i}" for i in range(5)]) == {
+        f"iso-{i}": i for i in range(5)
+    }
+
+
+async def test_one_callers_statements_travel_in_one_batch_even_past_the_limit(
+    writer_session: Session, insert: PreparedStatement, cql_store: CqlStore, kv_table: str
+) -> None:
+    writer = BatchWriter(writer_session, max_delay=0.001, max_statements=2)
+    await writer.write([(insert, (f"big-{i}", i)) for i in range(5)])
+    await writer.close()
+    assert writer.batches_sent == 1
+    assert len(await _values(cql_store, kv_table, [f"big-{i}" for i in range(5)])) == 5
+
+
+async def test_close_answers_every_waiting_caller_and_refuses_new_ones(
+    writer_session: Session, insert: PreparedStatement
+) -> None:
+    writer = BatchWriter(writer_session, max_delay=60.0, max_statements=1000)
+    waiting = writer.write([(insert, ("closing", 1))])
+    await writer.close()
+    assert waiting.done()
+    assert waiting.result() is None
+    with pytest.raises(WriterClosed):
+        await writer.write([(insert, ("late", 1))])
+
+
+async def test_reader_coalesces_lookups_and_answers_missing_keys_with_none(
+    writer_session: Session, insert: PreparedStatement, kv_table: str
+) -> None:
+    writer = BatchWriter(writer_session, max_delay=0, max_statements=100)
+    await writer.write([(insert, ("read-a", 1)), (insert, ("read-b", 2))])
+    await writer.close()
+    select = await asyncio.to_thread(
+        writer_session.prepare, f"SELECT k, v FROM {kv_table} WHERE k IN ?"
+    )
+    reader = BatchReader(writer_session, select, lambda r: r.k, max_delay=0.001, max_keys=50)
+    a, b, a_again, missing = await asyncio.gather(
+        reader.get("read-a"), reader.get("read-b"), reader.get("read-a"), reader.get("nope")
+    )
+    await reader.close()
+    assert (a.v, b.v, a_again.v, missing) == (1, 2, 1, None)
+    assert reader.reads_sent == 1
