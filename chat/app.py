@@ -109,6 +109,17 @@ OPENAPI_EXTRA_PATHS: dict[str, Any] = {
             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
         }
     },
+    "/v1/ws": {
+        "get": {
+            "summary": "WebSocket chat gateway",
+            "description": (
+                "Upgrade to a WebSocket speaking the timingle chat protocol (JSON text frames), "
+                "documented in docs/protocol.md. Authenticate with `Authorization: Bearer` at the "
+                "upgrade or with a `hello` frame."
+            ),
+            "responses": {"101": {"description": "Switching to the WebSocket protocol"}},
+        }
+    },
     "/v1/openapi.json": {
         "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
     },

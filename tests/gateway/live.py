@@ -47,19 +47,19 @@ class WsClient:
         return await self.expect(lambda f: f.get("ref") == frame_id)
 
     async def expect(
-        self, condition: Callable[[Frame], bool] | str, timeout: float = TIMEOUT
+        self, condition: Callable[[Frame], bool] | str, wait: float = TIMEOUT
     ) -> Frame:
         """The first frame (kept or new) matching ``condition`` (a predicate or a type)."""
         match = condition if callable(condition) else _of_type(condition)
         for i, frame in enumerate(self.frames):
             if match(frame):
                 return self.frames.pop(i)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(wait):
             while True:
-                frame = orjson.loads(await self.ws.recv())
-                if match(frame):
-                    return frame
-                self.frames.append(frame)
+                received: Frame = orjson.loads(await self.ws.recv())
+                if match(received):
+                    return received
+                self.frames.append(received)
 
     async def collect(self, condition: Callable[[Frame], bool], count: int) -> list[Frame]:
         return [await self.expect(condition) for _ in range(count)]

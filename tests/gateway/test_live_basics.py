@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -22,10 +25,12 @@ async def test_header_auth_then_every_frame_type(base_url: str, api: Api) -> Non
         assert presence["user_ids"] == sorted([ada, bo])
 
         ack = await a.send_message(event_id, "hello Bo")
-        assert ack["duplicate"] is False and ack["event_id"] == event_id
+        assert ack["duplicate"] is False
+        assert ack["event_id"] == event_id
         got = await b.expect(is_message(event_id))
         assert got["message"]["message_id"] == ack["message_id"]
-        assert got["message"]["text"] == "hello Bo" and got["message"]["sender_id"] == ada
+        assert got["message"]["text"] == "hello Bo"
+        assert got["message"]["sender_id"] == ada
         unread = await b.expect(lambda f: f["type"] == "unread" and f["count"] == 1)
         assert unread["event_id"] == event_id
 
@@ -34,14 +39,16 @@ async def test_header_auth_then_every_frame_type(base_url: str, api: Api) -> Non
         )
         assert edit == {"type": "ok", "op": "edit", "ref": edit["ref"]}
         updated = await b.expect("message_updated")
-        assert updated["message"]["text"] == "hi Bo" and updated["message"]["edited_at"]
+        assert updated["message"]["text"] == "hi Bo"
+        assert updated["message"]["edited_at"]
 
         react = await b.request(
             type="react", event_id=event_id, message_id=ack["message_id"], emoji="👍"
         )
         assert react["op"] == "react"
         reaction = await a.expect("reaction")
-        assert reaction["counts"] == {"👍": 1} and reaction["action"] == "add"
+        assert reaction["counts"] == {"👍": 1}
+        assert reaction["action"] == "add"
         await b.request(type="unreact", event_id=event_id, message_id=ack["message_id"], emoji="👍")
         reaction = await a.expect(lambda f: f["type"] == "reaction" and f["action"] == "remove")
         assert reaction["counts"] == {}
@@ -53,19 +60,25 @@ async def test_header_auth_then_every_frame_type(base_url: str, api: Api) -> Non
 
         history = await b.request(type="history", event_id=event_id, limit=10)
         assert [m["message_id"] for m in history["messages"]] == [ack["message_id"]]
-        after = await b.request(type="history", event_id=event_id, after=sub_a["cursor"] or ack["cursor"])
+        after = await b.request(
+            type="history", event_id=event_id, after=sub_a["cursor"] or ack["cursor"]
+        )
         assert after["messages"] == []
 
         read = await b.request(type="read", event_id=event_id, message_id=ack["message_id"])
-        assert read["type"] == "unread" and read["count"] == 0
+        assert read["type"] == "unread"
+        assert read["count"] == 0
 
         delete = await a.request(type="delete", event_id=event_id, message_id=ack["message_id"])
         assert delete["op"] == "delete"
-        deleted = await b.expect(lambda f: f["type"] == "message_updated" and f["message"]["is_deleted"])
+        deleted = await b.expect(
+            lambda f: f["type"] == "message_updated" and f["message"]["is_deleted"]
+        )
         assert deleted["message"]["text"] == ""
 
         answer = await b.request(type="unsubscribe", event_id=event_id)
-        assert answer["type"] == "unsubscribed" and answer["reason"] == "requested"
+        assert answer["type"] == "unsubscribed"
+        assert answer["reason"] == "requested"
         left = await a.expect(lambda f: f["type"] == "presence" and f["left"] == [bo])
         assert left["user_ids"] == [ada]
 
@@ -77,7 +90,8 @@ async def test_bad_token_is_refused_with_4401(base_url: str) -> None:
         assert error["code"] == "unauthorized"
         with pytest.raises(ConnectionClosed) as closed:
             await c.expect("never")
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
 
 
 async def test_hello_with_bad_token_and_frames_before_auth(base_url: str) -> None:
@@ -89,7 +103,8 @@ async def test_hello_with_bad_token_and_frames_before_auth(base_url: str) -> Non
         assert error["code"] == "unauthorized"
         with pytest.raises(ConnectionClosed) as closed:
             await c.expect("never")
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
 
 
 async def test_non_participant_gets_not_found_and_never_a_frame(base_url: str, api: Api) -> None:
@@ -98,7 +113,8 @@ async def test_non_participant_gets_not_found_and_never_a_frame(base_url: str, a
     async with client(base_url, api, ada) as a, client(base_url, api, stranger) as s:
         await a.subscribe(event_id)
         refused = await s.request(type="subscribe", event_id=event_id)
-        assert refused["type"] == "error" and refused["code"] == "not_found"
+        assert refused["type"] == "error"
+        assert refused["code"] == "not_found"
         for frame in (
             {"type": "send", "event_id": event_id, "client_msg_id": "x1", "text": "hi"},
             {"type": "typing", "event_id": event_id, "state": "start"},
@@ -111,9 +127,7 @@ async def test_non_participant_gets_not_found_and_never_a_frame(base_url: str, a
         assert [f for f in s.frames if f.get("event_id") == event_id and "ref" not in f] == []
 
 
-async def test_removed_participant_loses_the_subscription_at_once(
-    base_url: str, api: Api
-) -> None:
+async def test_removed_participant_loses_the_subscription_at_once(base_url: str, api: Api) -> None:
     (ada, bo), event_id = await users_and_event(api, 2)
     async with client(base_url, api, ada) as a, client(base_url, api, bo) as b:
         await a.subscribe(event_id)
@@ -142,7 +156,8 @@ async def test_malformed_frames_get_errors_and_the_connection_stays_usable(
         assert (await a.expect("error"))["code"] == "binary_not_supported"
         assert (await a.request(type="nope"))["code"] == "unknown_type"
         wrong = await a.request(type="subscribe", event_id="7")
-        assert wrong["code"] == "wrong_type" and wrong["field"] == "event_id"
+        assert wrong["code"] == "wrong_type"
+        assert wrong["field"] == "event_id"
         assert (await a.request(type="ping", extra=1))["code"] == "unknown_field"
         await a.subscribe(event_id)
         await a.send_message(event_id, "still fine")
@@ -153,12 +168,11 @@ async def test_rate_limit_answers_retry_after(base_url: str, api: Api) -> None:
     async with client(base_url, api, ada) as a:
         burst = a.welcome["limits"]["send_burst"]
         for i in range(burst + 1):
-            await a.send(
-                type="send", id=i, event_id=event_id, client_msg_id=f"rl-{i}", text=f"{i}"
-            )
-        answers = [await a.expect(lambda f, i=i: f.get("ref") == i) for i in range(burst + 1)]
+            await a.send(type="send", id=i, event_id=event_id, client_msg_id=f"rl-{i}", text=f"{i}")
+        answers = [await a.expect(_ref(i)) for i in range(burst + 1)]
         limited = [f for f in answers if f["type"] == "error"]
-        assert limited and limited[0]["code"] == "rate_limited"
+        assert limited
+        assert limited[0]["code"] == "rate_limited"
         assert limited[0]["retry_after_ms"] > 0
         assert (await a.request(type="ping"))["type"] == "pong"
 
@@ -169,5 +183,10 @@ async def test_big_frame_closes_with_1009(base_url: str, api: Api) -> None:
         limit = a.welcome["limits"]["max_frame_bytes"]
         await a.ws.send('{"type": "ping", "pad": "' + "x" * limit + '"}')
         with pytest.raises(ConnectionClosed) as closed:
-            await a.expect("never", timeout=TIMEOUT)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+            await a.expect("never", wait=TIMEOUT)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+
+
+def _ref(ref: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda frame: frame.get("ref") == ref

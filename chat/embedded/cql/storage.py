@@ -323,6 +323,26 @@ class TableData:
                 else:  # (2, slot, key, value, ts, expiry, ttl)
                     coll.put(op[2], (OP_SET, op[1], op[3], op[4], op[5], op[6]))
 
+    def insert_fresh(
+        self,
+        part: Partition,
+        ckey: bytes,
+        cvals: tuple[bytes, ...],
+        marker: tuple[int, int, int],
+        cells: list[Cell],
+    ) -> bool:
+        """INSERT fast path: a brand-new row whose ``cells`` list (one per slot, in slot order)
+        becomes the row's storage as is. False (nothing done) when the row exists or may be
+        shadowed by a tombstone; the caller then takes the general ``apply_write`` path."""
+        rows = part.rows
+        if ckey in rows or part.deleted_at != NO_TS or part.ranges:
+            return False
+        row = Row(cvals, 0, NO_TS)
+        row.cells = cells
+        row.marker = marker
+        rows[ckey] = row
+        return True
+
     def apply_row_delete(
         self, part: Partition, ckey: bytes, cvals: tuple[bytes, ...], ts: int
     ) -> None:

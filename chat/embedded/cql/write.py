@@ -319,6 +319,9 @@ class InsertPlan(KeyedWrite):
         # Fast path: every regular value is a bind marker → one C-level itemgetter call.
         self.simple_slots = [slot for slot, _g, _s in self.simple]
         self.slots_tuple = tuple(self.simple_slots)
+        # Every regular column given, in slot order, none a collection: the cells list built
+        # for a new row can be the row's storage as it is.
+        self.full_row = self.simple_slots == list(range(len(table.regular)))
         self.fixed_checks = [(i, size) for i, (_slot, _g, size) in enumerate(self.simple) if size]
         bound = [terms[table.regular[slot].name] for slot in self.simple_slots]
         self.bound_get: Callable[[Values], Sequence[bytes | None]] | None = None
@@ -410,7 +413,8 @@ class InsertPlan(KeyedWrite):
         marker = (ts, exp, ttl)
         data = self.data
         part = data.partitions.get(pkey) or data.partition(pkey, pv)
-        data.apply_write(part, ckey, cv, marker, ops)
+        if not (self.full_row and data.insert_fresh(part, ckey, cv, marker, ops)):
+            data.apply_write(part, ckey, cv, marker, ops)
         result = applied_rows(self.table, True, []) if self.if_not_exists else None
         # The log gets the compact form: slots and values side by side, no per-cell tuples.
         return [("i", self.tid, pv, cv, marker, self.slots_tuple, vals, extra)], result
