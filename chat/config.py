@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the service."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description=(
+            "`text` for a terminal; `json` (one object per line, with request and connection "
+            "ids) for production log pipelines."
+        ),
+    )
     data_dir: Path = Field(
         default_factory=default_data_dir,
         description="Where embedded servers keep their data and where generated secrets live.",

@@ -7,14 +7,20 @@ A thin adapter in the python-websockets mould: every protocol decision is the
 - the **reader** (the endpoint coroutine) feeds received frames to the session;
 - the **worker** runs the session's commands on the service one at a time, in order (a client
   that sends ``subscribe`` then ``send`` relies on it), and reports each outcome back;
-- the **writer** drains the bounded :class:`~chat.gateway.hub.Mailbox` into the socket — it is
-  the only task that awaits the client, so a slow client slows only itself, and when it falls
-  ``outgoing_queue_size`` frames behind the hub cuts it off with 4008;
+- the **writer** drains the bounded :class:`~chat.gateway.hub.Mailbox` into the socket one frame
+  at a time — it is the only task that awaits the client, so a slow client slows only itself.
+  The socket's buffers are bounded (:mod:`chat.gateway.transport`), so a client that stops
+  reading stalls the writer, its frames pile up in the mailbox, and when it falls
+  ``outgoing_queue_size`` frames behind the hub cuts it off with 4008: the stalled writer is
+  cancelled and the close frame is sent (or, when the client never reads it, the socket is
+  dropped after ``CLOSE_TIMEOUT``);
 - the **ticker** calls ``session.tick()`` at the session's next deadline (auth timeout, pings,
   idle timeout).
 
 An unexpected exception anywhere closes the connection with 1011; the traceback is logged and
-nothing internal reaches the client.
+nothing internal reaches the client. Server shutdown calls :meth:`Connection.shutdown` (through
+the transport's shutdown hook under uvicorn, else from ``Gateway.close``): every command already
+received is answered or failed, then the connection closes with 1001.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from chat.gateway.protocol import (
     Unsubscribe,
 )
 from chat.gateway.service import Client
+from chat.gateway.transport import EXTENSION, TransportControl
 
 if TYPE_CHECKING:
     from chat.gateway.runtime import Gateway
@@ -78,6 +85,7 @@ class Connection:
         )
         self.client: Client | None = None
         self._wake = asyncio.Event()
+        self._deadlines_moved = asyncio.Event()
         self.mailbox.set_waiter(self._wake.set)
         self._commands: asyncio.Queue[Command | None] = asyncio.Queue()
         self._close_code: int | None = None
@@ -85,6 +93,11 @@ class Connection:
         self._abort = False
         self._shutting_down = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._shutdown: asyncio.Task[None] | None = None
+        extension = websocket.scope.get("extensions", {}).get(EXTENSION)
+        self.control = extension if isinstance(extension, TransportControl) else None
         self.done = asyncio.Event()
 
     # ---------------------------------------------------------------- the endpoint
@@ -99,20 +112,26 @@ class Connection:
             if header:
                 token = header[7:].strip() if header[:7].lower() == "bearer " else header
                 self.session.use_header_token(token)
+            self._writer = asyncio.create_task(self._write(), name="ws-writer")
             self._tasks = [
-                asyncio.create_task(self._write(), name="ws-writer"),
+                self._writer,
                 asyncio.create_task(self._work(), name="ws-worker"),
                 asyncio.create_task(self._tick(), name="ws-ticker"),
             ]
+            if self.control is not None:
+                self.control.on_shutdown(self._server_shutting_down)
             self._pump()
             await self._read()
         except Exception:
             log.exception("WebSocket connection failed")
             await self._close_now(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            for task in self._tasks:
+            if self.control is not None:
+                self.control.on_shutdown(None)
+            tasks = [t for t in (*self._tasks, self._closer) if t is not None]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.client is not None:
                 self.gateway.service.disconnected(self.client)
             if self.session.state is not State.CLOSED:
@@ -146,10 +165,17 @@ class Connection:
             self._request_close(int(code), self.session.close_reason)
 
     def _request_close(self, code: int, reason: str, *, abort: bool = False) -> None:
-        """The writer sends what is queued (unless ``abort``), then the close frame."""
+        """The writer sends what is queued, then the close frame.
+
+        With ``abort`` the queue is dropped and the writer — possibly stuck waiting for a client
+        that does not read — is cancelled; a separate task sends the close frame.
+        """
         if self._close_code is not None:
             return
         self._close_code, self._close_reason, self._abort = code, reason, abort
+        if abort and self._writer is not None:
+            self._writer.cancel()  # it waits for writability at most; nothing half-written
+            self._closer = asyncio.create_task(self._close_now(code, reason), name="ws-closer")
         self._wake.set()
 
     async def _write(self) -> None:
@@ -157,12 +183,11 @@ class Connection:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                if not self._abort:
-                    for frame in self.mailbox.take():
-                        await self.ws.send_text(frame)
-                        if self._abort:
-                            break
-                if self._close_code is not None and (self._abort or not len(self.mailbox)):
+                while not self._abort and (frame := self.mailbox.pop()) is not None:
+                    await self.ws.send_text(frame)
+                if self._abort:
+                    return  # the closer task sends the close frame
+                if self._close_code is not None and not len(self.mailbox):
                     await self._close_now(self._close_code, self._close_reason)
                     return
         except Exception:
@@ -170,8 +195,19 @@ class Connection:
             log.debug("WebSocket writer stopped", exc_info=True)
 
     async def _close_now(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
+        """Send the close frame; a client that does not read it in time loses the socket."""
+        try:
             await asyncio.wait_for(self.ws.close(code, reason[:120]), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.info("WebSocket client did not take the close frame (%d); dropping it", code)
+            self._drop()
+        except Exception:
+            log.debug("WebSocket close failed", exc_info=True)
+
+    def _drop(self) -> None:
+        """Abort the socket (when the server lets us): the reader then sees the disconnect."""
+        if self.control is not None:
+            self.control.abort()
 
     def _too_slow(self, mailbox: Mailbox) -> None:
         self.session.close(CloseCode.TOO_SLOW, "too slow; resume from your cursor")
@@ -188,7 +224,10 @@ class Connection:
         loop = asyncio.get_running_loop()
         while self.session.state < State.CLOSING:
             delay = self.session.next_deadline() - loop.time()
-            await asyncio.sleep(min(max(delay, 0.0), 1.0))
+            # Authentication brings the deadlines (pings, idle) forward: it wakes us.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._deadlines_moved.wait(), min(max(delay, 0.0), 1.0))
+            self._deadlines_moved.clear()
             if loop.time() >= self.session.next_deadline():
                 self.session.tick()
                 self._pump()
@@ -215,6 +254,7 @@ class Connection:
                     return
                 self.client = self.gateway.service.connected(identity, self.mailbox)
                 session.authenticated(command, identity.user_id, secrets.token_hex(8))
+                self._deadlines_moved.set()
                 return
             client = self.client
             assert client is not None, "the session sent a command before authentication"
@@ -256,6 +296,19 @@ class Connection:
             session.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     # ---------------------------------------------------------------- shutdown
+
+    def _server_shutting_down(self) -> None:
+        """uvicorn is stopping: close gracefully instead of being cut off with 1012."""
+        if self._shutdown is None:
+            self._shutdown = asyncio.create_task(self._shut_down(), name="ws-shutdown")
+
+    async def _shut_down(self) -> None:
+        await self.shutdown()
+        try:
+            await asyncio.wait_for(self.done.wait(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.info("WebSocket client did not close in time at shutdown; dropping it")
+            self._drop()
 
     async def shutdown(self) -> None:
         """Answer (or fail) every command already received, then close with 1001."""

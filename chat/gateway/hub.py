@@ -22,6 +22,7 @@ before the last replayed one — that is what makes the resume seam free of gaps
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import logging
@@ -39,7 +40,7 @@ _ids = itertools.count(1)
 class Mailbox:
     """One connection's bounded outgoing queue of encoded text frames.
 
-    The connection's writer task drains it (:meth:`take`); producers only ever call
+    The connection's writer task drains it (:meth:`pop`); producers only ever call
     :meth:`put`, which never blocks. Overflow calls ``on_overflow`` once — the connection
     closes itself with 4008 — and every later put is dropped.
     """
@@ -60,6 +61,8 @@ class Mailbox:
         self._on_overflow = on_overflow
         self._on_removed = on_removed
         self._waiter: Callable[[], None] | None = None
+        self._room: asyncio.Future[None] | None = None
+        self._room_below = 0
 
     def __repr__(self) -> str:
         return f"<Mailbox {self.id} user={self.user_id} queued={len(self._frames)}>"
@@ -83,6 +86,36 @@ class Mailbox:
         self._frames.clear()
         self._on_overflow(self)
         self._wake()
+        self._make_room()
+
+    def pop(self) -> str | None:
+        """The oldest queued frame, or None. The writer takes frames one at a time, so that
+        while the socket is not writable the unsent frames still count against ``maxsize``."""
+        if not self._frames:
+            return None
+        frame = self._frames.popleft()
+        if self._room is not None and len(self._frames) < self._room_below:
+            self._make_room()
+        return frame
+
+    async def wait_below(self, count: int) -> None:
+        """Wait until fewer than ``count`` frames are queued (or the mailbox is closed).
+
+        For a connection's own bulk output — the replay of a resume — which must not fill the
+        queue faster than the client reads (it would be cut off, resume, and be cut off again).
+        Fan-out never calls this: it must not wait for any recipient.
+        """
+        while not self.closed and len(self._frames) >= count:
+            self._room = asyncio.get_running_loop().create_future()
+            self._room_below = count
+            try:
+                await self._room
+            finally:
+                self._room = None
+
+    def _make_room(self) -> None:
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
 
     def take(self) -> list[str]:
         """Every queued frame, oldest first (the writer sends them in this order)."""

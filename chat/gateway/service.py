@@ -61,7 +61,8 @@ from chat.store.unread import UNREAD_CAP, UnreadStore
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 100
-"""Messages read from the store per replay page while resuming."""
+"""Messages read from the store per replay page while resuming (queued at the client's pace:
+the replay waits while the connection's mailbox is half full)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +321,10 @@ class ChatService:
             for message in page.messages:
                 if Position.of(message.message_id) > cut:
                     return cursor  # the rest comes live: it is published after the cut
+                # Keep half the queue for live frames: the replay goes at the client's pace.
+                await mailbox.wait_below(max(1, mailbox.maxsize // 2))
+                if mailbox.closed:
+                    break
                 mailbox.put(frames.message(message).decode())
                 cursor = encode_cursor(message.message_id)
             after = page.next_cursor

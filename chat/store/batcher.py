@@ -41,49 +41,88 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStat
 
 from chat.domain.messages import ms_of
 from chat.errors import ServiceUnavailable
-from chat.store.cql import execute_async
+from chat.store.cql import execute_async, execute_encoded_batch
 
 log = logging.getLogger(__name__)
 
 Write = tuple[PreparedStatement, Sequence[Any]]
-Encoded = list[Any]  # serialized bind values (bytes), None (null) or UNSET_VALUE
 Serializer = Callable[[Any], bytes]
+"""Value -> its protocol *cell*: the 4-byte length followed by the serialized bytes."""
 
-_int64 = struct.Struct(">q").pack
 _int32 = struct.Struct(">i").pack
+_short = struct.Struct(">H").pack
+_len_int32 = struct.Struct(">ii").pack
+_len_int64 = struct.Struct(">iq").pack
+_NULL = _int32(-1)
+_UNSET = _int32(-2)
+_UUID_LEN = _int32(16)
+_TRUE = _int32(1) + b"\x01"
+_FALSE = _int32(1) + b"\x00"
+
+
+def _bigint(value: int) -> bytes:
+    return _len_int64(8, value)
+
+
+def _int(value: int) -> bytes:
+    return _len_int32(4, value)
+
+
+def _text(value: str) -> bytes:
+    data = value.encode()
+    return _int32(len(data)) + data
+
+
+def _uuid(value: Any) -> bytes:
+    data: bytes = value.bytes
+    return _UUID_LEN + data
+
+
+def _boolean(value: Any) -> bytes:
+    return _TRUE if value else _FALSE
 
 
 def _timestamp(value: Any) -> bytes:
-    return _int64(value if type(value) is int else ms_of(value))
+    return _len_int64(8, value if type(value) is int else ms_of(value))
+
+
+def _blob(value: Any) -> bytes:
+    data = bytes(value)
+    return _int32(len(data)) + data
 
 
 def _text_list(value: Sequence[str]) -> bytes:
-    parts = [_int32(len(value))]
+    parts = [b"", _int32(len(value))]
     for item in value:
-        data = item.encode()
-        parts += (_int32(len(data)), data)
+        parts.append(_text(item))
+    parts[0] = _int32(sum(map(len, parts)))
     return b"".join(parts)
 
 
 def _text_map(value: Any) -> bytes:
-    parts = [_int32(len(value))]
+    parts = [b"", _int32(len(value))]
     for k, v in value.items():
-        kd, vd = k.encode(), v.encode()
-        parts += (_int32(len(kd)), kd, _int32(len(vd)), vd)
+        parts += (_text(k), _text(v))
+    parts[0] = _int32(sum(map(len, parts)))
     return b"".join(parts)
 
 
+# Keys are the driver's names for the types in a prepared statement's metadata. Protocol v4
+# metadata cannot say "frozen", so a frozen<list<text>> column arrives as list<text>; both
+# spellings are listed (the serialized form is the same).
 _SERIALIZERS: dict[str, Serializer] = {
-    "bigint": _int64,
-    "int": _int32,
-    "text": str.encode,
-    "varchar": str.encode,
-    "timeuuid": lambda v: v.bytes,
-    "uuid": lambda v: v.bytes,
-    "boolean": lambda v: b"\x01" if v else b"\x00",
+    "bigint": _bigint,
+    "int": _int,
+    "text": _text,
+    "varchar": _text,
+    "timeuuid": _uuid,
+    "uuid": _uuid,
+    "boolean": _boolean,
     "timestamp": _timestamp,
-    "blob": bytes,
+    "blob": _blob,
+    "list<text>": _text_list,
     "frozen<list<text>>": _text_list,
+    "map<text, text>": _text_map,
     "frozen<map<text, text>>": _text_map,
 }
 
@@ -91,22 +130,24 @@ _SERIALIZERS: dict[str, Serializer] = {
 def _driver_serializer(cql_type: Any) -> Serializer:
     def serialize(value: Any) -> bytes:
         data: bytes = cql_type.serialize(value, 4)
-        return data
+        return _int32(len(data)) + data
 
     return serialize
 
 
 class Encoder:
-    """Serializes one prepared statement's bind values (the send path's hottest code).
+    """Serializes one prepared statement, bind values and all, into its BATCH-body entry.
 
-    The driver's ``PreparedStatement.bind`` builds a BoundStatement and goes through generic
-    per-type dispatch; the bench showed it as the largest single cost of a send. The chat
-    tables use a handful of types, serialized here directly (native protocol v4 encodings);
-    any other type falls back to the driver's own serializer. ``timestamp`` accepts Unix
-    milliseconds (int) as well as datetimes.
+    Why not ``PreparedStatement.bind`` + ``BatchStatement.add``: the driver binds each value
+    through generic per-type dispatch and then, when the batch is sent, writes every value
+    again field by field — together the largest cost of a send in the profile. The chat tables
+    use a handful of types, serialized here straight into protocol cells (native protocol v4
+    encodings); any other type falls back to the driver's own serializer. A caller's entries
+    are joined into one bytes object once, and a batch body is then one join over callers.
+    ``timestamp`` accepts Unix milliseconds (int) as well as datetimes.
     """
 
-    __slots__ = ("_serializers", "query_id", "routing_indexes")
+    __slots__ = ("_header", "_serializers", "query_id", "routing_indexes")
 
     def __init__(self, prepared: PreparedStatement) -> None:
         self.query_id: bytes = prepared.query_id
@@ -115,25 +156,31 @@ class Encoder:
             _SERIALIZERS.get(col.type.cql_parameterized_type()) or _driver_serializer(col.type)
             for col in prepared.column_metadata
         ]
+        # kind 1 (prepared), [short bytes] id, [short] number of values
+        self._header: bytes = (
+            b"\x01" + _short(len(self.query_id)) + self.query_id + _short(len(self._serializers))
+        )
 
-    def encode(self, values: Sequence[Any]) -> Encoded:
+    def entry(self, values: Sequence[Any]) -> bytes:
+        """The statement's entry in a BATCH body: header and one cell per bind value."""
         serializers = self._serializers
         if len(values) != len(serializers):
             raise ValueError(f"expected {len(serializers)} bind values, got {len(values)}")
-        return [
-            v if v is None or v is UNSET_VALUE else f(v)
+        cells: list[bytes] = [
+            f(v) if v is not None and v is not UNSET_VALUE else (_NULL if v is None else _UNSET)
             for f, v in zip(serializers, values, strict=True)
         ]
+        return self._header + b"".join(cells)
 
-    def routing_key(self, encoded: Encoded) -> bytes | None:
+    def routing_key(self, values: Sequence[Any]) -> bytes | None:
         """The partition key as the driver's token-aware routing expects it."""
         idx = self.routing_indexes
         if not idx:
             return None
-        if len(idx) == 1:
-            value: bytes = encoded[idx[0]]
-            return value
-        return b"".join(struct.pack(">H", len(encoded[i])) + encoded[i] + b"\x00" for i in idx)
+        parts = [self._serializers[i](values[i])[4:] for i in idx]
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(_short(len(p)) + p + b"\x00" for p in parts)
 
 
 class WriterClosed(ServiceUnavailable):
@@ -141,11 +188,21 @@ class WriterClosed(ServiceUnavailable):
     title = "Writer closed"
 
 
+MAX_BATCH_STATEMENTS = 0xFFFF
+"""The protocol counts a BATCH's statements in an unsigned short."""
+
+
 @dataclass(slots=True)
 class _Group:
-    statements: list[tuple[bytes, Encoded]]
-    routing_key: bytes | None
+    """One caller's statements, encoded and joined, and the future that answers the caller."""
+
+    body: bytes
+    count: int
+    first: tuple[Encoder, Sequence[Any]] | None  # for the routing key, computed only if needed
     done: asyncio.Future[None]
+
+    def routing_key(self) -> bytes | None:
+        return self.first[0].routing_key(self.first[1]) if self.first is not None else None
 
 
 @dataclass(slots=True)
@@ -172,7 +229,7 @@ class BatchWriter:
     ) -> None:
         self._session = session
         self._max_delay = max_delay
-        self._max_statements = max_statements
+        self._max_statements = min(max_statements, MAX_BATCH_STATEMENTS)
         self._replica_of = replica_of
         self._keyspace = keyspace
         self._encoders: dict[int, tuple[PreparedStatement, Encoder]] = {}
@@ -195,17 +252,28 @@ class BatchWriter:
             done.set_exception(WriterClosed("the message writer is shutting down; retry"))
             return done
         try:
-            encoded = [self._encode(stmt, values) for stmt, values in writes]
+            encoder = self.encoder
+            if len(writes) == 1:
+                stmt, values = writes[0]
+                body = encoder(stmt).entry(values)
+            else:
+                body = b"".join([encoder(stmt).entry(values) for stmt, values in writes])
+            if len(writes) > MAX_BATCH_STATEMENTS:
+                raise ValueError(f"a batch holds at most {MAX_BATCH_STATEMENTS} statements")
         except Exception as exc:
             done.set_exception(exc)
             return done
-        routing_key = self._encoder(writes[0][0]).routing_key(encoded[0][1]) if writes else None
-        key = self._replica_of(routing_key) if self._replica_of is not None else None
+        first = (encoder(writes[0][0]), writes[0][1]) if writes else None
+        group = _Group(body, len(writes), first, done)
+        key = self._replica_of(group.routing_key()) if self._replica_of is not None else None
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = _Pending()
-        pending.groups.append(_Group(encoded, routing_key, done))
-        pending.size += len(encoded)
+        elif pending.size + group.count > MAX_BATCH_STATEMENTS:
+            self._send(pending.groups)
+            pending = self._pending[key] = _Pending()
+        pending.groups.append(group)
+        pending.size += group.count
         if pending.size >= self._max_statements:
             del self._pending[key]
             self._send(pending.groups)
@@ -216,15 +284,12 @@ class BatchWriter:
                 self._timer = loop.call_soon(self._flush_all)  # type: ignore[assignment]
         return done
 
-    def _encoder(self, stmt: PreparedStatement) -> Encoder:
+    def encoder(self, stmt: PreparedStatement) -> Encoder:
+        """The (cached) encoder of a prepared statement."""
         entry = self._encoders.get(id(stmt))
         if entry is None or entry[0] is not stmt:
             entry = self._encoders[id(stmt)] = (stmt, Encoder(stmt))
         return entry[1]
-
-    def _encode(self, stmt: PreparedStatement, values: Sequence[Any]) -> tuple[bytes, Encoded]:
-        encoder = self._encoder(stmt)
-        return encoder.query_id, encoder.encode(values)
 
     def _flush_all(self) -> None:
         self._timer = None
@@ -237,27 +302,18 @@ class BatchWriter:
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
-    def _batch(self, groups: list[_Group]) -> BatchStatement:
+    async def _run(self, groups: list[_Group]) -> None:
+        count = sum([g.count for g in groups])
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        # The statements are already serialized: append them the way BatchStatement.add does
-        # for a BoundStatement, minus the re-binding.
-        items = batch._statements_and_parameters
-        for group in groups:
-            for query_id, values in group.statements:
-                items.append((True, query_id, values))
-        if len(items) > 0xFFFF:
-            raise ValueError(f"a batch holds at most 65535 statements, not {len(items)}")
-        batch.routing_key = groups[0].routing_key
+        batch.routing_key = groups[0].routing_key()
         batch.keyspace = self._keyspace
         batch.is_idempotent = True
-        return batch
-
-    async def _run(self, groups: list[_Group]) -> None:
-        batch = self._batch(groups)
         self.batches_sent += 1
-        self.statements_sent += len(batch)
+        self.statements_sent += count
         try:
-            await execute_async(self._session, batch)
+            await execute_encoded_batch(
+                self._session, batch, count, b"".join([g.body for g in groups])
+            )
         except InvalidRequest as exc:
             if len(groups) == 1:
                 _fail(groups, exc)

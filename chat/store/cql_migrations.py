@@ -37,10 +37,11 @@ from cassandra.cluster import Session
 from chat.config import Settings, replication_options
 from chat.errors import ChatError
 from chat.store.cql import CqlStore, execute_async
+from chat.store.schema_files import schema_dir
 
 log = logging.getLogger(__name__)
 
-CQL_DIR = Path(__file__).resolve().parents[2] / "cql"
+CQL_DIR = schema_dir("cql")
 LOCK_TTL_SECONDS = 120
 LOCK_WAIT_SECONDS = 300.0
 SCHEMA_AGREEMENT_SECONDS = 60.0

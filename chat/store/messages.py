@@ -109,6 +109,14 @@ def message_from_row(row: Any) -> Message:
     )
 
 
+@dataclasses.dataclass(slots=True)
+class _InFlight:
+    """A send under way on this node: its content hash, and the retries waiting for it."""
+
+    digest: bytes
+    followers: list[asyncio.Future[SendAck]] = dataclasses.field(default_factory=list)
+
+
 def _or_unset(value: Any) -> Any:
     """None as UNSET: an INSERT binding null would write a tombstone per empty column."""
     return UNSET_VALUE if value is None else value
@@ -131,7 +139,7 @@ class MessageStore:
         self._clock = clock
         self._ids = ids or MessageIdGenerator(clock)
         self._strict = settings.send_dedup == "strict"
-        self._sending: dict[str, tuple[asyncio.Future[SendAck], bytes]] = {}
+        self._sending: dict[str, _InFlight] = {}
         self._known_buckets: set[tuple[str, int, int]] = set()
         self._active = 0
         self._idle = asyncio.Event()
@@ -309,23 +317,28 @@ class MessageStore:
         digest = content_hash(msg)
         running = self._sending.get(key)
         if running is not None:
-            future, running_digest = running
-            if running_digest != digest:
+            if running.digest != digest:
                 raise _reused_client_msg_id(msg.client_msg_id)
-            ack = await asyncio.shield(future)
+            follower: asyncio.Future[SendAck] = asyncio.get_running_loop().create_future()
+            running.followers.append(follower)
+            ack = await follower
             return dataclasses.replace(ack, duplicate=True)
-        future = asyncio.get_running_loop().create_future()
-        self._sending[key] = (future, digest)
+        # Followers (a retry racing this send on this node) get a future only if one shows up:
+        # the common send creates none.
+        flight = self._sending[key] = _InFlight(digest)
         self._active += 1
         self._idle.clear()
         try:
             ack = await self._send(msg, key, digest)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # followers may be none; the caller below gets it either way
+            for f in flight.followers:
+                if not f.done():
+                    f.set_exception(exc)
             raise
         else:
-            future.set_result(ack)
+            for f in flight.followers:
+                if not f.done():
+                    f.set_result(ack)
             return ack
         finally:
             del self._sending[key]
@@ -339,7 +352,6 @@ class MessageStore:
             await self._check_reply_target(msg.event_id, msg.reply_to)
         message_id = self._ids.next()
         created_ms = created_at_ms_of(message_id)
-        created_at = datetime_from_ms(created_ms)
         claim_values = (
             key,
             msg.sender_id,
@@ -354,10 +366,9 @@ class MessageStore:
             winner = None if rows[0][0] else rows[0]
         else:
             attempt_us = self._clock() // 1000
-            await writer.write(
-                [(self._stmts["claim_insert"], (*claim_values, CLAIM_TIMESTAMP_BASE - attempt_us))]
+            row = await self._claim_and_read_back(
+                writer, claims, key, (*claim_values, CLAIM_TIMESTAMP_BASE - attempt_us)
             )
-            row = await claims.get(key)
             if row is None:
                 raise ServiceUnavailable(
                     "the send claim was acknowledged but not readable back; retry the send "
@@ -370,13 +381,47 @@ class MessageStore:
                 raise _reused_client_msg_id(msg.client_msg_id)
             message_id = winner.message_id
             created_ms = created_at_ms_of(message_id)
-            created_at = datetime_from_ms(created_ms)
         new_buckets: list[tuple[str, int, int]] = []
         await writer.write(self._row_writes(msg, message_id, created_ms, new_buckets))
-        if len(self._known_buckets) > _KNOWN_BUCKETS_LIMIT:
-            self._known_buckets.clear()
-        self._known_buckets.update(new_buckets)
-        return SendAck(msg.event_id, message_id, created_at, duplicate)
+        if new_buckets:
+            if len(self._known_buckets) > _KNOWN_BUCKETS_LIMIT:
+                self._known_buckets.clear()
+            self._known_buckets.update(new_buckets)
+        return SendAck(msg.event_id, message_id, datetime_from_ms(created_ms), duplicate)
+
+    def _claim_and_read_back(
+        self, writer: BatchWriter, claims: BatchReader, key: str, values: Sequence[Any]
+    ) -> asyncio.Future[Any]:
+        """Write the claim, then read it back: the claim row that won (or None).
+
+        The read is chained to the write's acknowledgement with a callback, so the sending
+        coroutine wakes up once for both round trips instead of once per round trip (a task
+        wake-up is one of the larger per-message costs left on this path).
+        """
+        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def read_done(read: asyncio.Future[Any]) -> None:
+            if result.done():
+                return
+            if read.cancelled():
+                result.cancel()
+            elif (exc := read.exception()) is not None:
+                result.set_exception(exc)
+            else:
+                result.set_result(read.result())
+
+        def written(write: asyncio.Future[None]) -> None:
+            if result.done():
+                return
+            if write.cancelled():
+                result.cancel()
+            elif (exc := write.exception()) is not None:
+                result.set_exception(exc)
+            else:
+                claims.get(key).add_done_callback(read_done)
+
+        writer.write([(self._stmts["claim_insert"], values)]).add_done_callback(written)
+        return result
 
     def _row_writes(
         self,
@@ -401,9 +446,9 @@ class MessageStore:
                     msg.client_msg_id,
                     msg.text,
                     msg.message_type,
-                    list(msg.attachments),
+                    msg.attachments,  # the encoder takes any sequence / mapping: no copies
                     _or_unset(msg.reply_to),
-                    dict(msg.metadata),
+                    msg.metadata,
                     ts,
                 ),
             ),

@@ -17,10 +17,11 @@ import asyncpg
 
 from chat.errors import ChatError
 from chat.store.pg import Connection
+from chat.store.schema_files import schema_dir
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = schema_dir("sql")
 # An arbitrary constant that names "the timingle schema migration" among advisory locks.
 _ADVISORY_LOCK_KEY = 0x74696D696E676C65
 

@@ -1,0 +1,240 @@
+"""After a run: does the store hold exactly what was acked, in order, once — and do the
+unread counts and the deliveries agree?
+
+Pure functions over plain records, so the checks are unit-tested with made-up store contents
+(``tests/bench/test_verify.py``); :mod:`bench.load.rest` reads the real ones. Each kind of
+problem is counted and a few examples are kept for the report. Everything here is a *failure*
+(non-zero exit) except ``stored_unacked``: a send whose ack never arrived (the run ended, the
+connection dropped) may or may not have been stored — the protocol's answer to that is the
+client's retry, which the bench does not do — so it is reported, and counted as "sent" for the
+unread expectation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+UNREAD_CAP = 1000
+"""``chat.store.unread.UNREAD_CAP``, restated so the verifier imports no driver."""
+EXAMPLES = 5
+FAILURE_KINDS = (
+    "missing",
+    "wrong_content",
+    "stored_twice",
+    "misordered",
+    "unexpected",
+    "wrong_unread",
+    "not_delivered",
+    "delivered_twice",
+    "delivered_out_of_order",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A ``send`` the bench made; ``message_id`` is None when no ack came back."""
+
+    event_id: int
+    sender_id: int
+    client_msg_id: str
+    text: str
+    seq: int
+    """Position among the sender's sends (the order its connection sent them in)."""
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    event_id: int
+    message_id: str
+    sender_id: int
+    client_msg_id: str
+    text: str
+
+
+@dataclass
+class Verification:
+    checked_messages: int = 0
+    checked_unread: int = 0
+    checked_deliveries: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def problem(self, kind: str, detail: str) -> None:
+        self.counts[kind] += 1
+        shown = self.examples.setdefault(kind, [])
+        if len(shown) < EXAMPLES:
+            shown.append(detail)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.counts[kind] for kind in FAILURE_KINDS)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "checked_messages": self.checked_messages,
+            "checked_unread": self.checked_unread,
+            "checked_deliveries": self.checked_deliveries,
+            "problems": {k: self.counts[k] for k in sorted(self.counts)},
+            "examples": self.examples,
+        }
+
+
+def verify(
+    sent: Iterable[SentMessage],
+    stored: Mapping[int, Sequence[StoredMessage]],
+    participants: Mapping[int, Sequence[int]],
+    unread: Mapping[tuple[int, int], int] | None,
+    deliveries: Mapping[tuple[int, int], Sequence[str]] | None = None,
+) -> Verification:
+    """Check the store (``stored``: each event's messages in store order) against ``sent``.
+
+    ``unread`` maps (user, event) to the count the service reports (None: not checked);
+    ``deliveries`` maps (user, event) to the message ids that user's connection received, in
+    arrival order (only connections that stayed open to the end; None: not checked).
+    """
+    result = Verification()
+    sent_list = list(sent)
+    by_key = {(m.sender_id, m.client_msg_id): m for m in sent_list}
+    acked_ids = {m.message_id: m for m in sent_list if m.message_id is not None}
+    counted_as_sent: set[tuple[int, int, str]] = set()
+
+    for event_id, messages in stored.items():
+        ids = Counter(m.message_id for m in messages)
+        keys = Counter((m.sender_id, m.client_msg_id) for m in messages)
+        for message_id, n in ids.items():
+            if n > 1:
+                result.problem("stored_twice", f"event {event_id}: message {message_id} x{n}")
+        for (sender, cmid), n in keys.items():
+            if n > 1:
+                result.problem(
+                    "stored_twice", f"event {event_id}: sender {sender} {cmid!r} stored x{n}"
+                )
+        last_seq: dict[int, int] = {}
+        for m in messages:
+            origin = by_key.get((m.sender_id, m.client_msg_id))
+            if origin is None or origin.event_id != event_id:
+                result.problem("unexpected", f"event {event_id}: {m.message_id} never sent")
+                continue
+            counted_as_sent.add((event_id, m.sender_id, m.client_msg_id))
+            if origin.message_id is None:
+                result.problem("stored_unacked", f"event {event_id}: {m.client_msg_id!r}")
+            previous = last_seq.get(m.sender_id)
+            if previous is not None and origin.seq < previous:
+                result.problem(
+                    "misordered",
+                    f"event {event_id}: sender {m.sender_id}'s send #{origin.seq} is stored "
+                    f"after its send #{previous}",
+                )
+            last_seq[m.sender_id] = max(origin.seq, previous or origin.seq)
+
+    stored_by_id = {m.message_id: m for messages in stored.values() for m in messages}
+    for message_id, origin in acked_ids.items():
+        result.checked_messages += 1
+        found = stored_by_id.get(message_id)
+        if found is None or found.event_id != origin.event_id:
+            result.problem(
+                "missing", f"event {origin.event_id}: acked {origin.client_msg_id!r} ({message_id})"
+            )
+        elif (found.sender_id, found.client_msg_id, found.text) != (
+            origin.sender_id,
+            origin.client_msg_id,
+            origin.text,
+        ):
+            result.problem(
+                "wrong_content",
+                f"{message_id}: stored {(found.sender_id, found.client_msg_id, found.text)!r}, "
+                f"sent {(origin.sender_id, origin.client_msg_id, origin.text)!r}",
+            )
+
+    if unread is not None:
+        _check_unread(result, sent_list, counted_as_sent, participants, unread)
+    if deliveries is not None:
+        _check_deliveries(result, stored, deliveries)
+    return result
+
+
+def expected_unread(
+    sent: Iterable[SentMessage],
+    counted_as_sent: set[tuple[int, int, str]],
+    participants: Mapping[int, Sequence[int]],
+) -> dict[tuple[int, int], int]:
+    """Per (user, event): messages sent there by others (acked, or stored without an ack);
+    nobody sends ``read`` during a run, so that is every participant's unread count."""
+    per_event: Counter[int] = Counter()
+    per_sender: Counter[tuple[int, int]] = Counter()
+    for m in sent:
+        if m.message_id is not None or (m.event_id, m.sender_id, m.client_msg_id) in (
+            counted_as_sent
+        ):
+            per_event[m.event_id] += 1
+            per_sender[(m.sender_id, m.event_id)] += 1
+    return {
+        (user, event_id): min(UNREAD_CAP, per_event[event_id] - per_sender[(user, event_id)])
+        for event_id, users in participants.items()
+        for user in users
+    }
+
+
+def _check_unread(
+    result: Verification,
+    sent: Sequence[SentMessage],
+    counted_as_sent: set[tuple[int, int, str]],
+    participants: Mapping[int, Sequence[int]],
+    unread: Mapping[tuple[int, int], int],
+) -> None:
+    for key, want in expected_unread(sent, counted_as_sent, participants).items():
+        result.checked_unread += 1
+        got = unread.get(key)
+        if got != want:
+            user, event_id = key
+            result.problem(
+                "wrong_unread", f"user {user} in event {event_id}: unread {got}, expected {want}"
+            )
+
+
+def _check_deliveries(
+    result: Verification,
+    stored: Mapping[int, Sequence[StoredMessage]],
+    deliveries: Mapping[tuple[int, int], Sequence[str]],
+) -> None:
+    """Every open subscriber received every message of its event once, in store order."""
+    positions = {
+        event_id: {m.message_id: i for i, m in enumerate(messages)}
+        for event_id, messages in stored.items()
+    }
+    for (user, event_id), received in deliveries.items():
+        result.checked_deliveries += 1
+        order = positions.get(event_id, {})
+        seen: set[str] = set()
+        last = -1
+        for message_id in received:
+            if message_id in seen:
+                result.problem("delivered_twice", f"user {user}, event {event_id}: {message_id}")
+                continue
+            seen.add(message_id)
+            at = order.get(message_id)
+            if at is None:
+                continue  # not ours (or not stored): the store checks above judge it
+            if at < last:
+                result.problem(
+                    "delivered_out_of_order", f"user {user}, event {event_id}: {message_id}"
+                )
+            last = max(last, at)
+        lost = [mid for mid in order if mid not in seen]
+        if lost:
+            result.problem(
+                "not_delivered",
+                f"user {user}, event {event_id}: {len(lost)} message(s), e.g. {lost[0]}",
+            )
+
+
+def group_participants(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
+    """(event, user) pairs as event -> users."""
+    grouped: defaultdict[int, list[int]] = defaultdict(list)
+    for event_id, user in pairs:
+        grouped[event_id].append(user)
+    return dict(grouped)

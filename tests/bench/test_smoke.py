@@ -1,0 +1,35 @@
+"""The real harness end to end, tiny and short, so the bench cannot rot.
+
+It starts its own gateway subprocess (embedded PostgreSQL and CQL), two generator processes
+at 20 messages/s each for 2 s, verifies the store, and writes its result files. Nothing about
+throughput is asserted — only that the run completes, verifies and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_tiny_open_loop_run_verifies_and_writes_its_results(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "bench", "write-load",
+        "--rate", "40", "--duration", "2", "--warmup", "0.5", "--drain", "10",
+        "--processes", "2", "--events", "4", "--participants", "3",
+        "--results", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (directory,) = tmp_path.iterdir()
+    result = json.loads((directory / "result.json").read_text())
+    assert result["verification"]["ok"]
+    assert result["verification"]["checked_messages"] > 0
+    assert result["summary"]["errors"] == {}
+    assert (directory / "summary.md").exists()
+    assert (directory / "plot.png").exists()
