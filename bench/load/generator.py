@@ -156,6 +156,7 @@ class Worker:
             self.conns.append(conn)
             self.tasks.append(asyncio.create_task(self.read(conn)))
             if self.config.kind == "echo":
+                conn.welcomed.set_result(None)
                 return
             async with asyncio.timeout(120):
                 await conn.welcomed

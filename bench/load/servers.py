@@ -79,12 +79,24 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 def child_pids(pid: int) -> list[int]:
-    """Direct children of a process (the gateway's PostgreSQL and CQL server)."""
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
+    """Direct children of a process, from every thread (a child started from a worker thread
+    is listed under that thread, not the main one)."""
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                children += [int(p) for p in (task / "children").read_text().split()]
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (PostgreSQL's backends are its postmaster's children)."""
+    found, frontier = [], [pid]
+    while frontier:
+        children = [c for p in frontier for c in child_pids(p)]
+        found += children
+        frontier = children
+    return found
 
 
 def base_environment() -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import shlex
 import sys
@@ -30,8 +31,8 @@ from bench.load.report import machine, results_dir, table, write_results
 from bench.load.schedule import split_evenly
 from bench.load.servers import (
     Gateway,
-    child_pids,
     cpu_seconds,
+    descendants,
     echo_subprocess,
     gateway_subprocess,
 )
@@ -69,12 +70,26 @@ def machine_busy_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def cql_server_pid(gateway_pid: int | None) -> int | None:
-    for pid in child_pids(gateway_pid) if gateway_pid else []:
-        with contextlib.suppress(OSError):
-            if b"chat.embedded.cql" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return pid
-    return None
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def process_groups(gateway_pid: int | None) -> dict[str, list[int]]:
+    """The processes whose CPU a run reports: the gateway, its CQL server, its PostgreSQL
+    (postmaster and backends) and this process's generators (looked up when measured)."""
+    below = descendants(gateway_pid) if gateway_pid else []
+    return {
+        "gateway": [gateway_pid] if gateway_pid else [],
+        "cql_server": [p for p in below if b"chat.embedded.cql" in _cmdline(p)],
+        "postgres": [p for p in below if b"postgres" in _cmdline(p)],
+    }
+
+
+def group_cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 class CqlCounters:
@@ -100,15 +115,21 @@ class CqlCounters:
 class Window:
     """Snapshots at the start and end of the measured window."""
 
-    cpu_pids: dict[str, int | None]
+    gateway_pid: int | None
     counters: CqlCounters | None
     start: dict[str, Any] = field(default_factory=dict)
     end: dict[str, Any] = field(default_factory=dict)
 
+    def groups(self) -> dict[str, list[int]]:
+        groups = process_groups(self.gateway_pid)
+        mine = set(descendants(os.getpid())) - {p for pids in groups.values() for p in pids}
+        groups["generators"] = [p for p in mine if b"multiprocessing" in _cmdline(p)]
+        return groups
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "time": time.monotonic(),
-            "cpu": {name: cpu_seconds(pid) for name, pid in self.cpu_pids.items()},
+            "cpu": {name: group_cpu(pids) for name, pids in self.groups().items()},
             "machine": machine_busy_jiffies(),
             "cql": self.counters.read() if self.counters else {},
         }
@@ -116,8 +137,8 @@ class Window:
     def figures(self) -> dict[str, float]:
         elapsed = self.end["time"] - self.start["time"]
         out: dict[str, float] = {"seconds": elapsed}
-        for name in self.cpu_pids:
-            out[f"{name}_cores"] = (self.end["cpu"][name] - self.start["cpu"][name]) / elapsed
+        for name, start in self.start["cpu"].items():
+            out[f"{name}_cores"] = (self.end["cpu"].get(name, start) - start) / elapsed
         busy = self.end["machine"][0] - self.start["machine"][0]
         total = self.end["machine"][1] - self.start["machine"][1]
         out["machine_busy_percent"] = 100.0 * busy / total if total else 0.0
@@ -224,7 +245,7 @@ def run_echo(options: WriteLoadOptions) -> dict[str, Any]:
     specs = [ConnSpec(n + 1, "", (), n // options.participants + 1) for n in range(users)]
     with echo_subprocess() as url:
         ws_url = url.replace("http://", "ws://", 1) + "/"
-        window = Window({"echo": None}, None)
+        window = Window(None, None)
         results, _ = drive(options, worker_configs(options, ws_url, "echo", specs), window)
     return summarize(results, window.figures()["seconds"])
 
@@ -251,9 +272,7 @@ def run_write_load(options: WriteLoadOptions) -> int:
         if gateway.cql_port is not None and gateway.cql_host is not None:
             counters = CqlCounters(gateway.cql_host, gateway.cql_port)
             stack.callback(counters.close)
-        window = Window(
-            {"gateway": gateway.pid, "cql_server": cql_server_pid(gateway.pid)}, counters
-        )
+        window = Window(gateway.pid, counters)
         ws_url = gateway.url.replace("http://", "ws://", 1) + "/v1/ws"
         load = (
             f"rate {options.rate:,.0f}/s"
@@ -328,8 +347,11 @@ def build_result(
         ),
         ("CQL rows written", f"{figures['cql_rows_written_per_s']:,.0f} rows/s"),
         (
-            "CPU cores: gateway / CQL server",
-            f"{figures.get('gateway_cores', 0):.2f} / {figures.get('cql_server_cores', 0):.2f}",
+            "CPU cores: gateway / CQL / PG / generators",
+            " / ".join(
+                f"{figures.get(f'{name}_cores', 0):.2f}"
+                for name in ("gateway", "cql_server", "postgres", "generators")
+            ),
         ),
         ("machine busy (all processes)", f"{figures['machine_busy_percent']:.0f} %"),
     ]

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
 from chat.errors import FieldError, ValidationFailed
@@ -56,6 +56,7 @@ _METADATA_KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]+")
 _UUID_EPOCH_OFFSET = 0x01B21DD213814000
 _TICKS_PER_MS = 10_000
 _CURSOR_VERSION = b"\x01"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def bucket_of(created_at_ms: int) -> int:
@@ -94,12 +95,14 @@ class MessageIdGenerator:
 
 
 def _timeuuid(ticks: int, clock_seq: int, node: int) -> uuid.UUID:
+    # The 128-bit value assembled directly (version 1, RFC 4122 variant): the same UUID that
+    # ``uuid.UUID(fields=...)`` builds, at a third of the cost — this runs once per send.
     time_low = ticks & 0xFFFFFFFF
     time_mid = (ticks >> 32) & 0xFFFF
     time_hi_version = ((ticks >> 48) & 0x0FFF) | 0x1000
-    seq_hi_variant = ((clock_seq >> 8) & 0x3F) | 0x80
+    seq = (((clock_seq >> 8) & 0x3F) | 0x80) << 8 | (clock_seq & 0xFF)
     return uuid.UUID(
-        fields=(time_low, time_mid, time_hi_version, seq_hi_variant, clock_seq & 0xFF, node)
+        int=(time_low << 96) | (time_mid << 80) | (time_hi_version << 64) | (seq << 48) | node
     )
 
 
@@ -125,8 +128,7 @@ def created_at_of(message_id: uuid.UUID) -> datetime:
 
 def datetime_from_ms(ms: int) -> datetime:
     """A UTC datetime from Unix milliseconds, exactly (no float rounding)."""
-    seconds, millis = divmod(ms, 1000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
+    return _EPOCH + timedelta(milliseconds=ms)  # integer arithmetic: exact, and cheap
 
 
 def ms_of(when: datetime) -> int:
@@ -215,7 +217,6 @@ def content_hash(msg: NewMessage) -> bytes:
     Display fields (sender name, profile URL) are left out: a retry after the user renamed
     themselves is still the same message.
     """
-    h = hashlib.sha256()
     parts: list[str] = [
         str(msg.event_id),
         msg.message_type,
@@ -223,12 +224,14 @@ def content_hash(msg: NewMessage) -> bytes:
         str(msg.reply_to or ""),
         *msg.attachments,
     ]
-    h.update(len(parts).to_bytes(4, "big"))
+    # The digest of: part count, then each part length-prefixed. Built as one buffer and
+    # hashed in one call (this runs once per send); the bytes hashed are the same as they
+    # always were, so claims written by earlier versions still match their retries.
+    chunks = [len(parts).to_bytes(4, "big")]
     for part in [*parts, *(f"{k}\x00{v}" for k, v in sorted(msg.metadata.items()))]:
         data = part.encode("utf-8", "surrogatepass")
-        h.update(len(data).to_bytes(4, "big"))
-        h.update(data)
-    return h.digest()[:16]
+        chunks += (len(data).to_bytes(4, "big"), data)
+    return hashlib.sha256(b"".join(chunks)).digest()[:16]
 
 
 def validate_text(text: str, *, field_name: str = "text") -> list[FieldError]:

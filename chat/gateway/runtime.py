@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 
 from starlette.routing import WebSocketRoute
@@ -23,6 +24,7 @@ from chat.gateway.frames import CloseCode, Limits
 from chat.gateway.hub import Hub, LocalHub
 from chat.gateway.membership import membership
 from chat.gateway.service import ChatService, Stores
+from chat.logs import connection_context
 from chat.state import AppState
 from chat.store.typing import TypingStore
 
@@ -45,12 +47,14 @@ class Gateway:
         self.connections: set[Connection] = set()
 
     async def serve(self, websocket: WebSocket) -> None:
-        connection = Connection(websocket, self)
-        self.connections.add(connection)
-        try:
-            await connection.serve()
-        finally:
-            self.connections.discard(connection)
+        # Bound before the connection's tasks start, so every log line they write carries it.
+        with connection_context(f"ws-{secrets.token_hex(6)}"):
+            connection = Connection(websocket, self)
+            self.connections.add(connection)
+            try:
+                await connection.serve()
+            finally:
+                self.connections.discard(connection)
 
     async def close(self, deadline: float = 2 * CLOSE_TIMEOUT) -> None:
         """Stop accepting, close every connection with 1001 after answering; idempotent."""

@@ -135,6 +135,18 @@ def _driver_serializer(cql_type: Any) -> Serializer:
     return serialize
 
 
+# How each type's cell is built inside a generated ``entry`` function ({v}: the value's name).
+# Fixed-size types are one C call; the rest call their serializer above.
+_INLINE: dict[str, str] = {
+    "bigint": "_len_int64(8, {v})",
+    "int": "_len_int32(4, {v})",
+    "timeuuid": "_UUID_LEN + {v}.int.to_bytes(16, 'big')",
+    "uuid": "_UUID_LEN + {v}.int.to_bytes(16, 'big')",
+    "timestamp": "(_len_int64(8, {v}) if {v}.__class__ is int else _timestamp({v}))",
+    "boolean": "(_TRUE if {v} else _FALSE)",
+}
+
+
 class Encoder:
     """Serializes one prepared statement, bind values and all, into its BATCH-body entry.
 
@@ -145,32 +157,33 @@ class Encoder:
     encodings); any other type falls back to the driver's own serializer. A caller's entries
     are joined into one bytes object once, and a batch body is then one join over callers.
     ``timestamp`` accepts Unix milliseconds (int) as well as datetimes.
+
+    Even so, encoding stayed the largest cost of the send path (a loop over values with a
+    function call each), so ``entry`` is a function generated per statement, the way
+    ``dataclasses`` generates ``__init__``: one tuple unpacking, then one expression per value
+    with the fixed-size types inlined. Only type names from the prepared metadata reach the
+    generated source, through the fixed templates above.
+
+    ``entry(values)`` returns the statement's entry in a BATCH body: header and one cell per
+    bind value. ValueError when the number of values is wrong; a value of the wrong type
+    raises whatever its serializer raises (TypeError, struct.error, AttributeError).
     """
 
-    __slots__ = ("_header", "_serializers", "query_id", "routing_indexes")
+    __slots__ = ("_serializers", "entry", "query_id", "routing_indexes")
 
     def __init__(self, prepared: PreparedStatement) -> None:
         self.query_id: bytes = prepared.query_id
         self.routing_indexes: list[int] = list(prepared.routing_key_indexes or ())
+        type_names = [col.type.cql_parameterized_type() for col in prepared.column_metadata]
         self._serializers: list[Serializer] = [
-            _SERIALIZERS.get(col.type.cql_parameterized_type()) or _driver_serializer(col.type)
-            for col in prepared.column_metadata
+            _SERIALIZERS.get(name) or _driver_serializer(col.type)
+            for name, col in zip(type_names, prepared.column_metadata, strict=True)
         ]
         # kind 1 (prepared), [short bytes] id, [short] number of values
-        self._header: bytes = (
-            b"\x01" + _short(len(self.query_id)) + self.query_id + _short(len(self._serializers))
+        header = b"\x01" + _short(len(self.query_id)) + self.query_id + _short(len(type_names))
+        self.entry: Callable[[Sequence[Any]], bytes] = _entry_function(
+            header, type_names, self._serializers
         )
-
-    def entry(self, values: Sequence[Any]) -> bytes:
-        """The statement's entry in a BATCH body: header and one cell per bind value."""
-        serializers = self._serializers
-        if len(values) != len(serializers):
-            raise ValueError(f"expected {len(serializers)} bind values, got {len(values)}")
-        cells: list[bytes] = [
-            f(v) if v is not None and v is not UNSET_VALUE else (_NULL if v is None else _UNSET)
-            for f, v in zip(serializers, values, strict=True)
-        ]
-        return self._header + b"".join(cells)
 
     def routing_key(self, values: Sequence[Any]) -> bytes | None:
         """The partition key as the driver's token-aware routing expects it."""
@@ -186,6 +199,47 @@ class Encoder:
 class WriterClosed(ServiceUnavailable):
     code = "writer_closed"
     title = "Writer closed"
+
+
+def _entry_function(
+    header: bytes, type_names: Sequence[str], serializers: Sequence[Serializer]
+) -> Callable[[Sequence[Any]], bytes]:
+    """Generate ``entry(values) -> bytes`` for one statement (see :class:`Encoder`)."""
+    n = len(type_names)
+    if n == 0:
+        return lambda values: header
+    names = [f"v{i}" for i in range(n)]
+    cells = []
+    for i, (name, v) in enumerate(zip(type_names, names, strict=True)):
+        template = _INLINE.get(name, f"_s{i}({{v}})")
+        cells.append(
+            f"(_NULL if {v} is None else _UNSET if {v} is _UNSET_VALUE else "
+            + template.format(v=v)
+            + ")"
+        )
+    source = (
+        "def entry(values):\n"
+        f"    if len(values) != {n}:\n"
+        f"        raise ValueError(f'expected {n} bind values, got {{len(values)}}')\n"
+        f"    {', '.join(names)}, = values\n"
+        f"    return b''.join((_header, {', '.join(cells)}))\n"
+    )
+    namespace: dict[str, Any] = {
+        "_header": header,
+        "_NULL": _NULL,
+        "_UNSET": _UNSET,
+        "_UNSET_VALUE": UNSET_VALUE,
+        "_len_int64": _len_int64,
+        "_len_int32": _len_int32,
+        "_UUID_LEN": _UUID_LEN,
+        "_TRUE": _TRUE,
+        "_FALSE": _FALSE,
+        "_timestamp": _timestamp,
+        **{f"_s{i}": f for i, f in enumerate(serializers)},
+    }
+    exec(source, namespace)  # fixed templates only, see Encoder
+    entry: Callable[[Sequence[Any]], bytes] = namespace["entry"]
+    return entry
 
 
 MAX_BATCH_STATEMENTS = 0xFFFF
@@ -246,34 +300,45 @@ class BatchWriter:
         Values are serialized here, in the caller's context, so a value that cannot be encoded
         fails this caller at once instead of poisoning a batch.
         """
+        try:
+            encoder = self.encoder
+            body = b"".join([encoder(stmt).entry(values) for stmt, values in writes])
+        except Exception as exc:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_exception(exc)
+            return done
+        first = (encoder(writes[0][0]), writes[0][1]) if writes else None
+        return self.write_entries(body, len(writes), first)
+
+    def write_entries(
+        self, body: bytes, count: int, first: tuple[Encoder, Sequence[Any]] | None
+    ) -> asyncio.Future[None]:
+        """:meth:`write` for statements the caller encoded itself with :meth:`encoder`.
+
+        ``body`` holds ``count`` entries (``Encoder.entry`` results, joined); ``first`` is the
+        first statement's encoder and values, for its routing key. The send path uses this to
+        skip the per-statement encoder lookup.
+        """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         if self._closed:
             done.set_exception(WriterClosed("the message writer is shutting down; retry"))
             return done
-        try:
-            encoder = self.encoder
-            if len(writes) == 1:
-                stmt, values = writes[0]
-                body = encoder(stmt).entry(values)
-            else:
-                body = b"".join([encoder(stmt).entry(values) for stmt, values in writes])
-            if len(writes) > MAX_BATCH_STATEMENTS:
-                raise ValueError(f"a batch holds at most {MAX_BATCH_STATEMENTS} statements")
-        except Exception as exc:
-            done.set_exception(exc)
+        if count > MAX_BATCH_STATEMENTS:
+            done.set_exception(
+                ValueError(f"a batch holds at most {MAX_BATCH_STATEMENTS} statements")
+            )
             return done
-        first = (encoder(writes[0][0]), writes[0][1]) if writes else None
-        group = _Group(body, len(writes), first, done)
+        group = _Group(body, count, first, done)
         key = self._replica_of(group.routing_key()) if self._replica_of is not None else None
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = _Pending()
-        elif pending.size + group.count > MAX_BATCH_STATEMENTS:
+        elif pending.size + count > MAX_BATCH_STATEMENTS:
             self._send(pending.groups)
             pending = self._pending[key] = _Pending()
         pending.groups.append(group)
-        pending.size += group.count
+        pending.size += count
         if pending.size >= self._max_statements:
             del self._pending[key]
             self._send(pending.groups)

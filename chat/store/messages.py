@@ -59,7 +59,7 @@ from chat.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from chat.store.batcher import BatchReader, BatchWriter, Write
+from chat.store.batcher import BatchReader, BatchWriter, Encoder
 from chat.store.cql import CqlStore, execute_async
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ class MessageStore:
         self._writer: BatchWriter | None = None
         self._claims: BatchReader | None = None
         self._stmts: dict[str, PreparedStatement] = {}
+        self._encoders: dict[str, Encoder] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -243,6 +244,7 @@ class MessageStore:
             replica_of=self._replica_grouping(),
             keyspace=self._ks,
         )
+        self._encoders = {name: self._writer.encoder(stmt) for name, stmt in self._stmts.items()}
         self._claims = BatchReader(
             session,
             self._stmts["claim_select"],
@@ -382,7 +384,7 @@ class MessageStore:
             message_id = winner.message_id
             created_ms = created_at_ms_of(message_id)
         new_buckets: list[tuple[str, int, int]] = []
-        await writer.write(self._row_writes(msg, message_id, created_ms, new_buckets))
+        await self._write_rows(writer, msg, message_id, created_ms, new_buckets)
         if new_buckets:
             if len(self._known_buckets) > _KNOWN_BUCKETS_LIMIT:
                 self._known_buckets.clear()
@@ -420,51 +422,55 @@ class MessageStore:
             else:
                 claims.get(key).add_done_callback(read_done)
 
-        writer.write([(self._stmts["claim_insert"], values)]).add_done_callback(written)
+        claim = self._encoders["claim_insert"]
+        writer.write_entries(claim.entry(values), 1, (claim, values)).add_done_callback(written)
         return result
 
-    def _row_writes(
+    def _write_rows(
         self,
+        writer: BatchWriter,
         msg: NewMessage,
         message_id: uuid.UUID,
         created_ms: int,
         new_buckets: list[tuple[str, int, int]],
-    ) -> list[Write]:
+    ) -> asyncio.Future[None]:
+        """Queue the message's rows: event row, user-index row, bucket index rows if new."""
         bucket = bucket_of(created_ms)
         ts = created_ms * 1000
-        writes: list[Write] = [
-            (
-                self._stmts["message_insert"],
-                (
-                    msg.event_id,
-                    bucket,
-                    created_ms,
-                    message_id,
-                    msg.sender_id,
-                    _or_unset(msg.sender_name),
-                    _or_unset(msg.sender_profile_url),
-                    msg.client_msg_id,
-                    msg.text,
-                    msg.message_type,
-                    msg.attachments,  # the encoder takes any sequence / mapping: no copies
-                    _or_unset(msg.reply_to),
-                    msg.metadata,
-                    ts,
-                ),
-            ),
-            (
-                self._stmts["user_insert"],
-                (msg.sender_id, bucket, created_ms, message_id, msg.event_id, msg.text, ts),
+        enc = self._encoders
+        message_values = (
+            msg.event_id,
+            bucket,
+            created_ms,
+            message_id,
+            msg.sender_id,
+            _or_unset(msg.sender_name),
+            _or_unset(msg.sender_profile_url),
+            msg.client_msg_id,
+            msg.text,
+            msg.message_type,
+            msg.attachments,  # the encoder takes any sequence / mapping: no copies
+            _or_unset(msg.reply_to),
+            msg.metadata,
+            ts,
+        )
+        entries = [
+            enc["message_insert"].entry(message_values),
+            enc["user_insert"].entry(
+                (msg.sender_id, bucket, created_ms, message_id, msg.event_id, msg.text, ts)
             ),
         ]
+        known = self._known_buckets
         for kind, owner, stmt in (
             ("e", msg.event_id, "event_bucket_insert"),
             ("u", msg.sender_id, "user_bucket_insert"),
         ):
-            if (kind, owner, bucket) not in self._known_buckets:
-                writes.append((self._stmts[stmt], (owner, bucket, ts)))
+            if (kind, owner, bucket) not in known:
+                entries.append(enc[stmt].entry((owner, bucket, ts)))
                 new_buckets.append((kind, owner, bucket))
-        return writes
+        return writer.write_entries(
+            b"".join(entries), len(entries), (enc["message_insert"], message_values)
+        )
 
     async def _check_reply_target(self, event_id: int, reply_to: uuid.UUID) -> None:
         if await self.get(event_id, reply_to) is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -74,7 +74,7 @@ async def _flood(sender: WsClient, event_id: int, count: int) -> list[str]:
                 type="send", id=ref, event_id=event_id, client_msg_id=ref, text=FLOOD_TEXT
             )
         for ref in refs:
-            answer = await sender.expect(lambda f, ref=ref: f.get("ref") == ref)
+            answer = await sender.expect(answer_to(ref))
             assert answer["type"] == "ack", answer
             acked.append(answer["message_id"])
     return acked
@@ -158,3 +158,8 @@ async def test_a_client_answering_pings_stays_connected_past_the_idle_timeout(
             pings += 1
         assert pings >= 5
         assert (await lively.request(type="ping"))["type"] == "pong"
+
+
+def answer_to(ref: str) -> Callable[[Frame], bool]:
+    """The direct answer to the request sent with ``id`` ``ref``."""
+    return lambda frame: frame.get("ref") == ref

@@ -8,7 +8,7 @@ clients are connected.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -32,20 +32,19 @@ async def test_resume_after_a_gateway_restart_gets_exactly_the_missed_messages_t
     settings: Settings, api: Api
 ) -> None:
     (ada, bo), event_id = await users_and_event(api, 2)
-    async with gateway(settings) as (first_url, first):
-        async with client(first_url, api, bo) as b:
-            await b.subscribe(event_id)
-            async with client(first_url, api, ada) as a:
-                seen = [await a.send_message(event_id, f"before {i}") for i in range(3)]
-            got = await b.collect(is_message(event_id), 3)
-            assert [f["message"]["message_id"] for f in got] == [m["message_id"] for m in seen]
-            cursor = got[-1]["message"]["cursor"]
+    async with gateway(settings) as (first_url, first), client(first_url, api, bo) as b:
+        await b.subscribe(event_id)
+        async with client(first_url, api, ada) as a:
+            seen = [await a.send_message(event_id, f"before {i}") for i in range(3)]
+        got = await b.collect(is_message(event_id), 3)
+        assert [f["message"]["message_id"] for f in got] == [m["message_id"] for m in seen]
+        cursor = got[-1]["message"]["cursor"]
 
-            await first.aclose()  # the first gateway goes away under the connected client
-            with pytest.raises(ConnectionClosed) as closed:
-                await b.expect("never", wait=TIMEOUT)
-            assert closed.value.rcvd is not None
-            assert closed.value.rcvd.code == 1001
+        await first.aclose()  # the first gateway goes away under the connected client
+        with pytest.raises(ConnectionClosed) as closed:
+            await b.expect("never", wait=TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
 
     async with gateway(settings) as (second_url, _), client(second_url, api, ada) as a:
         missed = [await a.send_message(event_id, f"while away {i}") for i in range(4)]
@@ -77,7 +76,7 @@ async def test_shutdown_answers_every_send_in_flight_then_closes_with_1001(
         assert (await a.request(type="ping"))["type"] == "pong"
         await stack.aclose()
         for ref in sends:
-            answers[ref] = await a.expect(lambda f, ref=ref: f.get("ref") == ref)
+            answers[ref] = await a.expect(answer_to(ref))
         with pytest.raises(ConnectionClosed) as closed:
             await a.expect("never", wait=TIMEOUT)
     assert closed.value.rcvd is not None
@@ -93,3 +92,8 @@ async def test_shutdown_answers_every_send_in_flight_then_closes_with_1001(
     assert response.status_code == 200, response.text
     stored = {m["message_id"] for m in response.json()["items"]}
     assert acked <= stored
+
+
+def answer_to(ref: str) -> Callable[[Frame], bool]:
+    """The direct answer to the request sent with ``id`` ``ref``."""
+    return lambda frame: frame.get("ref") == ref

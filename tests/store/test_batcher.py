@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from cassandra import InvalidRequest
 from cassandra.cluster import Session
-from cassandra.query import PreparedStatement, ValueSequence
+from cassandra.protocol import BatchMessage
+from cassandra.query import UNSET_VALUE, BatchType, PreparedStatement, ValueSequence
 
 from chat.config import Settings
-from chat.store.batcher import BatchReader, BatchWriter, WriterClosed
+from chat.domain.messages import ms_of
+from chat.store.batcher import BatchReader, BatchWriter, Encoder, WriterClosed
 from chat.store.cql import CqlStore, execute_async
 
 
@@ -114,3 +120,65 @@ async def test_reader_coalesces_lookups_and_answers_missing_keys_with_none(
     await reader.close()
     assert (a.v, b.v, a_again.v, missing) == (1, 2, 1, None)
     assert reader.reads_sent == 1
+
+
+async def test_encoded_entries_are_byte_for_byte_what_the_driver_would_send(
+    writer_session: Session, cql_store: CqlStore, settings: Settings
+) -> None:
+    """The generated encoders against the driver's own bind + BATCH serialization, every type
+    the chat tables use, a type the encoder leaves to the driver (double), null and unset."""
+    table = f"{settings.cql_keyspace}.batcher_test_types"
+    await execute_async(
+        cql_store.session,
+        f"CREATE TABLE IF NOT EXISTS {table} (k bigint, c int, t text, tu timeuuid, u uuid, "
+        "b boolean, ts timestamp, bl blob, l frozen<list<text>>, m frozen<map<text, text>>, "
+        "d double, PRIMARY KEY ((k, c), t))",
+    )
+    prepared = await asyncio.to_thread(
+        writer_session.prepare,
+        f"INSERT INTO {table} (k, c, t, tu, u, b, ts, bl, l, m, d) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    )
+    encoder = Encoder(prepared)
+    when = datetime(2026, 11, 22, 1, 2, 3, 456000, tzinfo=UTC)
+    rows: list[tuple[Any, ...]] = [
+        (
+            -(2**63),
+            -7,
+            "héllo",
+            uuid.uuid1(),
+            uuid.uuid4(),
+            True,
+            when,
+            b"\x00\xff",
+            ["a", "ü"],
+            {"k": "v", "x": ""},
+            1.5,
+            2**62,
+        ),
+        (1, 2, "", uuid.uuid1(), None, False, ms_of(when), b"", [], {}, None, 0),
+        (1, 2, "x", UNSET_VALUE, UNSET_VALUE, UNSET_VALUE, None, None, None, None, -0.0, 1),
+    ]
+    for values in rows:
+        bound = prepared.bind(values)
+        body = io.BytesIO()
+        BatchMessage(BatchType.UNLOGGED, [(True, prepared.query_id, bound.values)], 1).send_body(
+            body, 4
+        )
+        driver_entry = body.getvalue()[3:-3]  # minus type + count, consistency + flags
+        assert encoder.entry(values) == driver_entry
+        if values[0] is not None:
+            assert encoder.routing_key(values) == bound.routing_key
+    with pytest.raises(ValueError, match="bind values"):
+        encoder.entry(rows[0][:-1])
+
+
+async def test_writes_through_the_encoded_batch_path_read_back_intact(
+    writer_session: Session, insert: PreparedStatement, cql_store: CqlStore, kv_table: str
+) -> None:
+    writer = BatchWriter(writer_session, max_delay=0.001, max_statements=500)
+    keys = [f"enc-{i}-ü" for i in range(300)]
+    await asyncio.gather(*(writer.write([(insert, (k, -i))]) for i, k in enumerate(keys)))
+    await writer.close()
+    assert writer.batches_sent == 1
+    assert await _values(cql_store, kv_table, keys) == {k: -i for i, k in enumerate(keys)}
