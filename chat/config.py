@@ -162,6 +162,15 @@ class Settings(BaseSettings):
     ws_outgoing_queue_size: int = Field(
         1000, ge=16, description="Frames queued for one client before it is closed as too slow."
     )
+    drain_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description=(
+            "On SIGTERM, how long `chat serve` lets connections answer their pending sends "
+            "and close (1001) before it cuts them off; the stores then flush."
+        ),
+    )
     typing_ttl_seconds: int = Field(
         10,
         ge=1,

@@ -13,6 +13,7 @@ import asyncpg
 
 from chat.auth import TokenService
 from chat.config import Settings
+from chat.metrics import Metrics
 from chat.store.chat_stores import ChatStores
 from chat.store.cql import CqlStore
 
@@ -24,5 +25,7 @@ class AppState:
     tokens: TokenService
     cql: CqlStore
     chat: ChatStores
+    # Its own registry per app instance (tests run many apps in one process).
+    metrics: Metrics = field(default_factory=Metrics)
     # Filled by later layers (CQL session, gateway hub, bus) without touching existing code.
     extras: dict[str, Any] = field(default_factory=dict)

@@ -41,6 +41,7 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStat
 
 from chat.domain.messages import ms_of
 from chat.errors import ServiceUnavailable
+from chat.metrics import Metrics
 from chat.store.cql import execute_async, execute_encoded_batch
 
 log = logging.getLogger(__name__)
@@ -280,8 +281,10 @@ class BatchWriter:
         max_statements: int,
         replica_of: Callable[[bytes | None], Hashable] | None = None,
         keyspace: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._session = session
+        self._metrics = metrics
         self._max_delay = max_delay
         self._max_statements = min(max_statements, MAX_BATCH_STATEMENTS)
         self._replica_of = replica_of
@@ -293,6 +296,7 @@ class BatchWriter:
         self._closed = False
         self.batches_sent = 0
         self.statements_sent = 0
+        self._in_flight_statements = 0
 
     def write(self, writes: Sequence[Write]) -> asyncio.Future[None]:
         """Queue one caller's statements; the future resolves when their batch is acknowledged.
@@ -349,6 +353,11 @@ class BatchWriter:
                 self._timer = loop.call_soon(self._flush_all)  # type: ignore[assignment]
         return done
 
+    @property
+    def pending_statements(self) -> float:
+        """Statements queued for a batch or sent and not yet answered (a queue depth)."""
+        return float(sum([p.size for p in self._pending.values()]) + self._in_flight_statements)
+
     def encoder(self, stmt: PreparedStatement) -> Encoder:
         """The (cached) encoder of a prepared statement."""
         entry = self._encoders.get(id(stmt))
@@ -375,17 +384,27 @@ class BatchWriter:
         batch.is_idempotent = True
         self.batches_sent += 1
         self.statements_sent += count
+        self._in_flight_statements += count
+        if self._metrics is not None:
+            self._metrics.batch_statements.observe(count)
         try:
-            await execute_encoded_batch(
-                self._session, batch, count, b"".join([g.body for g in groups])
-            )
+            try:
+                await execute_encoded_batch(
+                    self._session, batch, count, b"".join([g.body for g in groups])
+                )
+            finally:
+                self._in_flight_statements -= count
         except InvalidRequest as exc:
+            if self._metrics is not None:
+                self._metrics.driver_error(exc)
             if len(groups) == 1:
                 _fail(groups, exc)
                 return
             log.warning("batch of %d sends rejected (%s); re-sending each alone", len(groups), exc)
             await asyncio.gather(*(self._run([g]) for g in groups))
         except BaseException as exc:
+            if self._metrics is not None and not isinstance(exc, asyncio.CancelledError):
+                self._metrics.driver_error(exc)
             _fail(groups, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise

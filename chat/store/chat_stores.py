@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from chat.config import Settings
+from chat.metrics import Metrics
 from chat.store.cql import CqlStore
 from chat.store.event_history import EventHistory
 from chat.store.message_history import MessageHistory
@@ -35,10 +36,10 @@ class ChatStores:
 
 @contextlib.asynccontextmanager
 async def open_chat_stores(
-    cql: CqlStore, pg: asyncpg.Pool, settings: Settings
+    cql: CqlStore, pg: asyncpg.Pool, settings: Settings, metrics: Metrics | None = None
 ) -> AsyncIterator[ChatStores]:
     stores = ChatStores(
-        messages=MessageStore(cql, settings),
+        messages=MessageStore(cql, settings, metrics=metrics),
         history=MessageHistory(cql, settings),
         unread=UnreadStore(cql, settings),
         reactions=ReactionStore(cql, settings),
@@ -56,4 +57,4 @@ async def open_chat_stores(
         )
         yield stores
     finally:
-        await stores.messages.close()
+        await stores.messages.close(settings.drain_seconds)

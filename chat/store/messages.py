@@ -51,6 +51,7 @@ from chat.domain.messages import (
     validate_new_message,
     validate_text,
 )
+from chat.metrics import Metrics
 from chat.errors import (
     Conflict,
     FieldError,
@@ -132,8 +133,10 @@ class MessageStore:
         *,
         ids: MessageIdGenerator | None = None,
         clock: Callable[[], int] = time.time_ns,
+        metrics: Metrics | None = None,
     ) -> None:
         self._cql = cql
+        self._metrics = metrics
         self._settings = settings
         self._ks = settings.cql_keyspace
         self._clock = clock
@@ -243,7 +246,13 @@ class MessageStore:
             max_statements=self._settings.write_batch_statements,
             replica_of=self._replica_grouping(),
             keyspace=self._ks,
+            metrics=self._metrics,
         )
+        if self._metrics is not None:
+            writer = self._writer
+            self._metrics.observe_writer(
+                lambda: writer.pending_statements, lambda: float(self._active)
+            )
         self._encoders = {name: self._writer.encoder(stmt) for name, stmt in self._stmts.items()}
         self._claims = BatchReader(
             session,
@@ -272,6 +281,8 @@ class MessageStore:
     async def close(self, drain_seconds: float = 10.0) -> None:
         """Refuse new sends, let the ones under way finish, flush the batcher; idempotent."""
         self._closing = True
+        if self._metrics is not None:
+            self._metrics.observe_writer(lambda: 0.0, lambda: float(self._active))
         if self._active:
             try:
                 await asyncio.wait_for(self._idle.wait(), drain_seconds)

@@ -1,0 +1,226 @@
+"""Prometheus metrics of one app instance, served as text at ``/metrics``.
+
+Metric names (every one is documented with its help text below and in ``docs/deploy.md``,
+"Observability")::
+
+    chat_ws_connections                     gauge    open WebSocket connections
+    chat_ws_subscriptions                   gauge    live + buffering event subscriptions
+    chat_ws_mailbox_depth_max               gauge    frames queued in the fullest mailbox
+    chat_ws_frames_received_total           counter  WebSocket frames read from clients
+    chat_ws_frames_in_total{type}           counter  client commands by frame type
+    chat_ws_frames_out_total{type}          counter  frames written to clients by type
+    chat_ws_slow_consumer_disconnects_total counter  connections cut off as too slow (4008)
+    chat_messages_acked_total               counter  sends answered with an ack
+    chat_store_write_seconds                histogram send -> durable (ack) latency
+    chat_store_batch_statements             histogram statements per CQL write batch
+    chat_store_driver_errors_total{type}    counter  failed store requests by exception class
+    chat_store_pending_statements           gauge    statements queued or in flight in the writer
+    chat_store_sends_in_progress            gauge    sends between accept and answer
+    chat_nats_published_total               counter  frames published to NATS
+    chat_nats_publish_errors_total          counter  NATS publishes that failed
+    chat_nats_delivered_total               counter  frames received from NATS and delivered
+    chat_nats_delivery_lag_seconds          histogram publish (on any node) -> local delivery
+
+**For the NATS bus (chat/bus):** the instance is ``state.metrics`` (:class:`Metrics`); call
+``metrics.nats_published.inc()`` after each publish, ``metrics.nats_publish_errors.inc()``
+when one fails, ``metrics.nats_delivered.inc()`` per received bus message, and
+``metrics.nats_delivery_lag.observe(seconds)`` with now minus the publisher's wall-clock stamp.
+
+Why its own :class:`~prometheus_client.CollectorRegistry` per app: the tests start many app
+instances in one process, and the global registry would refuse the second registration of a
+name (and mix the instances' numbers). Gauges that describe state (connections, queue depths)
+are computed at scrape time from callbacks, so the hot path does no work for them; counters
+on the hot path use label children bound once, so counting a frame is one dict lookup and an
+increment, never a label-dict build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def _zero() -> float:
+    return 0.0
+
+
+class Metrics:
+    """Every metric of one app instance, in its own registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.connections = Gauge(
+            "chat_ws_connections", "Open WebSocket connections.", registry=r
+        )
+        self.subscriptions = Gauge(
+            "chat_ws_subscriptions",
+            "Event subscriptions of open connections (live or replaying).",
+            registry=r,
+        )
+        self.mailbox_depth_max = Gauge(
+            "chat_ws_mailbox_depth_max",
+            "Frames queued in the fullest connection mailbox (a client falling behind).",
+            registry=r,
+        )
+        self.frames_received = Counter(
+            "chat_ws_frames_received",
+            "WebSocket frames read from clients (commands, pings and invalid frames).",
+            registry=r,
+        )
+        self.frames_in = Counter(
+            "chat_ws_frames_in",
+            "Client commands by frame type (hello, subscribe, send, ...).",
+            ["type"],
+            registry=r,
+        )
+        self.frames_out = Counter(
+            "chat_ws_frames_out", "Frames written to clients by frame type.", ["type"], registry=r
+        )
+        self.slow_consumer_disconnects = Counter(
+            "chat_ws_slow_consumer_disconnects",
+            "Connections closed with 4008 because their mailbox overflowed.",
+            registry=r,
+        )
+        self.messages_acked = Counter(
+            "chat_messages_acked", "Sends answered with an ack (durable).", registry=r
+        )
+        self.store_write_seconds = Histogram(
+            "chat_store_write_seconds",
+            "Send accepted -> message durable in the store (the ack waits for this).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_statements = Histogram(
+            "chat_store_batch_statements",
+            "Statements per CQL batch the message writer sent (coalesced sends).",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.driver_errors = Counter(
+            "chat_store_driver_errors",
+            "Failed store requests by exception class (timeouts, unavailable, no host).",
+            ["type"],
+            registry=r,
+        )
+        self.pending_statements = Gauge(
+            "chat_store_pending_statements",
+            "Statements waiting in the message writer or in flight to CQL.",
+            registry=r,
+        )
+        self.sends_in_progress = Gauge(
+            "chat_store_sends_in_progress",
+            "Sends accepted by the message store and not yet answered.",
+            registry=r,
+        )
+        self.nats_published = Counter(
+            "chat_nats_published", "Frames published to the NATS bus.", registry=r
+        )
+        self.nats_publish_errors = Counter(
+            "chat_nats_publish_errors", "Publishes to the NATS bus that failed.", registry=r
+        )
+        self.nats_delivered = Counter(
+            "chat_nats_delivered",
+            "Frames received from the NATS bus and delivered to local subscribers.",
+            registry=r,
+        )
+        self.nats_delivery_lag = Histogram(
+            "chat_nats_delivery_lag_seconds",
+            "Publish on any node -> delivery here (wall clocks; includes clock skew).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._in_children: dict[type, Counter] = {}
+        self._out_children: dict[str, Counter] = {}
+        self._error_children: dict[type, Counter] = {}
+        self._frames_out_other = self.frames_out.labels("other")
+        for gauge in (
+            self.connections,
+            self.subscriptions,
+            self.mailbox_depth_max,
+            self.pending_statements,
+            self.sends_in_progress,
+        ):
+            gauge.set_function(_zero)
+
+    # ------------------------------------------------------------------ sources of gauges
+
+    def observe_gateway(
+        self,
+        connections: Callable[[], float],
+        subscriptions: Callable[[], float],
+        mailbox_depth_max: Callable[[], float],
+    ) -> None:
+        """Read these gauges from the running gateway at scrape time (not per frame)."""
+        self.connections.set_function(connections)
+        self.subscriptions.set_function(subscriptions)
+        self.mailbox_depth_max.set_function(mailbox_depth_max)
+
+    def observe_writer(
+        self, pending_statements: Callable[[], float], sends_in_progress: Callable[[], float]
+    ) -> None:
+        """Read the message writer's queue depths at scrape time."""
+        self.pending_statements.set_function(pending_statements)
+        self.sends_in_progress.set_function(sends_in_progress)
+
+    def forget_sources(self) -> None:
+        """The gateway and stores are closing: stop calling into them."""
+        for gauge in (
+            self.connections,
+            self.subscriptions,
+            self.mailbox_depth_max,
+            self.pending_statements,
+            self.sends_in_progress,
+        ):
+            gauge.set_function(_zero)
+
+    # ------------------------------------------------------------------ hot-path counters
+
+    def command_in(self, command: object) -> None:
+        """Count one client command; the label child is bound once per command class."""
+        cls = type(command)
+        child = self._in_children.get(cls)
+        if child is None:
+            name = getattr(cls, "frame_type", None) or cls.__name__.lower()
+            child = self._in_children[cls] = self.frames_in.labels(str(name))
+        child.inc()
+
+    def frame_out(self, frame: str) -> None:
+        """Count one frame written to a client, by its ``type`` (server frames start with it)."""
+        if frame.startswith('{"type":"'):
+            end = frame.find('"', 9)
+            kind = frame[9:end]
+            child = self._out_children.get(kind)
+            if child is None:
+                if len(self._out_children) >= 64:  # server frame types are few; stay bounded
+                    self._frames_out_other.inc()
+                    return
+                child = self._out_children[kind] = self.frames_out.labels(kind)
+            child.inc()
+        else:
+            self._frames_out_other.inc()
+
+    def driver_error(self, exc: BaseException) -> None:
+        """Count one failed store request by its exception class."""
+        cls = type(exc)
+        child = self._error_children.get(cls)
+        if child is None:
+            if len(self._error_children) >= 64:
+                cls, name = Exception, "other"
+            else:
+                name = cls.__name__
+            child = self._error_children.get(cls) or self.driver_errors.labels(name)
+            self._error_children[cls] = child
+        child.inc()
+
+    # ------------------------------------------------------------------ exposition
+
+    def render(self) -> bytes:
+        """The text exposition format (``CONTENT_TYPE_LATEST``)."""
+        return generate_latest(self.registry)
