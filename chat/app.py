@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from chat.api import convertors, uuid_path
 from chat.api.endpoint import json_response
-from chat.api.health import healthz, readyz
+from chat.api.health import healthz, metrics, readyz
 from chat.api.openapi import build_openapi
 from chat.api.problems import EXCEPTION_HANDLERS
 from chat.api.request_ids import RequestIdMiddleware
@@ -29,6 +29,7 @@ from chat.auth import TokenService
 from chat.config import Settings
 from chat.embedded.postgres import embedded_postgres
 from chat.gateway.runtime import open_gateway, websocket_route
+from chat.metrics import Metrics
 from chat.state import AppState
 from chat.store import migrations
 from chat.store.chat_stores import open_chat_stores
@@ -73,13 +74,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     applied = await migrations.migrate_up(conn)
                 log.info("PostgreSQL schema up to date (%d migration(s) applied)", len(applied))
             cql = await stack.enter_async_context(open_cql(settings))
-            chat = await stack.enter_async_context(open_chat_stores(cql, pool, settings))
+            app_metrics = Metrics()
+            chat = await stack.enter_async_context(
+                open_chat_stores(cql, pool, settings, app_metrics)
+            )
             state = AppState(
                 settings=settings,
                 pg=pool,
                 tokens=TokenService.from_settings(settings),
                 cql=cql,
                 chat=chat,
+                metrics=app_metrics,
             )
             # Background services: started once the state exists, stopped before it goes.
             await stack.enter_async_context(event_sweeper(pool, settings.event_sweep_seconds))
@@ -96,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         *api.routes(),
         websocket_route(),
@@ -125,6 +131,12 @@ OPENAPI_EXTRA_PATHS: dict[str, Any] = {
                 "upgrade or with a `hello` frame."
             ),
             "responses": {"101": {"description": "Switching to the WebSocket protocol"}},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (text exposition format)",
+            "responses": {"200": {"description": "metrics"}},
         }
     },
     "/v1/openapi.json": {

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
+import os
+import signal
+import socket
 import sys
 from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 
 from chat.config import Settings
 from chat.logs import configure_logging, logging_config
@@ -26,7 +32,7 @@ def _serve(settings: Settings) -> int:
     from chat.app import create_app
     from chat.gateway.transport import GatewayWebSocketProtocol
 
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -37,12 +43,61 @@ def _serve(settings: Settings) -> int:
         # The server refuses (1009) frames far past the gateway's limit before buffering them
         # whole; the slack lets the gateway itself answer frames just over it.
         ws_max_size=settings.ws_max_frame_bytes + WS_MAX_SIZE_SLACK,
+        # uvicorn's default is on; compression is per-frame CPU and per-connection memory.
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         log_level=settings.log_level,
         # uvicorn applies this dict itself: its loggers propagate to the service's one handler.
         log_config=logging_config(settings.log_level, settings.log_format),
         lifespan="on",
+        # SIGTERM: stop accepting, let every connection answer what it received and close
+        # with 1001 (chat.gateway.transport); past the deadline uvicorn cancels what is left.
+        # The lifespan then flushes the stores, so an acked message is always durable.
+        timeout_graceful_shutdown=math.ceil(settings.drain_seconds),
     )
+    DrainingServer(config).run(sockets=_reuse_port_sockets(settings))
     return 0
+
+
+def _reuse_port_sockets(settings: Settings) -> list[socket.socket] | None:
+    """Under ``chat serve --workers`` the port is shared: bind it with SO_REUSEPORT."""
+    from chat.workers import REUSE_PORT_ENV
+
+    if not os.environ.get(REUSE_PORT_ENV):
+        return None
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, settings.port))
+    sock.set_inheritable(True)
+    return [sock]
+
+
+def _draining_server_class() -> type[Any]:
+    import uvicorn
+
+    class _DrainingServer(uvicorn.Server):
+        """uvicorn's server, but a drained SIGTERM exits 0.
+
+        uvicorn re-raises the signal it caught once it has shut down, so the process dies
+        "killed by SIGTERM" (status -15/143) even after a complete, clean drain; orchestrators
+        and ``systemd`` then report a failure. SIGTERM is the ordinary way to stop a node, so
+        here it only asks for the graceful shutdown. SIGINT keeps uvicorn's behaviour (a second
+        Ctrl-C forces the exit).
+        """
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if sig == signal.SIGTERM:
+                self.should_exit = True
+                return
+            super().handle_exit(sig, frame)
+
+    return _DrainingServer
+
+
+def DrainingServer(config: Any) -> Any:  # noqa: N802 - reads as the class it builds
+    """A :class:`uvicorn.Server` whose graceful SIGTERM exits 0 (uvicorn imported lazily)."""
+    return _draining_server_class()(config)
 
 
 async def _migrate(settings: Settings, action: str, steps: int) -> int:
@@ -112,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP/WebSocket service")
     serve.add_argument("--host", help="bind address (CHAT_HOST)")
     serve.add_argument("--port", type=int, help="bind port (CHAT_PORT)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port, fanning out through NATS (CHAT_NATS_URL, or a "
+        "private nats-server)",
+    )
 
     migrate = sub.add_parser(
         "migrate", help="apply or list PostgreSQL + CQL migrations (down: PostgreSQL)"
@@ -142,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
         if args.command == "serve":
+            if args.workers > 1:
+                from chat.workers import serve_workers
+
+                return serve_workers(settings, args.workers)
             return _serve(settings)
         if args.command == "migrate":
             return asyncio.run(_migrate(settings, args.action, args.steps))

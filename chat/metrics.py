@@ -56,9 +56,7 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.connections = Gauge(
-            "chat_ws_connections", "Open WebSocket connections.", registry=r
-        )
+        self.connections = Gauge("chat_ws_connections", "Open WebSocket connections.", registry=r)
         self.subscriptions = Gauge(
             "chat_ws_subscriptions",
             "Event subscriptions of open connections (live or replaying).",

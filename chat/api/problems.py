@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 import orjson
+from cassandra import DriverException, RequestExecutionException
+from cassandra.cluster import NoHostAvailable
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -77,5 +79,9 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     asyncpg.InterfaceError: on_database_unavailable,
     asyncpg.CannotConnectNowError: on_database_unavailable,
     asyncpg.TooManyConnectionsError: on_database_unavailable,
+    # The CQL cluster down or overloaded (timeouts, unavailable replicas, no host at all).
+    NoHostAvailable: on_database_unavailable,
+    DriverException: on_database_unavailable,
+    RequestExecutionException: on_database_unavailable,
     Exception: on_unexpected,
 }

@@ -7,8 +7,11 @@ A thin adapter in the python-websockets mould: every protocol decision is the
 - the **reader** (the endpoint coroutine) feeds received frames to the session;
 - the **worker** runs the session's commands on the service one at a time, in order (a client
   that sends ``subscribe`` then ``send`` relies on it), and reports each outcome back;
-- the **writer** drains the bounded :class:`~chat.gateway.hub.Mailbox` into the socket one frame
-  at a time — it is the only task that awaits the client, so a slow client slows only itself.
+- the **writer** drains the bounded :class:`~chat.gateway.hub.Mailbox` into the socket — under
+  the gateway's uvicorn protocol every frame queued since its last wake-up in one transport
+  write (:meth:`TransportControl.write_texts`), not one ASGI ``send`` per frame, which was the
+  largest cost of a fanned-out message; it is the only task that awaits the client, so a slow
+  client slows only itself.
   The socket's buffers are bounded (:mod:`chat.gateway.transport`), so a client that stops
   reading stalls the writer, its frames pile up in the mailbox, and when it falls
   ``outgoing_queue_size`` frames behind the hub cuts it off with 4008: the stalled writer is
@@ -33,11 +36,12 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 from cassandra import DriverException, RequestExecutionException
+from cassandra.cluster import NoHostAvailable
 from starlette.websockets import WebSocket
 
 from chat.errors import ChatError, ServiceUnavailable
 from chat.gateway.frames import CloseCode
-from chat.gateway.hub import Mailbox
+from chat.gateway.hub import EndReason, Mailbox
 from chat.gateway.protocol import (
     Authenticate,
     Command,
@@ -55,7 +59,7 @@ from chat.gateway.protocol import (
     Unsubscribe,
 )
 from chat.gateway.service import Client
-from chat.gateway.transport import EXTENSION, TransportControl
+from chat.gateway.transport import EXTENSION, WRITE_BUFFER_HIGH, TransportControl
 
 if TYPE_CHECKING:
     from chat.gateway.runtime import Gateway
@@ -65,7 +69,19 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0
 """How long closing waits for a client that does not read (then the socket is dropped)."""
 
-_STORE_ERRORS = (DriverException, RequestExecutionException, asyncpg.PostgresError, OSError)
+WRITE_BATCH_CHARS = WRITE_BUFFER_HIGH
+"""About the most text one transport write of the writer carries (it may exceed it by one
+frame): a batch never overfills the transport's bounded buffer by more than that."""
+
+_STORE_ERRORS = (
+    DriverException,
+    RequestExecutionException,
+    # Every CQL host down (the cluster restarting): not a DriverException, but the same story.
+    NoHostAvailable,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
 """Failures of a dependency, not of the gateway: the client hears ``unavailable`` and retries."""
 
 
@@ -84,6 +100,7 @@ class Connection:
             on_removed=self._removed,
         )
         self.client: Client | None = None
+        self.metrics = gateway.metrics
         self._wake = asyncio.Event()
         self._deadlines_moved = asyncio.Event()
         self.mailbox.set_waiter(self._wake.set)
@@ -145,6 +162,7 @@ class Connection:
                 return
             if self.session.state >= State.CLOSING:
                 continue
+            self.metrics.frames_received.inc()
             text, data = message.get("text"), message.get("bytes")
             if text is not None:
                 self.session.receive_text(text)
@@ -159,6 +177,7 @@ class Connection:
         for frame in self.session.frames_to_send():
             self.mailbox.put(frame.decode())
         for command in self.session.commands():
+            self.metrics.command_in(command)
             self._commands.put_nowait(command)
         if self.session.state is State.CLOSING and self._close_code is None:
             code = self.session.close_code or CloseCode.NORMAL
@@ -179,12 +198,18 @@ class Connection:
         self._wake.set()
 
     async def _write(self) -> None:
+        control = self.control
+        batches = control if control is not None and control.can_send_batches else None
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while not self._abort and (frame := self.mailbox.pop()) is not None:
-                    await self.ws.send_text(frame)
+                if batches is not None:
+                    await self._write_batches(batches)
+                else:
+                    while not self._abort and (frame := self.mailbox.pop()) is not None:
+                        await self.ws.send_text(frame)
+                        self.metrics.frame_out(frame)
                 if self._abort:
                     return  # the closer task sends the close frame
                 if self._close_code is not None and not len(self.mailbox):
@@ -193,6 +218,23 @@ class Connection:
         except Exception:
             # The socket went away under us (the reader sees the disconnect and ends).
             log.debug("WebSocket writer stopped", exc_info=True)
+
+    async def _write_batches(self, control: TransportControl) -> None:
+        """Drain the mailbox a batch per transport write (uvicorn with the gateway's protocol).
+
+        Each batch is taken only once the transport is writable and is written without an
+        await in between, so a cancelled writer never half-writes one, and while the client
+        does not read the frames stay in the mailbox where ``outgoing_queue_size`` bounds them.
+        """
+        mailbox = self.mailbox
+        while not self._abort and len(mailbox):
+            await control.wait_writable()
+            if self._abort:
+                return
+            batch = mailbox.pop_batch(WRITE_BATCH_CHARS)
+            control.write_texts(batch)
+            for frame in batch:
+                self.metrics.frame_out(frame)
 
     async def _close_now(self, code: int, reason: str) -> None:
         """Send the close frame; a client that does not read it in time loses the socket."""
@@ -210,12 +252,13 @@ class Connection:
             self.control.abort()
 
     def _too_slow(self, mailbox: Mailbox) -> None:
+        self.metrics.slow_consumer_disconnects.inc()
         self.session.close(CloseCode.TOO_SLOW, "too slow; resume from your cursor")
         self._request_close(int(CloseCode.TOO_SLOW), self.session.close_reason, abort=True)
 
-    def _removed(self, event_id: int) -> None:
+    def _removed(self, event_id: int, reason: EndReason) -> None:
         if self.session.state is State.OPEN:
-            self.session.subscription_ended(event_id)
+            self.session.subscription_ended(event_id, reason)
             self._pump()
 
     # ---------------------------------------------------------------- deadlines
@@ -269,6 +312,7 @@ class Connection:
                 session.unsubscribed(command)
             elif isinstance(command, Send):
                 session.acked(command, await service.send(client, command))
+                self.metrics.messages_acked.inc()
             elif isinstance(command, Edit):
                 await service.edit(client, command)
                 session.done(command)
@@ -289,6 +333,7 @@ class Connection:
         except ChatError as exc:
             session.failed(command, exc)
         except _STORE_ERRORS as exc:
+            self.metrics.driver_error(exc)
             log.warning("%s failed in a dependency: %r", type(command).__name__, exc)
             session.failed(command, ServiceUnavailable("the store is unavailable; retry later"))
         except Exception:

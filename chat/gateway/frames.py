@@ -554,7 +554,10 @@ def subscribed(event_id: int, cursor: str | None, *, ref: FrameId | None = None)
 
 
 def unsubscribed(
-    event_id: int, reason: Literal["requested", "removed"], *, ref: FrameId | None = None
+    event_id: int,
+    reason: Literal["requested", "removed", "resync"],
+    *,
+    ref: FrameId | None = None,
 ) -> bytes:
     return _encode({"type": "unsubscribed", "event_id": event_id, "reason": reason}, ref)
 

@@ -26,8 +26,8 @@ import asyncio
 import collections
 import itertools
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Hashable
+from typing import Literal, Protocol
 
 from chat.gateway import frames
 from chat.store.message_history import Position
@@ -37,12 +37,28 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 
+class _Latest:
+    """A queued frame that a newer frame with the same key supersedes (see
+    :meth:`Mailbox.put_latest`); ``frame`` is None once superseded."""
+
+    __slots__ = ("frame", "key")
+
+    def __init__(self, key: Hashable, frame: str) -> None:
+        self.key = key
+        self.frame: str | None = frame
+
+
 class Mailbox:
     """One connection's bounded outgoing queue of encoded text frames.
 
-    The connection's writer task drains it (:meth:`pop`); producers only ever call
-    :meth:`put`, which never blocks. Overflow calls ``on_overflow`` once — the connection
-    closes itself with 4008 — and every later put is dropped.
+    The connection's writer task drains it (:meth:`pop_batch`); producers only ever call
+    :meth:`put` or :meth:`put_latest`, which never block. Overflow calls ``on_overflow`` once
+    — the connection closes itself with 4008 — and every later put is dropped.
+
+    Frames that only carry a current value (the ``unread`` count pushed on every new message)
+    go in with :meth:`put_latest`: at most one such frame per key waits in the queue, so a busy
+    event costs a client that reads slower than it is written one ``unread`` frame per
+    write-up, not one per message.
     """
 
     def __init__(
@@ -51,13 +67,17 @@ class Mailbox:
         maxsize: int,
         *,
         on_overflow: Callable[[Mailbox], None],
-        on_removed: Callable[[int], None],
+        on_removed: Callable[[int, EndReason], None],
     ) -> None:
         self.id = next(_ids)
         self.user_id = user_id
         self.maxsize = maxsize
         self.closed = False
-        self._frames: collections.deque[str] = collections.deque()
+        self._frames: collections.deque[str | _Latest] = collections.deque()
+        # The queued latest-value frame of each key, and how many superseded ones (None
+        # frames) still sit in the deque until the writer passes them.
+        self._latest: dict[Hashable, _Latest] = {}
+        self._stale = 0
         self._on_overflow = on_overflow
         self._on_removed = on_removed
         self._waiter: Callable[[], None] | None = None
@@ -65,38 +85,103 @@ class Mailbox:
         self._room_below = 0
 
     def __repr__(self) -> str:
-        return f"<Mailbox {self.id} user={self.user_id} queued={len(self._frames)}>"
+        return f"<Mailbox {self.id} user={self.user_id} queued={len(self)}>"
 
     def put(self, frame: str) -> bool:
         """Queue ``frame``; False (and the connection is being cut off) when it did not fit."""
         if self.closed:
             return False
-        if len(self._frames) >= self.maxsize:
+        if len(self._frames) - self._stale >= self.maxsize:
             self.overflow()
             return False
         self._frames.append(frame)
         self._wake()
         return True
 
+    def put_latest(self, key: Hashable, frame: str) -> bool:
+        """Queue ``frame``, superseding a frame of the same ``key`` not yet written.
+
+        The superseded frame is dropped and the new one goes to the *end* of the queue, so it
+        still follows every frame queued before it (an ``unread`` count never arrives ahead of
+        the ``message`` frames it counts). Superseding never makes the queue longer, so it
+        never overflows it.
+        """
+        if self.closed:
+            return False
+        old = self._latest.get(key)
+        if old is None:
+            if len(self._frames) - self._stale >= self.maxsize:
+                self.overflow()
+                return False
+        else:
+            old.frame = None
+            self._stale += 1
+            if self._stale > self.maxsize:
+                self._compact()
+        slot = _Latest(key, frame)
+        self._latest[key] = slot
+        self._frames.append(slot)
+        self._wake()
+        return True
+
+    def _compact(self) -> None:
+        """Drop superseded entries (keeps the deque within twice ``maxsize`` entries when
+        the writer is stalled while values keep changing)."""
+        self._frames = collections.deque(
+            f for f in self._frames if not (isinstance(f, _Latest) and f.frame is None)
+        )
+        self._stale = 0
+
     def overflow(self) -> None:
         """The client is too far behind: drop what is queued and have the connection cut off."""
         if self.closed:
             return
         self.closed = True
-        self._frames.clear()
+        self._clear()
         self._on_overflow(self)
         self._wake()
         self._make_room()
 
+    def _clear(self) -> None:
+        self._frames.clear()
+        self._latest.clear()
+        self._stale = 0
+
+    def _next(self) -> str | None:
+        frames = self._frames
+        while frames:
+            item = frames.popleft()
+            if isinstance(item, str):
+                return item
+            if item.frame is None:
+                self._stale -= 1
+                continue
+            del self._latest[item.key]
+            return item.frame
+        return None
+
     def pop(self) -> str | None:
-        """The oldest queued frame, or None. The writer takes frames one at a time, so that
-        while the socket is not writable the unsent frames still count against ``maxsize``."""
-        if not self._frames:
-            return None
-        frame = self._frames.popleft()
-        if self._room is not None and len(self._frames) < self._room_below:
+        """The oldest queued frame, or None."""
+        frame = self._next()
+        if self._room is not None and len(self) < self._room_below:
             self._make_room()
         return frame
+
+    def pop_batch(self, max_chars: int) -> list[str]:
+        """The oldest queued frames, at least one (when any) and about ``max_chars`` at most.
+
+        The writer takes a batch only when the socket is writable and writes it at once; the
+        cap keeps one batch within the transport's small buffer, so while the client does not
+        read the unsent frames stay here and count against ``maxsize``.
+        """
+        out: list[str] = []
+        size = 0
+        while size < max_chars and (frame := self._next()) is not None:
+            out.append(frame)
+            size += len(frame)
+        if self._room is not None and len(self) < self._room_below:
+            self._make_room()
+        return out
 
     async def wait_below(self, count: int) -> None:
         """Wait until fewer than ``count`` frames are queued (or the mailbox is closed).
@@ -105,7 +190,7 @@ class Mailbox:
         queue faster than the client reads (it would be cut off, resume, and be cut off again).
         Fan-out never calls this: it must not wait for any recipient.
         """
-        while not self.closed and len(self._frames) >= count:
+        while not self.closed and len(self) >= count:
             self._room = asyncio.get_running_loop().create_future()
             self._room_below = count
             try:
@@ -119,12 +204,12 @@ class Mailbox:
 
     def take(self) -> list[str]:
         """Every queued frame, oldest first (the writer sends them in this order)."""
-        out = list(self._frames)
-        self._frames.clear()
-        return out
+        out = [f if isinstance(f, str) else f.frame for f in self._frames]
+        self._clear()
+        return [f for f in out if f is not None]
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) - self._stale
 
     def set_waiter(self, wake: Callable[[], None] | None) -> None:
         """The writer's wake-up call, run after every put (it sets an asyncio.Event)."""
@@ -134,15 +219,29 @@ class Mailbox:
         if self._waiter is not None:
             self._waiter()
 
-    def subscription_removed(self, event_id: int) -> None:
-        """The user no longer takes part in ``event_id``; the connection tells its client."""
-        self._on_removed(event_id)
+    def subscription_removed(self, event_id: int, reason: EndReason = "removed") -> None:
+        """The subscription ended without the client asking; the connection tells its client.
+
+        ``removed``: the user no longer takes part in the event. ``resync``: live delivery
+        was interrupted (the multi-node bus was lost); the client subscribes again with
+        ``since`` and the store replays what it missed.
+        """
+        self._on_removed(event_id, reason)
+
+
+EndReason = Literal["removed", "resync"]
+"""Why a subscription ended on the server's initiative (the ``unsubscribed`` frame's reason)."""
 
 
 class Subscription:
-    """One mailbox's subscription to one event; buffers live frames until :meth:`go_live`."""
+    """One mailbox's subscription to one event; buffers live frames until :meth:`go_live`.
 
-    __slots__ = ("_buffer", "_limit", "event_id", "mailbox")
+    ``skip`` holds the positions of messages the resume already sent past the replay cut (with
+    several nodes the replay reads on to the end of the store, see ``ChatService.subscribe``):
+    their live copies, buffered or still to come, are dropped once each.
+    """
+
+    __slots__ = ("_buffer", "_limit", "event_id", "mailbox", "skip")
 
     def __init__(self, mailbox: Mailbox, event_id: int) -> None:
         self.mailbox = mailbox
@@ -151,12 +250,16 @@ class Subscription:
         # A replay that takes long while the event is busy must not buffer without bound
         # either: past the mailbox size the client is as far behind as an overflowing one.
         self._limit = mailbox.maxsize
+        self.skip: set[Position] = set()
 
     @property
     def live(self) -> bool:
         return self._buffer is None
 
     def deliver(self, frame: str, position: Position | None) -> None:
+        if self.skip and position is not None and position in self.skip:
+            self.skip.discard(position)
+            return
         buffer = self._buffer
         if buffer is None:
             self.mailbox.put(frame)
@@ -173,6 +276,9 @@ class Subscription:
         for position, frame in buffer or ():
             if position is not None and after is not None and position <= after:
                 continue
+            if position is not None and position in self.skip:
+                self.skip.discard(position)
+                continue
             self.mailbox.put(frame)
 
 
@@ -187,6 +293,19 @@ class Hub(Protocol):
 
     def subscribe(self, mailbox: Mailbox, event_id: int) -> Subscription:
         """Start a (buffering) subscription; the caller replays, then calls ``go_live``."""
+
+    async def ready(self, subscription: Subscription) -> None:
+        """Return once frames of the event published anywhere reach ``subscription``.
+
+        In process that is at once; over a bus it is when the bus confirmed the interest, so
+        that the replay that follows cannot miss a message published elsewhere meanwhile.
+        Raises :class:`~chat.errors.ServiceUnavailable` while the bus is down.
+        """
+
+    @property
+    def distributed(self) -> bool:
+        """True when other processes publish to this hub's events (the replay cut only knows
+        this process's sends, so the resume must read on to the end of the store)."""
 
     def announce(self, subscription: Subscription) -> None:
         """Presence after a subscription went live: joined to all, a snapshot to the newcomer."""
@@ -220,6 +339,8 @@ class Hub(Protocol):
 class LocalHub:
     """The single-process :class:`Hub`: dictionaries of subscriptions, no I/O at all."""
 
+    distributed = False
+
     def __init__(self) -> None:
         self._topics: dict[int, dict[int, Subscription]] = {}
         self._users: dict[int, dict[int, Mailbox]] = {}
@@ -247,6 +368,9 @@ class LocalHub:
         self._by_mailbox.setdefault(mailbox.id, set()).add(event_id)
         return subscription
 
+    async def ready(self, subscription: Subscription) -> None:
+        return None
+
     def announce(self, subscription: Subscription) -> None:
         event_id, mailbox = subscription.event_id, subscription.mailbox
         topic = self._topics.get(event_id, {})
@@ -257,11 +381,10 @@ class LocalHub:
             for s in topic.values()
             if s.mailbox.user_id == mailbox.user_id and s is not subscription and s.live
         ]
-        online = self._online(topic)
-        if others:
-            mailbox.put(frames.presence(event_id, online).decode())
+        if others or self._present_elsewhere(event_id, mailbox.user_id):
+            mailbox.put(frames.presence(event_id, self.online(event_id)).decode())
         else:
-            self.publish(event_id, frames.presence(event_id, online, joined=[mailbox.user_id]))
+            self._presence_changed(event_id, joined=[mailbox.user_id], left=[])
 
     def unsubscribe(self, mailbox: Mailbox, event_id: int) -> bool:
         topic = self._topics.get(event_id)
@@ -272,11 +395,30 @@ class LocalHub:
         if not topic:
             del self._topics[event_id]
             return True
-        if subscription.live and mailbox.user_id not in self._online(topic):
-            self.publish(
-                event_id, frames.presence(event_id, self._online(topic), left=[mailbox.user_id])
-            )
+        if (
+            subscription.live
+            and mailbox.user_id not in self._online(topic)
+            and not self._present_elsewhere(event_id, mailbox.user_id)
+        ):
+            self._presence_changed(event_id, joined=[], left=[mailbox.user_id])
         return True
+
+    def _present_elsewhere(self, event_id: int, user_id: int) -> bool:
+        """Whether the user is subscribed to the event in another process (never, here)."""
+        return False
+
+    def _presence_changed(self, event_id: int, *, joined: list[int], left: list[int]) -> None:
+        """Tell this process's subscribers of the event who joined or left, with who is on."""
+        frame = frames.presence(event_id, self.online(event_id), joined=joined, left=left)
+        LocalHub.publish(self, event_id, frame)
+
+    def local_online(self, event_id: int) -> set[int]:
+        """Users with a live subscription to the event in this process."""
+        return self._online(self._topics.get(event_id, {}))
+
+    def local_events(self) -> list[int]:
+        """Events with at least one subscription (live or buffering) in this process."""
+        return list(self._topics)
 
     def publish(
         self,

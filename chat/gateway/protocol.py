@@ -429,15 +429,18 @@ class Session:
         self._require(State.OPEN, "confirm an unsubscription")
         self._frames.append(frames.unsubscribed(cmd.event_id, "requested", ref=cmd.ref))
 
-    def subscription_ended(self, event_id: int) -> None:
-        """The user was removed from the event: the subscription is gone, tell the client."""
+    def subscription_ended(
+        self, event_id: int, reason: Literal["removed", "resync"] = "removed"
+    ) -> None:
+        """The subscription ended without the client asking (``removed`` from the event, or
+        ``resync``: live delivery was interrupted); tell the client."""
         if self._dropping_answer():
             return
         self._require(State.OPEN, "end a subscription")
         if event_id in self._subscribed or event_id in self._subscribing:
             self._subscribed.discard(event_id)
             self._subscribing.discard(event_id)
-            self._frames.append(frames.unsubscribed(event_id, "removed"))
+            self._frames.append(frames.unsubscribed(event_id, reason))
 
     def acked(self, cmd: Send, send_ack: SendAck) -> None:
         """The message is durable (or was already: ``send_ack.duplicate``)."""

@@ -25,6 +25,7 @@ from chat.gateway.hub import Hub, LocalHub
 from chat.gateway.membership import membership
 from chat.gateway.service import ChatService, Stores
 from chat.logs import connection_context
+from chat.metrics import Metrics
 from chat.state import AppState
 from chat.store.typing import TypingStore
 
@@ -39,12 +40,24 @@ DEFAULT_TYPING_TTL_SECONDS = 10
 class Gateway:
     """The running gateway: its service, hub, limits and open connections."""
 
-    def __init__(self, service: ChatService, limits: Limits) -> None:
+    def __init__(
+        self, service: ChatService, limits: Limits, metrics: Metrics | None = None
+    ) -> None:
         self.service = service
+        self.metrics = metrics or Metrics()
         self.hub: Hub = service.hub
         self.limits = limits
         self.closing = False
         self.connections: set[Connection] = set()
+        self.metrics.observe_gateway(
+            lambda: float(len(self.connections)),
+            lambda: float(service.subscription_count()),
+            self.max_mailbox_depth,
+        )
+
+    def max_mailbox_depth(self) -> float:
+        """Frames queued in the fullest mailbox (computed at scrape time only)."""
+        return float(max([len(c.mailbox) for c in self.connections], default=0))
 
     async def serve(self, websocket: WebSocket) -> None:
         # Bound before the connection's tasks start, so every log line they write carries it.
@@ -87,14 +100,34 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
         reactions=chat.reactions,
         typing=typing,
     )
-    service = ChatService(state, LocalHub(), chat_stores, membership(state))
-    gateway = Gateway(service, Limits.from_settings(settings))
-    state.extras[STATE_KEY] = gateway
-    try:
-        yield gateway
-    finally:
-        await gateway.close()
-        state.extras.pop(STATE_KEY, None)
+    async with contextlib.AsyncExitStack() as stack:
+        hub: Hub = LocalHub()
+        nats_hub = None
+        if settings.nats_url:
+            # Imported here: a single-process install never loads the NATS client.
+            from chat.bus.hub import open_nats_hub
+
+            nats_hub = await stack.enter_async_context(
+                open_nats_hub(
+                    settings.nats_url,
+                    presence_heartbeat=settings.nats_presence_heartbeat_seconds,
+                    presence_ttl=settings.nats_presence_ttl_seconds,
+                )
+            )
+            hub = nats_hub
+        service = ChatService(state, hub, chat_stores, membership(state))
+        if nats_hub is not None:
+            nats_hub.on_resync = service.resync
+            nats_hub.relay_membership(service.membership)
+        gateway = Gateway(service, Limits.from_settings(settings), state.metrics)
+        state.extras[STATE_KEY] = gateway
+        try:
+            yield gateway
+        finally:
+            # Before the bus closes: connections answer their sends, whose frames still fan out.
+            await gateway.close(max(settings.drain_seconds, 2 * CLOSE_TIMEOUT))
+            state.metrics.forget_sources()
+            state.extras.pop(STATE_KEY, None)
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:

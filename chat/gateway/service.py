@@ -64,6 +64,10 @@ REPLAY_PAGE = 100
 """Messages read from the store per replay page while resuming (queued at the client's pace:
 the replay waits while the connection's mailbox is half full)."""
 
+SEAM_MEMORY_MS = 60_000
+"""With several nodes, how long a resumed subscription remembers replayed messages so that
+their live copies, still on the bus, are dropped (far above any bus delay)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -195,8 +199,18 @@ class PendingSubscription:
         event_id = self._subscription.event_id
         if self._subscription not in self._service.active_subscriptions(self._client, event_id):
             return  # ended (removed from the event) while it was being set up
-        self._subscription.go_live(self._cut)
-        self._service.hub.announce(self._subscription)
+        subscription = self._subscription
+        if self._service.hub.distributed:
+            # Over a bus the cut says nothing about other nodes' messages: a buffered frame at
+            # or below it may never have been replayed (stored after the replay read its page).
+            # So the seam dedupes by the replayed positions instead; a replayed message's live
+            # copy can lag on the bus only briefly, so older positions are forgotten.
+            subscription.go_live(None)
+            horizon = _now_ms() - SEAM_MEMORY_MS
+            subscription.skip = {p for p in subscription.skip if p.created_at_ms >= horizon}
+        else:
+            subscription.go_live(self._cut)
+        self._service.hub.announce(subscription)
         self._client.mailbox.put(frames.unread(event_id, unread_count).decode())
 
 
@@ -260,6 +274,10 @@ class ChatService:
             self._clear_typing(event_id, client.user_id, store=True)
         client.typing_in.clear()
 
+    def subscription_count(self) -> int:
+        """Subscriptions of open connections, live or replaying (the metrics gauge)."""
+        return len(self._subscriptions)
+
     def active_subscriptions(self, client: Client, event_id: int) -> list[Subscription]:
         found = self._subscriptions.get((client.mailbox.id, event_id))
         return [found] if found is not None else []
@@ -282,6 +300,19 @@ class ChatService:
         self._forget_unread(user_id, event_id)
         self._clear_typing(event_id, user_id, store=True)
 
+    def resync(self, event_id: int | None) -> None:
+        """Live delivery had a hole (the bus was lost, or a gap in another node's frames): end
+        the local subscriptions — of one event, or all — with ``unsubscribed`` ``resync``, so
+        their clients subscribe again with ``since`` and the store replays what they missed."""
+        for (mailbox_id, subscribed_to), subscription in list(self._subscriptions.items()):
+            if event_id is not None and subscribed_to != event_id:
+                continue
+            mailbox = subscription.mailbox
+            self.hub.unsubscribe(mailbox, subscribed_to)
+            self._subscriptions.pop((mailbox_id, subscribed_to), None)
+            self._forget_unread(mailbox.user_id, subscribed_to)
+            mailbox.subscription_removed(subscribed_to, "resync")
+
     # ---------------------------------------------------------------- subscriptions
 
     async def subscribe(
@@ -297,10 +328,11 @@ class ChatService:
         subscription = self.hub.subscribe(client.mailbox, event_id)
         self._subscriptions[(client.mailbox.id, event_id)] = subscription
         try:
+            await self.hub.ready(subscription)  # a bus: frames from other nodes now buffer
             cut = self._sequencer.replay_cut(event_id)
             cursor: str | None
             if cmd.since is not None:
-                cursor = await self._replay(client.mailbox, event_id, cmd.since, cut)
+                cursor = await self._replay(subscription, event_id, cmd.since, cut)
             else:
                 cursor = await self._newest_at_or_before(event_id, cut)
             count = await self.stores.unread.count(user_id, event_id)
@@ -313,14 +345,28 @@ class ChatService:
         self._unread[(user_id, event_id)] = count
         return cursor, count, PendingSubscription(self, client, subscription, cut)
 
-    async def _replay(self, mailbox: Mailbox, event_id: int, since: str, cut: Position) -> str:
+    async def _replay(
+        self, subscription: Subscription, event_id: int, since: str, cut: Position
+    ) -> str:
+        """Replay after ``since``; in process up to the cut, over a bus to the end.
+
+        The cut only knows this process's sends. A message another node stored above it may
+        have been published before this node listened, so with a distributed hub the replay
+        reads on to the end of the store and marks what it sent past the cut in
+        ``subscription.skip``: its live copy (buffered or still to come) is then dropped.
+        """
+        mailbox = subscription.mailbox
+        beyond = self.hub.distributed
         cursor = since
         after: str | None = since
         while after is not None and not mailbox.closed:
             page = await self.stores.history.after(event_id, after, REPLAY_PAGE)
             for message in page.messages:
-                if Position.of(message.message_id) > cut:
+                position = Position.of(message.message_id)
+                if position > cut and not beyond:
                     return cursor  # the rest comes live: it is published after the cut
+                if beyond:
+                    subscription.skip.add(position)
                 # Keep half the queue for live frames: the replay goes at the client's pace.
                 await mailbox.wait_below(max(1, mailbox.maxsize // 2))
                 if mailbox.closed:
@@ -362,8 +408,10 @@ class ChatService:
         )
         token = self._sequencer.begin(cmd.event_id)
         message: Message | None = None
+        started = time.perf_counter()
         try:
             ack = await self.stores.messages.send(new)
+            self._state.metrics.store_write_seconds.observe(time.perf_counter() - started)
             if not ack.duplicate:
                 message = Message(
                     event_id=new.event_id,
@@ -388,18 +436,29 @@ class ChatService:
     def _publish_message(self, message: Message, position: Position) -> None:
         event_id = message.event_id
         self.hub.publish(event_id, frames.message(message), position=position)
-        readers = {m.user_id for m in self.hub.subscribers(event_id)} - {message.sender_id}
-        for user_id in sorted(readers):
-            key = (user_id, event_id)
-            count = self._unread.get(key)
-            if count is None:
-                continue
-            count = min(UNREAD_CAP, count + 1)
-            self._unread[key] = count
-            frame = frames.unread(event_id, count).decode()
-            for mailbox in self.hub.subscribers(event_id):
-                if mailbox.user_id == user_id:
-                    mailbox.put(frame)
+        # One pass over the subscribers: each reader's count moves once and is encoded once
+        # (shared by the reader's connections). It goes in as a latest value: a newer count
+        # supersedes one still queued, so a burst of messages costs one `unread` per write-up.
+        unread_key = ("unread", event_id)
+        counted: dict[int, str | None] = {message.sender_id: None}
+        for mailbox in self.hub.subscribers(event_id):
+            user_id = mailbox.user_id
+            if user_id in counted:
+                frame = counted[user_id]
+            else:
+                frame = counted[user_id] = self._count_new_message(user_id, event_id)
+            if frame is not None:
+                mailbox.put_latest(unread_key, frame)
+
+    def _count_new_message(self, user_id: int, event_id: int) -> str | None:
+        """Add one to the user's tracked unread count; its frame, or None when not tracked."""
+        key = (user_id, event_id)
+        count = self._unread.get(key)
+        if count is None:
+            return None
+        count = min(UNREAD_CAP, count + 1)
+        self._unread[key] = count
+        return frames.unread(event_id, count).decode()
 
     async def edit(self, client: Client, cmd: Edit) -> None:
         await self._require_member(client, cmd.event_id)

@@ -244,6 +244,11 @@ def _entry_function(
 
 
 MAX_BATCH_STATEMENTS = 0xFFFF
+DEFAULT_MAX_BATCH_BYTES = 128 * 1024
+"""ScyllaDB's default ``batch_size_warn_threshold_in_kb`` (it *rejects* batches over
+``batch_size_fail_threshold_in_kb``, 1024 KiB): a batch is flushed once its entries reach this
+many bytes, so large messages (16 KiB of text each) make smaller batches instead of warnings
+or rejections. A single caller's statements still travel together, whatever their size."""
 """The protocol counts a BATCH's statements in an unsigned short."""
 
 
@@ -264,6 +269,7 @@ class _Group:
 class _Pending:
     groups: list[_Group] = field(default_factory=list)
     size: int = 0
+    nbytes: int = 0
 
 
 class BatchWriter:
@@ -279,6 +285,7 @@ class BatchWriter:
         *,
         max_delay: float,
         max_statements: int,
+        max_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         replica_of: Callable[[bytes | None], Hashable] | None = None,
         keyspace: str | None = None,
         metrics: Metrics | None = None,
@@ -287,6 +294,7 @@ class BatchWriter:
         self._metrics = metrics
         self._max_delay = max_delay
         self._max_statements = min(max_statements, MAX_BATCH_STATEMENTS)
+        self._max_bytes = max_bytes
         self._replica_of = replica_of
         self._keyspace = keyspace
         self._encoders: dict[int, tuple[PreparedStatement, Encoder]] = {}
@@ -338,12 +346,16 @@ class BatchWriter:
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = _Pending()
-        elif pending.size + count > MAX_BATCH_STATEMENTS:
+        elif (
+            pending.size + count > MAX_BATCH_STATEMENTS
+            or pending.nbytes + len(body) > self._max_bytes
+        ):
             self._send(pending.groups)
             pending = self._pending[key] = _Pending()
         pending.groups.append(group)
         pending.size += count
-        if pending.size >= self._max_statements:
+        pending.nbytes += len(body)
+        if pending.size >= self._max_statements or pending.nbytes >= self._max_bytes:
             del self._pending[key]
             self._send(pending.groups)
         elif self._timer is None:

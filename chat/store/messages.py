@@ -51,7 +51,6 @@ from chat.domain.messages import (
     validate_new_message,
     validate_text,
 )
-from chat.metrics import Metrics
 from chat.errors import (
     Conflict,
     FieldError,
@@ -60,6 +59,7 @@ from chat.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from chat.metrics import Metrics
 from chat.store.batcher import BatchReader, BatchWriter, Encoder
 from chat.store.cql import CqlStore, execute_async
 
@@ -71,6 +71,10 @@ log = logging.getLogger(__name__)
 # strict-mode transaction, an operator's repair — outranks every fast-mode claim.
 CLAIM_TIMESTAMP_BASE = 2 * 1_600_000_000_000_000
 _KNOWN_BUCKETS_LIMIT = 200_000
+MAX_IN_KEYS = 100
+"""Claim keys per coalesced ``IN ?`` read. ScyllaDB refuses a query restricting more partition
+keys than ``max_partition_key_restrictions_per_query`` (default 100) — the embedded server
+does not check it, so the cap lives here."""
 
 MESSAGE_COLUMNS = (
     "event_id, bucket, created_at, message_id, sender_id, sender_name, sender_profile_url, "
@@ -259,7 +263,7 @@ class MessageStore:
             self._stmts["claim_select"],
             lambda row: row.claim_key,
             max_delay=delay,
-            max_keys=max(1, self._settings.write_batch_statements),
+            max_keys=min(MAX_IN_KEYS, self._settings.write_batch_statements),
         )
 
     def _replica_grouping(self) -> Callable[[bytes | None], Hashable] | None:

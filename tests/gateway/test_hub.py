@@ -11,7 +11,7 @@ from chat.store.message_history import Position
 
 def _mailbox(user_id: int, cut_off: list[int], size: int = 16) -> Mailbox:
     return Mailbox(
-        user_id, size, on_overflow=lambda m: cut_off.append(m.id), on_removed=lambda e: None
+        user_id, size, on_overflow=lambda m: cut_off.append(m.id), on_removed=lambda e, reason: None
     )
 
 
@@ -62,3 +62,47 @@ def test_presence_joined_and_left() -> None:
     }
     hub.disconnect(b)
     assert orjson.loads(a.take()[-1])["left"] == [2]
+
+
+def test_a_latest_value_frame_supersedes_its_unwritten_predecessor_and_moves_last() -> None:
+    cut_off: list[int] = []
+    mailbox = _mailbox(1, cut_off)
+    mailbox.put_latest(("unread", 7), '{"count": 1}')
+    mailbox.put("m2")
+    mailbox.put_latest(("unread", 8), '{"other": 1}')
+    mailbox.put_latest(("unread", 7), '{"count": 2}')
+    assert len(mailbox) == 3
+    assert mailbox.take() == ["m2", '{"other": 1}', '{"count": 2}']
+    # Once written, the next value is queued afresh.
+    mailbox.put_latest(("unread", 7), '{"count": 3}')
+    assert mailbox.pop() == '{"count": 3}'
+    assert mailbox.pop() is None
+    assert cut_off == []
+
+
+def test_superseding_never_overflows_but_new_frames_still_do() -> None:
+    cut_off: list[int] = []
+    mailbox = _mailbox(1, cut_off, size=4)
+    for i in range(3):
+        mailbox.put(f"m{i}")
+    for count in range(100):  # far more replacements than the mailbox holds
+        assert mailbox.put_latest(("unread", 7), str(count))
+    assert len(mailbox) == 4
+    assert cut_off == []
+    assert mailbox.take() == ["m0", "m1", "m2", "99"]
+    for i in range(4):
+        mailbox.put(f"n{i}")
+    assert not mailbox.put_latest(("unread", 7), "x")
+    assert cut_off == [mailbox.id]
+
+
+def test_pop_batch_takes_frames_in_order_up_to_about_the_size_cap() -> None:
+    mailbox = _mailbox(1, [], size=16)
+    for i in range(6):
+        mailbox.put(f"frame-{i}")  # 7 characters each
+    mailbox.put_latest("k", "latest")
+    assert mailbox.pop_batch(15) == ["frame-0", "frame-1", "frame-2"]
+    assert mailbox.pop_batch(1) == ["frame-3"]  # at least one frame, however small the cap
+    assert mailbox.pop_batch(1000) == ["frame-4", "frame-5", "latest"]
+    assert mailbox.pop_batch(1000) == []
+    assert len(mailbox) == 0

@@ -182,3 +182,20 @@ async def test_writes_through_the_encoded_batch_path_read_back_intact(
     await writer.close()
     assert writer.batches_sent == 1
     assert await _values(cql_store, kv_table, keys) == {k: -i for i, k in enumerate(keys)}
+
+
+async def test_batches_are_cut_at_the_byte_limit_but_a_caller_is_never_split(
+    writer_session: Session, insert: PreparedStatement, cql_store: CqlStore, kv_table: str
+) -> None:
+    """Large messages make smaller batches (ScyllaDB warns above 128 KiB and rejects above
+    1 MiB); one caller's statements still travel together even when they alone exceed it."""
+    writer = BatchWriter(writer_session, max_delay=0.005, max_statements=1000, max_bytes=2000)
+    big = "x" * 900
+    keys = [f"bytes-{i}-{big}" for i in range(10)]
+    await asyncio.gather(*(writer.write([(insert, (k, i))]) for i, k in enumerate(keys)))
+    assert writer.batches_sent == 5  # two ~950-byte entries per 2,000-byte batch
+    together = [f"bytes-alone-{i}-{big}" for i in range(4)]
+    await writer.write([(insert, (k, i)) for i, k in enumerate(together)])
+    await writer.close()
+    assert writer.batches_sent == 6
+    assert len(await _values(cql_store, kv_table, keys + together)) == 14

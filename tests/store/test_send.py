@@ -359,3 +359,16 @@ async def test_strict_mode_heals_a_send_that_only_wrote_its_claim(
     assert (ack.message_id, ack.duplicate) == (original_id, True)
     rows = await _event_rows(cql_store, settings.cql_keyspace, msg.event_id)
     assert [r.message_id for r in rows] == [original_id]
+
+
+async def test_claim_lookups_never_put_more_than_100_keys_in_one_read(
+    message_store: MessageStore,
+) -> None:
+    """ScyllaDB rejects an IN over more partition keys than
+    max_partition_key_restrictions_per_query (100 by default)."""
+    event = new_event_id()
+    before = message_store.stats["claim_reads"]
+    await asyncio.gather(
+        *(message_store.send(_message(event, new_user_id(), f"in-{i}")) for i in range(350))
+    )
+    assert message_store.stats["claim_reads"] - before >= 4

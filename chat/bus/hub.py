@@ -1,0 +1,464 @@
+"""The multi-node :class:`~chat.gateway.hub.Hub`: local mailboxes plus NATS between nodes.
+
+Each node keeps its own connections in the in-process :class:`LocalHub` (reused, not copied)
+and uses core NATS (no JetStream: the store is the source of truth, the bus only fans out):
+
+- ``chat.event.<id>`` carries every frame published to an event, **encoded once** by the node
+  that made it; headers say which node sent it (``n``), its per-(node, event) sequence number
+  (``s``), the message's id for the resume seam (``p``) and the user to leave out (``x``). A
+  node subscribes to an event's subject only while one of its connections does, and
+  :meth:`NatsHub.ready` waits until NATS confirmed that interest, so the replay that follows
+  cannot miss a message published elsewhere meanwhile.
+- ``chat.node`` is the node-level subject: presence deltas, periodic presence heartbeats (a
+  node's whole presence map), per-user frames (``unread`` to a user's other connections),
+  membership invalidations and a goodbye. Each node's presence expires ``presence_ttl``
+  seconds after its last heartbeat, so a killed node's users vanish (``left``) by themselves.
+
+The node that publishes delivers to its own mailboxes directly, so local order is the
+Sequencer's; other nodes deliver in the order NATS gives them (one publisher's frames stay in
+order). When the bus is lost, or a node sees a gap in another node's sequence numbers for an
+event, the affected local subscriptions end with ``unsubscribed`` ``reason: "resync"`` and the
+client subscribes again with ``since`` (see docs/protocol.md): the store replays what the bus
+dropped, nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+
+from chat.errors import ServiceUnavailable
+from chat.gateway import frames
+from chat.gateway.hub import LocalHub, Mailbox, Subscription
+from chat.gateway.membership import Membership
+from chat.store.message_history import Position
+
+log = logging.getLogger(__name__)
+
+EVENT_SUBJECT = "chat.event.{}"
+NODE_SUBJECT = "chat.node"
+READY_TIMEOUT = 5
+"""How long a subscribe waits for NATS to confirm the node's interest in an event."""
+_TYPING_PREFIX = b'{"type":"typing"'
+
+Resync = Callable[[int | None], None]
+"""Ends local subscriptions so clients resume: of one event, or of all (None)."""
+
+
+@dataclass(slots=True)
+class _Node:
+    """What this node knows of another: its presence map, typists, and when it expires."""
+
+    expires: float
+    events: dict[int, set[int]] = field(default_factory=dict)
+    typing: dict[int, set[int]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _EventInterest:
+    """This node's NATS subscription to one event's subject (set once confirmed)."""
+
+    ready: asyncio.Future[None]
+    sub: NatsSubscription | None = None
+
+
+class NatsHub(LocalHub):
+    """A :class:`LocalHub` whose events, presence and per-user frames span every node."""
+
+    distributed = True
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        *,
+        node_id: str | None = None,
+        presence_heartbeat: float = 1.0,
+        presence_ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.nc = nc
+        self.node_id = node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.heartbeat = presence_heartbeat
+        self.ttl = presence_ttl
+        self._clock = clock
+        self.bus_up = True
+        self.on_resync: Resync | None = None
+        self._nodes: dict[str, _Node] = {}
+        self._interest: dict[int, _EventInterest] = {}
+        self._sent_presence: dict[int, frozenset[int]] = {}
+        self._typing: dict[int, set[int]] = {}
+        self._seq_out: dict[int, int] = {}
+        self._seq_in: dict[tuple[str, int], int] = {}
+        self._outbox: asyncio.Queue[tuple[str, bytes, dict[str, str] | None]] = asyncio.Queue()
+        self._membership: Membership | None = None
+        self._relaying = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._node_sub: NatsSubscription | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self._node_sub = await self.nc.subscribe(NODE_SUBJECT, cb=self._on_node)
+        await self.nc.flush(READY_TIMEOUT)
+        self._tasks = [
+            asyncio.create_task(self._send_loop(), name="bus-sender"),
+            asyncio.create_task(self._beat_loop(), name="bus-heartbeat"),
+        ]
+        self._beat()
+        log.info("bus node %s joined NATS at %s", self.node_id, self.nc.connected_url)
+
+    async def close(self) -> None:
+        """Say goodbye (other nodes drop this node's presence at once) and stop."""
+        if self._membership is not None:
+            self._membership.remove_listener(self._membership_changed)
+        self._node_message({"k": "bye"})
+        for task in self._tasks[1:]:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.join(), 2.0)
+        self._tasks[0].cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def relay_membership(self, membership: Membership) -> None:
+        """Carry participant changes made on this node to the others' caches and sessions."""
+        self._membership = membership
+        membership.add_listener(self._membership_changed)
+
+    # ---------------------------------------------------------------- Hub
+
+    async def ready(self, subscription: Subscription) -> None:
+        if not self.bus_up:
+            raise ServiceUnavailable("the event bus is reconnecting; subscribe again shortly")
+        event_id = subscription.event_id
+        interest = self._interest.get(event_id)
+        if interest is None:
+            loop = asyncio.get_running_loop()
+            interest = _EventInterest(loop.create_future())
+            self._interest[event_id] = interest
+            self._background(self._listen(event_id, interest))
+        try:
+            await asyncio.wait_for(asyncio.shield(interest.ready), READY_TIMEOUT)
+        except (TimeoutError, ServiceUnavailable, OSError) as exc:
+            if self._interest.get(event_id) is interest and not interest.ready.done():
+                self._interest.pop(event_id, None)
+            raise ServiceUnavailable("the event bus did not answer; subscribe again") from exc
+
+    async def _listen(self, event_id: int, interest: _EventInterest) -> None:
+        async def deliver(msg: Msg) -> None:
+            if self._interest.get(event_id) is interest:
+                self._on_event(event_id, msg)
+
+        try:
+            interest.sub = await self.nc.subscribe(EVENT_SUBJECT.format(event_id), cb=deliver)
+            await self.nc.flush(READY_TIMEOUT)  # the server has processed the SUB
+        except Exception as exc:
+            if not interest.ready.done():
+                interest.ready.set_exception(ServiceUnavailable(f"bus subscribe failed: {exc!r}"))
+                interest.ready.exception()  # retrieved: waiters may have given up
+            return
+        if not interest.ready.done():
+            interest.ready.set_result(None)
+        if self._interest.get(event_id) is not interest:
+            await self._unlisten(interest)  # everyone left while it was being set up
+
+    async def _unlisten(self, interest: _EventInterest) -> None:
+        if interest.sub is not None:
+            with contextlib.suppress(Exception):
+                await interest.sub.unsubscribe()
+
+    def announce(self, subscription: Subscription) -> None:
+        super().announce(subscription)
+        self._local_changed(subscription.event_id)
+
+    def unsubscribe(self, mailbox: Mailbox, event_id: int) -> bool:
+        found = super().unsubscribe(mailbox, event_id)
+        if found:
+            self._local_changed(event_id)
+        return found
+
+    def publish(
+        self,
+        event_id: int,
+        frame: bytes,
+        *,
+        position: Position | None = None,
+        exclude_user: int | None = None,
+    ) -> None:
+        if frame.startswith(_TYPING_PREFIX):
+            self._typing[event_id] = set(orjson.loads(frame)["user_ids"])
+            LocalHub.publish(
+                self, event_id, self._merged_typing(event_id), exclude_user=exclude_user
+            )
+        else:
+            LocalHub.publish(self, event_id, frame, position=position, exclude_user=exclude_user)
+        seq = self._seq_out.get(event_id, 0) + 1
+        self._seq_out[event_id] = seq
+        headers = {"n": self.node_id, "s": str(seq)}
+        if position is not None:
+            headers["p"] = uuid.UUID(bytes=position.id_bytes).hex
+        if exclude_user is not None:
+            headers["x"] = str(exclude_user)
+        self._enqueue(EVENT_SUBJECT.format(event_id), frame, headers)
+
+    def send_to_user(self, user_id: int, frame: bytes, *, exclude: Mailbox | None = None) -> None:
+        super().send_to_user(user_id, frame, exclude=exclude)
+        self._node_message({"k": "user", "u": user_id, "f": frame.decode()})
+
+    def online(self, event_id: int) -> set[int]:
+        users = self.local_online(event_id)
+        for node in self._nodes.values():
+            users |= node.events.get(event_id, set())
+        return users
+
+    def _present_elsewhere(self, event_id: int, user_id: int) -> bool:
+        return any(user_id in n.events.get(event_id, ()) for n in self._nodes.values())
+
+    # ---------------------------------------------------------------- outgoing
+
+    def _enqueue(self, subject: str, data: bytes, headers: dict[str, str] | None) -> None:
+        if self.bus_up:
+            self._outbox.put_nowait((subject, data, headers))
+
+    def _node_message(self, body: dict[str, Any]) -> None:
+        body["n"] = self.node_id
+        self._enqueue(NODE_SUBJECT, orjson.dumps(body), None)
+
+    async def _send_loop(self) -> None:
+        """One task publishes, so NATS sees this node's frames in the order they were made."""
+        while True:
+            subject, data, headers = await self._outbox.get()
+            try:
+                await self.nc.publish(subject, data, headers=headers)
+            except Exception as exc:
+                # Subscribers elsewhere see the gap in our sequence numbers and resync.
+                log.warning("bus publish to %s failed: %r", subject, exc)
+            finally:
+                self._outbox.task_done()
+
+    def _local_changed(self, event_id: int) -> None:
+        """Tell other nodes this node's users of the event changed; drop unused interest."""
+        if event_id not in self._topics:
+            interest = self._interest.pop(event_id, None)
+            if interest is not None and interest.ready.done():
+                self._background(self._unlisten(interest))
+        users = frozenset(self.local_online(event_id))
+        if self._sent_presence.get(event_id, frozenset()) == users:
+            return
+        if users:
+            self._sent_presence[event_id] = users
+        else:
+            self._sent_presence.pop(event_id, None)
+        self._node_message({"k": "delta", "e": event_id, "users": sorted(users)})
+
+    async def _beat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            self._beat()
+            self._expire()
+
+    def _beat(self) -> None:
+        events = {str(e): sorted(u) for e, u in self._sent_presence.items()}
+        self._node_message({"k": "beat", "events": events, "ttl": self.ttl})
+
+    # ---------------------------------------------------------------- incoming
+
+    def _on_event(self, event_id: int, msg: Msg) -> None:
+        headers = msg.headers or {}
+        origin = headers.get("n", "")
+        if origin == self.node_id:
+            return
+        seq = int(headers.get("s", "0"))
+        key = (origin, event_id)
+        last = self._seq_in.get(key)
+        self._seq_in[key] = seq
+        if last is not None and seq != last + 1:
+            log.warning(
+                "bus gap from %s on event %d (%d -> %d): resync", origin, event_id, last, seq
+            )
+            self._resync(event_id)
+            return
+        exclude = headers.get("x")
+        exclude_user = int(exclude) if exclude is not None else None
+        if msg.data.startswith(_TYPING_PREFIX):
+            node = self._node(origin)
+            node.typing[event_id] = set(orjson.loads(msg.data)["user_ids"])
+            frame = self._merged_typing(event_id)
+            LocalHub.publish(self, event_id, frame, exclude_user=exclude_user)
+            return
+        hex_id = headers.get("p")
+        position = Position.of(uuid.UUID(hex=hex_id)) if hex_id else None
+        LocalHub.publish(self, event_id, msg.data, position=position, exclude_user=exclude_user)
+
+    async def _on_node(self, msg: Msg) -> None:
+        try:
+            body: dict[str, Any] = orjson.loads(msg.data)
+            origin = str(body["n"])
+            if origin == self.node_id:
+                return
+            kind = body["k"]
+            if kind == "delta":
+                self._set_presence(origin, {int(body["e"]): set(body["users"])}, full=False)
+            elif kind == "beat":
+                events = {int(e): set(u) for e, u in body["events"].items()}
+                known = origin in self._nodes
+                self._set_presence(origin, events, full=True, ttl=float(body["ttl"]))
+                if not known:
+                    self._beat()  # a newcomer learns our presence now, not a heartbeat later
+            elif kind == "bye":
+                self._forget(origin)
+            elif kind == "user":
+                LocalHub.send_to_user(self, int(body["u"]), str(body["f"]).encode())
+            elif kind == "member" and self._membership is not None:
+                self._relaying = True
+                try:
+                    self._membership.changed(int(body["e"]), int(body["u"]), present=body["p"])
+                finally:
+                    self._relaying = False
+        except Exception:
+            log.exception("bad node message on the bus")
+
+    def _node(self, origin: str, ttl: float | None = None) -> _Node:
+        node = self._nodes.get(origin)
+        expires = self._clock() + (ttl if ttl is not None else self.ttl)
+        if node is None:
+            node = self._nodes[origin] = _Node(expires)
+        node.expires = max(node.expires, expires)
+        return node
+
+    def _set_presence(
+        self, origin: str, events: dict[int, set[int]], *, full: bool, ttl: float | None = None
+    ) -> None:
+        node = self._node(origin, ttl)
+        touched = set(events) | (set(node.events) if full else set())
+        before = {e: self.online(e) for e in touched}
+        if full:
+            node.events = {e: u for e, u in events.items() if u}
+        else:
+            for event_id, users in events.items():
+                if users:
+                    node.events[event_id] = users
+                else:
+                    node.events.pop(event_id, None)
+        self._announce_changes(before)
+
+    def _forget(self, origin: str) -> None:
+        node = self._nodes.pop(origin, None)
+        if node is None:
+            return
+        self._announce_changes({e: self.online(e) | u for e, u in node.events.items()})
+        for event_id in node.typing:
+            if node.typing[event_id]:
+                LocalHub.publish(self, event_id, self._merged_typing(event_id))
+        for key in [k for k in self._seq_in if k[0] == origin]:
+            del self._seq_in[key]
+
+    def _announce_changes(self, before: dict[int, set[int]]) -> None:
+        for event_id, was in before.items():
+            now = self.online(event_id)
+            joined, left = sorted(now - was), sorted(was - now)
+            if (joined or left) and event_id in self._topics:
+                self._presence_changed(event_id, joined=joined, left=left)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for origin in [o for o, n in self._nodes.items() if n.expires <= now]:
+            log.info("bus node %s missed its heartbeats: its presence expires", origin)
+            self._forget(origin)
+
+    def _merged_typing(self, event_id: int) -> bytes:
+        users = set(self._typing.get(event_id, ()))
+        for node in self._nodes.values():
+            users |= node.typing.get(event_id, set())
+        return frames.typing(event_id, users)
+
+    def _membership_changed(self, event_id: int, user_id: int, present: bool) -> None:
+        if not self._relaying:
+            self._node_message({"k": "member", "e": event_id, "u": user_id, "p": present})
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    # ---------------------------------------------------------------- bus loss
+
+    def _resync(self, event_id: int | None) -> None:
+        if self.on_resync is not None:
+            self.on_resync(event_id)
+
+    async def disconnected(self) -> None:
+        """NATS is gone: live delivery has a hole; every local subscription must resume."""
+        if not self.bus_up:
+            return
+        self.bus_up = False
+        log.warning("bus node %s lost NATS: subscriptions end with resync", self.node_id)
+        self._resync(None)
+        for origin in list(self._nodes):
+            self._forget(origin)
+        self._seq_in.clear()
+        while not self._outbox.empty():  # stale: every receiver resyncs anyway
+            self._outbox.get_nowait()
+            self._outbox.task_done()
+
+    async def reconnected(self) -> None:
+        log.info("bus node %s reconnected to NATS at %s", self.node_id, self.nc.connected_url)
+        self._resync(None)  # anything that slipped in between is covered by the replay
+        self.bus_up = True
+        self._beat()
+
+
+@contextlib.asynccontextmanager
+async def open_nats_hub(url: str, **options: Any) -> AsyncIterator[NatsHub]:
+    """Connect to NATS (reconnecting forever) and run a :class:`NatsHub` on it."""
+    hub: NatsHub | None = None
+
+    async def on_disconnect() -> None:
+        if hub is not None:
+            await hub.disconnected()
+
+    async def on_reconnect() -> None:
+        if hub is not None:
+            await hub.reconnected()
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("NATS: %r", exc)
+
+    nc = await nats.connect(
+        servers=[url],
+        name=f"timingle-chat-{os.getpid()}",
+        connect_timeout=2,
+        reconnect_time_wait=0.25,
+        max_reconnect_attempts=-1,
+        ping_interval=5,
+        max_outstanding_pings=2,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+    )
+    hub = NatsHub(nc, **options)
+    try:
+        await hub.start()
+        yield hub
+    finally:
+        await hub.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), 2.0)
+        with contextlib.suppress(Exception):
+            await nc.close()

@@ -1,0 +1,220 @@
+"""Two gateway processes on one NATS: what one node's clients do reaches the other's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chat.auth import TokenService
+from chat.config import Settings
+from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
+from tests.conftest import Api
+from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event
+
+
+@pytest.fixture(scope="module")
+async def nats() -> AsyncIterator[NatsServer]:
+    with nats_server() as server:
+        await server.start()
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def nodes(
+    settings: Settings, nats: NatsServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Node, Node]]:
+    log = Path(tmp_path_factory.mktemp("nodes")) / "nodes.log"
+    async with (
+        gateway_node(settings, nats.url, log) as a,
+        gateway_node(settings, nats.url, log) as b,
+    ):
+        yield a, b
+
+
+@pytest.fixture(scope="module")
+async def node_api(nodes: tuple[Node, Node], tokens: TokenService) -> AsyncIterator[Api]:
+    async with httpx.AsyncClient(base_url=nodes[0].url, timeout=10) as http:
+        yield Api(http, tokens)
+
+
+def of(kind: str, event_id: int) -> Frame:
+    return {"type": kind, "event_id": event_id}
+
+
+async def test_messages_edits_reactions_typing_and_presence_cross_nodes(
+    nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    a, b = nodes
+    (sender, reader), event_id = await users_and_event(node_api, 2)
+    async with client(b.url, node_api, reader) as r:
+        await r.subscribe(event_id)
+        async with client(a.url, node_api, sender) as s:
+            await s.subscribe(event_id)
+            joined = await r.expect(
+                lambda f: f["type"] == "presence" and f.get("joined") == [sender]
+            )
+            assert joined["user_ids"] == sorted([sender, reader])
+            acks = [await s.send_message(event_id, f"m{i}") for i in range(20)]
+            got = await r.collect(is_message(event_id), 20)
+            assert [f["message"]["message_id"] for f in got] == [x["message_id"] for x in acks]
+            assert [f["message"]["text"] for f in got] == [f"m{i}" for i in range(20)]
+
+            first = acks[0]["message_id"]
+            assert (await s.request(type="edit", event_id=event_id, message_id=first, text="e"))[
+                "type"
+            ] == "ok"
+            updated = await r.expect("message_updated")
+            assert updated["message"]["text"] == "e"
+            reacted = await s.request(type="react", event_id=event_id, message_id=first, emoji="👍")
+            assert reacted["type"] == "ok", reacted
+            reaction = await r.expect("reaction")
+            assert reaction["counts"] == {"👍": 1}
+            assert reaction["user_id"] == sender
+            await s.request(type="typing", event_id=event_id, state="start")
+            typing = await r.expect(lambda f: f["type"] == "typing" and f["user_ids"] == [sender])
+            assert typing["event_id"] == event_id
+        left = await r.expect(lambda f: f["type"] == "presence" and f.get("left") == [sender])
+        assert left["user_ids"] == [reader]
+
+
+async def test_read_reaches_the_users_connection_on_the_other_node(
+    nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    a, b = nodes
+    (owner, other), event_id = await users_and_event(node_api, 2)
+    async with client(a.url, node_api, other) as s, client(b.url, node_api, owner) as phone:
+        ack = await s.send_message(event_id, "hi")
+        async with client(a.url, node_api, owner) as laptop:
+            answer = await laptop.request(
+                type="read", event_id=event_id, message_id=ack["message_id"]
+            )
+            assert answer["count"] == 0
+            pushed = await phone.expect(lambda f: f["type"] == "unread" and "ref" not in f)
+            assert pushed == {"type": "unread", "event_id": event_id, "count": 0}
+
+
+async def test_removal_on_one_node_ends_the_subscription_on_the_other(
+    nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    _a, b = nodes
+    (creator, member), event_id = await users_and_event(node_api, 2)
+    async with client(b.url, node_api, member) as m:
+        await m.subscribe(event_id)
+        response = await node_api.http.delete(
+            f"/v1/events/{event_id}/participants/{member}", headers=node_api.auth(creator)
+        )
+        assert response.status_code in (200, 204), response.text
+        ended = await m.expect("unsubscribed")
+        assert ended == {"type": "unsubscribed", "event_id": event_id, "reason": "removed"}
+
+
+async def test_concurrent_senders_on_both_nodes_reach_everyone_once(
+    nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    a, b = nodes
+    (u1, u2, u3), event_id = await users_and_event(node_api, 3)
+    async with (
+        client(a.url, node_api, u1) as s1,
+        client(b.url, node_api, u2) as s2,
+        client(b.url, node_api, u3) as r,
+    ):
+        await r.subscribe(event_id)
+        await s1.subscribe(event_id)
+        await s2.subscribe(event_id)
+
+        async def burst(c: WsClient, prefix: str) -> list[Frame]:
+            return [await c.send_message(event_id, f"{prefix}{i}") for i in range(10)]
+
+        first, second = await asyncio.gather(burst(s1, "a"), burst(s2, "b"))
+        acks = first + second
+        got = await r.collect(is_message(event_id), 20)
+        ids = [f["message"]["message_id"] for f in got]
+        assert sorted(ids) == sorted(x["message_id"] for x in acks)
+        # One node's messages keep the store order among themselves.
+        for prefix in ("a", "b"):
+            mine = [f["message"]["cursor"] for f in got if f["message"]["text"][0] == prefix]
+            assert mine == sorted(mine)
+
+
+async def test_nats_restart_tells_subscribers_to_resume_and_loses_nothing(
+    nats: NatsServer, nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    a, b = nodes
+    (sender, reader), event_id = await users_and_event(node_api, 2)
+    async with client(a.url, node_api, sender) as s, client(b.url, node_api, reader) as r:
+        cursor = (await r.subscribe(event_id))["cursor"]
+        before = await s.send_message(event_id, "before")
+        cursor = (await r.expect(is_message(event_id)))["message"]["cursor"]
+        assert cursor == before["cursor"]
+        nats.stop()
+        ended = await r.expect("unsubscribed")
+        assert ended["reason"] == "resync"
+        during = await s.send_message(event_id, "during")  # the store takes it: acked
+        await nats.start()
+        async with asyncio.timeout(20):
+            while True:  # the node refuses subscriptions (unavailable) until it reconnected
+                answer = await r.request(type="subscribe", event_id=event_id, since=cursor)
+                if answer["type"] == "subscribed":
+                    break
+                assert answer["code"] == "unavailable", answer
+                await r.expect("unsubscribed", wait=0.2) if r.kept(
+                    lambda f: f["type"] == "unsubscribed"
+                ) else None
+                await asyncio.sleep(0.2)
+        replayed = await r.expect(is_message(event_id))
+        assert replayed["message"]["message_id"] == during["message_id"]
+        after = await s.send_message(event_id, "after")
+        live = await r.expect(is_message(event_id))
+        assert live["message"]["message_id"] == after["message_id"]
+
+
+async def test_sigkill_during_a_send_burst_loses_no_ack_and_presence_heals(
+    settings: Settings,
+    nats: NatsServer,
+    nodes: tuple[Node, Node],
+    node_api: Api,
+    tmp_path: Path,
+) -> None:
+    a, b = nodes
+    (sender, reader), event_id = await users_and_event(node_api, 2)
+    async with (
+        gateway_node(settings, nats.url, tmp_path / "victim.log") as victim,
+        client(b.url, node_api, reader) as r,
+    ):
+        await r.subscribe(event_id)
+        acked: dict[str, str] = {}
+        cmids = [f"kill-{i}" for i in range(200)]
+        with contextlib.suppress(Exception):
+            async with client(victim.url, node_api, sender) as s:
+                await s.subscribe(event_id)
+                await r.expect(lambda f: f["type"] == "presence" and f["joined"] == [sender])
+                for i, cmid in enumerate(cmids):
+                    await s.send(
+                        id=cmid, type="send", event_id=event_id, client_msg_id=cmid, text="k"
+                    )
+                    if i == 50:
+                        victim.kill()
+                    with contextlib.suppress(TimeoutError):
+                        while True:
+                            f = await s.expect(lambda f: f["type"] == "ack", wait=0.01)
+                            acked[f["client_msg_id"]] = f["message_id"]
+        assert acked, "no send was acked before the kill"
+        # Presence of the killed node's user heals within the TTL.
+        left = await r.expect(lambda f: f["type"] == "presence" and f["left"] == [sender])
+        assert sender not in left["user_ids"]
+        # Every acked message is stored; a retry on another node gets the original ack.
+        async with client(a.url, node_api, sender) as s2:
+            for cmid in cmids[:60]:
+                ack = await s2.send_message(event_id, "k", client_msg_id=cmid)
+                if cmid in acked:
+                    assert ack["duplicate"]
+                    assert ack["message_id"] == acked[cmid]
+            page = await s2.request(type="history", event_id=event_id, limit=100)
+            ids = [m["client_msg_id"] for m in page["messages"]]
+            assert len(ids) == len(set(ids)), "a message was stored twice"
+            assert set(acked) <= set(ids)

@@ -1,0 +1,113 @@
+"""A real ``chat serve`` process for the operations tests: started, probed, signalled.
+
+It talks to the session's PostgreSQL and CQL server (``CHAT_PG_DSN`` and the contact points
+from the fixtures) on a free port, logs to a file the test can read, and is polled — never
+slept on — until ``/healthz`` answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from chat.config import Settings
+from tests.conftest import TEST_JWT_SECRET
+
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServeProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_exit(self, within: float) -> int:
+        """The exit status; subprocess.TimeoutExpired if still running after ``within`` s."""
+        code = await asyncio.to_thread(self.process.wait, within)
+        return code
+
+
+def serve_env(settings: Settings, data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    assert settings.pg_dsn is not None
+    assert settings.cql_contact_points is not None
+    env.update(
+        CHAT_PG_DSN=settings.pg_dsn,
+        CHAT_CQL_CONTACT_POINTS=settings.cql_contact_points,
+        CHAT_CQL_PORT=str(settings.cql_port),
+        CHAT_JWT_SECRET=TEST_JWT_SECRET,
+        CHAT_DATA_DIR=str(data_dir),
+        CHAT_PORT=str(port),
+        CHAT_HOST="127.0.0.1",
+        CHAT_AUTO_MIGRATE="false",
+        CHAT_WS_SEND_BURST="200",
+        CHAT_WS_SEND_RATE_PER_SECOND="1000",
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def serve_process(
+    settings: Settings, tmp_path: Path, **extra_env: str
+) -> AsyncIterator[ServeProcess]:
+    """``chat serve`` as a subprocess; killed on exit if the test left it running."""
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    env = serve_env(settings, tmp_path / "data", port, **extra_env)
+    process = _spawn(env, log_path)
+    served = ServeProcess(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        await _wait_healthy(served)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(process.wait)
+
+
+async def _wait_healthy(served: ServeProcess) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    async with httpx.AsyncClient(base_url=served.url, timeout=2) as http:
+        while True:
+            if served.process.poll() is not None:
+                raise RuntimeError(f"chat serve exited early:\n{served.log_text()[-4000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get("/healthz")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"chat serve not healthy in time:\n{served.log_text()[-4000:]}")
+            await asyncio.sleep(0.1)
+
+
+def _spawn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``chat serve`` (Popen returns at once; the caller polls it healthy)."""
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "chat.cli", "serve"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
