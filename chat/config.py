@@ -166,8 +166,8 @@ class Settings(BaseSettings):
         False,
         description=(
             "Offer WebSocket permessage-deflate to clients that ask for it. Off: it costs "
-            "about 3 µs of gateway CPU per frame and some 40 KiB of zlib state per connection "
-            "(see bench/README.md), for small JSON frames."
+            "about 3 µs of gateway CPU per frame and about 40 KiB of zlib state per "
+            "connection (zlib's estimate; see bench/README.md), for small JSON frames."
         ),
     )
     drain_seconds: float = Field(

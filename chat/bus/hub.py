@@ -13,6 +13,11 @@ and uses core NATS (no JetStream: the store is the source of truth, the bus only
   node's whole presence map), per-user frames (``unread`` to a user's other connections),
   membership invalidations and a goodbye. Each node's presence expires ``presence_ttl``
   seconds after its last heartbeat, so a killed node's users vanish (``left``) by themselves.
+- ``chat.ready.<node id>`` is private to one node: ``/readyz`` publishes a token there and
+  waits for it to come back (:meth:`NatsHub.probe`), which proves the bus path end to end.
+
+Event frames also carry the publisher's wall clock (``t``), so a receiving node can measure
+the delivery lag (``chat_nats_delivery_lag_seconds``, see :mod:`chat.metrics`).
 
 The node that publishes delivers to its own mailboxes directly, so local order is the
 Sequencer's; other nodes deliver in the order NATS gives them (one publisher's frames stay in
@@ -46,12 +51,16 @@ from chat.errors import ServiceUnavailable
 from chat.gateway import frames
 from chat.gateway.hub import LocalHub, Mailbox, Subscription
 from chat.gateway.membership import Membership
+from chat.metrics import Metrics
 from chat.store.message_history import Position
 
 log = logging.getLogger(__name__)
 
 EVENT_SUBJECT = "chat.event.{}"
 NODE_SUBJECT = "chat.node"
+READY_SUBJECT = "chat.ready.{}"
+PROBE_TIMEOUT = 1.0
+"""How long a readiness probe waits for its token to come back through NATS."""
 READY_TIMEOUT = 5
 """How long a subscribe waits for NATS to confirm the node's interest in an event."""
 _TYPING_PREFIX = b'{"type":"typing"'
@@ -90,6 +99,7 @@ class NatsHub(LocalHub):
         presence_heartbeat: float = 1.0,
         presence_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__()
         self.nc = nc
@@ -111,11 +121,23 @@ class NatsHub(LocalHub):
         self._tasks: list[asyncio.Task[None]] = []
         self._node_sub: NatsSubscription | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._ready_sub: NatsSubscription | None = None
+        self._probes: dict[bytes, asyncio.Future[None]] = {}
+        # Bound once: counting a frame on the hot path is a method call, no lookups.
+        m = metrics or Metrics()
+        self._count_published = m.nats_published.inc
+        self._count_publish_error = m.nats_publish_errors.inc
+        self._count_delivered = m.nats_delivered.inc
+        self._observe_lag = m.nats_delivery_lag.observe
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         self._node_sub = await self.nc.subscribe(NODE_SUBJECT, cb=self._on_node)
+        self._ready_sub = await self.nc.subscribe(
+            READY_SUBJECT.format(self.node_id), cb=self._on_probe
+        )
         await self.nc.flush(READY_TIMEOUT)
         self._tasks = [
             asyncio.create_task(self._send_loop(), name="bus-sender"),
@@ -125,7 +147,12 @@ class NatsHub(LocalHub):
         log.info("bus node %s joined NATS at %s", self.node_id, self.nc.connected_url)
 
     async def close(self) -> None:
-        """Say goodbye (other nodes drop this node's presence at once) and stop."""
+        """Say goodbye (other nodes drop this node's presence at once) and stop.
+
+        From here on the connection closing is this node's own doing, not a loss of the bus:
+        :meth:`disconnected` stays quiet and resyncs nobody.
+        """
+        self._closing = True
         if self._membership is not None:
             self._membership.remove_listener(self._membership_changed)
         self._node_message({"k": "bye"})
@@ -210,7 +237,7 @@ class NatsHub(LocalHub):
             LocalHub.publish(self, event_id, frame, position=position, exclude_user=exclude_user)
         seq = self._seq_out.get(event_id, 0) + 1
         self._seq_out[event_id] = seq
-        headers = {"n": self.node_id, "s": str(seq)}
+        headers = {"n": self.node_id, "s": str(seq), "t": repr(time.time())}
         if position is not None:
             headers["p"] = uuid.UUID(bytes=position.id_bytes).hex
         if exclude_user is not None:
@@ -248,7 +275,10 @@ class NatsHub(LocalHub):
                 await self.nc.publish(subject, data, headers=headers)
             except Exception as exc:
                 # Subscribers elsewhere see the gap in our sequence numbers and resync.
+                self._count_publish_error()
                 log.warning("bus publish to %s failed: %r", subject, exc)
+            else:
+                self._count_published()
             finally:
                 self._outbox.task_done()
 
@@ -294,6 +324,10 @@ class NatsHub(LocalHub):
             )
             self._resync(event_id)
             return
+        self._count_delivered()
+        stamp = headers.get("t")
+        if stamp is not None:
+            self._observe_lag(max(0.0, time.time() - float(stamp)))
         exclude = headers.get("x")
         exclude_user = int(exclude) if exclude is not None else None
         if msg.data.startswith(_TYPING_PREFIX):
@@ -324,6 +358,7 @@ class NatsHub(LocalHub):
             elif kind == "bye":
                 self._forget(origin)
             elif kind == "user":
+                self._count_delivered()
                 LocalHub.send_to_user(self, int(body["u"]), str(body["f"]).encode())
             elif kind == "member" and self._membership is not None:
                 self._relaying = True
@@ -397,6 +432,34 @@ class NatsHub(LocalHub):
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    # ---------------------------------------------------------------- readiness
+
+    async def probe(self) -> None:
+        """Publish a token on this node's private subject and wait for it to come back.
+
+        A TCP connection to NATS is not enough: the probe passes only if the server takes the
+        publish and routes it back to this node's subscription, the path every frame takes.
+        """
+        if not self.bus_up:
+            raise ServiceUnavailable("the event bus is reconnecting to NATS")
+        token = secrets.token_bytes(8)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._probes[token] = waiter
+        try:
+            await self.nc.publish(READY_SUBJECT.format(self.node_id), token)
+            await asyncio.wait_for(waiter, PROBE_TIMEOUT)
+        except TimeoutError:
+            raise ServiceUnavailable(
+                f"the event bus did not echo a probe within {PROBE_TIMEOUT:g} s"
+            ) from None
+        finally:
+            self._probes.pop(token, None)
+
+    async def _on_probe(self, msg: Msg) -> None:
+        waiter = self._probes.get(msg.data)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     # ---------------------------------------------------------------- bus loss
 
     def _resync(self, event_id: int | None) -> None:
@@ -404,8 +467,12 @@ class NatsHub(LocalHub):
             self.on_resync(event_id)
 
     async def disconnected(self) -> None:
-        """NATS is gone: live delivery has a hole; every local subscription must resume."""
-        if not self.bus_up:
+        """NATS is gone: live delivery has a hole; every local subscription must resume.
+
+        Not when this node closed the connection itself (:meth:`close`, then a drain): its
+        clients were already told to reconnect elsewhere, and a resync would be noise.
+        """
+        if self._closing or not self.bus_up:
             return
         self.bus_up = False
         log.warning("bus node %s lost NATS: subscriptions end with resync", self.node_id)
@@ -418,6 +485,8 @@ class NatsHub(LocalHub):
             self._outbox.task_done()
 
     async def reconnected(self) -> None:
+        if self._closing:
+            return
         log.info("bus node %s reconnected to NATS at %s", self.node_id, self.nc.connected_url)
         self._resync(None)  # anything that slipped in between is covered by the replay
         self.bus_up = True

@@ -112,9 +112,15 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
                     settings.nats_url,
                     presence_heartbeat=settings.nats_presence_heartbeat_seconds,
                     presence_ttl=settings.nats_presence_ttl_seconds,
+                    metrics=state.metrics,
                 )
             )
             hub = nats_hub
+            # /readyz proves the bus path too: a publish/receive round trip through NATS.
+            bus = nats_hub
+            checks = state.extras.setdefault("readiness_checks", {})
+            checks["bus"] = lambda _state: bus.probe()
+            stack.callback(checks.pop, "bus", None)
         service = ChatService(state, hub, chat_stores, membership(state))
         if nats_hub is not None:
             nats_hub.on_resync = service.resync

@@ -1,7 +1,8 @@
 """The uvicorn WebSocket protocol the gateway runs on: bounded buffers and graceful shutdown.
 
 uvicorn's ``websockets-sansio`` protocol is a good adapter, but two of its defaults defeat the
-gateway's guarantees, so ``chat serve`` (and the tests' ``run_server``) use this subclass:
+gateway's guarantees and one costs it CPU, so ``chat serve`` (and the tests' ``run_server``)
+use this subclass:
 
 - **Backpressure.** Its ``send`` waits only while the asyncio transport is paused, and the
   transport pauses only once the *kernel* send buffer is full — which Linux auto-tunes to
@@ -14,6 +15,11 @@ gateway's guarantees, so ``chat serve`` (and the tests' ``run_server``) use this
   lifespan shutdown runs, so a ``send`` being stored at that moment would never be answered.
   Here a connection that registered a shutdown handler is asked to close itself instead: it
   answers (or fails) what it already received, then closes with 1001. uvicorn waits for it.
+
+- **Batched writes.** Its ASGI ``send`` writes one frame per call, through Starlette and
+  uvicorn, with one socket write each; a fanned-out message costs several frames per
+  connection. :meth:`TransportControl.write_texts` frames a batch of texts and writes them with
+  one ``transport.write``.
 
 The endpoint reaches these through :class:`TransportControl`, found in the ASGI scope under
 ``extensions[EXTENSION]``; under any other server the key is absent and the gateway falls

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,16 +75,29 @@ async def serve_process(
 ) -> AsyncIterator[ServeProcess]:
     """``chat serve`` as a subprocess; killed on exit if the test left it running."""
     port = free_port()
-    log_path = tmp_path / "serve.log"
     env = serve_env(settings, tmp_path / "data", port, **extra_env)
-    process = _spawn(env, log_path)
+    async with serve_with_env(env, port, tmp_path / "serve.log") as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serve_with_env(
+    env: dict[str, str], port: int, log_path: Path, args: Sequence[str] = ()
+) -> AsyncIterator[ServeProcess]:
+    """``chat serve *args`` with exactly ``env``; the process group is killed if left running.
+
+    The group, because ``chat serve --workers`` has children of its own: a test that fails
+    half-way must not leave workers or private servers behind.
+    """
+    process = _spawn(env, log_path, args)
     served = ServeProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
         await _wait_healthy(served)
         yield served
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             await asyncio.to_thread(process.wait)
 
 
@@ -102,12 +115,13 @@ async def _wait_healthy(served: ServeProcess) -> None:
             await asyncio.sleep(0.1)
 
 
-def _spawn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start ``chat serve`` (Popen returns at once; the caller polls it healthy)."""
+def _spawn(env: dict[str, str], log_path: Path, args: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start ``chat serve`` in its own process group (the caller polls it healthy)."""
     with log_path.open("wb") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "chat.cli", "serve"],
+            [sys.executable, "-m", "chat.cli", "serve", *args],
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )

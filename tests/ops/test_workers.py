@@ -1,0 +1,190 @@
+"""``chat serve --workers 2``: one port, two processes, one private NATS, a clean SIGTERM.
+
+The parent is a real subprocess. The test checks what an operator relies on: the kernel
+spreads connections over both workers (``SO_REUSEPORT``; each worker's established sockets are
+read with psutil), a message sent through one worker reaches subscribers on both, and SIGTERM
+to the parent drains every worker (clients closed with 1001, exit 0 within the drain deadline)
+and stops every server the parent started — no ``nats-server``, PostgreSQL or CQL process
+outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import psutil
+from websockets.exceptions import ConnectionClosed
+
+from chat.auth import TokenService
+from chat.config import Settings
+from tests.conftest import TEST_JWT_SECRET, Api
+from tests.gateway.live import TIMEOUT, WsClient, client, is_message, users_and_event
+from tests.ops.processes import ServeProcess, free_port, serve_env, serve_with_env
+
+WORKERS = 2
+DRAIN_SECONDS = 6
+MAX_CLIENTS = 40
+"""Connections opened at most while waiting for the kernel to use both workers."""
+STARTUP_TIMEOUT = 90.0
+
+
+def workers_of(served: ServeProcess) -> list[psutil.Process]:
+    """The parent's ``chat serve`` children (not the servers it started)."""
+    children = psutil.Process(served.process.pid).children()
+    return [c for c in children if "chat.cli" in " ".join(c.cmdline())]
+
+
+def established(worker: psutil.Process, port: int) -> int:
+    """How many client connections this worker holds on the shared port."""
+    return sum(
+        1
+        for c in worker.net_connections(kind="tcp")
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
+async def wait_listening(served: ServeProcess, port: int) -> list[psutil.Process]:
+    """Both workers are up and have bound the port (``/healthz`` answers with one of them)."""
+    async with asyncio.timeout(STARTUP_TIMEOUT):
+        while True:
+            workers = workers_of(served)
+            listening = [
+                w
+                for w in workers
+                if any(
+                    c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                    for c in w.net_connections(kind="tcp")
+                )
+            ]
+            if len(listening) == WORKERS:
+                return listening
+            assert served.process.poll() is None, served.log_text()[-4000:]
+            await asyncio.sleep(0.1)
+
+
+def started_by(served: ServeProcess, data_dir: Path) -> list[psutil.Process]:
+    """Every process the parent started: its descendants, and any process working in its
+    data directory (PostgreSQL daemonizes, so it is nobody's child)."""
+    found = {p.pid: p for p in psutil.Process(served.process.pid).children(recursive=True)}
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if str(data_dir) in " ".join(proc.info["cmdline"] or ()):
+                found.setdefault(proc.pid, proc)
+    return list(found.values())
+
+
+def names(procs: list[psutil.Process]) -> str:
+    out = []
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            out.append(" ".join(proc.cmdline()))
+    return " | ".join(out)
+
+
+async def close_code(ws: WsClient) -> int | None:
+    """Read until the server closes the connection; the close code it sent."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS + TIMEOUT):
+            while True:
+                await ws.ws.recv()
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else None
+
+
+async def exercise_workers(
+    served: ServeProcess, port: int, api: Api, data_dir: Path, servers: tuple[str, ...]
+) -> None:
+    """Spread clients over both workers, fan a message out to all, SIGTERM, check cleanup.
+
+    ``servers``: words naming the processes the parent must have started (and then stop).
+    """
+    workers = await wait_listening(served, port)
+    users, event_id = await users_and_event(api, 4)
+    async with contextlib.AsyncExitStack() as stack:
+        clients: list[WsClient] = []
+        while len(clients) < MAX_CLIENTS:
+            user = users[len(clients) % len(users)]
+            ws = await stack.enter_async_context(client(served.url, api, user))
+            await ws.subscribe(event_id)
+            clients.append(ws)
+            if len(clients) >= 4 and all(established(w, port) for w in workers):
+                break
+        per_worker = {w.pid: established(w, port) for w in workers}
+        assert all(per_worker.values()), f"one worker served no connection: {per_worker}"
+
+        ack = await clients[0].send_message(event_id, "to every worker")
+        for ws in clients:
+            got = await ws.expect(is_message(event_id))
+            assert got["message"]["message_id"] == ack["message_id"]
+
+        descendants = started_by(served, data_dir)
+        running = names(descendants)
+        for server in servers:
+            assert server in running, f"no {server} among {running}"
+        signalled = time.monotonic()
+        served.process.send_signal(signal.SIGTERM)
+        codes = await asyncio.gather(*(close_code(ws) for ws in clients))
+        status = await served.wait_exit(DRAIN_SECONDS + 10)
+        elapsed = time.monotonic() - signalled
+
+    assert codes == [1001] * len(clients), codes
+    assert status == 0, served.log_text()[-4000:]
+    assert elapsed < DRAIN_SECONDS + 5, elapsed
+    _, alive = psutil.wait_procs(descendants, timeout=5)
+    assert not alive, f"left running after the parent exited: {names(alive)}"
+    log = served.log_text()
+    assert "lost NATS" not in log, log[-4000:]
+
+
+async def test_two_workers_share_the_port_fan_out_and_drain_on_sigterm(
+    settings: Settings, api: Api, tmp_path: Path
+) -> None:
+    """With the session's PostgreSQL and CQL configured, the parent adds only a nats-server."""
+    port = free_port()
+    env = serve_env(
+        settings,
+        tmp_path / "data",
+        port,
+        CHAT_DRAIN_SECONDS=str(DRAIN_SECONDS),
+        CHAT_LOG_LEVEL="info",
+    )
+    async with serve_with_env(env, port, tmp_path / "serve.log", ["--workers", "2"]) as served:
+        await exercise_workers(served, port, api, tmp_path / "data", ("nats-server",))
+
+
+@contextlib.asynccontextmanager
+async def worker_api(url: str, tokens: TokenService) -> AsyncIterator[Api]:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        yield Api(http, tokens)
+
+
+async def test_unconfigured_workers_start_and_stop_their_own_databases_and_nats(
+    tokens: TokenService, tmp_path: Path
+) -> None:
+    """Nothing configured: the parent starts embedded PostgreSQL + CQL + nats-server, and
+    stops all three when it exits."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    env.update(
+        CHAT_DATA_DIR=str(tmp_path / "data"),
+        CHAT_PORT=str(port),
+        CHAT_HOST="127.0.0.1",
+        CHAT_CQL_PORT=str(free_port()),
+        CHAT_JWT_SECRET=TEST_JWT_SECRET,
+        CHAT_DRAIN_SECONDS=str(DRAIN_SECONDS),
+        CHAT_LOG_LEVEL="info",
+    )
+    async with (
+        serve_with_env(env, port, tmp_path / "serve.log", ["--workers", "2"]) as served,
+        worker_api(served.url, tokens) as api,
+    ):
+        await exercise_workers(
+            served, port, api, tmp_path / "data", ("nats-server", "postgres", "cql-server")
+        )
