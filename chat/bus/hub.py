@@ -144,7 +144,7 @@ class NatsHub(LocalHub):
             asyncio.create_task(self._beat_loop(), name="bus-heartbeat"),
         ]
         self._beat()
-        log.info("bus node %s joined NATS at %s", self.node_id, self.nc.connected_url)
+        log.info("bus node %s joined NATS at %s", self.node_id, self._server())
 
     async def close(self) -> None:
         """Say goodbye (other nodes drop this node's presence at once) and stop.
@@ -432,6 +432,11 @@ class NatsHub(LocalHub):
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    def _server(self) -> str:
+        """``host:port`` of the NATS server this node is connected to (for log lines)."""
+        url = self.nc.connected_url
+        return url.netloc if url is not None else "(none)"
+
     # ---------------------------------------------------------------- readiness
 
     async def probe(self) -> None:
@@ -487,7 +492,7 @@ class NatsHub(LocalHub):
     async def reconnected(self) -> None:
         if self._closing:
             return
-        log.info("bus node %s reconnected to NATS at %s", self.node_id, self.nc.connected_url)
+        log.info("bus node %s reconnected to NATS at %s", self.node_id, self._server())
         self._resync(None)  # anything that slipped in between is covered by the replay
         self.bus_up = True
         self._beat()

@@ -3,9 +3,9 @@
 Why: one Python process cannot push much more than ~5,000 driver requests/s, but a chat node
 must accept more sends than that. Every send therefore hands its statements to a
 :class:`BatchWriter`, which groups the statements of all sends that arrive within
-``max_delay`` (or until ``max_statements`` are waiting) into one UNLOGGED batch — one request
-for many messages. Likewise :class:`BatchReader` turns many concurrent single-key lookups into
-one ``WHERE key IN ?`` read.
+``max_delay`` (or until ``max_statements`` or ``max_bytes`` of entries are waiting) into one
+UNLOGGED batch — one request for many messages. Likewise :class:`BatchReader` turns many
+concurrent single-key lookups into one ``WHERE key IN ?`` read.
 
 Contracts:
 

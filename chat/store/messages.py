@@ -163,8 +163,8 @@ class MessageStore:
     async def start(self) -> None:
         """Open the writer session, prepare every statement once, start the batcher."""
         # The writer has its own session with client-side timestamps off: every statement it
-        # sends carries USING TIMESTAMP, and the embedded server (wrongly) rejects a batch frame
-        # that also carries a default timestamp (see /work/notes/requests.md, ENGINE).
+        # sends carries USING TIMESTAMP, so a per-request default timestamp would only be noise
+        # (and the embedded server rejected one on a batch until ENGINE's fix at 00:12).
         session = await asyncio.to_thread(self._cql.cluster.connect)
         session.use_client_timestamp = False
         self._session = session

@@ -11,6 +11,7 @@ readable now.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import uuid
 from datetime import UTC, datetime
@@ -33,7 +34,8 @@ class CqlReadinessProbe:
     def __init__(self, cql: CqlStore, settings: Settings, node: str | None = None) -> None:
         self._cql = cql
         self._ks = settings.cql_keyspace
-        self.node = node or f"{socket.gethostname()}:{settings.port}"
+        # One row per process: workers sharing a port must not overwrite each other's token.
+        self.node = node or f"{socket.gethostname()}:{settings.port}:{os.getpid()}"
         self._write: PreparedStatement | None = None
         self._read: PreparedStatement | None = None
         # Concurrent probes would overwrite each other's token in the one row of this node.

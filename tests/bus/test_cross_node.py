@@ -218,3 +218,82 @@ async def test_sigkill_during_a_send_burst_loses_no_ack_and_presence_heals(
             ids = [m["client_msg_id"] for m in page["messages"]]
             assert len(ids) == len(set(ids)), "a message was stored twice"
             assert set(acked) <= set(ids)
+
+
+def nats_sample(text: str, name: str) -> float:
+    """One unlabelled sample of a node's ``/metrics`` text (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_metrics_on_both_nodes_count_bus_publishes_deliveries_and_lag(
+    nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    a, b = nodes
+    (ua, ub), event_id = await users_and_event(node_api, 2)
+    async with client(a.url, node_api, ua) as ca, client(b.url, node_api, ub) as cb:
+        await ca.subscribe(event_id)
+        await cb.subscribe(event_id)
+        from_a = await ca.send_message(event_id, "a to b")
+        assert (await cb.expect(is_message(event_id)))["message"]["message_id"] == from_a[
+            "message_id"
+        ]
+        from_b = await cb.send_message(event_id, "b to a")
+        got = await ca.expect(
+            lambda f: is_message(event_id)(f) and f["message"]["text"] != "a to b"
+        )
+        assert got["message"]["message_id"] == from_b["message_id"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        for node in (a, b):
+            text = (await http.get(node.url + "/metrics")).text
+            assert nats_sample(text, "chat_nats_published_total") > 0
+            assert nats_sample(text, "chat_nats_delivered_total") > 0
+            assert nats_sample(text, "chat_nats_delivery_lag_seconds_count") > 0
+            assert nats_sample(text, "chat_nats_publish_errors_total") == 0
+
+
+async def readyz_until(http: httpx.AsyncClient, url: str, status: int) -> httpx.Response:
+    """Poll ``/readyz`` until it answers ``status`` (bounded by the caller's timeout)."""
+    while True:
+        response = await http.get(url + "/readyz")
+        if response.status_code == status:
+            return response
+        await asyncio.sleep(0.1)
+
+
+async def test_readyz_proves_the_bus_and_fails_naming_it_while_nats_is_down(
+    nats: NatsServer, nodes: tuple[Node, Node]
+) -> None:
+    a, _b = nodes
+    async with httpx.AsyncClient(timeout=10) as http, asyncio.timeout(30):
+        ready = await readyz_until(http, a.url, 200)
+        assert ready.json()["checks"] == {"postgres": "ok", "cql": "ok", "bus": "ok"}
+        nats.stop()
+        try:
+            down = await readyz_until(http, a.url, 503)
+            body = down.json()
+            assert body["failing"] == ["bus"], body
+            assert body["checks"]["postgres"] == "ok"
+        finally:
+            await nats.start()
+        recovered = await readyz_until(http, a.url, 200)
+        assert recovered.json()["checks"]["bus"] == "ok"
+
+
+async def test_a_clean_shutdown_is_not_reported_as_losing_nats(
+    settings: Settings, nats: NatsServer, tmp_path: Path
+) -> None:
+    """Draining its own NATS connection on SIGTERM is not a bus loss: no warning, no resync."""
+    log = tmp_path / "quiet.log"
+    async with (
+        gateway_node(settings, nats.url, log) as node,
+        httpx.AsyncClient(timeout=10) as http,
+        asyncio.timeout(30),
+    ):
+        await readyz_until(http, node.url, 200)
+    assert node.process.returncode == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "lost NATS" not in text, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]

@@ -186,5 +186,9 @@ async def test_unconfigured_workers_start_and_stop_their_own_databases_and_nats(
         worker_api(served.url, tokens) as api,
     ):
         await exercise_workers(
-            served, port, api, tmp_path / "data", ("nats-server", "postgres", "cql-server")
+            served,
+            port,
+            api,
+            tmp_path / "data",
+            ("nats-server", "bin/postgres", "chat.embedded.cql"),
         )

@@ -13,12 +13,18 @@ import pytest
 from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.protocol import BatchMessage
-from cassandra.query import UNSET_VALUE, BatchType, PreparedStatement, ValueSequence
+from cassandra.query import (
+    UNSET_VALUE,
+    BatchStatement,
+    BatchType,
+    PreparedStatement,
+    ValueSequence,
+)
 
 from chat.config import Settings
 from chat.domain.messages import ms_of
 from chat.store.batcher import BatchReader, BatchWriter, Encoder, WriterClosed
-from chat.store.cql import CqlStore, execute_async
+from chat.store.cql import CqlStore, execute_async, execute_encoded_batch
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +205,13 @@ async def test_batches_are_cut_at_the_byte_limit_but_a_caller_is_never_split(
     await writer.close()
     assert writer.batches_sent == 6
     assert len(await _values(cql_store, kv_table, keys + together)) == 14
+
+
+async def test_an_encoded_batch_must_not_carry_statements_of_its_own(
+    writer_session: Session, insert: PreparedStatement
+) -> None:
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    batch.add(insert, ("own", 1))
+    entry = Encoder(insert).entry(("x", 1))
+    with pytest.raises(ValueError, match="empty"):
+        await execute_encoded_batch(writer_session, batch, 1, entry)

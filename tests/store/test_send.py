@@ -372,3 +372,15 @@ async def test_claim_lookups_never_put_more_than_100_keys_in_one_read(
         *(message_store.send(_message(event, new_user_id(), f"in-{i}")) for i in range(350))
     )
     assert message_store.stats["claim_reads"] - before >= 4
+
+
+async def test_a_retry_racing_an_original_that_fails_gets_the_same_error(
+    message_store: MessageStore, cql_store: CqlStore, settings: Settings
+) -> None:
+    event, user = new_event_id(), new_user_id()
+    msg = _message(event, user, reply_to=MessageIdGenerator().next())  # no such message
+    results = await asyncio.gather(
+        message_store.send(msg), message_store.send(msg), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [ValidationFailed, ValidationFailed]
+    assert await _event_rows(cql_store, settings.cql_keyspace, event) == []
