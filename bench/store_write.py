@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import random
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chat.config import Settings
 from chat.domain.messages import NewMessage
+from chat.gc_tuning import tune_for_server
 from chat.store.cql import CqlStore, connect_blocking, execute_async
 from chat.store.cql_migrations import migrate_up
 from chat.store.messages import MessageStore
@@ -58,20 +58,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "embedded server does); measured at ~20%% of the client's main-thread CPU by default",
     )
     return p.parse_args(argv)
-
-
-def tune_gc() -> None:
-    """Keep the cyclic garbage collector off the send path (``--gc tuned``).
-
-    With default thresholds a young collection runs every 700 container allocations, and a
-    send allocates dozens (futures, tuples, coroutine frames), so the collector keeps walking
-    the driver's and the loop's long-lived objects: about a fifth of the client's main-thread
-    CPU. Frozen start-up objects and a 50,000-allocation threshold make that negligible; the
-    send path creates no reference cycles worth collecting promptly.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
 
 
 def _cpu_seconds(pid: int | None) -> float:
@@ -163,7 +149,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     counter += 1
 
         if args.gc == "tuned":
-            tune_gc()
+            # The same tuning `chat serve` applies (chat.gc_tuning).
+            tune_for_server()
         workers = [asyncio.create_task(sender(w)) for w in range(args.concurrency)]
         await asyncio.sleep(args.warmup)
         before_server = await server_stats(cql)

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from chat.config import Settings
+from chat.gc_tuning import tune_for_server
 from chat.logs import configure_logging, logging_config
 
 
@@ -54,6 +55,8 @@ def _serve(settings: Settings) -> int:
         # The lifespan then flushes the stores, so an acked message is always durable.
         timeout_graceful_shutdown=math.ceil(settings.drain_seconds),
     )
+    # Everything imported and configured so far lives as long as the process.
+    tune_for_server()
     DrainingServer(config).run(sockets=_reuse_port_sockets(settings))
     return 0
 

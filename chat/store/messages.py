@@ -435,7 +435,10 @@ class MessageStore:
             elif (exc := write.exception()) is not None:
                 result.set_exception(exc)
             else:
-                claims.get(key).add_done_callback(read_done)
+                try:
+                    claims.get(key).add_done_callback(read_done)
+                except Exception as err:  # a callback must never leave the send hanging
+                    result.set_exception(err)
 
         claim = self._encoders["claim_insert"]
         writer.write_entries(claim.entry(values), 1, (claim, values)).add_done_callback(written)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import queue
@@ -32,6 +31,7 @@ from typing import IO, Self
 import uvloop
 
 from chat.embedded.cql.server import CqlServer
+from chat.gc_tuning import tune_for_server
 
 log = logging.getLogger("chat.embedded.cql")
 
@@ -111,7 +111,7 @@ async def serve(host: str, port: int, data_dir: Path | None, commit_sync_ms: flo
     started = time.monotonic()
     await engine.start()
     log.info("engine started in %.3f s (data dir: %s)", time.monotonic() - started, data_dir)
-    _tune_garbage_collector()
+    tune_for_server()
     await server.start_serving(engine)
     log.info("listening on %s:%d", bound_host, bound_port)
     print(f"{READY_PREFIX} {bound_host} {bound_port}", flush=True)
@@ -122,20 +122,6 @@ async def serve(host: str, port: int, data_dir: Path | None, commit_sync_ms: flo
         await server.close()
         await engine.close()
         log.info("stopped")
-
-
-def _tune_garbage_collector() -> None:
-    """Keep the cyclic garbage collector off the write path.
-
-    The store is millions of long-lived tuples; with default thresholds the collector walks
-    them again and again (about 40% of the engine's per-row CPU in profiles). What the
-    replay loaded is frozen out of collection, and collections of the young generation
-    become rarer. Only this server process is tuned; it holds no reference cycles that
-    matter for memory.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
 
 
 class EmbeddedCqlServer:
