@@ -14,6 +14,7 @@ import asyncpg
 from chat.auth import TokenService
 from chat.config import Settings
 from chat.metrics import Metrics
+from chat.notifications import Notifications
 from chat.store.chat_stores import ChatStores
 from chat.store.cql import CqlStore
 
@@ -27,5 +28,7 @@ class AppState:
     chat: ChatStores
     # Its own registry per app instance (tests run many apps in one process).
     metrics: Metrics = field(default_factory=Metrics)
-    # Filled by later layers (CQL session, gateway hub, bus) without touching existing code.
+    # Committed REST changes live delivery listens to (chat.notifications).
+    notifications: Notifications = field(default_factory=Notifications)
+    # Run-time parts keyed by name: the gateway, its membership cache, readiness checks.
     extras: dict[str, Any] = field(default_factory=dict)

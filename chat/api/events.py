@@ -29,7 +29,6 @@ from chat.api.events_models import (
 )
 from chat.domain.events import EventStatus
 from chat.errors import FieldError, NotFound, Unauthorized, ValidationFailed
-from chat.gateway.membership import participants_changed
 from chat.store import events as store
 from chat.store import users as user_store
 from chat.store.events import Actor, Event
@@ -144,7 +143,7 @@ async def update_event(call: Call) -> EventDetail:
     (409 naming the status). The resulting times must have end after start (422).
 
     Editing a CONFIRMED event keeps it CONFIRMED and keeps everyone's confirmations: the
-    history (issue 4) records what changed after they confirmed.
+    event history records what changed after they confirmed.
     """
     body: UpdateEvent = call.body
     changes = {name: getattr(body, name) for name in body.model_fields_set}
@@ -173,7 +172,7 @@ async def add_participant(call: Call) -> EventDetail:
             conn, _actor(call), call.path_id("event_id"), body.user_id
         )
         detail = await _detail(conn, event)
-    participants_changed(call.state, event.id, body.user_id, present=True)
+    call.state.notifications.participants_changed(event.id, body.user_id, present=True)
     return detail
 
 
@@ -192,9 +191,9 @@ async def remove_participant(call: Call) -> None:
         await store.remove_participant(
             conn, _actor(call), call.path_id("event_id"), call.path_id("user_id")
         )
-    # Committed: the gateway ends the removed user's live subscriptions at once.
-    participants_changed(
-        call.state, call.path_id("event_id"), call.path_id("user_id"), present=False
+    # Committed: live delivery (the gateway) ends the removed user's subscriptions at once.
+    call.state.notifications.participants_changed(
+        call.path_id("event_id"), call.path_id("user_id"), present=False
     )
 
 

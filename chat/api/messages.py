@@ -185,12 +185,14 @@ async def delete_message(call: Call) -> None:
     """
     event = await _event_for(call)
     store = stores.messages(call.state)
-    await store.soft_delete(
+    message = await store.soft_delete(
         event.id,
         path_uuid(call, "message_id"),
         call.user_id,
         may_moderate=event.creator_id == call.user_id,
     )
+    # Committed: live subscribers see `message_updated`, as after a delete over the socket.
+    call.state.notifications.message_changed(message)
 
 
 @api.operation(
@@ -211,4 +213,6 @@ async def mark_read(call: Call) -> UnreadOut:
     body: MarkRead = call.body
     event = await _event_for(call)
     unread = await stores.unread(call.state).mark_read(call.user_id, event.id, body.message_id)
+    # The user's open sockets get the exact new count, as after a `read` frame.
+    call.state.notifications.read_moved(call.user_id, event.id, unread)
     return UnreadOut(event_id=event.id, unread=unread)

@@ -6,7 +6,10 @@ and uses core NATS (no JetStream: the store is the source of truth, the bus only
 - ``chat.event.<id>`` carries every frame published to an event, **encoded once** by the node
   that made it; headers say which node sent it (``n``), its per-(node, event) sequence number
   (``s``), the message's id for the resume seam (``p``) and the user to leave out (``x``). A
-  node subscribes to an event's subject only while one of its connections does, and
+  sender forgets the number of an event idle for ``sequence_idle`` seconds and starts again at
+  1; a receiver takes 1, and the first frame of each node after it starts listening to an
+  event, as a new baseline. A node subscribes to an event's subject only while one of its
+  connections does, and
   :meth:`NatsHub.ready` waits until NATS confirmed that interest, so the replay that follows
   cannot miss a message published elsewhere meanwhile.
 - ``chat.node`` is the node-level subject: presence deltas, periodic presence heartbeats (a
@@ -63,6 +66,9 @@ PROBE_TIMEOUT = 1.0
 """How long a readiness probe waits for its token to come back through NATS."""
 READY_TIMEOUT = 5
 """How long a subscribe waits for NATS to confirm the node's interest in an event."""
+SEQUENCE_IDLE = 60.0
+"""After this many seconds (up to twice that) without a frame from this node to an event, the
+node forgets the event's sequence number and starts again at 1, a new baseline for receivers."""
 _TYPING_PREFIX = b'{"type":"typing"'
 
 Resync = Callable[[int | None], None]
@@ -100,6 +106,7 @@ class NatsHub(LocalHub):
         presence_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        sequence_idle: float = SEQUENCE_IDLE,
     ) -> None:
         super().__init__()
         self.nc = nc
@@ -113,8 +120,16 @@ class NatsHub(LocalHub):
         self._interest: dict[int, _EventInterest] = {}
         self._sent_presence: dict[int, frozenset[int]] = {}
         self._typing: dict[int, set[int]] = {}
+        # Outgoing sequence numbers per event, in two generations: a sweep every
+        # ``sequence_idle`` seconds drops the entries of the older one (no frame for a whole
+        # period) and demotes the current one, so the hot path is one dict lookup.
         self._seq_out: dict[int, int] = {}
-        self._seq_in: dict[tuple[str, int], int] = {}
+        self._seq_idle: dict[int, int] = {}
+        self._sequence_idle = sequence_idle
+        self._next_seq_sweep = clock() + sequence_idle
+        # The last sequence number seen per event and origin node; an event's entry lives only
+        # while this node listens to the event (a new interest starts from new baselines).
+        self._seq_in: dict[int, dict[str, int]] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes, dict[str, str] | None]] = asyncio.Queue()
         self._membership: Membership | None = None
         self._relaying = False
@@ -150,18 +165,32 @@ class NatsHub(LocalHub):
         """Say goodbye (other nodes drop this node's presence at once) and stop.
 
         From here on the connection closing is this node's own doing, not a loss of the bus:
-        :meth:`disconnected` stays quiet and resyncs nobody.
+        :meth:`disconnected` stays quiet and resyncs nobody. Safe to call twice, and after a
+        :meth:`start` that failed (then there is nobody to say goodbye to: it only cleans up).
         """
         self._closing = True
         if self._membership is not None:
             self._membership.remove_listener(self._membership_changed)
+        # Interest being set up or torn down: the connection is about to be drained anyway.
+        pending = list(self._pending)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for interest in self._interest.values():
+            if not interest.ready.done():
+                interest.ready.set_exception(ServiceUnavailable("the event bus is closing"))
+                interest.ready.exception()  # retrieved: waiters may have given up
+        tasks, self._tasks = self._tasks, []
+        if not tasks:
+            return  # never started (or closed already): no sender to drain the outbox
         self._node_message({"k": "bye"})
-        for task in self._tasks[1:]:
+        sender, *others = tasks
+        for task in others:
             task.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._outbox.join(), 2.0)
-        self._tasks[0].cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        sender.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def relay_membership(self, membership: Membership) -> None:
         """Carry participant changes made on this node to the others' caches and sessions."""
@@ -171,6 +200,8 @@ class NatsHub(LocalHub):
     # ---------------------------------------------------------------- Hub
 
     async def ready(self, subscription: Subscription) -> None:
+        if self._closing:
+            raise ServiceUnavailable("this node is shutting down; reconnect to another node")
         if not self.bus_up:
             raise ServiceUnavailable("the event bus is reconnecting; subscribe again shortly")
         event_id = subscription.event_id
@@ -184,7 +215,7 @@ class NatsHub(LocalHub):
             await asyncio.wait_for(asyncio.shield(interest.ready), READY_TIMEOUT)
         except (TimeoutError, ServiceUnavailable, OSError) as exc:
             if self._interest.get(event_id) is interest and not interest.ready.done():
-                self._interest.pop(event_id, None)
+                self._drop_interest(event_id)
             raise ServiceUnavailable("the event bus did not answer; subscribe again") from exc
 
     async def _listen(self, event_id: int, interest: _EventInterest) -> None:
@@ -194,7 +225,12 @@ class NatsHub(LocalHub):
 
         try:
             interest.sub = await self.nc.subscribe(EVENT_SUBJECT.format(event_id), cb=deliver)
-            await self.nc.flush(READY_TIMEOUT)  # the server has processed the SUB
+            # The server has processed the SUB once a PING sent after it is answered. nats-py
+            # (2.16) queues the SUB for its flusher task but writes flush()'s PING to the socket
+            # at once, so the first PONG may come back before the SUB was even sent; by then
+            # the flusher has written it, and the second PING follows it on the wire.
+            await self.nc.flush(READY_TIMEOUT)
+            await self.nc.flush(READY_TIMEOUT)
         except Exception as exc:
             if not interest.ready.done():
                 interest.ready.set_exception(ServiceUnavailable(f"bus subscribe failed: {exc!r}"))
@@ -229,13 +265,16 @@ class NatsHub(LocalHub):
         exclude_user: int | None = None,
     ) -> None:
         if frame.startswith(_TYPING_PREFIX):
-            self._typing[event_id] = set(orjson.loads(frame)["user_ids"])
+            _set_typing(self._typing, event_id, orjson.loads(frame)["user_ids"])
             LocalHub.publish(
                 self, event_id, self._merged_typing(event_id), exclude_user=exclude_user
             )
         else:
             LocalHub.publish(self, event_id, frame, position=position, exclude_user=exclude_user)
-        seq = self._seq_out.get(event_id, 0) + 1
+        seq = self._seq_out.get(event_id)
+        if seq is None:
+            seq = self._seq_idle.pop(event_id, 0)
+        seq += 1
         self._seq_out[event_id] = seq
         headers = {"n": self.node_id, "s": str(seq), "t": repr(time.time())}
         if position is not None:
@@ -285,7 +324,7 @@ class NatsHub(LocalHub):
     def _local_changed(self, event_id: int) -> None:
         """Tell other nodes this node's users of the event changed; drop unused interest."""
         if event_id not in self._topics:
-            interest = self._interest.pop(event_id, None)
+            interest = self._drop_interest(event_id)
             if interest is not None and interest.ready.done():
                 self._background(self._unlisten(interest))
         users = frozenset(self.local_online(event_id))
@@ -297,11 +336,31 @@ class NatsHub(LocalHub):
             self._sent_presence.pop(event_id, None)
         self._node_message({"k": "delta", "e": event_id, "users": sorted(users)})
 
+    def _drop_interest(self, event_id: int) -> _EventInterest | None:
+        """Stop tracking the event: what was learnt while listening to it is stale from here.
+
+        A new interest starts from new baselines: the first frame of each other node is not a
+        gap however far its sequence number moved meanwhile, and nobody types until told so.
+        """
+        self._seq_in.pop(event_id, None)
+        for node in self._nodes.values():
+            node.typing.pop(event_id, None)
+        return self._interest.pop(event_id, None)
+
     async def _beat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat)
             self._beat()
             self._expire()
+            self._forget_idle_sequences()
+
+    def _forget_idle_sequences(self) -> None:
+        """Drop the sequence numbers of events this node sent nothing to for a whole period."""
+        now = self._clock()
+        if now < self._next_seq_sweep:
+            return
+        self._next_seq_sweep = now + self._sequence_idle
+        self._seq_idle, self._seq_out = self._seq_out, {}
 
     def _beat(self) -> None:
         events = {str(e): sorted(u) for e, u in self._sent_presence.items()}
@@ -315,10 +374,13 @@ class NatsHub(LocalHub):
         if origin == self.node_id:
             return
         seq = int(headers.get("s", "0"))
-        key = (origin, event_id)
-        last = self._seq_in.get(key)
-        self._seq_in[key] = seq
-        if last is not None and seq != last + 1:
+        seen = self._seq_in.get(event_id)
+        if seen is None:
+            seen = self._seq_in[event_id] = {}
+        last = seen.get(origin)
+        seen[origin] = seq
+        # 1 starts a new count (the sender forgot an idle event's number): a new baseline.
+        if last is not None and seq != last + 1 and seq != 1:
             log.warning(
                 "bus gap from %s on event %d (%d -> %d): resync", origin, event_id, last, seq
             )
@@ -332,7 +394,7 @@ class NatsHub(LocalHub):
         exclude_user = int(exclude) if exclude is not None else None
         if msg.data.startswith(_TYPING_PREFIX):
             node = self._node(origin)
-            node.typing[event_id] = set(orjson.loads(msg.data)["user_ids"])
+            _set_typing(node.typing, event_id, orjson.loads(msg.data)["user_ids"])
             frame = self._merged_typing(event_id)
             LocalHub.publish(self, event_id, frame, exclude_user=exclude_user)
             return
@@ -398,11 +460,10 @@ class NatsHub(LocalHub):
         if node is None:
             return
         self._announce_changes({e: self.online(e) | u for e, u in node.events.items()})
-        for event_id in node.typing:
-            if node.typing[event_id]:
-                LocalHub.publish(self, event_id, self._merged_typing(event_id))
-        for key in [k for k in self._seq_in if k[0] == origin]:
-            del self._seq_in[key]
+        for event_id in node.typing:  # only events where some of its users were typing
+            LocalHub.publish(self, event_id, self._merged_typing(event_id))
+        for seen in self._seq_in.values():
+            seen.pop(origin, None)
 
     def _announce_changes(self, before: dict[int, set[int]]) -> None:
         for event_id, was in before.items():
@@ -496,6 +557,14 @@ class NatsHub(LocalHub):
         self._resync(None)  # anything that slipped in between is covered by the replay
         self.bus_up = True
         self._beat()
+
+
+def _set_typing(typing: dict[int, set[int]], event_id: int, user_ids: list[int]) -> None:
+    """Record who types in the event; an event nobody types in has no entry."""
+    if user_ids:
+        typing[event_id] = set(user_ids)
+    else:
+        typing.pop(event_id, None)
 
 
 @contextlib.asynccontextmanager

@@ -121,6 +121,13 @@ def created_at_ms_of(message_id: uuid.UUID) -> int:
     return (message_id.time - _UUID_EPOCH_OFFSET) // _TICKS_PER_MS
 
 
+def created_at_us_of(message_id: uuid.UUID) -> int:
+    """Unix microseconds of a timeuuid (its 100-ns ticks truncated)."""
+    if message_id.version != 1:
+        raise ValueError(f"{message_id} is not a time-based (version 1) UUID")
+    return (message_id.time - _UUID_EPOCH_OFFSET) // 10
+
+
 def created_at_of(message_id: uuid.UUID) -> datetime:
     """The message's creation time: UTC, millisecond precision, derived from its id."""
     return datetime_from_ms(created_at_ms_of(message_id))
@@ -179,6 +186,25 @@ class NewMessage:
     metadata: Mapping[str, str] = field(default_factory=dict)
     sender_name: str | None = None
     sender_profile_url: str | None = None
+
+    def stored(self, ack: SendAck) -> Message:
+        """The message as readers see it once the store acknowledged it with ``ack``."""
+        return Message(
+            event_id=self.event_id,
+            message_id=ack.message_id,
+            created_at=ack.created_at,
+            sender_id=self.sender_id,
+            sender_name=self.sender_name,
+            sender_profile_url=self.sender_profile_url,
+            client_msg_id=self.client_msg_id,
+            text=self.text,
+            message_type=self.message_type,
+            attachments=self.attachments,
+            reply_to=self.reply_to,
+            edited_at=None,
+            is_deleted=False,
+            metadata=dict(self.metadata),
+        )
 
 
 @dataclass(frozen=True, slots=True)

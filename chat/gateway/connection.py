@@ -39,7 +39,8 @@ from cassandra import DriverException, RequestExecutionException
 from cassandra.cluster import NoHostAvailable
 from starlette.websockets import WebSocket
 
-from chat.errors import ChatError, ServiceUnavailable
+from chat.auth import bearer_token
+from chat.errors import ChatError, ServiceUnavailable, Unauthorized
 from chat.gateway.frames import CloseCode
 from chat.gateway.hub import EndReason, Mailbox
 from chat.gateway.protocol import (
@@ -127,8 +128,13 @@ class Connection:
                 await self.ws.close(CloseCode.GOING_AWAY, "the server is shutting down")
                 return
             if header:
-                token = header[7:].strip() if header[:7].lower() == "bearer " else header
-                self.session.use_header_token(token)
+                try:
+                    token = bearer_token(header)
+                except Unauthorized as exc:
+                    # Not `Bearer <token>` (or no token): refused like a bad token, with 4401.
+                    self.session.failed(Authenticate(""), exc)
+                else:
+                    self.session.use_header_token(token)
             self._writer = asyncio.create_task(self._write(), name="ws-writer")
             self._tasks = [
                 self._writer,

@@ -10,9 +10,9 @@ that keep one slow phone from hurting everyone else (see /work/shared/reference/
   Nothing is lost for the client: every message is in the store and ``subscribe`` with
   ``since`` replays it.
 
-Everything the chat service needs from fan-out is in the :class:`Hub` protocol, so the
-multi-node bus (issue 7) can implement it (publishing to NATS, delivering to local mailboxes)
-without touching the protocol core or the service.
+Everything the chat service needs from fan-out is in the :class:`Hub` protocol: this module's
+:class:`LocalHub` implements it in one process, and the NATS hub (:mod:`chat.bus.hub`) across
+nodes, publishing to NATS and delivering to local mailboxes.
 
 A subscription starts *buffering*: while the service replays missed messages from the store,
 live frames of the event are held in the subscription, each with the store position of the
@@ -283,7 +283,7 @@ class Subscription:
 
 
 class Hub(Protocol):
-    """What the chat service needs from fan-out; in-process here, a message bus later."""
+    """What the chat service needs from fan-out: :class:`LocalHub`, or the NATS hub across nodes."""
 
     def connect(self, mailbox: Mailbox) -> None:
         """A connection authenticated: it can now receive per-user frames (``unread``)."""
@@ -328,9 +328,6 @@ class Hub(Protocol):
 
     def subscribers(self, event_id: int) -> list[Mailbox]:
         """The mailboxes subscribed to the event (live or buffering)."""
-
-    def mailboxes_of(self, user_id: int) -> list[Mailbox]:
-        """The user's connected mailboxes."""
 
     def online(self, event_id: int) -> set[int]:
         """Users with at least one connection subscribed to the event."""
@@ -416,10 +413,6 @@ class LocalHub:
         """Users with a live subscription to the event in this process."""
         return self._online(self._topics.get(event_id, {}))
 
-    def local_events(self) -> list[int]:
-        """Events with at least one subscription (live or buffering) in this process."""
-        return list(self._topics)
-
     def publish(
         self,
         event_id: int,
@@ -446,9 +439,6 @@ class LocalHub:
 
     def subscribers(self, event_id: int) -> list[Mailbox]:
         return [s.mailbox for s in self._topics.get(event_id, {}).values()]
-
-    def mailboxes_of(self, user_id: int) -> list[Mailbox]:
-        return list(self._users.get(user_id, {}).values())
 
     def online(self, event_id: int) -> set[int]:
         return self._online(self._topics.get(event_id, {}))

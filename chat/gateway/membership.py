@@ -6,16 +6,19 @@ So *positive* answers are cached per ``(event_id, user_id)``. Negative answers a
 are rare (a client probing events it is not in) and caching them would need an invalidation
 on every event creation too.
 
-The cache must never let a removed participant keep reading. The REST layer therefore calls
-:func:`participants_changed` right after a participant add/remove commits; that drops the
+The cache must never let a removed participant keep reading. The REST layer therefore reports
+every participant add/remove right after it commits (``AppState.notifications``, see
+:mod:`chat.notifications`); the gateway passes it to :meth:`Membership.changed`, which drops the
 cached answer, bumps the pair's *epoch* (a subscription that was being set up while the removal
-happened sees the change and ends) and tells the listeners — the gateway, which ends the user's
-live subscriptions at once. A TTL bounds how long an entry can outlive a change made on
-another node, until the multi-node bus (issue 7) carries these notifications between nodes.
+happened sees the change and ends) and tells the listeners — the gateway's service, which ends
+the user's live subscriptions at once, and with several nodes the bus, which carries the change
+to the other nodes' caches. A TTL bounds how long an entry could outlive a change whose
+notification was lost.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -50,7 +53,9 @@ class Membership:
         self._max = max_entries
         self._clock = clock
         self._cache: dict[tuple[int, int], float] = {}
+        # The stamp of each pair's last change, oldest first; at most ``max_entries`` of them.
         self._epochs: dict[tuple[int, int], int] = {}
+        self._stamp = 0
         self._listeners: list[Listener] = []
 
     def add_listener(self, listener: Listener) -> None:
@@ -61,8 +66,17 @@ class Membership:
             self._listeners.remove(listener)
 
     def epoch(self, event_id: int, user_id: int) -> int:
-        """Changes when the pair's membership changes; compare before and after a check."""
+        """Changes when the pair's membership changes; compare before and after a check.
+
+        Only the latest ``max_entries`` changes are remembered: a pair whose change was
+        forgotten since reads as changed again, which at worst fails one check that raced it.
+        """
         return self._epochs.get((event_id, user_id), 0)
+
+    @property
+    def remembered_changes(self) -> int:
+        """Pairs whose last change is remembered for :meth:`epoch` (at most ``max_entries``)."""
+        return len(self._epochs)
 
     async def is_participant(self, event_id: int, user_id: int) -> bool:
         key = (event_id, user_id)
@@ -83,7 +97,12 @@ class Membership:
     def changed(self, event_id: int, user_id: int, *, present: bool) -> None:
         key = (event_id, user_id)
         self._cache.pop(key, None)
-        self._epochs[key] = self._epochs.get(key, 0) + 1
+        self._stamp += 1
+        self._epochs.pop(key, None)  # re-inserted last: the dict stays oldest change first
+        self._epochs[key] = self._stamp
+        if len(self._epochs) > self._max:
+            for old in list(itertools.islice(self._epochs, len(self._epochs) - self._max // 2)):
+                del self._epochs[old]
         for listener in list(self._listeners):
             try:
                 listener(event_id, user_id, present)
@@ -92,16 +111,9 @@ class Membership:
 
 
 def membership(state: AppState) -> Membership:
-    """The app's :class:`Membership` (created on first use, like the stores in chat.api)."""
+    """The app's :class:`Membership`, kept in ``AppState.extras`` (created on first use)."""
     found = state.extras.get(STATE_KEY)
     if not isinstance(found, Membership):
         found = Membership(state.pg)
         state.extras[STATE_KEY] = found
     return found
-
-
-def participants_changed(state: AppState, event_id: int, user_id: int, *, present: bool) -> None:
-    """REST calls this after a participant add (``present``) or removal has committed."""
-    found = state.extras.get(STATE_KEY)
-    if isinstance(found, Membership):
-        found.changed(event_id, user_id, present=present)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
@@ -27,14 +27,11 @@ from chat.gateway.service import ChatService, Stores
 from chat.logs import connection_context
 from chat.metrics import Metrics
 from chat.state import AppState
-from chat.store.typing import TypingStore
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "gateway"
 PATH = "/v1/ws"
-DEFAULT_TYPING_TTL_SECONDS = 10
-"""The typing table's own TTL; another setting is passed to the store as ``USING TTL``."""
 
 
 class Gateway:
@@ -89,16 +86,12 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
     """Build the gateway on the app's stores; close it (1001 to everyone) on exit."""
     settings = state.settings
     chat = state.chat
-    ttl = settings.typing_ttl_seconds
-    typing = chat.typing
-    if ttl != DEFAULT_TYPING_TTL_SECONDS:
-        typing = TypingStore(state.cql, settings, ttl_seconds=ttl)
     chat_stores = Stores(
         messages=chat.messages,
         history=chat.history,
         unread=chat.unread,
         reactions=chat.reactions,
-        typing=typing,
+        typing=chat.typing,
     )
     async with contextlib.AsyncExitStack() as stack:
         hub: Hub = LocalHub()
@@ -122,6 +115,11 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
             checks["bus"] = lambda _state: bus.probe()
             stack.callback(checks.pop, "bus", None)
         service = ChatService(state, hub, chat_stores, membership(state))
+        # What REST commits reaches the live sockets (chat.notifications).
+        notifications = state.notifications
+        stack.callback(notifications.on_participants_changed(_membership_changed(service)))
+        stack.callback(notifications.on_message_changed(service.message_changed))
+        stack.callback(notifications.on_read_moved(service.read_moved))
         if nats_hub is not None:
             nats_hub.on_resync = service.resync
             nats_hub.relay_membership(service.membership)
@@ -134,6 +132,15 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
             await gateway.close(max(settings.drain_seconds, 2 * CLOSE_TIMEOUT))
             state.metrics.forget_sources()
             state.extras.pop(STATE_KEY, None)
+
+
+def _membership_changed(service: ChatService) -> Callable[[int, int, bool], None]:
+    """Invalidate the membership cache; its listeners (the service, the bus) then act."""
+
+    def changed(event_id: int, user_id: int, present: bool) -> None:
+        service.membership.changed(event_id, user_id, present=present)
+
+    return changed
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:

@@ -7,6 +7,9 @@ call here and reports the outcome back to the session. This module owns the guar
 - **Membership.** Every call naming an event checks that the user takes part in it
   (:class:`~chat.gateway.membership.Membership`, PostgreSQL behind a cache); a REST removal ends
   the user's live subscriptions at once (:meth:`ChatService.participant_changed`).
+- **REST writes reach live sockets.** A message deleted or a read position moved over REST is
+  announced through ``AppState.notifications`` (:mod:`chat.notifications`), and
+  :meth:`ChatService.message_changed` / :meth:`ChatService.read_moved` deliver it.
 - **Ack after durable.** :meth:`ChatService.send` returns only when
   :meth:`MessageStore.send <chat.store.messages.MessageStore.send>` has; a retried send
   (``duplicate``) gets the original ack and publishes nothing.
@@ -34,7 +37,7 @@ from typing import Any
 from chat.auth import TokenService
 from chat.config import Settings
 from chat.domain.messages import Message, SendAck, encode_cursor
-from chat.errors import NotFound, Unauthorized
+from chat.errors import NotFound, ServiceUnavailable, Unauthorized
 from chat.gateway import frames
 from chat.gateway.hub import Hub, Mailbox, Subscription
 from chat.gateway.membership import Membership
@@ -141,13 +144,21 @@ class Sequencer:
             heapq.heappush(order.waiting, finished)
         while order.waiting:
             head = order.waiting[0]
-            if order.inflight and min(order.inflight) < head.barrier:
+            # Tokens increase and dicts keep insertion order: the first is the oldest send.
+            if order.inflight and next(iter(order.inflight)) < head.barrier:
                 break
             heapq.heappop(order.waiting)
             order.published = head.position
             self._release(head.message, head.position)
-        # The order object stays (a few bytes per event): its published position bounds the
-        # replay cut, and "now" alone could fall in the millisecond of a published message.
+        # Nothing under way: the event costs no memory. The replay cut then falls back to
+        # "now", which the last published message (stored before it finished) is below unless
+        # it shares the current millisecond: only then is the entry kept.
+        if (
+            not order.inflight
+            and not order.waiting
+            and (order.published is None or order.published < Position.before_ms(_now_ms()))
+        ):
+            del self._events[event_id]
 
     def replay_cut(self, event_id: int) -> Position:
         """A store position such that every message of this process at or below it has been
@@ -155,11 +166,15 @@ class Sequencer:
         order = self._events.get(event_id)
         floor_ms = _now_ms()
         if order is not None and order.inflight:
-            floor_ms = min(order.inflight.values())
+            floor_ms = next(iter(order.inflight.values()))
         cut = Position.before_ms(floor_ms)
         if order is not None and order.published is not None and order.published > cut:
             cut = order.published
         return cut
+
+    def tracked_events(self) -> int:
+        """Events with sends under way or messages waiting their turn (a bounded number)."""
+        return len(self._events)
 
 
 def _now_ms() -> int:
@@ -236,11 +251,11 @@ class ChatService:
         self._unread: dict[tuple[int, int], int] = {}
         self._typing: dict[int, dict[int, asyncio.TimerHandle]] = {}
         self._subscriptions: dict[tuple[int, int], Subscription] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         membership.add_listener(self.participant_changed)
 
     async def close(self) -> None:
-        """Stop timers and wait for background clean-ups (typing rows) to finish."""
+        """Stop timers; wait for sends under way (their messages publish) and clean-ups."""
         self.membership.remove_listener(self.participant_changed)
         for users in self._typing.values():
             for handle in users.values():
@@ -326,7 +341,8 @@ class ChatService:
         epoch = self.membership.epoch(event_id, user_id)
         await self._require_member(client, event_id)
         subscription = self.hub.subscribe(client.mailbox, event_id)
-        self._subscriptions[(client.mailbox.id, event_id)] = subscription
+        key = (client.mailbox.id, event_id)
+        self._subscriptions[key] = subscription
         try:
             await self.hub.ready(subscription)  # a bus: frames from other nodes now buffer
             cut = self._sequencer.replay_cut(event_id)
@@ -338,9 +354,14 @@ class ChatService:
             count = await self.stores.unread.count(user_id, event_id)
             if self.membership.epoch(event_id, user_id) != epoch:
                 raise NotFound(f"no event {event_id}")  # removed while subscribing
+            if self._subscriptions.get(key) is not subscription:
+                # Ended while it was being set up (a resync of live delivery): answering
+                # `subscribed` now would promise live frames that will never come.
+                raise ServiceUnavailable("live delivery was interrupted; subscribe again")
         except BaseException:
+            if self._subscriptions.get(key) is subscription:
+                del self._subscriptions[key]
             self.hub.unsubscribe(client.mailbox, event_id)
-            self._subscriptions.pop((client.mailbox.id, event_id), None)
             raise
         self._unread[(user_id, event_id)] = count
         return cursor, count, PendingSubscription(self, client, subscription, cut)
@@ -406,32 +427,31 @@ class ChatService:
             sender_name=identity.name,
             sender_profile_url=identity.profile_url,
         )
-        token = self._sequencer.begin(cmd.event_id)
-        message: Message | None = None
+        event_id = cmd.event_id
+        token = self._sequencer.begin(event_id)
         started = time.perf_counter()
-        try:
-            ack = await self.stores.messages.send(new)
-            self._state.metrics.store_write_seconds.observe(time.perf_counter() - started)
-            if not ack.duplicate:
-                message = Message(
-                    event_id=new.event_id,
-                    message_id=ack.message_id,
-                    created_at=ack.created_at,
-                    sender_id=new.sender_id,
-                    sender_name=new.sender_name,
-                    sender_profile_url=new.sender_profile_url,
-                    client_msg_id=new.client_msg_id,
-                    text=new.text,
-                    message_type=new.message_type,
-                    attachments=new.attachments,
-                    reply_to=new.reply_to,
-                    edited_at=None,
-                    is_deleted=False,
-                    metadata=dict(new.metadata),
-                )
-            return ack
-        finally:
-            self._sequencer.finish(cmd.event_id, token, message)
+        # The store write runs as its own task and the sequencer is finished from its
+        # completion, not from this coroutine: a connection that drops mid-send cancels only
+        # the wait here, and a message the store goes on to acknowledge is still published
+        # (its retry is a duplicate and publishes nothing).
+        task = asyncio.get_running_loop().create_task(self.stores.messages.send(new))
+        self._tasks.add(task)
+
+        def stored(done: asyncio.Task[SendAck]) -> None:
+            self._tasks.discard(done)
+            message: Message | None = None
+            if not done.cancelled() and done.exception() is None:
+                ack = done.result()
+                self._state.metrics.store_write_seconds.observe(time.perf_counter() - started)
+                if not ack.duplicate:
+                    message = new.stored(ack)
+            try:
+                self._sequencer.finish(event_id, token, message)
+            except Exception:
+                log.exception("publishing the messages of event %d failed", event_id)
+
+        task.add_done_callback(stored)
+        return await asyncio.shield(task)
 
     def _publish_message(self, message: Message, position: Position) -> None:
         event_id = message.event_id
@@ -502,13 +522,24 @@ class ChatService:
         """Mark read; the exact new count goes to the user's other connections too."""
         await self._require_member(client, cmd.event_id)
         count = await self.stores.unread.mark_read(client.user_id, cmd.event_id, cmd.message_id)
-        key = (client.user_id, cmd.event_id)
-        if key in self._unread:
-            self._unread[key] = count
-        self.hub.send_to_user(
-            client.user_id, frames.unread(cmd.event_id, count), exclude=client.mailbox
-        )
+        self._read_moved(client.user_id, cmd.event_id, count, exclude=client.mailbox)
         return count
+
+    def read_moved(self, user_id: int, event_id: int, count: int) -> None:
+        """REST moved the user's read position: every connection of theirs hears the count."""
+        self._read_moved(user_id, event_id, count, exclude=None)
+
+    def _read_moved(
+        self, user_id: int, event_id: int, count: int, *, exclude: Mailbox | None
+    ) -> None:
+        key = (user_id, event_id)
+        if key in self._unread:
+            self._unread[key] = count  # later messages count up from the exact value
+        self.hub.send_to_user(user_id, frames.unread(event_id, count), exclude=exclude)
+
+    def message_changed(self, message: Message) -> None:
+        """REST edited or deleted a message: its subscribers get ``message_updated``."""
+        self.hub.publish(message.event_id, frames.message_updated(message))
 
     async def history(self, client: Client, cmd: History) -> tuple[list[Message], str | None]:
         await self._require_member(client, cmd.event_id)

@@ -198,8 +198,8 @@ class Encoder:
 
 
 class WriterClosed(ServiceUnavailable):
-    code = "writer_closed"
-    title = "Writer closed"
+    """The writer closed before the statements were sent: nothing was written, retry (the
+    client hears the documented ``unavailable`` code and retries on another node)."""
 
 
 def _entry_function(
@@ -244,12 +244,13 @@ def _entry_function(
 
 
 MAX_BATCH_STATEMENTS = 0xFFFF
+"""The protocol counts a BATCH's statements in an unsigned short."""
+
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024
 """ScyllaDB's default ``batch_size_warn_threshold_in_kb`` (it *rejects* batches over
 ``batch_size_fail_threshold_in_kb``, 1024 KiB): a batch is flushed once its entries reach this
 many bytes, so large messages (16 KiB of text each) make smaller batches instead of warnings
 or rejections. A single caller's statements still travel together, whatever their size."""
-"""The protocol counts a BATCH's statements in an unsigned short."""
 
 
 @dataclass(slots=True)

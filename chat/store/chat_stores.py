@@ -20,7 +20,7 @@ from chat.store.event_history import EventHistory
 from chat.store.message_history import MessageHistory
 from chat.store.messages import MessageStore
 from chat.store.reactions import ReactionStore
-from chat.store.typing import TypingStore
+from chat.store.typing import TABLE_TTL_SECONDS, TypingStore
 from chat.store.unread import UnreadStore
 
 
@@ -34,6 +34,12 @@ class ChatStores:
     event_history: EventHistory
 
 
+def _typing_ttl(settings: Settings) -> int | None:
+    """``CHAT_TYPING_TTL_SECONDS`` as a ``USING TTL`` override, or None for the table's own."""
+    ttl = settings.typing_ttl_seconds
+    return None if ttl == TABLE_TTL_SECONDS else ttl
+
+
 @contextlib.asynccontextmanager
 async def open_chat_stores(
     cql: CqlStore, pg: asyncpg.Pool, settings: Settings, metrics: Metrics | None = None
@@ -43,7 +49,7 @@ async def open_chat_stores(
         history=MessageHistory(cql, settings),
         unread=UnreadStore(cql, settings),
         reactions=ReactionStore(cql, settings),
-        typing=TypingStore(cql, settings),
+        typing=TypingStore(cql, settings, ttl_seconds=_typing_ttl(settings)),
         event_history=EventHistory(pg, cql, settings.cql_keyspace),
     )
     await stores.messages.start()

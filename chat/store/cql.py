@@ -45,7 +45,7 @@ class CqlStore:
 
     cluster: Cluster
     session: Session
-    _prepared: dict[str, PreparedStatement] = field(default_factory=dict, repr=False)
+    _prepared: dict[tuple[str, bool], PreparedStatement] = field(default_factory=dict, repr=False)
 
     async def ping(self) -> None:
         await execute_async(self.session, "SELECT release_version FROM system.local")
@@ -57,12 +57,15 @@ class CqlStore:
         statements whose second execution changes nothing (upserts with fixed values, reads)
         may say yes. Preparing blocks in the driver, so it runs in a worker thread.
         """
-        prepared = self._prepared.get(query)
+        key = (query, idempotent)
+        prepared = self._prepared.get(key)
         if prepared is None:
+            # One statement object per (query, idempotent): the flag is the statement's own,
+            # so a caller preparing the same text as not idempotent cannot flip it for others.
             prepared = await asyncio.to_thread(self.session.prepare, query)
             assert prepared is not None
-            self._prepared[query] = prepared
-        prepared.is_idempotent = idempotent
+            prepared.is_idempotent = idempotent
+            self._prepared[key] = prepared
         return prepared
 
 

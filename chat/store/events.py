@@ -3,7 +3,7 @@
 Read queries are plain functions. Every *change* to an event goes through exactly one function
 per change kind (create, update fields, add participant, remove participant, confirm, change
 status, automatic completion), and each of those receives the :class:`Actor` who made it. That is
-the seam for the event-history audit log (issue 4): the audit write lands inside these functions,
+the seam for the event-history audit log: the audit write lands inside these functions,
 in the same transaction, without touching the handlers.
 
 Concurrency: each change locks the event row (``SELECT ... FOR UPDATE``) in a transaction, checks
@@ -63,7 +63,7 @@ class Participant:
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who makes a change and from where; recorded by the audit log (issue 4).
+    """Who makes a change and from where; recorded by the audit log (``event_history``).
 
     ``user_id`` is None for the service itself (the automatic DONE sweep).
     """

@@ -47,6 +47,7 @@ from chat.domain.messages import (
     bucket_of,
     content_hash,
     created_at_ms_of,
+    created_at_of,
     datetime_from_ms,
     validate_new_message,
     validate_text,
@@ -99,7 +100,7 @@ def message_from_row(row: Any) -> Message:
     return Message(
         event_id=row.event_id,
         message_id=row.message_id,
-        created_at=datetime_from_ms(created_at_ms_of(row.message_id)),
+        created_at=created_at_of(row.message_id),
         sender_id=row.sender_id,
         sender_name=row.sender_name,
         sender_profile_url=row.sender_profile_url,
@@ -116,10 +117,15 @@ def message_from_row(row: Any) -> Message:
 
 @dataclasses.dataclass(slots=True)
 class _InFlight:
-    """A send under way on this node: its content hash, and the retries waiting for it."""
+    """A send under way on this node: its content hash and the task doing it.
+
+    The original caller and every retry racing it await the task through
+    :func:`asyncio.shield`: cancelling one caller (its connection dropped) neither cancels the
+    send nor hands a ``CancelledError`` to the others.
+    """
 
     digest: bytes
-    followers: list[asyncio.Future[SendAck]] = dataclasses.field(default_factory=list)
+    task: asyncio.Task[SendAck]
 
 
 def _or_unset(value: Any) -> Any:
@@ -163,8 +169,7 @@ class MessageStore:
     async def start(self) -> None:
         """Open the writer session, prepare every statement once, start the batcher."""
         # The writer has its own session with client-side timestamps off: every statement it
-        # sends carries USING TIMESTAMP, so a per-request default timestamp would only be noise
-        # (and the embedded server rejected one on a batch until ENGINE's fix at 00:12).
+        # sends carries USING TIMESTAMP, so a per-request default timestamp would only be noise.
         session = await asyncio.to_thread(self._cql.cluster.connect)
         session.use_client_timestamp = False
         self._session = session
@@ -336,32 +341,28 @@ class MessageStore:
         if running is not None:
             if running.digest != digest:
                 raise _reused_client_msg_id(msg.client_msg_id)
-            follower: asyncio.Future[SendAck] = asyncio.get_running_loop().create_future()
-            running.followers.append(follower)
-            ack = await follower
+            ack = await asyncio.shield(running.task)
             return dataclasses.replace(ack, duplicate=True)
-        # Followers (a retry racing this send on this node) get a future only if one shows up:
-        # the common send creates none.
-        flight = self._sending[key] = _InFlight(digest)
+        # The work runs as its own task, so a cancelled caller leaves it (and any retry racing
+        # it on this node) to finish: a send the store goes on to acknowledge is not lost.
+        task = asyncio.get_running_loop().create_task(
+            self._send(msg, key, digest), name=f"send {key}"
+        )
+        self._sending[key] = _InFlight(digest, task)
         self._active += 1
         self._idle.clear()
-        try:
-            ack = await self._send(msg, key, digest)
-        except BaseException as exc:
-            for f in flight.followers:
-                if not f.done():
-                    f.set_exception(exc)
-            raise
-        else:
-            for f in flight.followers:
-                if not f.done():
-                    f.set_result(ack)
-            return ack
-        finally:
+        task.add_done_callback(lambda done: self._flight_done(key, done))
+        return await asyncio.shield(task)
+
+    def _flight_done(self, key: str, task: asyncio.Task[SendAck]) -> None:
+        flight = self._sending.get(key)
+        if flight is not None and flight.task is task:
             del self._sending[key]
-            self._active -= 1
-            if not self._active:
-                self._idle.set()
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure nobody awaited any more is not logged
+        self._active -= 1
+        if not self._active:
+            self._idle.set()
 
     async def _send(self, msg: NewMessage, key: str, digest: bytes) -> SendAck:
         session, writer, claims = self._ready()

@@ -88,7 +88,7 @@ async def create_payment(conn: Connection, new: NewPayment, actor: Actor) -> tup
     With a ``transaction_id`` already in use, nothing is inserted and the existing payment is
     returned with ``created=False``; the caller decides whether it is a replay (same request)
     or a conflicting reuse. The one function through which payments are created: ``actor``
-    (the payer, with IP and user agent) is for the audit write of issue 4.
+    (the payer, with IP and user agent) goes into the audit write (``event_history``).
     """
     assert actor.user_id == new.payer_id, "the payer creates the payment"
     async with conn.transaction():  # the payment and its history record commit together
@@ -175,8 +175,8 @@ async def change_payment_status(
     are serialised: the second sees the first one's result and is judged against it. Raises the
     domain's InvalidTransition (409) or Forbidden (403).
 
-    This is the one function through which payment statuses change: the audit write of issue 4
-    (with the actor's IP and user agent) goes here.
+    This is the one function through which payment statuses change: the audit write
+    (``event_history``, with the actor's IP and user agent) happens here.
     """
     assert actor.user_id is not None, "payment statuses are changed by a user"
     user_id = actor.user_id

@@ -243,8 +243,8 @@ async def book_slot(
     owner keeps control of the appointment's details (time, place), as they had over the slot,
     and the booker cannot move a business's appointment by editing "their" event.
 
-    This is the one function through which bookings happen: the audit write of issue 4
-    (``event_history``, with the actor's IP and user agent) goes here. ``actor.user_id`` is
+    This is the one function through which bookings happen: the audit write
+    (``event_history``, with the actor's IP and user agent) happens here. ``actor.user_id`` is
     the booker.
     """
     assert actor.user_id is not None, "bookings are made by a user"

@@ -6,9 +6,10 @@ refresh; "stop" deletes it so the indicator disappears at once instead of linger
 TTL runs out. Reads return only live rows — the store drops expired cells itself — so "who is
 typing" needs no clean-up job.
 
-By default the table's TTL applies (no ``USING TTL`` in the statement), so the schema stays
-the one place the 10 s live. ``ttl_seconds`` overrides it per store with ``USING TTL``, which
-lets tests watch a row expire in about a second.
+By default the table's TTL applies (no ``USING TTL`` in the statement). ``ttl_seconds``
+overrides it per store with ``USING TTL``: :func:`~chat.store.chat_stores.open_chat_stores`
+passes ``CHAT_TYPING_TTL_SECONDS`` when it differs from :data:`TABLE_TTL_SECONDS` (tests use
+1 s to watch a row expire).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from cassandra.query import PreparedStatement
 from chat.config import Settings
 from chat.errors import ValidationFailed
 from chat.store.cql import CqlStore, execute_async
+
+TABLE_TTL_SECONDS = 10
+"""``typing_indicators``' ``default_time_to_live``; mirrors ``cql/000006_typing_indicators.cql``
+(change both together)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from cassandra.query import PreparedStatement
 
 from chat.config import Settings
-from chat.domain.messages import bucket_of, created_at_ms_of, datetime_from_ms
+from chat.domain.messages import bucket_of, created_at_ms_of, created_at_us_of, datetime_from_ms
 from chat.errors import NotFound
 from chat.store.cql import CqlStore, execute_async
 from chat.store.message_history import BucketedTable, Position
@@ -46,13 +46,11 @@ UNREAD_CAP = 1000
 
 _COUNT_CHUNK = 500
 _COUNTS_CONCURRENCY = 16
-# 100-ns intervals between the UUIDv1 epoch (1582-10-15) and the Unix epoch.
-_UUID_EPOCH_OFFSET = 0x01B21DD213814000
 
 
 def write_timestamp_of(message_id: uuid.UUID) -> int:
     """The message's own time in Unix microseconds: the write timestamp of a read position."""
-    return (message_id.time - _UUID_EPOCH_OFFSET) // 10
+    return created_at_us_of(message_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from cassandra.query import (
 
 from chat.config import Settings
 from chat.domain.messages import ms_of
+from chat.errors import ServiceUnavailable
 from chat.store.batcher import BatchReader, BatchWriter, Encoder, WriterClosed
 from chat.store.cql import CqlStore, execute_async, execute_encoded_batch
 
@@ -106,8 +107,11 @@ async def test_close_answers_every_waiting_caller_and_refuses_new_ones(
     await writer.close()
     assert waiting.done()
     assert waiting.result() is None
-    with pytest.raises(WriterClosed):
+    with pytest.raises(WriterClosed) as refused:
         await writer.write([(insert, ("late", 1))])
+    # The documented code clients retry on, not a private one.
+    assert isinstance(refused.value, ServiceUnavailable)
+    assert refused.value.code == "unavailable"
 
 
 async def test_reader_coalesces_lookups_and_answers_missing_keys_with_none(

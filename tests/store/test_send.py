@@ -384,3 +384,22 @@ async def test_a_retry_racing_an_original_that_fails_gets_the_same_error(
     )
     assert [type(r) for r in results] == [ValidationFailed, ValidationFailed]
     assert await _event_rows(cql_store, settings.cql_keyspace, event) == []
+
+
+async def test_cancelling_the_original_send_neither_cancels_its_retry_nor_the_write(
+    message_store: MessageStore, cql_store: CqlStore, settings: Settings
+) -> None:
+    event, user = new_event_id(), new_user_id()
+    original = asyncio.create_task(message_store.send(_message(event, user)))
+    await asyncio.sleep(0)  # the original is under way
+    retry = asyncio.create_task(message_store.send(_message(event, user)))
+    await asyncio.sleep(0)  # the retry waits for it
+    original.cancel()  # its caller went away (a dropped connection)
+    ack = await retry
+    assert ack.duplicate
+    assert original.cancelled()
+    rows = await _event_rows(cql_store, settings.cql_keyspace, event)
+    assert [row.message_id for row in rows] == [ack.message_id]
+    # The flight is over: a later retry is answered from the claim, as usual.
+    again = await message_store.send(_message(event, user))
+    assert (again.message_id, again.duplicate) == (ack.message_id, True)
