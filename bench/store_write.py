@@ -30,7 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chat.config import Settings
 from chat.domain.messages import NewMessage
 from chat.gc_tuning import tune_for_server
-from chat.store.cql import CqlStore, connect_blocking, execute_async
+from chat.store.cql import (
+    CqlStore,
+    connect_blocking,
+    connection_class_for,
+    execute_async,
+    shutdown_cluster,
+)
 from chat.store.cql_migrations import migrate_up
 from chat.store.messages import MessageStore
 
@@ -43,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events", type=int, default=200, help="events (2-20 participants each)")
     p.add_argument("--contact-point", help="CQL host; default: start an embedded server")
     p.add_argument("--port", type=int, default=9042)
-    p.add_argument("--reactor", choices=["libev", "asyncio"], default="libev")
+    p.add_argument("--reactor", choices=["libev", "asyncio", "app-loop"], default="libev")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     p.add_argument("--batch-ms", type=float, default=None, help="CHAT_WRITE_BATCH_MS")
     p.add_argument("--batch-statements", type=int, default=None, help="CHAT_WRITE_BATCH_STATEMENTS")
@@ -104,7 +110,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.batch_statements is not None:
             overrides["write_batch_statements"] = args.batch_statements
         settings = Settings(**overrides)
-        connection_class = None
+        connection_class = connection_class_for(args.reactor)
         if args.reactor == "asyncio":
             from cassandra.io.asyncioreactor import AsyncioConnection
 
@@ -112,7 +118,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cql = await asyncio.to_thread(
             connect_blocking, settings, [host], port, connection_class=connection_class
         )
-        stack.callback(cql.cluster.shutdown)
+        stack.push_async_callback(shutdown_cluster, cql.cluster)
         await migrate_up(cql, settings)
         store = MessageStore(cql, settings)
         await store.start()

@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     cql_request_timeout_seconds: float = Field(
         10.0, gt=0, description="Driver timeout of one CQL request (a batch counts as one)."
     )
+    cql_reactor: Literal["libev", "app-loop"] = Field(
+        "libev",
+        description=(
+            "Driver reactor: `libev` (its own I/O thread) or `app-loop` (socket I/O on the "
+            "application's event loop)."
+        ),
+    )
     cql_auto_migrate: bool | None = Field(
         None,
         description=(

@@ -6,8 +6,9 @@ prepared once per session through :meth:`CqlStore.prepare`, which caches them by
 
 Consistency and the request timeout come from settings and live on the driver's default
 execution profile, so every statement — including batches — gets them without each call site
-having to remember. The reactor is the driver's default (libev, a C extension): measured with
-``bench/store_write.py`` against the asyncio reactor, see ``docs/data-model.md``.
+having to remember. The reactor is ``CHAT_CQL_REACTOR``: the driver's libev (its own I/O
+thread, the default) or ``app-loop`` (:mod:`chat.store.cql_app_loop`, socket I/O on the
+application's loop); measured with ``bench/store_write.py``, see ``docs/data-model.md``.
 """
 
 from __future__ import annotations
@@ -138,8 +139,9 @@ def execute_encoded_batch(
 def bridge(loop: asyncio.AbstractEventLoop, response: ResponseFuture) -> asyncio.Future[list[Any]]:
     """The one bridge from a driver ``ResponseFuture`` to an asyncio future (all pages' rows).
 
-    Callbacks arrive on the driver's I/O thread, so results cross into the loop with one
-    ``call_soon_threadsafe`` per request. A cancelled asyncio future simply drops the late
+    Callbacks arrive on the driver's I/O thread (libev), so results cross into the loop with
+    one ``call_soon_threadsafe`` per request; with the app-loop reactor they already run on
+    the loop and are delivered directly, sparing the loop's wake-up write. A cancelled asyncio future simply drops the late
     result and stops fetching further pages; the driver's request itself cannot be withdrawn
     once sent.
     """
@@ -159,14 +161,27 @@ def bridge(loop: asyncio.AbstractEventLoop, response: ResponseFuture) -> asyncio
             rows.extend(page)
         if response.has_more_pages and not result.cancelled():
             response.start_fetching_next_page()
+        elif _on_loop(loop):
+            deliver(rows)
         else:
             loop.call_soon_threadsafe(deliver, rows)
 
     def on_error(exc: BaseException) -> None:
-        loop.call_soon_threadsafe(fail, exc)
+        if _on_loop(loop):
+            fail(exc)
+        else:
+            loop.call_soon_threadsafe(fail, exc)
 
     response.add_callbacks(on_page, on_error)
     return result
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the caller runs on ``loop`` (driver callbacks do, with the app-loop reactor)."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 SOCKET_BUFFER_BYTES = 256 * 1024
@@ -199,8 +214,8 @@ def connect_blocking(
 ) -> CqlStore:
     """Connect a driver session (blocking: run it in a thread) with the configured profile.
 
-    ``connection_class`` picks the reactor (None = the driver's default, libev); the bench
-    passes the asyncio reactor to compare.
+    ``connection_class`` picks the reactor (None = the driver's default, libev); an
+    app-loop class comes from :func:`connection_class_for` (it must be bound on the loop).
     """
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
@@ -225,6 +240,27 @@ def connect_blocking(
     return CqlStore(cluster, cluster.connect())
 
 
+def connection_class_for(reactor: str) -> Any:
+    """The connection class for ``CHAT_CQL_REACTOR``; call it on the loop that will serve it."""
+    if reactor == "app-loop":
+        from chat.store.cql_app_loop import app_loop_connection_class
+
+        return app_loop_connection_class(asyncio.get_running_loop())
+    return None
+
+
+async def shutdown_cluster(cluster: Cluster) -> None:
+    """Shut the cluster down in a worker thread, then let the loop run the sockets' closes.
+
+    Why a thread: ``Cluster.shutdown`` waits for the driver's executor, whose jobs may wait on
+    answers that, with the app-loop reactor, only the loop can read. The closes it schedules
+    onto the loop run on the next iterations, before the loop can be closed.
+    """
+    await asyncio.to_thread(cluster.shutdown)
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 @contextlib.asynccontextmanager
 async def open_cql(settings: Settings, *, migrate: bool | None = None) -> AsyncIterator[CqlStore]:
     """Connect to the configured cluster, or start the embedded CQL server and connect to it.
@@ -244,8 +280,14 @@ async def open_cql(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             await stack.enter_async_context(embedded)
             hosts, port = [embedded.host], embedded.port
             log.info("embedded CQL server listening on %s:%d", embedded.host, embedded.port)
-        store = await asyncio.to_thread(connect_blocking, settings, hosts, port)
-        stack.callback(store.cluster.shutdown)
+        store = await asyncio.to_thread(
+            connect_blocking,
+            settings,
+            hosts,
+            port,
+            connection_class=connection_class_for(settings.cql_reactor),
+        )
+        stack.push_async_callback(shutdown_cluster, store.cluster)
         log.info("CQL session connected to %s port %d", ",".join(hosts), port)
         if settings.cql_migrate_on_start if migrate is None else migrate:
             from chat.store.cql_migrations import migrate_up
