@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events", type=int, default=200, help="events (2-20 participants each)")
     p.add_argument("--contact-point", help="CQL host; default: start an embedded server")
     p.add_argument("--port", type=int, default=9042)
-    p.add_argument("--reactor", choices=["libev", "asyncio", "app-loop"], default="libev")
+    p.add_argument("--reactor", choices=["libev", "asyncio", "app-loop"], default="app-loop")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     p.add_argument("--batch-ms", type=float, default=None, help="CHAT_WRITE_BATCH_MS")
     p.add_argument("--batch-statements", type=int, default=None, help="CHAT_WRITE_BATCH_STATEMENTS")

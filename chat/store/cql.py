@@ -6,9 +6,9 @@ prepared once per session through :meth:`CqlStore.prepare`, which caches them by
 
 Consistency and the request timeout come from settings and live on the driver's default
 execution profile, so every statement — including batches — gets them without each call site
-having to remember. The reactor is ``CHAT_CQL_REACTOR``: the driver's libev (its own I/O
-thread, the default) or ``app-loop`` (:mod:`chat.store.cql_app_loop`, socket I/O on the
-application's loop); measured with ``bench/store_write.py``, see ``docs/data-model.md``.
+having to remember. The reactor is ``CHAT_CQL_REACTOR``: ``app-loop`` (the default,
+:mod:`chat.store.cql_app_loop`, socket I/O on the application's loop) or the driver's libev
+(its own I/O thread); measured with ``bench/store_write.py``, see ``docs/data-model.md``.
 """
 
 from __future__ import annotations
@@ -141,9 +141,9 @@ def bridge(loop: asyncio.AbstractEventLoop, response: ResponseFuture) -> asyncio
 
     Callbacks arrive on the driver's I/O thread (libev), so results cross into the loop with
     one ``call_soon_threadsafe`` per request; with the app-loop reactor they already run on
-    the loop and are delivered directly, sparing the loop's wake-up write. A cancelled asyncio future simply drops the late
-    result and stops fetching further pages; the driver's request itself cannot be withdrawn
-    once sent.
+    the loop and are delivered directly, sparing the loop's wake-up write. A cancelled asyncio
+    future simply drops the late result and stops fetching further pages; the driver's request
+    itself cannot be withdrawn once sent.
     """
     result: asyncio.Future[list[Any]] = loop.create_future()
     rows: list[Any] = []

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from cassandra.io.asyncioreactor import AsyncioConnection
+from cassandra.io.asyncioreactor import AsyncioConnection, _AsyncioProtocol
 
 
 class AppLoopTimer:
@@ -34,7 +34,7 @@ class AppLoopTimer:
     request; requests are now sent from the loop thread, where ``call_later`` is enough.
     """
 
-    __slots__ = ("_handle", "_loop", "_cancelled")
+    __slots__ = ("_cancelled", "_handle", "_loop")
 
     def __init__(
         self, timeout: float, callback: Callable[[], Any], loop: asyncio.AbstractEventLoop
@@ -96,40 +96,81 @@ class AppLoopConnection(AsyncioConnection):  # type: ignore[misc]  # the driver 
         assert cls._loop is not None
         return AppLoopTimer(timeout, callback, cls._loop)
 
-    def push(self, data: bytes) -> None:
-        """Queue ``data`` for the writer task; straight onto the queue when on the loop.
+    async def handle_read(self) -> None:
+        """Hand the connected socket to a loop transport; its protocol reads from then on.
 
-        Why: the stock ``push`` schedules a coroutine (and, off the driver's own thread, a
-        thread-safe hand-off) per request. On the loop thread the chunks of one message go
-        onto the queue in one synchronous step, so they cannot interleave with another
-        message's and the queue lock is not needed.
+        Why a transport and not the stock ``sock_recv`` loop: each ``sock_recv`` costs a future
+        and a task wake-up per read, while a (uvloop, C) transport calls ``data_received``
+        directly. The same protocol class the driver uses for TLS feeds ``process_io_buffer``
+        and turns a lost connection into ``defunct``/``close``.
+        """
+        loop = self._loop
+        assert loop is not None
+        protocol = _AsyncioProtocol(self)
+        try:
+            transport, _ = await loop.create_connection(lambda: protocol, sock=self._socket)
+        except OSError as exc:
+            self.defunct(exc)
+        else:
+            self._protocol = protocol
+            self._transport = transport
+        finally:
+            self._transport_ready.set()
+
+    async def handle_write(self) -> None:
+        """Write what was queued before the transport existed (or off the loop), in order."""
+        ready = self._transport_ready
+        await ready.wait()
+        while True:
+            try:
+                chunk = await self._write_queue.get()
+            except asyncio.CancelledError:
+                return
+            transport = self._transport
+            if self.is_closed or self.is_defunct or transport is None:
+                return
+            transport.write(chunk)
+
+    @property
+    def _transport_ready(self) -> asyncio.Event:
+        event: asyncio.Event | None = self.__dict__.get("_ready_event")
+        if event is None:
+            event = self.__dict__["_ready_event"] = asyncio.Event()
+        return event
+
+    def push(self, data: bytes) -> None:
+        """Write ``data`` to the transport at once when on the loop, else queue it.
+
+        Why: the stock ``push`` schedules a coroutine (and a thread-safe hand-off) per request
+        and a writer task sends it later. On the loop, with the transport up and nothing queued
+        ahead, the transport's ``write`` sends it now (buffering what the socket does not
+        take); otherwise the writer task keeps the order.
         """
         loop = self._loop
         assert loop is not None
         if not _on_loop(loop):
             super().push(data)
             return
-        size = self.out_buffer_size
+        transport = self._transport
         queue = self._write_queue
-        if len(data) <= size:
-            queue.put_nowait(data)
+        if transport is not None and queue.empty():
+            transport.write(data)
         else:
-            for i in range(0, len(data), size):
-                queue.put_nowait(data[i : i + size])
+            queue.put_nowait(data)
 
     def close(self) -> None:
         """Close on the loop, and tolerate a loop that is already closed (nothing left to run)."""
         with self.lock:
             if self.is_closed:
                 return
-            self.is_closed = True
+            self.is_closed: bool = True
         loop = self._loop
         assert loop is not None
         if _on_loop(loop):
             task = loop.create_task(self._close())
             self._background_tasks.add(task)
             task.add_done_callback(self._background_tasks.discard)
-        elif not loop.is_closed():
+        elif not loop.is_closed():  # a closed loop has nothing left to run
             asyncio.run_coroutine_threadsafe(self._close(), loop=loop)
         elif self._socket is not None:
             self._socket.close()
