@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     cql_request_timeout_seconds: float = Field(
         10.0, gt=0, description="Driver timeout of one CQL request (a batch counts as one)."
     )
-    cql_reactor: Literal["app-loop", "app-loop"] = Field(
+    cql_reactor: Literal["libev", "app-loop"] = Field(
         "app-loop",
         description=(
             "Driver reactor: `libev` (its own I/O thread) or `app-loop` (socket I/O on the "

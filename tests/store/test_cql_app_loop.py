@@ -49,3 +49,19 @@ async def test_app_loop_reactor_serves_requests_on_the_loop_thread_and_shuts_dow
     finally:
         await shutdown_cluster(cql.cluster)
     assert cql.cluster.is_shutdown
+
+
+async def test_the_libev_reactor_setting_is_accepted_and_connects(
+    settings: Settings, cql_server: EmbeddedCqlServer
+) -> None:
+    """``CHAT_CQL_REACTOR=libev`` keeps the driver's own I/O thread: still a working session."""
+    own = Settings.model_validate({**settings.model_dump(), "cql_reactor": "libev"})
+    assert connection_class_for(own.cql_reactor) is None  # the driver's default class
+    cql = await asyncio.to_thread(
+        connect_blocking, own, [cql_server.host], cql_server.port, connection_class=None
+    )
+    try:
+        rows = await execute_async(cql.session, "SELECT release_version FROM system.local")
+        assert len(rows) == 1
+    finally:
+        await shutdown_cluster(cql.cluster)
