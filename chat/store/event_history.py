@@ -30,8 +30,6 @@ import binascii
 import contextlib
 import ipaddress
 import logging
-import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -44,6 +42,7 @@ import asyncpg
 import orjson
 from cassandra.query import PreparedStatement
 
+from chat.domain.messages import MessageIdGenerator, created_at_of
 from chat.errors import FieldError, ValidationFailed
 from chat.store.cql import CqlStore, execute_async
 from chat.store.pg import Connection, Record
@@ -115,40 +114,14 @@ class HistoryPage:
 
 # --- change ids ---------------------------------------------------------------------------------
 
-# 100-ns intervals between the UUID epoch (1582-10-15) and the Unix epoch.
-_UUID_EPOCH_OFFSET = 0x01B21DD213814000
-_last_ticks = 0
+# Change ids are timeuuids from the same generator type as message ids: strictly increasing
+# within the process, random node (not the MAC). ``changed_at`` is derived from the id, so a
+# relayed row keeps its key and (changed_at, change_id) sorts exactly as the id does.
+_change_ids = MessageIdGenerator()
 
 
 def new_change_id() -> uuid.UUID:
-    """A version-1 timeuuid, strictly increasing within the process, with a random node.
-
-    The time part is whole milliseconds plus a sub-millisecond counter, so ``changed_at``
-    (a CQL ``timestamp``, millisecond precision) derived from it sorts exactly as the id does;
-    the node is random rather than the MAC address, which would leak the host's identity.
-    """
-    global _last_ticks
-    ticks = int(time.time() * 1000) * 10_000 + _UUID_EPOCH_OFFSET
-    ticks = max(ticks, _last_ticks + 1)
-    _last_ticks = ticks
-    clock_seq = secrets.randbits(14)
-    node = secrets.randbits(48) | (1 << 40)  # multicast bit: "not a real MAC" (RFC 4122 4.5)
-    return uuid.UUID(
-        fields=(
-            ticks & 0xFFFFFFFF,
-            (ticks >> 32) & 0xFFFF,
-            ((ticks >> 48) & 0x0FFF) | 0x1000,
-            (clock_seq >> 8) | 0x80,
-            clock_seq & 0xFF,
-            node,
-        )
-    )
-
-
-def changed_at_of(change_id: uuid.UUID) -> datetime:
-    """The millisecond time a change id was made at (what the CQL ``changed_at`` holds)."""
-    millis = (change_id.time - _UUID_EPOCH_OFFSET) // 10_000
-    return datetime.fromtimestamp(millis / 1000, UTC)
+    return _change_ids.next()
 
 
 # --- staging (inside the caller's transaction) ------------------------------------------------
@@ -218,7 +191,7 @@ async def stage(conn: Connection, actor: ActorLike, *changes: Change) -> list[uu
         actor.user_agent,
         ids,
         [c.event_id for c in changes],
-        [changed_at_of(i) for i in ids],
+        [created_at_of(i) for i in ids],
         [c.change_type.value for c in changes],
         [c.field_name for c in changes],
         [_json(c.old_value) for c in changes],
