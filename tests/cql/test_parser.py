@@ -13,10 +13,8 @@ from chat.embedded.cql.ast import (
     AlterTableAdd,
     Assignment,
     Batch,
-    BindMarker,
     ColumnDef,
     Condition,
-    Constant,
     CqlType,
     CreateKeyspace,
     CreateTable,
@@ -40,51 +38,16 @@ from chat.embedded.cql.ast import (
 )
 from chat.embedded.cql.errors import ConfigurationError, CqlSyntaxError, InvalidRequest
 from chat.embedded.cql.parser import parse
-
-
-def q(index: int, name: str | None = None) -> BindMarker:
-    return BindMarker(index, name)
-
-
-def const(kind: str, text: str) -> Constant:
-    return Constant(kind, text)
-
-
-def parse_select(text: str) -> Select:
-    statement = parse(text)
-    assert isinstance(statement, Select)
-    return statement
-
-
-def parse_insert(text: str) -> Insert:
-    statement = parse(text)
-    assert isinstance(statement, Insert)
-    return statement
-
-
-def parse_update(text: str) -> Update:
-    statement = parse(text)
-    assert isinstance(statement, Update)
-    return statement
-
-
-def parse_delete(text: str) -> Delete:
-    statement = parse(text)
-    assert isinstance(statement, Delete)
-    return statement
-
-
-def parse_table(text: str) -> CreateTable:
-    statement = parse(text)
-    assert isinstance(statement, CreateTable)
-    return statement
-
-
-def error_of(text: str) -> str:
-    with pytest.raises(CqlSyntaxError) as caught:
-        parse(text)
-    return caught.value.message
-
+from tests.cql.parsing import (
+    const,
+    error_of,
+    parse_delete,
+    parse_insert,
+    parse_select,
+    parse_table,
+    parse_update,
+    q,
+)
 
 # ---------------------------------------------------------------- SELECT
 

@@ -13,66 +13,31 @@ from hypothesis import strategies as st
 
 from chat.embedded.cql.ast import (
     Assignment,
-    BindMarker,
     Condition,
-    Constant,
-    CreateTable,
     FunctionCall,
-    Insert,
     ListLiteral,
     MapLiteral,
     Relation,
-    Select,
     Selector,
     SetLiteral,
     TupleLiteral,
-    Update,
 )
 from chat.embedded.cql.errors import CqlError, CqlSyntaxError
 from chat.embedded.cql.parser import parse
-
-
-def q(index: int, name: str | None = None) -> BindMarker:
-    return BindMarker(index, name)
-
-
-def const(kind: str, text: str) -> Constant:
-    return Constant(kind, text)
-
-
-def parse_select(text: str) -> Select:
-    statement = parse(text)
-    assert isinstance(statement, Select)
-    return statement
-
-
-def parse_insert(text: str) -> Insert:
-    statement = parse(text)
-    assert isinstance(statement, Insert)
-    return statement
-
-
-def parse_update(text: str) -> Update:
-    statement = parse(text)
-    assert isinstance(statement, Update)
-    return statement
-
-
-def parse_table(text: str) -> CreateTable:
-    statement = parse(text)
-    assert isinstance(statement, CreateTable)
-    return statement
+from tests.cql.parsing import (
+    const,
+    error_of,
+    parse_insert,
+    parse_select,
+    parse_table,
+    parse_update,
+    q,
+)
 
 
 def value_of(text: str) -> object:
     """The AST of one value, parsed in an INSERT."""
     return parse_insert(f"INSERT INTO t (c) VALUES ({text})").values[0]
-
-
-def error_of(text: str) -> str:
-    with pytest.raises(CqlSyntaxError) as caught:
-        parse(text)
-    return caught.value.message
 
 
 # ---------------------------------------------------------------- unsupported statements
