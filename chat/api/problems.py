@@ -9,15 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 import orjson
-from cassandra import DriverException, RequestExecutionException
-from cassandra.cluster import NoHostAvailable
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from chat.errors import BadRequest, ChatError, MethodNotAllowed, NotFound, ServiceUnavailable
+from chat.store.failures import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +72,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ChatError: on_chat_error,
     HTTPException: on_http_exception,
     # Lost or refused database connections are the dependency's fault, not the request's.
-    OSError: on_database_unavailable,
-    asyncpg.PostgresConnectionError: on_database_unavailable,
-    asyncpg.InterfaceError: on_database_unavailable,
-    asyncpg.CannotConnectNowError: on_database_unavailable,
-    asyncpg.TooManyConnectionsError: on_database_unavailable,
-    # The CQL cluster down or overloaded (timeouts, unavailable replicas, no host at all).
-    NoHostAvailable: on_database_unavailable,
-    DriverException: on_database_unavailable,
-    RequestExecutionException: on_database_unavailable,
+    **{error: on_database_unavailable for error in DEPENDENCY_ERRORS},
     Exception: on_unexpected,
 }

@@ -34,9 +34,6 @@ import logging
 import secrets
 from typing import TYPE_CHECKING
 
-import asyncpg
-from cassandra import DriverException, RequestExecutionException
-from cassandra.cluster import NoHostAvailable
 from starlette.websockets import WebSocket
 
 from chat.auth import bearer_token
@@ -61,6 +58,7 @@ from chat.gateway.protocol import (
 )
 from chat.gateway.service import Client
 from chat.gateway.transport import EXTENSION, WRITE_BUFFER_HIGH, TransportControl
+from chat.store.failures import DEPENDENCY_ERRORS
 
 if TYPE_CHECKING:
     from chat.gateway.runtime import Gateway
@@ -74,15 +72,6 @@ WRITE_BATCH_CHARS = WRITE_BUFFER_HIGH
 """About the most text one transport write of the writer carries (it may exceed it by one
 frame): a batch never overfills the transport's bounded buffer by more than that."""
 
-_STORE_ERRORS = (
-    DriverException,
-    RequestExecutionException,
-    # Every CQL host down (the cluster restarting): not a DriverException, but the same story.
-    NoHostAvailable,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-)
 """Failures of a dependency, not of the gateway: the client hears ``unavailable`` and retries."""
 
 
@@ -338,7 +327,7 @@ class Connection:
                 session.history_page(command, messages, next_cursor)
         except ChatError as exc:
             session.failed(command, exc)
-        except _STORE_ERRORS as exc:
+        except DEPENDENCY_ERRORS as exc:
             self.metrics.driver_error(exc)
             log.warning("%s failed in a dependency: %r", type(command).__name__, exc)
             session.failed(command, ServiceUnavailable("the store is unavailable; retry later"))
