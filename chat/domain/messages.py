@@ -86,12 +86,19 @@ class MessageIdGenerator:
 
     def next(self) -> uuid.UUID:
         """A new id, later than every id this generator returned before."""
+        return self.next_with_ms()[0]
+
+    def next_with_ms(self) -> tuple[uuid.UUID, int]:
+        """A new id and its :func:`created_at_ms_of`, without decoding the id again."""
         with self._lock:
             ticks = self._clock() // 100 + _UUID_EPOCH_OFFSET
             if ticks <= self._last:
                 ticks = self._last + 1
             self._last = ticks
-        return _timeuuid(ticks, self._clock_seq, self._node)
+        return (
+            _timeuuid(ticks, self._clock_seq, self._node),
+            (ticks - _UUID_EPOCH_OFFSET) // _TICKS_PER_MS,
+        )
 
 
 def _timeuuid(ticks: int, clock_seq: int, node: int) -> uuid.UUID:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cassandra import InvalidRequest
-from cassandra.cluster import Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from chat.domain.messages import ms_of
@@ -276,6 +276,8 @@ class _Pending:
 class BatchWriter:
     """Groups the statements of concurrent callers into UNLOGGED batches.
 
+    Create it on the event loop it will serve (it binds to the running loop).
+
     ``replica_of`` maps a routing key to a hashable replica id (None: one group for all);
     a caller's statements follow the routing key of the caller's first statement.
     """
@@ -292,6 +294,9 @@ class BatchWriter:
         metrics: Metrics | None = None,
     ) -> None:
         self._session = session
+        # Bound once: ``asyncio.get_running_loop()`` costs a getpid() system call in Python
+        # 3.11, and the send path would pay it for every statement group.
+        self._loop = asyncio.get_running_loop()
         self._metrics = metrics
         self._max_delay = max_delay
         self._max_statements = min(max_statements, MAX_BATCH_STATEMENTS)
@@ -317,7 +322,7 @@ class BatchWriter:
             encoder = self.encoder
             body = b"".join([encoder(stmt).entry(values) for stmt, values in writes])
         except Exception as exc:
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done: asyncio.Future[None] = self._loop.create_future()
             done.set_exception(exc)
             return done
         first = (encoder(writes[0][0]), writes[0][1]) if writes else None
@@ -332,7 +337,7 @@ class BatchWriter:
         first statement's encoder and values, for its routing key. The send path uses this to
         skip the per-statement encoder lookup.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         done: asyncio.Future[None] = loop.create_future()
         if self._closed:
             done.set_exception(WriterClosed("the message writer is shutting down; retry"))
@@ -367,6 +372,11 @@ class BatchWriter:
         return done
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this writer serves (and answers its callers on)."""
+        return self._loop
+
+    @property
     def pending_statements(self) -> float:
         """Statements queued for a batch or sent and not yet answered (a queue depth)."""
         return float(sum([p.size for p in self._pending.values()]) + self._in_flight_statements)
@@ -385,7 +395,7 @@ class BatchWriter:
             self._send(p.groups)
 
     def _send(self, groups: list[_Group]) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(groups))
+        task = self._loop.create_task(self._run(groups))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
@@ -447,6 +457,7 @@ class BatchReader:
 
     ``statement`` must take one bind value, the list of keys, and return rows whose
     ``key_of(row)`` is the key they answer. Each caller gets its row, or None.
+    ``execution_profile`` (a name or an ``ExecutionProfile``) may choose e.g. the row factory.
     """
 
     def __init__(
@@ -457,8 +468,11 @@ class BatchReader:
         *,
         max_delay: float,
         max_keys: int,
+        execution_profile: Any = EXEC_PROFILE_DEFAULT,
     ) -> None:
         self._session = session
+        self._loop = asyncio.get_running_loop()  # once: see BatchWriter.__init__
+        self._execution_profile = execution_profile
         self._statement = statement
         self._key_of = key_of
         self._max_delay = max_delay
@@ -469,7 +483,7 @@ class BatchReader:
         self.reads_sent = 0
 
     def get(self, key: Hashable) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         result: asyncio.Future[Any] = loop.create_future()
         waiters = self._waiting.get(key)
         if waiters is None:
@@ -491,14 +505,19 @@ class BatchReader:
             self._timer = None
         waiting, self._waiting = self._waiting, {}
         if waiting:
-            task = asyncio.get_running_loop().create_task(self._run(waiting))
+            task = self._loop.create_task(self._run(waiting))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
     async def _run(self, waiting: dict[Hashable, list[asyncio.Future[Any]]]) -> None:
         self.reads_sent += 1
         try:
-            rows = await execute_async(self._session, self._statement, (list(waiting),))
+            rows = await execute_async(
+                self._session,
+                self._statement,
+                (list(waiting),),
+                execution_profile=self._execution_profile,
+            )
         except BaseException as exc:
             for futures in waiting.values():
                 for f in futures:

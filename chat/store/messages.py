@@ -34,8 +34,8 @@ from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from cassandra.cluster import Session
-from cassandra.query import UNSET_VALUE, PreparedStatement
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
+from cassandra.query import UNSET_VALUE, PreparedStatement, tuple_factory
 
 from chat.config import Settings
 from chat.domain.messages import (
@@ -82,6 +82,17 @@ MESSAGE_COLUMNS = (
     "client_msg_id, message, message_type, attachments, reply_to, edited_at, is_deleted, metadata"
 )
 """The columns :func:`message_from_row` reads, for ``SELECT {MESSAGE_COLUMNS} FROM ...``."""
+
+
+# Columns of a claim row as ``claim_select`` returns it (tuples: see MessageStore.start).
+_CLAIM_KEY, _CLAIM_EVENT_ID, _CLAIM_MESSAGE_ID, _CLAIM_CONTENT_HASH = range(4)
+
+
+def _lwt_winner(row: Any) -> tuple[Any, ...] | None:
+    """The claim that beat an ``IF NOT EXISTS`` claim, as a claim tuple; None if it applied."""
+    if row[0]:
+        return None
+    return (row.claim_key, row.event_id, row.message_id, row.content_hash)
 
 
 def claim_key(sender_id: int, client_msg_id: str) -> str:
@@ -266,8 +277,12 @@ class MessageStore:
         self._claims = BatchReader(
             session,
             self._stmts["claim_select"],
-            lambda row: row.claim_key,
+            lambda row: row[_CLAIM_KEY],
             max_delay=delay,
+            # Plain tuples: the default factory builds a namedtuple class for every response.
+            execution_profile=session.execution_profile_clone_update(
+                EXEC_PROFILE_DEFAULT, row_factory=tuple_factory
+            ),
             max_keys=min(MAX_IN_KEYS, self._settings.write_batch_statements),
         )
 
@@ -333,7 +348,7 @@ class MessageStore:
         ``client_msg_id`` was used before for different content), or the driver's error when
         the write failed — then nothing was acknowledged and a retry is safe.
         """
-        self._ready()
+        _, writer, _ = self._ready()
         validate_new_message(msg)
         key = claim_key(msg.sender_id, msg.client_msg_id)
         digest = content_hash(msg)
@@ -345,9 +360,7 @@ class MessageStore:
             return dataclasses.replace(ack, duplicate=True)
         # The work runs as its own task, so a cancelled caller leaves it (and any retry racing
         # it on this node) to finish: a send the store goes on to acknowledge is not lost.
-        task = asyncio.get_running_loop().create_task(
-            self._send(msg, key, digest), name=f"send {key}"
-        )
+        task = writer.loop.create_task(self._send(msg, key, digest))
         self._sending[key] = _InFlight(digest, task)
         self._active += 1
         self._idle.clear()
@@ -368,8 +381,7 @@ class MessageStore:
         session, writer, claims = self._ready()
         if msg.reply_to is not None:
             await self._check_reply_target(msg.event_id, msg.reply_to)
-        message_id = self._ids.next()
-        created_ms = created_at_ms_of(message_id)
+        message_id, created_ms = self._ids.next_with_ms()
         claim_values = (
             key,
             msg.sender_id,
@@ -381,7 +393,7 @@ class MessageStore:
         )
         if self._strict:
             rows = await execute_async(session, self._stmts["claim_lwt"], claim_values)
-            winner = None if rows[0][0] else rows[0]
+            winner = _lwt_winner(rows[0])
         else:
             attempt_us = self._clock() // 1000
             row = await self._claim_and_read_back(
@@ -392,12 +404,12 @@ class MessageStore:
                     "the send claim was acknowledged but not readable back; retry the send "
                     "(check the consistency level: CHAT_CQL_CONSISTENCY)"
                 )
-            winner = None if row.message_id == message_id else row
+            winner = None if row[_CLAIM_MESSAGE_ID] == message_id else row
         duplicate = winner is not None
         if winner is not None:
-            if winner.content_hash != digest or winner.event_id != msg.event_id:
+            if winner[_CLAIM_CONTENT_HASH] != digest or winner[_CLAIM_EVENT_ID] != msg.event_id:
                 raise _reused_client_msg_id(msg.client_msg_id)
-            message_id = winner.message_id
+            message_id = winner[_CLAIM_MESSAGE_ID]
             created_ms = created_at_ms_of(message_id)
         new_buckets: list[tuple[str, int, int]] = []
         await self._write_rows(writer, msg, message_id, created_ms, new_buckets)
@@ -416,7 +428,7 @@ class MessageStore:
         coroutine wakes up once for both round trips instead of once per round trip (a task
         wake-up is one of the larger per-message costs left on this path).
         """
-        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        result: asyncio.Future[Any] = writer.loop.create_future()
 
         def read_done(read: asyncio.Future[Any]) -> None:
             if result.done():

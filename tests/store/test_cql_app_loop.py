@@ -8,6 +8,8 @@ thread; timers and writes come from the loop itself).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 
 import pytest
@@ -43,9 +45,15 @@ async def test_app_loop_reactor_serves_requests_on_the_loop_thread_and_shuts_dow
             cql.session.prepare, "SELECT release_version FROM system.local"
         )
         assert len(await execute_async(cql.session, prepared)) == 1
-        # A driver timer armed from the loop fires on it: a tiny timeout times out.
-        with pytest.raises(OperationTimedOut):
-            await execute_async(cql.session, "SELECT * FROM system.local", timeout=1e-6)
+        # A driver timer armed from the loop fires on it: a request the server cannot answer
+        # (its process is stopped) times out. A tiny timeout against a running server raced
+        # the answer, which sometimes came first.
+        os.kill(cql_server.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(OperationTimedOut):
+                await execute_async(cql.session, "SELECT * FROM system.local", timeout=0.05)
+        finally:
+            os.kill(cql_server.pid, signal.SIGCONT)
     finally:
         await shutdown_cluster(cql.cluster)
     assert cql.cluster.is_shutdown
