@@ -33,6 +33,7 @@ from cassandra.cluster import (
     Session,
 )
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.protocol import BatchMessage
 from cassandra.query import BatchStatement, PreparedStatement
 
 from chat.config import Settings
@@ -113,19 +114,11 @@ def execute_encoded_batch(
             batch, None, False, None, _NOT_SET, EXEC_PROFILE_DEFAULT
         )
         message = response.message
-        encode_rest = message.send_body
-        head = _short(count)
-
-        def send_body(f: Any, protocol_version: int, protocol_features: Any = None) -> None:
-            rest = io.BytesIO()
-            encode_rest(rest, protocol_version, protocol_features)
-            tail = rest.getvalue()  # type byte, short 0 (no statements), flags and the rest
-            f.write(tail[:1])
-            f.write(head)
-            f.write(entries)
-            f.write(tail[3:])
-
-        message.send_body = send_body
+        # A subclass rather than a closure stored on the message: the closure would refer to
+        # the message holding it, a reference cycle per batch (see ``bridge``).
+        message.__class__ = _PreEncodedBatchMessage
+        message.encoded_head = _short(count)
+        message.encoded_entries = entries
         response._protocol_handler = session.client_protocol_handler
         session._on_request(response)
         response.send_request()
@@ -136,6 +129,26 @@ def execute_encoded_batch(
     return bridge(loop, response)
 
 
+class _PreEncodedBatchMessage(BatchMessage):  # type: ignore[misc]  # the driver is untyped
+    """The driver's BATCH message with its statements part already serialized.
+
+    ``encoded_head`` (the statement count) and ``encoded_entries`` replace the empty statement
+    list the driver's own encoder writes between the type byte and the flags.
+    """
+
+    encoded_head: bytes
+    encoded_entries: bytes
+
+    def send_body(self, f: Any, protocol_version: int, protocol_features: Any = None) -> None:
+        rest = io.BytesIO()
+        super().send_body(rest, protocol_version, protocol_features)
+        tail = rest.getvalue()  # type byte, short 0 (no statements), flags and the rest
+        f.write(tail[:1])
+        f.write(self.encoded_head)
+        f.write(self.encoded_entries)
+        f.write(tail[3:])
+
+
 def bridge(loop: asyncio.AbstractEventLoop, response: ResponseFuture) -> asyncio.Future[list[Any]]:
     """The one bridge from a driver ``ResponseFuture`` to an asyncio future (all pages' rows).
 
@@ -144,6 +157,11 @@ def bridge(loop: asyncio.AbstractEventLoop, response: ResponseFuture) -> asyncio
     the loop and are delivered directly, sparing the loop's wake-up write. A cancelled asyncio
     future simply drops the late result and stops fetching further pages; the driver's request
     itself cannot be withdrawn once sent.
+
+    The callbacks are cleared once the last page or the error is in: they refer to the
+    ``ResponseFuture`` that holds them, and that cycle would leave every request — its
+    message, entries and rows — to the cyclic garbage collector (profiled: its collections
+    took 60-80 ms each on the send path, finding ~45,000 such objects every time).
     """
     result: asyncio.Future[list[Any]] = loop.create_future()
     rows: list[Any] = []
@@ -161,12 +179,15 @@ def bridge(loop: asyncio.AbstractEventLoop, response: ResponseFuture) -> asyncio
             rows.extend(page)
         if response.has_more_pages and not result.cancelled():
             response.start_fetching_next_page()
-        elif _on_loop(loop):
+            return
+        response.clear_callbacks()
+        if _on_loop(loop):
             deliver(rows)
         else:
             loop.call_soon_threadsafe(deliver, rows)
 
     def on_error(exc: BaseException) -> None:
+        response.clear_callbacks()
         if _on_loop(loop):
             fail(exc)
         else:
