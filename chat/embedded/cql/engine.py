@@ -277,12 +277,16 @@ class Engine:
         keyspace: str | None,
     ) -> Result:
         compiled = []
-        last: Any = None
-        plan: Any = None
+        fresh: dict[StatementPlan, StatementPlan] = {}  # a few statements, interleaved
+        last: StatementPlan | None = None
+        plan: StatementPlan | None = None
         for prepared, values in items:
             if prepared.plan is not last:
                 last = prepared.plan
-                plan = self.executor.fresh(last)
+                plan = fresh.get(last)
+                if plan is None:
+                    plan = fresh[last] = self.executor.fresh(last)
+            assert plan is not None
             if len(values) != plan.bind_count:
                 raise InvalidRequest(
                     f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound "

@@ -17,13 +17,19 @@ from typing import Any
 
 from cassandra import cqltypes as _ct
 
-from chat.embedded.cql import ast, system_tables
+from chat.embedded.cql import ast, gc_policy, system_tables
 from chat.embedded.cql.errors import InvalidRequest
 from chat.embedded.cql.results import ColumnSpec, Result, Rows, SchemaChange, SetKeyspace, Void
 from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
 from chat.embedded.cql.storage import TableData
-from chat.embedded.cql.values import base_name, driver_type, int_getter, now_micros
+from chat.embedded.cql.values import (
+    base_name,
+    driver_type,
+    int_getter,
+    now_micros,
+    parameterized,
+)
 from chat.embedded.cql.write import DeletePlan, InsertPlan, ListClock, Record, UpdatePlan, WritePlan
 
 NO_KEYSPACE = (
@@ -81,36 +87,60 @@ def bind_specs(
     stmt: Any, catalog_table: Callable[[str | None, str], TableMeta]
 ) -> tuple[list[ColumnSpec], list[int]]:
     """ColumnSpecs of the bind markers of ``stmt`` (by index) and the partition-key indexes."""
-    specs: dict[int, ColumnSpec] = {}
-    pk_index: dict[str, int] = {}
+    binds = _BindSpecs(catalog_table)
+    binds.statement(stmt)
+    n = stmt.bind_count
+    out = [binds.specs.get(i) or ColumnSpec("", "", f"[{i}]", _ct.BytesType) for i in range(n)]
+    pk_indexes: list[int] = []
+    if isinstance(stmt, (ast.Insert, ast.Update, ast.Delete, ast.Select)):
+        table = catalog_table(stmt.keyspace, stmt.table)
+        for c in table.partition_key:
+            if c.name not in binds.pk_index:
+                pk_indexes = []
+                break
+            pk_indexes.append(binds.pk_index[c.name])
+    return out, pk_indexes
 
-    def spec_for(table: TableMeta, name: str, t: Any) -> ColumnSpec:
-        return ColumnSpec(table.keyspace, table.name, name, t)
 
-    def mark(term: Any, table: TableMeta, name: str, t: Any, pk: bool = False) -> None:
+class _BindSpecs:
+    """Walks a statement collecting the column each bind marker is bound to.
+
+    A class rather than nested recursive functions: a closure that refers to itself is a
+    reference cycle, garbage after every PREPARE, and the server's collector policy
+    (``gc_policy``) relies on its request paths leaving no cyclic garbage.
+    """
+
+    def __init__(self, catalog_table: Callable[[str | None, str], TableMeta]) -> None:
+        self.catalog_table = catalog_table
+        self.specs: dict[int, ColumnSpec] = {}
+        self.pk_index: dict[str, int] = {}
+
+    def mark(self, term: Any, table: TableMeta, name: str, t: Any, pk: bool = False) -> None:
         if isinstance(term, ast.BindMarker):
-            specs[term.index] = spec_for(table, term.name or name, t)
+            self.specs[term.index] = ColumnSpec(table.keyspace, table.name, term.name or name, t)
             if pk:
-                pk_index.setdefault(name, term.index)
+                self.pk_index.setdefault(name, term.index)
         elif isinstance(term, (ast.ListLiteral, ast.SetLiteral, ast.TupleLiteral)) and hasattr(
             t, "subtypes"
         ):
             subs = t.subtypes
             for i, item in enumerate(term.items):
-                mark(item, table, name, subs[min(i, len(subs) - 1)] if subs else _ct.BytesType)
+                sub = subs[min(i, len(subs) - 1)] if subs else _ct.BytesType
+                self.mark(item, table, name, sub)
         elif isinstance(term, ast.MapLiteral) and len(getattr(t, "subtypes", ())) == 2:
             for k, v in term.entries:
-                mark(k, table, name, t.subtypes[0])
-                mark(v, table, name, t.subtypes[1])
+                self.mark(k, table, name, t.subtypes[0])
+                self.mark(v, table, name, t.subtypes[1])
 
-    def where(table: TableMeta, rels: Sequence[Any]) -> None:
+    def where(self, table: TableMeta, rels: Sequence[Any]) -> None:
+        mark = self.mark
         for rel in rels:
             if isinstance(rel, ast.TokenRelation):
                 mark(rel.value, table, "partition key token", _ct.LongType)
                 continue
             cols = [table.column(n) for n in rel.columns]
             if len(cols) > 1:
-                tt = _ct.TupleType.apply_parameters([c.driver for c in cols])
+                tt = parameterized(_ct.TupleType, tuple(c.driver for c in cols))
                 vals = rel.value if isinstance(rel.value, tuple) else (rel.value,)
                 for v in vals:
                     if isinstance(v, ast.TupleLiteral):
@@ -128,30 +158,31 @@ def bind_specs(
                 for v in rel.value:
                     mark(v, table, col.name, t)
             elif rel.op == "IN":
-                mark(rel.value, table, f"in({col.name})", _ct.ListType.apply_parameters([t]))
+                mark(rel.value, table, f"in({col.name})", parameterized(_ct.ListType, (t,)))
             else:
                 mark(
                     rel.value, table, col.name, t, pk=col.kind == "partition_key" and rel.op == "="
                 )
 
-    def conditions(table: TableMeta, conds: Sequence[ast.Condition]) -> None:
+    def conditions(self, table: TableMeta, conds: Sequence[ast.Condition]) -> None:
         for c in conds:
             col = table.column(c.column)
             vals = c.value if isinstance(c.value, tuple) else (c.value,)
             for v in vals:
-                mark(v, table, col.name, col.driver)
+                self.mark(v, table, col.name, col.driver)
 
-    def one(s: Any) -> None:
+    def statement(self, s: Any) -> None:
+        mark = self.mark
         if isinstance(s, ast.Batch):
             for inner in s.statements:
-                one(inner)
+                self.statement(inner)
             mark(
                 s.timestamp, system_tables.TABLES[("system", "local")], "[timestamp]", _ct.LongType
             )
             return
         if not isinstance(s, (ast.Select, ast.Insert, ast.Update, ast.Delete)):
             return
-        table = catalog_table(s.keyspace, s.table)
+        table = self.catalog_table(s.keyspace, s.table)
         if isinstance(s, ast.Insert):
             for name, term in zip(s.columns, s.values, strict=False):
                 col = table.column(name)
@@ -170,7 +201,7 @@ def bind_specs(
                 elif col.is_counter:
                     t = _ct.LongType
                 elif a.op == "sub" and base_name(col.type) == "map":
-                    t = _ct.SetType.apply_parameters([t.subtypes[0]])
+                    t = parameterized(_ct.SetType, (t.subtypes[0],))
                 mark(a.value, table, col.name, t)
         elif isinstance(s, ast.Delete):
             for target in s.columns:
@@ -179,9 +210,9 @@ def bind_specs(
                     kt = col.driver.subtypes[0] if base_name(col.type) == "map" else _ct.Int32Type
                     mark(target.key, table, f"key({col.name})", kt)
         if isinstance(s, (ast.Update, ast.Delete, ast.Select)):
-            where(table, s.where)
+            self.where(table, s.where)
         if isinstance(s, (ast.Update, ast.Delete)):
-            conditions(table, s.conditions)
+            self.conditions(table, s.conditions)
         if isinstance(s, (ast.Insert, ast.Update)):
             mark(s.ttl, table, "[ttl]", _ct.Int32Type)
         if isinstance(s, (ast.Insert, ast.Update, ast.Delete)):
@@ -189,19 +220,6 @@ def bind_specs(
         if isinstance(s, ast.Select):
             mark(s.limit, table, "[limit]", _ct.Int32Type)
             mark(s.per_partition_limit, table, "[per_partition_limit]", _ct.Int32Type)
-
-    one(stmt)
-    n = stmt.bind_count
-    out = [specs.get(i) or ColumnSpec("", "", f"[{i}]", _ct.BytesType) for i in range(n)]
-    pk_indexes: list[int] = []
-    if isinstance(stmt, (ast.Insert, ast.Update, ast.Delete, ast.Select)):
-        table = catalog_table(stmt.keyspace, stmt.table)
-        for c in table.partition_key:
-            if c.name not in pk_index:
-                pk_indexes = []
-                break
-            pk_indexes.append(pk_index[c.name])
-    return out, pk_indexes
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +331,7 @@ class Executor:
         return self.ddl(plan.stmt, plan.keyspace)
 
     def stats_snapshot(self) -> dict[str, int]:
-        return self.stats.as_dict()
+        return {**self.stats.as_dict(), **gc_policy.stats()}
 
     def batch(
         self,
@@ -333,10 +351,12 @@ class Executor:
         self.stats.batches += 1
         plans: list[tuple[WritePlan, Sequence[bytes | None]]] = []
         has_counter = has_other = False
+        checked: set[int] = set()  # batches repeat a few statements: check each once
         last: Any = None
         for compiled, values in items:
-            if compiled is not last:  # batches mostly repeat one prepared statement
+            if compiled is not last and id(compiled) not in checked:
                 last = compiled
+                checked.add(id(compiled))
                 if not isinstance(compiled, (InsertPlan, UpdatePlan, DeletePlan)):
                     raise InvalidRequest(
                         "Only INSERT, UPDATE and DELETE statements are allowed in a batch"
@@ -360,9 +380,13 @@ class Executor:
         if any(p.conditional for p, _ in plans):
             return self._conditional_batch(plans, ts, now)
         records: list[Record] = []
+        append = records.append
         extend = records.extend
         for compiled, values in plans:
-            extend(compiled.run(values, ts, now)[0])
+            if type(compiled) is InsertPlan:  # unconditional here: one record, no result
+                append(compiled.apply(values, ts, now))
+            else:
+                extend(compiled.run(values, ts, now)[0])
         self.stats.rows_written += len(records)
         if records and self.log_sink is not None:
             self.log_sink(records)

@@ -430,22 +430,37 @@ def decode_batch(frame: Frame) -> BatchRequest:
         pos += 3
         items: list[tuple[str | bytes, list[bytes | None]]] = []
         append = items.append
+        short_unpack = _short_unpack
+        int_unpack = _int_unpack
         for _ in range(count):
             kind = body[pos]
-            pos += 1
             query: str | bytes
             if kind == 1:
-                (n,) = _short_unpack(body, pos)
-                pos += 2
+                (n,) = short_unpack(body, pos + 1)
+                pos += 3
                 query = body[pos : pos + n]
                 pos += n
             elif kind == 0:
-                query, pos = _read_long_string(body, pos)
+                query, pos = _read_long_string(body, pos + 1)
             else:
                 raise ProtocolError(f"invalid BATCH item kind {kind} (expected 0 or 1)")
-            (nvalues,) = _short_unpack(body, pos)
-            values, pos = _read_values(body, pos + 2, nvalues)
+            (nvalues,) = short_unpack(body, pos)
+            pos += 2
+            # _read_values, inlined: this loop runs once per bound value of every batched row.
+            values: list[bytes | None] = []
+            add = values.append
+            for _ in range(nvalues):
+                (size,) = int_unpack(body, pos)
+                pos += 4
+                if size < 0:
+                    add(None)
+                else:
+                    end = pos + size
+                    add(body[pos:end])
+                    pos = end
             append((query, values))
+        if pos > len(body):
+            raise struct.error("value past end of body")
         consistency, flags = _SHORT_SHORT_BYTE.unpack_from(body, pos)
         pos += 3
         serial: int | None = None

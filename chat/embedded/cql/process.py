@@ -30,8 +30,8 @@ from typing import IO, Self
 
 import uvloop
 
+from chat.embedded.cql import gc_policy
 from chat.embedded.cql.server import CqlServer
-from chat.gc_tuning import tune_for_server
 
 log = logging.getLogger("chat.embedded.cql")
 
@@ -111,7 +111,7 @@ async def serve(host: str, port: int, data_dir: Path | None, commit_sync_ms: flo
     started = time.monotonic()
     await engine.start()
     log.info("engine started in %.3f s (data dir: %s)", time.monotonic() - started, data_dir)
-    tune_for_server()
+    gc_policy.install()
     await server.start_serving(engine)
     log.info("listening on %s:%d", bound_host, bound_port)
     print(f"{READY_PREFIX} {bound_host} {bound_port}", flush=True)

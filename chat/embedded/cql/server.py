@@ -350,12 +350,19 @@ class CqlConnection(asyncio.Protocol):
         engine = self.engine
         keyspace = self.keyspace
         items: list[tuple[Prepared, Sequence[bytes | None]]] = []
+        seen: dict[bytes, Prepared] = {}  # batches repeat a few statements, interleaved
+        prepared: Prepared | None = None
+        last_id = b""
         for query, values in request.items:
             if type(query) is bytes:
-                prepared = engine.lookup(query)
+                if query != last_id or prepared is None:
+                    found = seen.get(query)
+                    if found is None:
+                        found = seen[query] = engine.lookup(query)
+                    prepared, last_id = found, query
             else:
                 assert isinstance(query, str)
-                prepared = engine.prepare(query, keyspace)
+                prepared, last_id = engine.prepare(query, keyspace), b""
             items.append((prepared, values))
         options = self.options_type(
             request.consistency, None, None, request.timestamp, request.serial_consistency

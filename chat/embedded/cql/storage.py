@@ -143,6 +143,9 @@ class Row:
                 c.clear(ts)
 
 
+_new_row = object.__new__  # a Row without __init__'s placeholder cells list (insert_fresh)
+
+
 class ClusteredRows(dict[bytes, "Row"]):
     """Rows by clustering ordering key; key order is kept lazily (rows are never removed)."""
 
@@ -337,10 +340,18 @@ class TableData:
         rows = part.rows
         if ckey in rows or part.deleted_at != NO_TS or part.ranges:
             return False
-        row = Row(cvals, 0, NO_TS)
+        row = _new_row(Row)
+        row.ck = cvals
         row.cells = cells
         row.marker = marker
-        rows[ckey] = row
+        row.deleted_at = NO_TS
+        if self.clustered:
+            # What ClusteredRows.__setitem__ does, without its Python-level call per row: the
+            # key is known to be new.
+            rows._pending.append(ckey)
+            dict.__setitem__(rows, ckey, row)
+        else:
+            rows[ckey] = row
         return True
 
     def apply_row_delete(

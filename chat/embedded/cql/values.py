@@ -103,11 +103,29 @@ def driver_type(t: ast.CqlType) -> Any:
         return _SIMPLE[t.name]
     arity = {"list": 1, "set": 1, "map": 2}.get(t.name)
     if t.name == "tuple" and t.params:
-        return _ct.TupleType.apply_parameters([driver_type(p) for p in t.params])
+        return parameterized(_ct.TupleType, tuple(driver_type(p) for p in t.params))
     if arity is not None and len(t.params) == arity:
         cls = {"list": _ct.ListType, "set": _ct.SetType, "map": _ct.MapType}[t.name]
-        return cls.apply_parameters([driver_type(p) for p in t.params])
+        return parameterized(cls, tuple(driver_type(p) for p in t.params))
     raise InvalidRequest(f"Unknown type {t}")
+
+
+_parameterized: dict[tuple[Any, tuple[Any, ...]], Any] = {}
+
+
+def parameterized(cls: Any, subtypes: tuple[Any, ...]) -> Any:
+    """``cls.apply_parameters(subtypes)``, one class per distinct type for the process's life.
+
+    The driver builds a new class on every call, and a class is a reference cycle: created per
+    DDL or PREPARE and dropped with a replaced table or evicted statement, each would be
+    garbage only the cycle collector can free — which the server's collector policy
+    (``gc_policy``) no longer runs over long-lived objects. The distinct types are few.
+    """
+    key = (cls, subtypes)
+    found = _parameterized.get(key)
+    if found is None:
+        found = _parameterized[key] = cls.apply_parameters(list(subtypes))
+    return found
 
 
 def base_name(t: ast.CqlType) -> str:
@@ -127,14 +145,20 @@ def token_of(key: bytes) -> int:
 
 def composite_key(parts: Sequence[bytes]) -> bytes:
     """The composite encoding of a multi-column partition key (length, bytes, 0x00 each)."""
-    return b"".join(len(p).to_bytes(2, "big") + p + b"\x00" for p in parts)
+    if len(parts) == 2:  # the common compound key, e.g. (event_id, bucket): no generator
+        a, b = parts
+        return _COMPOSITE_2 % (len(a) >> 8, len(a) & 0xFF, a, len(b) >> 8, len(b) & 0xFF, b)
+    return b"".join([len(p).to_bytes(2, "big") + p + b"\x00" for p in parts])
+
+
+_COMPOSITE_2 = b"%c%c%b\x00%c%c%b\x00"
 
 
 # --------------------------------------------------------------------------------------------
 # Ordering keys: bytes whose lexicographic order is the CQL order of the type.
 
 
-_INVERT = bytes(0xFF - i for i in range(256))
+INVERT = _INVERT = bytes(0xFF - i for i in range(256))
 _FLIP_SIGN = bytes(i ^ 0x80 for i in range(256))
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from cassandra import cqltypes as _ct
 
@@ -42,6 +42,7 @@ from chat.embedded.cql.storage import (
     Row,
 )
 from chat.embedded.cql.values import (
+    INVERT,
     PROTOCOL,
     Getter,
     Values,
@@ -49,6 +50,7 @@ from chat.embedded.cql.values import (
     getter_for,
     int_getter,
     now_micros,
+    ordering_encoder,
     serialize,
     unpack_collection,
 )
@@ -269,6 +271,16 @@ def _condition_holds(
     return bool({"<": cur < want, "<=": cur <= want, ">": cur > want, ">=": cur >= want}[op])
 
 
+def _sizes(cols: Sequence[ColumnMeta]) -> tuple[int, ...] | Literal[False] | None:
+    """Every column's fixed size; None when none has one; False when only some have."""
+    sizes = [c.fixed_size for c in cols]
+    if all(size is None for size in sizes):
+        return None
+    if any(size is None for size in sizes):
+        return False
+    return tuple(size for size in sizes if size is not None)
+
+
 def _tuple_getter(terms: Sequence[ast.Term]) -> Callable[[Values], tuple[Any, ...]] | None:
     """One C-level ``itemgetter`` returning a tuple, when every term is a bind marker."""
     idx = [t.index for t in terms if isinstance(t, ast.BindMarker)]
@@ -334,12 +346,32 @@ class InsertPlan(KeyedWrite):
                 self.bound_get = operator.itemgetter(*idx)
         self.single_pk = len(self.pk) == 1
         self.ck_encoders = [c.encoder for c, _g in self.ck]
-        self.has_ttl = stmt.ttl is not None
-        self.default_ttl = table.default_ttl
+        # Every clustering column descending (chat timelines): encode ascending and invert the
+        # joined key once, instead of one inverting translate per column.
+        self.ck_inverted = bool(self.ck) and all(c.order == "desc" for c, _g in self.ck)
+        if self.ck_inverted:
+            self.ck_encoders = [ordering_encoder(c.type) for c, _g in self.ck]
+        self.pk_key: Callable[[Sequence[bytes]], bytes] = (
+            operator.itemgetter(0) if len(self.pk) == 1 else composite_key
+        )
+        self.slots = self.slots_tuple
         self.pk_get = _tuple_getter([terms[c.name] for c in table.partition_key])
         self.ck_get = _tuple_getter([terms[c.name] for c in table.clustering])
         self.pk_fixed = [(i, c.fixed_size) for i, (c, _g) in enumerate(self.pk) if c.fixed_size]
         self.ck_fixed = [(i, c.fixed_size) for i, (c, _g) in enumerate(self.ck) if c.fixed_size]
+        # Keys all bind markers, each key either all fixed-size or all variable-size: apply()
+        # reads them inline, checks the sizes with one C-level map, and leaves the validation
+        # (and its error messages) to _keys only when something is off.
+        self.pk_sizes = _sizes([c for c, _g in self.pk])
+        self.ck_sizes = _sizes([c for c, _g in self.ck])
+        self.simple_keys = (
+            self.pk_get is not None
+            and (self.ck_get is not None or not self.ck)
+            and self.pk_sizes is not False
+            and self.ck_sizes is not False
+        )
+        self.has_ttl = stmt.ttl is not None
+        self.default_ttl = table.default_ttl
 
     def _keys(self, values: Values) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
         """Partition and clustering values, validated (null, empty key, fixed sizes)."""
@@ -366,6 +398,17 @@ class InsertPlan(KeyedWrite):
         return pv, cv
 
     def run(self, values: Values, ts: int, now: int) -> tuple[list[Record], Rows | None]:
+        if self.if_not_exists:
+            self._timing(values, ts, now)  # a bad TTL is an error even when the IF fails
+            pv, _cv, pkey, ckey = self._keys_and_encoded(values)
+            failed = self.check(values, pv, pkey, ckey, now)
+            if failed is not None:
+                return [], failed
+            return [self.apply(values, ts, now)], applied_rows(self.table, True, [])
+        return [self.apply(values, ts, now)], None
+
+    def _timing(self, values: Values, ts: int, now: int) -> tuple[int, int, int]:
+        """(write timestamp, expiry in seconds or 0, TTL), validated."""
         if self.has_ts:
             t = self.ts_get(values)
             if t is not None:
@@ -375,49 +418,87 @@ class InsertPlan(KeyedWrite):
             ttl = self.default_ttl
         elif ttl < 0 or ttl > MAX_TTL:
             _check_ttl(ttl, self.table)
-        exp = now + ttl if ttl else 0
+        return ts, (now + ttl if ttl else 0), ttl
+
+    def _keys_and_encoded(
+        self, values: Values
+    ) -> tuple[tuple[bytes, ...], tuple[bytes, ...], bytes, bytes]:
+        """Partition and clustering values, and the storage keys made of them."""
         pv, cv = self._keys(values)
-        pkey = pv[0] if self.single_pk else composite_key(pv)
+        pkey = self.pk_key(pv)
         if cv:
             encs = self.ck_encoders
             if len(encs) == 1:
                 ckey = encs[0](cv[0])  # type: ignore[misc]
             else:
                 ckey = b"".join([enc(v) for enc, v in zip(encs, cv, strict=True)])  # type: ignore[misc]
+            if self.ck_inverted:
+                ckey = ckey.translate(INVERT)
         else:
             ckey = b""
-        if self.if_not_exists:
-            failed = self.check(values, pv, pkey, ckey, now)
-            if failed is not None:
-                return [], failed
+        return pv, cv, pkey, ckey
+
+    def apply(self, values: Values, ts: int, now: int) -> Record:
+        """Write the row (no IF: ``run`` checks that first); return its commit-log record.
+
+        The batch path calls this directly for every unconditional INSERT, so it builds no
+        more than the storage keeps and the log needs: the cells, the row, and the record.
+        """
+        if self.has_ts:  # _timing, inlined for the common case (no TTL given)
+            t = self.ts_get(values)
+            if t is not None:
+                ts = t
+        if self.has_ttl:
+            ts, exp, ttl = self._timing(values, ts, now)
+        else:
+            ttl = self.default_ttl
+            exp = now + ttl if ttl else 0
+        if self.simple_keys:  # _keys_and_encoded, inlined: bind markers, one encoder each
+            pv = self.pk_get(values)  # type: ignore[misc]
+            cv = self.ck_get(values) if self.ck_get is not None else ()
+            if (
+                None in pv
+                or b"" in pv
+                or None in cv
+                or (self.pk_sizes is not None and tuple(map(len, pv)) != self.pk_sizes)
+                or (self.ck_sizes is not None and tuple(map(len, cv)) != self.ck_sizes)
+            ):
+                pv, cv = self._keys(values)
+            pkey = self.pk_key(pv)
+            if cv:
+                ckey = b"".join([enc(v) for enc, v in zip(self.ck_encoders, cv, strict=True)])  # type: ignore[misc]
+                if self.ck_inverted:
+                    ckey = ckey.translate(INVERT)
+            else:
+                ckey = b""
+        else:
+            pv, cv, pkey, ckey = self._keys_and_encoded(values)
         if self.bound_get is not None:
             vals = self.bound_get(values)
         else:
-            vals = [g(values) for _slot, g, _size in self.simple]
+            vals = tuple([g(values) for _slot, g, _size in self.simple])
         for i, size in self.fixed_checks:
             v = vals[i]
             if v and len(v) != size:
                 raise InvalidRequest(f"Expected {size} or 0 byte value ({len(v)})")
         ops: list[Record] = [
-            (OP_SET, slot, v, ts, exp, ttl)
-            for slot, v in zip(self.simple_slots, vals, strict=False)
+            (OP_SET, slot, v, ts, exp, ttl) for slot, v in zip(self.slots, vals, strict=True)
         ]
         extra: list[Record] = []
-        for col, g in self.colls:
-            raw = g(values)
-            extra.append((OP_COLL_CLEAR, col.slot, ts - 1))
-            if raw is not None:
-                extra.extend(_collection_ops(col, raw, ts, exp, ttl, self.clock))
-        if extra:
+        if self.colls:
+            for col, g in self.colls:
+                raw = g(values)
+                extra.append((OP_COLL_CLEAR, col.slot, ts - 1))
+                if raw is not None:
+                    extra.extend(_collection_ops(col, raw, ts, exp, ttl, self.clock))
             ops.extend(extra)
         marker = (ts, exp, ttl)
         data = self.data
         part = data.partitions.get(pkey) or data.partition(pkey, pv)
         if not (self.full_row and data.insert_fresh(part, ckey, cv, marker, ops)):
             data.apply_write(part, ckey, cv, marker, ops)
-        result = applied_rows(self.table, True, []) if self.if_not_exists else None
         # The log gets the compact form: slots and values side by side, no per-cell tuples.
-        return [("i", self.tid, pv, cv, marker, self.slots_tuple, vals, extra)], result
+        return ("i", self.tid, pv, cv, marker, self.slots_tuple, vals, extra)
 
 
 class RowKeys:
