@@ -19,6 +19,13 @@ driver threads). Each one:
    quiet, then sends ``done`` with the run's histograms and records.
 
 In echo mode the echoed ``send`` frame is its own ack.
+
+The clients are :class:`~bench.load.wsclient.WsClient`: frames are handled by a plain call from
+the socket's ``data_received``, in arrival order, without a task per connection — the
+generators share the cores with the gateway, so their CPU per message counts against it. Each
+latency sample is recorded once, into the current second's histogram for samples due inside
+the measured window or the one for the rest; every second the inside one is added to the run's
+totals (HdrHistogram's addition is exact) and both are shipped as the second's histogram.
 """
 
 from __future__ import annotations
@@ -36,13 +43,13 @@ from typing import Any, Literal
 
 import orjson
 import uvloop
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from hdrh.histogram import HdrHistogram
 
 from bench.load.histograms import encode, new_histogram, record_ns
 from bench.load.schedule import OpenLoopSchedule, split_evenly
 from bench.load.servers import raise_nofile
 from bench.load.verify import SentMessage
+from bench.load.wsclient import ClosedError, WsClient
 
 Kind = Literal["chat", "echo", "idle"]
 Mode = Literal["open", "closed", "none"]
@@ -109,7 +116,7 @@ class Conn:
 
     __slots__ = ("cut", "pending", "replies", "seq", "spec", "welcomed", "ws")
 
-    def __init__(self, spec: ConnSpec, ws: ClientConnection) -> None:
+    def __init__(self, spec: ConnSpec, ws: WsClient) -> None:
         self.spec = spec
         self.ws = ws
         self.pending: dict[str, tuple[int, int]] = {}  # frame id -> (due ns, seq)
@@ -127,8 +134,11 @@ class Worker:
         self.conns: list[Conn] = []
         self.ack_total = new_histogram()
         self.delivery_total = new_histogram()
-        self.ack_interval = new_histogram()
-        self.delivery_interval = new_histogram()
+        # This second's samples: due inside the measured window, and the others.
+        self.ack_inside = new_histogram()
+        self.ack_outside = new_histogram()
+        self.delivery_inside = new_histogram()
+        self.delivery_outside = new_histogram()
         self.interval = Counter[str]()
         self.sent: dict[tuple[int, str], SentMessage] = {}
         self.deliveries: defaultdict[tuple[int, int], list[str]] = defaultdict(list)
@@ -136,25 +146,17 @@ class Worker:
         self.sending_until = 0
         self.last_frame_ns = 0
         self.padding = ""
-        self.tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ connecting
 
     async def open(self, spec: ConnSpec, gate: asyncio.Semaphore) -> None:
         async with gate:
             headers = {"Authorization": f"Bearer {spec.token}"} if spec.token else None
-            ws = await connect(
-                self.config.ws_url,
-                additional_headers=headers,
-                compression=None,
-                ping_interval=None,
-                open_timeout=120,
-                max_size=2**22,
-                max_queue=None,
-            )
+            async with asyncio.timeout(120):
+                ws = await WsClient.connect(self.config.ws_url, headers)
             conn = Conn(spec, ws)
             self.conns.append(conn)
-            self.tasks.append(asyncio.create_task(self.read(conn)))
+            ws.listen(lambda payload: self.received(conn, payload), lambda: self.closed(conn))
             if self.config.kind == "echo":
                 conn.welcomed.set_result(None)
                 return
@@ -169,52 +171,50 @@ class Worker:
         frame_id = f"q{len(conn.replies)}-{conn.spec.user_id}"
         reply = asyncio.get_running_loop().create_future()
         conn.replies[frame_id] = reply
-        await conn.ws.send(orjson.dumps({**frame, "id": frame_id}).decode())
+        conn.ws.send(orjson.dumps({**frame, "id": frame_id}).decode())
         answer: dict[str, Any] = await reply
         return answer
 
     # ------------------------------------------------------------------ receiving
 
-    async def read(self, conn: Conn) -> None:
-        user = conn.spec.user_id
-        echo = self.config.kind == "echo"
-        try:
-            async for raw in conn.ws:
-                now = time.monotonic_ns()
-                self.last_frame_ns = now
-                frame = orjson.loads(raw)
-                kind = frame.get("type")
-                if kind == "message":
-                    self.delivered(user, frame, now)
-                elif kind == "ack" or (echo and kind == "send"):
-                    self.answered(conn, frame.get("ref") or frame.get("id"), now, frame)
-                elif kind == "error":
-                    ref = frame.get("ref")
-                    if ref in conn.replies:
-                        conn.replies.pop(ref).set_result(frame)
-                        continue
-                    self.result.errors[str(frame.get("code"))] += 1
-                    self.interval["errors"] += 1
-                    self.answered(conn, ref, now, None)
-                elif kind == "ping":
-                    await conn.ws.send(PONG)
-                elif kind == "welcome":
-                    if not conn.welcomed.done():
-                        conn.welcomed.set_result(None)
-                elif (ref := frame.get("ref")) in conn.replies:
-                    conn.replies.pop(ref).set_result(frame)
-        except ConnectionClosed:
-            pass
-        finally:
-            code = conn.ws.close_code
-            if code not in (None, 1000) and not conn.cut:
-                self.result.errors[f"close_{code}"] += 1
-                conn.cut = True
-            for reply in conn.replies.values():
-                if not reply.done():
-                    reply.set_exception(ConnectionError(f"connection closed ({code})"))
+    def received(self, conn: Conn, raw: bytes) -> None:
+        """One text frame from the gateway (called in arrival order, per connection)."""
+        now = time.monotonic_ns()
+        self.last_frame_ns = now
+        frame = orjson.loads(raw)
+        kind = frame.get("type")
+        if kind == "message":
+            self.delivered(conn.spec.user_id, frame, now)
+        elif kind == "ack" or (kind == "send" and self.config.kind == "echo"):
+            self.answered(conn, frame.get("ref") or frame.get("id"), now, frame)
+        elif kind == "error":
+            ref = frame.get("ref")
+            if ref in conn.replies:
+                conn.replies.pop(ref).set_result(frame)
+                return
+            self.result.errors[str(frame.get("code"))] += 1
+            self.interval["errors"] += 1
+            self.answered(conn, ref, now, None)
+        elif kind == "ping":
+            with contextlib.suppress(ClosedError):
+                conn.ws.send(PONG)
+        elif kind == "welcome":
             if not conn.welcomed.done():
-                conn.welcomed.set_exception(ConnectionError(f"closed before welcome ({code})"))
+                conn.welcomed.set_result(None)
+        elif (ref := frame.get("ref")) in conn.replies:
+            conn.replies.pop(ref).set_result(frame)
+
+    def closed(self, conn: Conn) -> None:
+        """The connection ended: an abnormal close not of our making is an error."""
+        code = conn.ws.close_code
+        if code not in (None, 1000) and not conn.cut:
+            self.result.errors[f"close_{code}"] += 1
+            conn.cut = True
+        for reply in conn.replies.values():
+            if not reply.done():
+                reply.set_exception(ConnectionError(f"connection closed ({code})"))
+        if not conn.welcomed.done():
+            conn.welcomed.set_exception(ConnectionError(f"closed before welcome ({code})"))
 
     def delivered(self, user: int, frame: dict[str, Any], now: int) -> None:
         message = frame["message"]
@@ -225,10 +225,11 @@ class Worker:
         if due is None:
             return
         due_ns = int(due)
-        record_ns(self.delivery_interval, now - due_ns)
         if self.window[0] <= due_ns < self.window[1]:
-            record_ns(self.delivery_total, now - due_ns)
+            record_ns(self.delivery_inside, now - due_ns)
             self.result.deliveries_measured += 1
+        else:
+            record_ns(self.delivery_outside, now - due_ns)
 
     def answered(self, conn: Conn, ref: Any, now: int, ack: dict[str, Any] | None) -> None:
         entry = conn.pending.pop(ref, None) if isinstance(ref, str) else None
@@ -238,12 +239,13 @@ class Worker:
         start, end = self.window
         if ack is not None:
             self.interval["acked"] += 1
-            record_ns(self.ack_interval, now - due_ns)
             if start <= now < end:
                 self.result.acked_in_window += 1
             if start <= due_ns < end:
                 self.result.acked += 1
-                record_ns(self.ack_total, now - due_ns)
+                record_ns(self.ack_inside, now - due_ns)
+            else:
+                record_ns(self.ack_outside, now - due_ns)
             if self.config.kind == "chat":
                 key = (conn.spec.user_id, ref)
                 self.sent[key] = _with_id(self.sent[key], str(ack["message_id"]))
@@ -278,8 +280,8 @@ class Worker:
         if self.window[0] <= due_ns < self.window[1]:
             self.result.offered += 1
         try:
-            await conn.ws.send(orjson.dumps(frame).decode())
-        except ConnectionClosed:
+            conn.ws.send(orjson.dumps(frame).decode())
+        except ClosedError:
             conn.cut = True
 
     async def open_loop(self, start_ns: int, end_ns: int) -> None:
@@ -318,9 +320,11 @@ class Worker:
     def flush_tick(self, second: int) -> None:
         counts = dict(self.interval)
         self.interval.clear()
-        ack, delivery = encode(self.ack_interval), encode(self.delivery_interval)
-        self.ack_interval.reset()
-        self.delivery_interval.reset()
+        ack = _fold(self.ack_inside, self.ack_outside, self.ack_total)
+        delivery = _fold(self.delivery_inside, self.delivery_outside, self.delivery_total)
+        # Fresh ones: hdrh's reset() zeroes its counts array in a Python loop (about 1 ms).
+        self.ack_inside, self.ack_outside = new_histogram(), new_histogram()
+        self.delivery_inside, self.delivery_outside = new_histogram(), new_histogram()
         self.queue.put(("tick", self.config.index, second, counts, ack, delivery))
 
     async def run(
@@ -374,9 +378,8 @@ class Worker:
             self.result.unanswered += len(conn.pending)
             conn.cut = True  # a close from here on is ours, not an error
         await asyncio.gather(*(one(c) for c in self.conns))
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.ack_total.add(self.ack_inside)  # samples that arrived after the last tick
+        self.delivery_total.add(self.delivery_inside)
         self.result.ack_histogram = encode(self.ack_total)
         self.result.delivery_histogram = encode(self.delivery_total)
         self.result.sent = list(self.sent.values())
@@ -387,6 +390,14 @@ class Worker:
                 for event_id in conn.spec.subscribe:
                     if conn.spec.user_id not in cut:
                         self.result.deliveries.setdefault((conn.spec.user_id, event_id), [])
+
+
+def _fold(inside: HdrHistogram, outside: HdrHistogram, total: HdrHistogram) -> bytes:
+    """Add this second's in-window samples to the run's total; return the whole second's
+    histogram (inside and outside the window) encoded (``inside`` is spent afterwards)."""
+    total.add(inside)
+    inside.add(outside)
+    return encode(inside)
 
 
 def _with_id(message: SentMessage, message_id: str) -> SentMessage:

@@ -210,8 +210,9 @@ def gateway_subprocess(
 
 
 @contextlib.contextmanager
-def echo_subprocess() -> Iterator[str]:
-    """The baseline echo server (``python -m bench.load.echo``); yields its base URL."""
+def echo_subprocess() -> Iterator[tuple[str, int]]:
+    """The baseline echo server (``python -m bench.load.echo``); yields its base URL and pid
+    (its CPU time is part of the baseline's figures)."""
     with tempfile.TemporaryDirectory(prefix="echo-bench-") as scratch:
         port = free_port()
         server = ServerProcess(
@@ -223,6 +224,6 @@ def echo_subprocess() -> Iterator[str]:
         )
         server.start()
         try:
-            yield server.url
+            yield server.url, server.pid
         finally:
             server.stop()

@@ -243,11 +243,18 @@ def run_echo(options: WriteLoadOptions) -> dict[str, Any]:
     """The same clients against the bare echo server: the machine's WebSocket ceiling."""
     users = options.events * options.participants
     specs = [ConnSpec(n + 1, "", (), n // options.participants + 1) for n in range(users)]
-    with echo_subprocess() as url:
+    with echo_subprocess() as (url, pid):
         ws_url = url.replace("http://", "ws://", 1) + "/"
-        window = Window(None, None)
+        window = Window(pid, None)  # the echo server's CPU is reported as the "gateway" group
         results, _ = drive(options, worker_configs(options, ws_url, "echo", specs), window)
-    return summarize(results, window.figures()["seconds"])
+    figures = window.figures()
+    summary = summarize(results, figures["seconds"])
+    summary["cpu_cores"] = {
+        "echo_server": figures.get("gateway_cores", 0.0),
+        "generators": figures.get("generators_cores", 0.0),
+        "machine_busy_percent": figures["machine_busy_percent"],
+    }
+    return summary
 
 
 def run_write_load(options: WriteLoadOptions) -> int:
@@ -371,6 +378,14 @@ def build_result(
         ratio = summary["acked_per_s"] / baseline["acked_per_s"] if baseline["acked_per_s"] else 0
         rows.append(("echo baseline acked", f"{baseline['acked_per_s']:,.0f} msg/s"))
         rows.append(("gateway / echo", f"{ratio:.2f}"))
+        cores = baseline.get("cpu_cores", {})
+        rows.append(
+            (
+                "echo CPU cores: server / generators",
+                f"{cores.get('echo_server', 0.0):.2f} / {cores.get('generators', 0.0):.2f} "
+                f"(machine busy {cores.get('machine_busy_percent', 0.0):.0f} %)",
+            )
+        )
     return {
         "title": f"write-load: {load}",
         "command": options.command or " ".join(shlex.quote(a) for a in sys.argv),

@@ -4,21 +4,28 @@ A thin adapter in the python-websockets mould: every protocol decision is the
 :class:`~chat.gateway.protocol.Session`'s, every chat decision the
 :class:`~chat.gateway.service.ChatService`'s. A connection runs four small loops:
 
-- the **reader** (the endpoint coroutine) feeds received frames to the session;
+- the **reader**: under the gateway's uvicorn protocol each received frame is handed to
+  :meth:`Connection._on_frame` by a plain call from the protocol's ``data_received``
+  (:meth:`TransportControl.on_frame`) — no ASGI queue, no task wake-up, no pausing and resuming
+  of the socket per frame — and the endpoint coroutine only waits for the disconnect; under
+  any other server the endpoint coroutine reads frames through ASGI;
 - the **worker** runs the session's commands on the service one at a time, in order (a client
   that sends ``subscribe`` then ``send`` relies on it), and reports each outcome back;
-- the **writer** drains the bounded :class:`~chat.gateway.hub.Mailbox` into the socket — under
-  the gateway's uvicorn protocol every frame queued since its last wake-up in one transport
-  write (:meth:`TransportControl.write_texts`), not one ASGI ``send`` per frame, which was the
-  largest cost of a fanned-out message; it is the only task that awaits the client, so a slow
-  client slows only itself.
+- the **writer** drains the bounded :class:`~chat.gateway.hub.Mailbox` into the socket. Under
+  the gateway's uvicorn protocol a put into the mailbox schedules one *flush* callback (once
+  per pass of the event loop, however many frames arrive in it) that writes everything queued
+  in one transport write (:meth:`TransportControl.write_texts`) — no task wake-up per write-up,
+  and not one ASGI ``send`` per frame, which was the largest cost of a fanned-out message.
+  Only when the transport is paused (the client does not read) does the writer *task* take
+  over: it waits for the transport, so a slow client slows only itself.
   The socket's buffers are bounded (:mod:`chat.gateway.transport`), so a client that stops
   reading stalls the writer, its frames pile up in the mailbox, and when it falls
   ``outgoing_queue_size`` frames behind the hub cuts it off with 4008: the stalled writer is
   cancelled and the close frame is sent (or, when the client never reads it, the socket is
   dropped after ``CLOSE_TIMEOUT``);
-- the **ticker** calls ``session.tick()`` at the session's next deadline (auth timeout, pings,
-  idle timeout).
+- the **ticker** — a timer of the event loop, not a task — calls ``session.tick()`` at the
+  session's next deadline (auth timeout, pings, idle timeout) and re-arms itself for the next
+  one (a task that polled every second cost every idle connection a wake-up per second).
 
 An unexpected exception anywhere closes the connection with 1011; the traceback is logged and
 nothing internal reaches the client. Server shutdown calls :meth:`Connection.shutdown` (through
@@ -29,14 +36,17 @@ received is answered or failed, then the connection closes with 1001.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import math
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
 from chat.auth import bearer_token
+from chat.domain.messages import SendAck
 from chat.errors import ChatError, ServiceUnavailable, Unauthorized
 from chat.gateway.frames import CloseCode
 from chat.gateway.hub import EndReason, Mailbox
@@ -58,6 +68,7 @@ from chat.gateway.protocol import (
 )
 from chat.gateway.service import Client
 from chat.gateway.transport import EXTENSION, WRITE_BUFFER_HIGH, TransportControl
+from chat.metrics import Metrics
 from chat.store.failures import DEPENDENCY_ERRORS
 
 if TYPE_CHECKING:
@@ -72,7 +83,47 @@ WRITE_BATCH_CHARS = WRITE_BUFFER_HIGH
 """About the most text one transport write of the writer carries (it may exceed it by one
 frame): a batch never overfills the transport's bounded buffer by more than that."""
 
-"""Failures of a dependency, not of the gateway: the client hears ``unavailable`` and retries."""
+
+class FrameCounter:
+    """``chat_ws_frames_out_total{type}`` counted per written batch, not per frame.
+
+    ``Metrics.frame_out`` costs a locked counter increment per frame; the writer writes a
+    batch at a time, so it counts the batch's frames by type first (server frames start with
+    ``{"type":"<type>"``) and increments each type's counter once.
+    """
+
+    MAX_TYPES = 64
+    """Server frame types are few; the label set stays bounded whatever is written."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._children: dict[str, Any] = {}
+
+    def count(self, batch: list[str]) -> None:
+        if len(batch) == 1:
+            self._inc(_frame_type(batch[0]), 1)
+            return
+        types: dict[str, int] = {}
+        for frame in batch:
+            kind = _frame_type(frame)
+            types[kind] = types.get(kind, 0) + 1
+        for kind, n in types.items():
+            self._inc(kind, n)
+
+    def _inc(self, kind: str, n: int) -> None:
+        child = self._children.get(kind)
+        if child is None:
+            if not kind or len(self._children) >= self.MAX_TYPES:
+                kind = "other"
+            child = self._children[kind] = self._metrics.frames_out.labels(kind)
+        child.inc(n)
+
+
+def _frame_type(frame: str) -> str:
+    """The ``type`` of an encoded server frame ("" when it does not start with it)."""
+    if frame.startswith('{"type":"'):
+        return frame[9 : frame.find('"', 9)]
+    return ""
 
 
 class Connection:
@@ -92,9 +143,12 @@ class Connection:
         self.client: Client | None = None
         self.metrics = gateway.metrics
         self._wake = asyncio.Event()
-        self._deadlines_moved = asyncio.Event()
-        self.mailbox.set_waiter(self._wake.set)
-        self._commands: asyncio.Queue[Command | None] = asyncio.Queue()
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._acked: Send | None = None
+        # The worker's queue: a deque and a future while it waits (an asyncio.Queue costs
+        # twice the calls per command and maintains join() bookkeeping nobody uses).
+        self._commands: collections.deque[Command | None] = collections.deque()
+        self._command_waiter: asyncio.Future[None] | None = None
         self._close_code: int | None = None
         self._close_reason = ""
         self._abort = False
@@ -105,6 +159,14 @@ class Connection:
         self._shutdown: asyncio.Task[None] | None = None
         extension = websocket.scope.get("extensions", {}).get(EXTENSION)
         self.control = extension if isinstance(extension, TransportControl) else None
+        self._batches = (
+            self.control if self.control is not None and self.control.can_send_batches else None
+        )
+        self._loop = loop
+        self._flush_pending = False
+        self._write_stopped = False
+        self._frames_out = gateway.frames_out
+        self.mailbox.set_waiter(self._wake.set if self._batches is None else self._frames_queued)
         self.done = asyncio.Event()
 
     # ---------------------------------------------------------------- the endpoint
@@ -128,10 +190,11 @@ class Connection:
             self._tasks = [
                 self._writer,
                 asyncio.create_task(self._work(), name="ws-worker"),
-                asyncio.create_task(self._tick(), name="ws-ticker"),
             ]
+            self._schedule_tick()
             if self.control is not None:
                 self.control.on_shutdown(self._server_shutting_down)
+                self.control.on_frame(self._on_frame)
             self._pump()
             await self._read()
         except Exception:
@@ -140,6 +203,9 @@ class Connection:
         finally:
             if self.control is not None:
                 self.control.on_shutdown(None)
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
+                self._tick_handle = None
             tasks = [t for t in (*self._tasks, self._closer) if t is not None]
             for task in tasks:
                 task.cancel()
@@ -151,6 +217,8 @@ class Connection:
             self.done.set()
 
     async def _read(self) -> None:
+        """Until the disconnect: with :meth:`TransportControl.on_frame` that is all ASGI
+        brings, otherwise every frame comes this way too."""
         while True:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
@@ -165,6 +233,30 @@ class Connection:
                 self.session.receive_bytes(data)
             self._pump()
 
+    def _on_frame(self, frame: str | bytes) -> None:
+        """A frame from the client, called from the protocol's ``data_received``: it must not
+        raise (the event loop would get the exception), so a bug closes with 1011 here."""
+        session = self.session
+        if session.state >= State.CLOSING:
+            return
+        try:
+            self.metrics.frames_received.inc()
+            if isinstance(frame, str):
+                session.receive_text(frame)
+            else:
+                session.receive_bytes(frame)
+            self._pump()
+        except Exception:
+            self._failed()
+
+    def _failed(self) -> None:
+        """A bug in a callback of the event loop (which must not raise): log it and close
+        with 1011, as the endpoint coroutine does for its own exceptions."""
+        log.exception("WebSocket connection failed")
+        with contextlib.suppress(Exception):
+            self.session.close(CloseCode.INTERNAL_ERROR, "internal error")
+        self._request_close(int(CloseCode.INTERNAL_ERROR), "internal error", abort=True)
+
     # ---------------------------------------------------------------- session outputs
 
     def _pump(self) -> None:
@@ -173,7 +265,7 @@ class Connection:
             self.mailbox.put(frame.decode())
         for command in self.session.commands():
             self.metrics.command_in(command)
-            self._commands.put_nowait(command)
+            self._queue_command(command)
         if self.session.state is State.CLOSING and self._close_code is None:
             code = self.session.close_code or CloseCode.NORMAL
             self._request_close(int(code), self.session.close_reason)
@@ -192,15 +284,53 @@ class Connection:
             self._closer = asyncio.create_task(self._close_now(code, reason), name="ws-closer")
         self._wake.set()
 
+    def _frames_queued(self) -> None:
+        """The mailbox's waiter under batched writes: flush once the current callback is done
+        (so a fan-out to many mailboxes, or several frames for one, cost one write each)."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write what is queued if the transport takes it; else leave it to the writer task."""
+        self._flush_pending = False
+        control = self._batches
+        if control is None or self._abort or self._write_stopped:
+            return
+        if control.writable:
+            try:
+                self._write_available(control)
+            except Exception:
+                # The socket went away under us (the reader sees the disconnect and ends).
+                log.debug("WebSocket write failed", exc_info=True)
+                self._write_stopped = True
+                return
+        if len(self.mailbox):
+            self._wake.set()  # the transport is paused: the writer task waits for it
+
+    def _write_available(self, control: TransportControl) -> None:
+        """Write batches while frames are queued and the transport is not paused (no await:
+        a batch is never half-written, and while the client does not read the frames stay in
+        the mailbox, where ``outgoing_queue_size`` bounds them)."""
+        mailbox = self.mailbox
+        count = self._frames_out.count
+        while len(mailbox) and control.writable:
+            batch = mailbox.pop_batch(WRITE_BATCH_CHARS)
+            control.write_texts(batch)
+            count(batch)
+
     async def _write(self) -> None:
-        control = self.control
-        batches = control if control is not None and control.can_send_batches else None
+        control = self._batches
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                if batches is not None:
-                    await self._write_batches(batches)
+                if control is not None:
+                    while not self._abort and not self._write_stopped and len(self.mailbox):
+                        await control.wait_writable()
+                        if self._abort:
+                            return
+                        self._write_available(control)
                 else:
                     while not self._abort and (frame := self.mailbox.pop()) is not None:
                         await self.ws.send_text(frame)
@@ -213,23 +343,7 @@ class Connection:
         except Exception:
             # The socket went away under us (the reader sees the disconnect and ends).
             log.debug("WebSocket writer stopped", exc_info=True)
-
-    async def _write_batches(self, control: TransportControl) -> None:
-        """Drain the mailbox a batch per transport write (uvicorn with the gateway's protocol).
-
-        Each batch is taken only once the transport is writable and is written without an
-        await in between, so a cancelled writer never half-writes one, and while the client
-        does not read the frames stay in the mailbox where ``outgoing_queue_size`` bounds them.
-        """
-        mailbox = self.mailbox
-        while not self._abort and len(mailbox):
-            await control.wait_writable()
-            if self._abort:
-                return
-            batch = mailbox.pop_batch(WRITE_BATCH_CHARS)
-            control.write_texts(batch)
-            for frame in batch:
-                self.metrics.frame_out(frame)
+            self._write_stopped = True
 
     async def _close_now(self, code: int, reason: str) -> None:
         """Send the close frame; a client that does not read it in time loses the socket."""
@@ -258,23 +372,53 @@ class Connection:
 
     # ---------------------------------------------------------------- deadlines
 
-    async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self.session.state < State.CLOSING:
-            delay = self.session.next_deadline() - loop.time()
-            # Authentication brings the deadlines (pings, idle) forward: it wakes us.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._deadlines_moved.wait(), min(max(delay, 0.0), 1.0))
-            self._deadlines_moved.clear()
-            if loop.time() >= self.session.next_deadline():
-                self.session.tick()
+    def _schedule_tick(self) -> None:
+        """Arm the timer for the session's next deadline (none once it is closing)."""
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        if self.session.state >= State.CLOSING:
+            return
+        deadline = self.session.next_deadline()
+        if deadline != math.inf:
+            self._tick_handle = self._loop.call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        """The timer fired: tick the session if a deadline passed (activity moves them later,
+        so it often has not), then re-arm. A timer callback must not raise."""
+        self._tick_handle = None
+        session = self.session
+        if session.state >= State.CLOSING:
+            return
+        try:
+            if self._loop.time() >= session.next_deadline():
+                session.tick()
                 self._pump()
+            self._schedule_tick()
+        except Exception:
+            self._failed()
 
     # ---------------------------------------------------------------- commands
 
+    def _queue_command(self, command: Command | None) -> None:
+        """Queue a command for the worker (None: stop after the ones before it)."""
+        self._commands.append(command)
+        waiter = self._command_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _next_command(self) -> Command | None:
+        while not self._commands:
+            self._command_waiter = self._loop.create_future()
+            try:
+                await self._command_waiter
+            finally:
+                self._command_waiter = None
+        return self._commands.popleft()
+
     async def _work(self) -> None:
         while True:
-            command = await self._commands.get()
+            command = await self._next_command()
             if command is None:
                 return
             if self._shutting_down:
@@ -292,7 +436,7 @@ class Connection:
                     return
                 self.client = self.gateway.service.connected(identity, self.mailbox)
                 session.authenticated(command, identity.user_id, secrets.token_hex(8))
-                self._deadlines_moved.set()
+                self._schedule_tick()  # the deadlines are now pings and idleness
                 return
             client = self.client
             assert client is not None, "the session sent a command before authentication"
@@ -306,8 +450,10 @@ class Connection:
                 service.unsubscribe(client, command.event_id)
                 session.unsubscribed(command)
             elif isinstance(command, Send):
-                session.acked(command, await service.send(client, command))
-                self.metrics.messages_acked.inc()
+                send_ack = await service.send(client, command, on_ack=self._ack_now)
+                if self._acked is not command:  # the store finished but the callback failed
+                    self._ack_now(command, send_ack)
+                self._acked = None
             elif isinstance(command, Edit):
                 await service.edit(client, command)
                 session.done(command)
@@ -335,6 +481,18 @@ class Connection:
             log.exception("%s failed unexpectedly", type(command).__name__)
             session.close(CloseCode.INTERNAL_ERROR, "internal error")
 
+    def _ack_now(self, command: Send, send_ack: SendAck) -> None:
+        """Answer a send the moment the store has it, from the store's completion callback:
+        the ack then leaves in the same write as the ``message`` frames the send fans out to
+        this connection, instead of one more write after the worker task wakes up."""
+        if self.session.state is not State.OPEN:
+            self._acked = command  # closing or gone: the answer is dropped, as any other
+            return
+        self.session.acked(command, send_ack)
+        self._acked = command
+        self.metrics.messages_acked.inc()
+        self._pump()
+
     # ---------------------------------------------------------------- shutdown
 
     def _server_shutting_down(self) -> None:
@@ -353,14 +511,14 @@ class Connection:
     async def shutdown(self) -> None:
         """Answer (or fail) every command already received, then close with 1001."""
         self._shutting_down = True
-        self._commands.put_nowait(None)
+        self._queue_command(None)
         worker = self._tasks[1] if len(self._tasks) > 1 else None
         if worker is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(worker), CLOSE_TIMEOUT)
         # Whatever arrived after the marker is failed, not run: the store is closing next.
-        while not self._commands.empty():
-            command = self._commands.get_nowait()
+        while self._commands:
+            command = self._commands.popleft()
             if command is not None:
                 self.session.failed(command, ServiceUnavailable("the server is shutting down"))
         self.session.close(CloseCode.GOING_AWAY, "the server is shutting down")

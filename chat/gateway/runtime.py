@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from chat.gateway.connection import CLOSE_TIMEOUT, Connection
+from chat.gateway.connection import CLOSE_TIMEOUT, Connection, FrameCounter
 from chat.gateway.frames import CloseCode, Limits
 from chat.gateway.hub import Hub, LocalHub
 from chat.gateway.membership import membership
@@ -42,6 +42,7 @@ class Gateway:
     ) -> None:
         self.service = service
         self.metrics = metrics or Metrics()
+        self.frames_out = FrameCounter(self.metrics)
         self.hub: Hub = service.hub
         self.limits = limits
         self.closing = False

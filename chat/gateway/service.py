@@ -418,8 +418,20 @@ class ChatService:
 
     # ---------------------------------------------------------------- messages
 
-    async def send(self, client: Client, cmd: Send) -> SendAck:
-        """Store the message; the ack means durable. New messages are published in order."""
+    async def send(
+        self,
+        client: Client,
+        cmd: Send,
+        *,
+        on_ack: Callable[[Send, SendAck], None] | None = None,
+    ) -> SendAck:
+        """Store the message; the ack means durable. New messages are published in order.
+
+        ``on_ack`` is called with the ack from the store's completion callback, before the
+        message is published — so the caller can queue the ``ack`` in the same write-up as
+        the fan-out, without waiting for its own task to wake up. An exception from it is
+        logged; the caller still gets the ack as the result.
+        """
         await self._require_member(client, cmd.event_id)
         identity = client.identity
         new = cmd.to_new_message(
@@ -434,24 +446,42 @@ class ChatService:
         # completion, not from this coroutine: a connection that drops mid-send cancels only
         # the wait here, and a message the store goes on to acknowledge is still published
         # (its retry is a duplicate and publishes nothing).
-        task = asyncio.get_running_loop().create_task(self.stores.messages.send(new))
+        # The caller waits on a future of its own that the completion resolves (what
+        # `asyncio.shield` does, without its second future and two more callbacks).
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self.stores.messages.send(new))
+        waiter: asyncio.Future[SendAck] = loop.create_future()
         self._tasks.add(task)
 
         def stored(done: asyncio.Task[SendAck]) -> None:
             self._tasks.discard(done)
             message: Message | None = None
-            if not done.cancelled() and done.exception() is None:
+            failure = None if done.cancelled() else done.exception()
+            if not done.cancelled() and failure is None:
                 ack = done.result()
                 self._state.metrics.store_write_seconds.observe(time.perf_counter() - started)
+                if on_ack is not None:
+                    try:
+                        on_ack(cmd, ack)
+                    except Exception:
+                        log.exception("answering the send of event %d failed", event_id)
                 if not ack.duplicate:
                     message = new.stored(ack)
             try:
                 self._sequencer.finish(event_id, token, message)
             except Exception:
                 log.exception("publishing the messages of event %d failed", event_id)
+            if waiter.done():
+                return  # the caller was cancelled (its connection went away)
+            if done.cancelled():
+                waiter.cancel()
+            elif failure is not None:
+                waiter.set_exception(failure)
+            else:
+                waiter.set_result(done.result())
 
         task.add_done_callback(stored)
-        return await asyncio.shield(task)
+        return await waiter
 
     def _publish_message(self, message: Message, position: Position) -> None:
         event_id = message.event_id

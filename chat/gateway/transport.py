@@ -19,7 +19,14 @@ use this subclass:
 - **Batched writes.** Its ASGI ``send`` writes one frame per call, through Starlette and
   uvicorn, with one socket write each; a fanned-out message costs several frames per
   connection. :meth:`TransportControl.write_texts` frames a batch of texts and writes them with
-  one ``transport.write``.
+  one ``transport.write``. Without a negotiated extension a server frame is just a header and
+  the UTF-8 payload (servers never mask), so the header is built here instead of through
+  websockets' ``Frame`` objects — the same bytes, at a fraction of the cost per frame.
+- **Direct delivery of received frames.** Its ASGI ``receive`` goes through a queue, a task
+  wake-up of the reading coroutine and Starlette, and uvicorn pauses the socket's reading for
+  every frame queued and resumes it when the queue is read (two ``epoll_ctl`` system calls per
+  received frame). With :meth:`TransportControl.on_frame` the connection gets each text or
+  binary frame by a plain call from ``data_received``; disconnects still arrive through ASGI.
 
 The endpoint reaches these through :class:`TransportControl`, found in the ASGI scope under
 ``extensions[EXTENSION]``; under any other server the key is absent and the gateway falls
@@ -38,6 +45,10 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.http11 import Request
+from websockets.protocol import State
+
+FrameReceiver = Callable[[str | bytes], None]
+"""Takes each complete text (``str``) or binary (``bytes``) frame a client sent."""
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +89,26 @@ class TransportControl:
         assert protocol is not None, "write_texts needs GatewayWebSocketProtocol"
         protocol.write_texts(texts)
 
+    @property
+    def writable(self) -> bool:
+        """Whether the transport takes more data now (it is not paused)."""
+        protocol = self._protocol
+        return protocol is None or protocol.writable.is_set()
+
+    def on_frame(self, receiver: FrameReceiver) -> bool:
+        """Have every frame the client sends from now on delivered to ``receiver``, by a plain
+        call from ``data_received``, instead of through ASGI ``receive``.
+
+        Frames already queued for ASGI go to ``receiver`` first (in order); disconnects keep
+        arriving through ASGI ``receive``. False (nothing changes) without the gateway's own
+        protocol. ``receiver`` must not raise: an exception would reach the event loop.
+        """
+        protocol = self._protocol
+        if protocol is None:
+            return False
+        protocol.set_receiver(receiver)
+        return True
+
     async def wait_writable(self) -> None:
         """Return once the transport takes more data (at once unless it is paused)."""
         protocol = self._protocol
@@ -100,6 +131,7 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     """``websockets-sansio`` with bounded send buffers and app-driven graceful shutdown."""
 
     control: TransportControl | None = None
+    receiver: FrameReceiver | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -121,19 +153,70 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][EXTENSION] = self.control
 
     def write_texts(self, texts: Sequence[str]) -> None:
-        """Frame every text (through the websockets protocol, so extensions apply) and write
-        all of them to the transport at once; the checks are those of uvicorn's ``send``."""
+        """Frame every text and write all of them to the transport at once; the checks are
+        those of uvicorn's ``send``.
+
+        With an extension negotiated (permessage-deflate) every frame goes through the
+        websockets protocol, which applies it; without one the frame is the header and the
+        payload, built here (:func:`text_frame_header`).
+        """
         if self.disconnected:
             raise ClientDisconnected()
         if not self.handshake_complete or self.close_sent or self.initial_response is not None:
             raise RuntimeError("cannot send text frames: the WebSocket is not open")
         conn = self.conn
-        try:
-            for text in texts:
-                conn.send_text(text.encode())
-        except InvalidState:
-            raise ClientDisconnected() from None
-        self.transport.write(b"".join(conn.data_to_send()))
+        if conn.extensions or conn.expect_continuation_frame or conn.state is not State.OPEN:
+            try:
+                for text in texts:
+                    conn.send_text(text.encode())
+            except InvalidState:
+                raise ClientDisconnected() from None
+            self.transport.write(b"".join(conn.data_to_send()))
+            return
+        out = conn.data_to_send()  # whatever websockets queued itself (normally nothing)
+        for text in texts:
+            data = text.encode()
+            out.append(text_frame_header(len(data)))
+            out.append(data)
+        self.transport.write(b"".join(out))
+
+    def set_receiver(self, receiver: FrameReceiver) -> None:
+        """See :meth:`TransportControl.on_frame`."""
+        queued: list[Any] = []
+        while not self.queue.empty():
+            queued.append(self.queue.get_nowait())
+        self.receiver = receiver
+        for i, message in enumerate(queued):
+            if message["type"] != "websocket.receive":
+                for rest in queued[i:]:  # a disconnect, and anything after it, stays for ASGI
+                    self.queue.put_nowait(rest)
+                break
+            text = message.get("text")
+            receiver(text if text is not None else message.get("bytes") or b"")
+        if self.read_paused:  # uvicorn paused reading when it queued a frame for ASGI
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def send_receive_event_to_app(self) -> None:
+        receiver = self.receiver
+        if receiver is None:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        if self.close_sent:
+            return  # like uvicorn: after our close frame, late frames are discarded
+        if self.curr_msg_data_type == "text":
+            try:
+                text = bytes(data).decode()
+            except UnicodeDecodeError:
+                self.logger.info("Invalid UTF-8 sequence received from client.")
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+            receiver(text)
+        else:
+            receiver(bytes(data))
 
     def shutdown(self) -> None:
         control = self.control
@@ -144,3 +227,16 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         self.stop_keepalive()
         control.shutdown_handler = None  # once: uvicorn may call shutdown again
         handler()
+
+
+_SHORT_HEADERS = [bytes((0x81, n)) for n in range(126)]
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of an unmasked, final text frame with a payload of ``length`` bytes
+    (RFC 6455 section 5.2: FIN and opcode 1, then a 7-bit, 16-bit or 64-bit length)."""
+    if length < 126:
+        return _SHORT_HEADERS[length]
+    if length < 65536:
+        return b"\x81\x7e" + length.to_bytes(2, "big")
+    return b"\x81\x7f" + length.to_bytes(8, "big")
