@@ -1,4 +1,4 @@
-"""A load-generator process: its own uvloop, its own ``websockets`` clients, its own histograms.
+"""A load-generator process: its own uvloop, its own ``picows`` clients, its own histograms.
 
 The parent starts ``processes`` of these with the ``spawn`` method (no inherited event loop or
 driver threads). Each one:
@@ -20,12 +20,13 @@ driver threads). Each one:
 
 In echo mode the echoed ``send`` frame is its own ack.
 
-The clients are :class:`~bench.load.wsclient.WsClient`: frames are handled by a plain call from
-the socket's ``data_received``, in arrival order, without a task per connection — the
-generators share the cores with the gateway, so their CPU per message counts against it. Each
-latency sample is recorded once, into the current second's histogram for samples due inside
-the measured window or the one for the rest; every second the inside one is added to the run's
-totals (HdrHistogram's addition is exact) and both are shipped as the second's histogram.
+The clients are ``picows`` connections (:class:`~bench.load.ws.PicowsClient`, a thin adapter):
+frames are parsed in C and handed over by a plain call from the socket's ``data_received``, in
+arrival order, without a task per connection — the generators share the cores with the gateway,
+so their CPU per message counts against it. Each latency sample is recorded once, into the
+current second's histogram for samples due inside the measured window or the one for the rest;
+every second the inside one is added to the run's totals (HdrHistogram's addition is exact) and
+both are shipped as the second's histogram.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from bench.load.histograms import encode, new_histogram, record_ns
 from bench.load.schedule import OpenLoopSchedule, split_evenly
 from bench.load.servers import raise_nofile
 from bench.load.verify import SentMessage
-from bench.load.wsclient import ClosedError, WsClient
+from bench.load.ws import ClosedError, PicowsClient
 
 Kind = Literal["chat", "echo", "idle"]
 Mode = Literal["open", "closed", "none"]
@@ -58,7 +59,7 @@ TIME_KEY = "bench_t"
 """Metadata key carrying the message's due time (monotonic ns) to its receivers."""
 QUIET_NS = 500_000_000
 """After the last ack, deliveries are complete once no frame arrived for this long."""
-PONG = '{"type":"pong"}'
+PONG = b'{"type":"pong"}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ class Conn:
 
     __slots__ = ("cut", "pending", "replies", "seq", "spec", "welcomed", "ws")
 
-    def __init__(self, spec: ConnSpec, ws: WsClient) -> None:
+    def __init__(self, spec: ConnSpec, ws: PicowsClient) -> None:
         self.spec = spec
         self.ws = ws
         self.pending: dict[str, tuple[int, int]] = {}  # frame id -> (due ns, seq)
@@ -153,7 +154,7 @@ class Worker:
         async with gate:
             headers = {"Authorization": f"Bearer {spec.token}"} if spec.token else None
             async with asyncio.timeout(120):
-                ws = await WsClient.connect(self.config.ws_url, headers)
+                ws = await PicowsClient.connect(self.config.ws_url, headers)
             conn = Conn(spec, ws)
             self.conns.append(conn)
             ws.listen(lambda payload: self.received(conn, payload), lambda: self.closed(conn))
@@ -171,7 +172,7 @@ class Worker:
         frame_id = f"q{len(conn.replies)}-{conn.spec.user_id}"
         reply = asyncio.get_running_loop().create_future()
         conn.replies[frame_id] = reply
-        conn.ws.send(orjson.dumps({**frame, "id": frame_id}).decode())
+        conn.ws.send(orjson.dumps({**frame, "id": frame_id}))
         answer: dict[str, Any] = await reply
         return answer
 
@@ -280,7 +281,7 @@ class Worker:
         if self.window[0] <= due_ns < self.window[1]:
             self.result.offered += 1
         try:
-            conn.ws.send(orjson.dumps(frame).decode())
+            conn.ws.send(orjson.dumps(frame))
         except ClosedError:
             conn.cut = True
 
