@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.load.report import machine, results_dir
+from bench.load.verify import DELIVERY_ORDERS
 from bench.load.write_load import WriteLoadOptions, run_write_load
 
 
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--text-bytes", type=int, default=100, help="message text size (100)")
     w.add_argument("--url", help="target a running gateway (http://host:port) instead")
     w.add_argument("--no-verify", action="store_true", help="skip reading the store back")
+    w.add_argument(
+        "--delivery-order",
+        choices=DELIVERY_ORDERS,
+        default="store",
+        help="deliveries in store order (one node), or in each sender's order (several nodes)",
+    )
     w.add_argument("--baseline", choices=["echo"], help="also run against a bare echo server")
     w.add_argument("--results", type=Path, help="results root (bench/results)")
     w.add_argument(
@@ -113,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             text_bytes=args.text_bytes,
             url=args.url,
             verify=not args.no_verify,
+            delivery_order=args.delivery_order,
             baseline=args.baseline,
             results_root=args.results,
             gateway_env=dict(args.gateway_env),

@@ -104,3 +104,75 @@ def test_deliveries_missing_repeated_or_out_of_order_fail() -> None:
     assert result.counts["not_delivered"] == 1
     assert result.counts["delivered_twice"] == 1
     assert result.counts["delivered_out_of_order"] == 1
+
+
+def test_senders_interleaved_out_of_store_order_fail_store_mode_and_pass_sender_mode() -> None:
+    """Two nodes: Bob's message reached Carol before Alice's earlier-stored one (across
+    senders), while each sender's own messages kept their send order."""
+    interleaved = [ALL_IDS[1], ALL_IDS[0], ALL_IDS[2], ALL_IDS[3]]  # Bob #1 before Alice #1
+    deliveries = {**DELIVERIES, (CAROL, EVENT): interleaved}
+
+    strict = verify(SENT, {EVENT: STORED}, PARTICIPANTS, UNREAD, deliveries)
+    assert not strict.ok
+    assert strict.counts["delivered_out_of_order"] == 1
+
+    per_sender = verify(SENT, {EVENT: STORED}, PARTICIPANTS, UNREAD, deliveries, "sender")
+    assert per_sender.ok, per_sender.as_dict()
+    assert per_sender.interleaved == 1
+    assert per_sender.interleaved_max_behind == 1
+    assert per_sender.counts["delivered_out_of_order"] == 0
+    report = per_sender.as_dict()
+    assert report["delivery_order"] == "sender"
+    assert report["interleaved_across_senders"] == {
+        "deliveries": 1,
+        "max_store_positions_behind": 1,
+    }
+
+
+def test_a_senders_own_messages_out_of_send_order_fail_both_modes() -> None:
+    swapped = [ALL_IDS[2], ALL_IDS[1], ALL_IDS[0], ALL_IDS[3]]  # Alice #2 before her #1
+    deliveries = {**DELIVERIES, (BOB, EVENT): swapped}
+
+    strict = verify(SENT, {EVENT: STORED}, PARTICIPANTS, UNREAD, deliveries)
+    assert not strict.ok
+    assert strict.counts["delivered_out_of_order"] >= 1
+
+    per_sender = verify(SENT, {EVENT: STORED}, PARTICIPANTS, UNREAD, deliveries, "sender")
+    assert not per_sender.ok
+    assert per_sender.counts["delivered_out_of_sender_order"] == 1
+    # Bob #1 after Alice #2 is only an interleaving: counted, not failed.
+    assert per_sender.interleaved == 1
+
+
+def test_sender_mode_still_fails_missing_and_repeated_deliveries() -> None:
+    broken = {
+        (ALICE, EVENT): ALL_IDS[:-1],
+        (BOB, EVENT): [*ALL_IDS, ALL_IDS[0]],
+        (CAROL, EVENT): list(ALL_IDS),
+    }
+    result = verify(SENT, {EVENT: STORED}, PARTICIPANTS, None, broken, "sender")
+    assert not result.ok
+    assert result.counts["not_delivered"] == 1
+    assert result.counts["delivered_twice"] == 1
+    assert result.interleaved == 0
+
+
+def test_store_mode_reports_no_interleaving_figure() -> None:
+    report = verify(SENT, {EVENT: STORED}, PARTICIPANTS, UNREAD, DELIVERIES).as_dict()
+    assert report["delivery_order"] == "store"
+    assert "interleaved_across_senders" not in report
+
+
+def test_the_option_reaches_the_run_and_the_figure_reaches_the_table() -> None:
+    from bench.load.cli import build_parser
+    from bench.load.write_load import delivery_order_row
+
+    parser = build_parser()
+    assert parser.parse_args(["write-load"]).delivery_order == "store"
+    assert parser.parse_args(["write-load", "--delivery-order", "sender"]).delivery_order == (
+        "sender"
+    )
+    interleaved = {**DELIVERIES, (CAROL, EVENT): [ALL_IDS[1], ALL_IDS[0], *ALL_IDS[2:]]}
+    result = verify(SENT, {EVENT: STORED}, PARTICIPANTS, UNREAD, interleaved, "sender")
+    assert "1 deliveries interleaved across senders" in delivery_order_row(result)
+    assert delivery_order_row(verify(SENT, {EVENT: STORED}, PARTICIPANTS, None)) == "store order"
