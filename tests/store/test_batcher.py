@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
+import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +26,7 @@ from cassandra.query import (
 
 from chat.config import Settings
 from chat.domain.messages import ms_of
+from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.errors import ServiceUnavailable
 from chat.store.batcher import BatchReader, BatchWriter, Encoder, WriterClosed
 from chat.store.cql import CqlStore, execute_async, execute_encoded_batch
@@ -219,3 +223,58 @@ async def test_an_encoded_batch_must_not_carry_statements_of_its_own(
     entry = Encoder(insert).entry(("x", 1))
     with pytest.raises(ValueError, match="empty"):
         await execute_encoded_batch(writer_session, batch, 1, entry)
+
+
+@contextlib.contextmanager
+def _server_paused(server: EmbeddedCqlServer) -> Iterator[None]:
+    """The CQL server stopped (SIGSTOP): requests go out and stay unanswered until the end."""
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+async def test_behind_unanswered_batches_the_next_waits_for_an_answer_not_the_delay(
+    writer_session: Session,
+    insert: PreparedStatement,
+    cql_store: CqlStore,
+    kv_table: str,
+    cql_server: EmbeddedCqlServer,
+) -> None:
+    writer = BatchWriter(writer_session, max_delay=0.001, max_statements=2, max_in_flight=1)
+    with _server_paused(cql_server):
+        # Two statements fill a batch: it goes out at once and stays unanswered.
+        first = writer.write([(insert, ("inflight-1", 1)), (insert, ("inflight-2", 2))])
+        second = writer.write([(insert, ("inflight-3", 3))])
+        third = writer.write([(insert, ("inflight-4", 4))])  # 2 waiting: a full batch again
+        fourth = writer.write([(insert, ("inflight-5", 5))])
+        await asyncio.sleep(0.05)  # fifty delays: the fourth still waits behind the others
+        assert writer.batches_sent == 2  # full batches go whatever is in flight
+    await asyncio.gather(first, second, third, fourth)
+    assert writer.batches_sent == 3  # the fourth went once an answer came
+    await writer.close()
+    keys = [f"inflight-{i}" for i in range(1, 6)]
+    assert await _values(cql_store, kv_table, keys) == {k: i for i, k in enumerate(keys, 1)}
+
+
+async def test_behind_an_unanswered_read_the_next_keys_wait_for_its_answer(
+    writer_session: Session, insert: PreparedStatement, kv_table: str, cql_server: EmbeddedCqlServer
+) -> None:
+    writer = BatchWriter(writer_session, max_delay=0, max_statements=100)
+    await writer.write([(insert, ("deferred-a", 1)), (insert, ("deferred-b", 2))])
+    await writer.close()
+    select = await asyncio.to_thread(
+        writer_session.prepare, f"SELECT k, v FROM {kv_table} WHERE k IN ?"
+    )
+    reader = BatchReader(
+        writer_session, select, lambda r: r.k, max_delay=0.001, max_keys=2, max_in_flight=1
+    )
+    with _server_paused(cql_server):
+        a, missing = reader.get("deferred-a"), reader.get("deferred-none")  # two keys: sent
+        b = reader.get("deferred-b")
+        await asyncio.sleep(0.05)  # fifty delays: still behind the unanswered read
+        assert reader.reads_sent == 1
+    assert [(await a).v, await missing, (await b).v] == [1, None, 2]
+    assert reader.reads_sent == 2
+    await reader.close()
