@@ -19,7 +19,7 @@ from cassandra import cqltypes as _ct
 
 from chat.embedded.cql import ast, gc_policy, system_tables
 from chat.embedded.cql.errors import InvalidRequest
-from chat.embedded.cql.results import ColumnSpec, Result, Rows, SchemaChange, SetKeyspace, Void
+from chat.embedded.cql.results import ColumnSpec, Result, SchemaChange, SetKeyspace, Void
 from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
 from chat.embedded.cql.storage import TableData
@@ -30,7 +30,15 @@ from chat.embedded.cql.values import (
     now_micros,
     parameterized,
 )
-from chat.embedded.cql.write import DeletePlan, InsertPlan, ListClock, Record, UpdatePlan, WritePlan
+from chat.embedded.cql.write import (
+    DeletePlan,
+    InsertPlan,
+    ListClock,
+    Record,
+    UpdatePlan,
+    WritePlan,
+    applied_rows,
+)
 
 NO_KEYSPACE = (
     "No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename"
@@ -382,11 +390,18 @@ class Executor:
         records: list[Record] = []
         append = records.append
         extend = records.extend
-        for compiled, values in plans:
-            if type(compiled) is InsertPlan:  # unconditional here: one record, no result
-                append(compiled.apply(values, ts, now))
-            else:
-                extend(compiled.run(values, ts, now)[0])
+        try:
+            for compiled, values in plans:
+                if type(compiled) is InsertPlan:  # unconditional here: one record, no result
+                    append(compiled.apply(values, ts, now))
+                else:
+                    extend(compiled.run(values, ts, now)[0])
+        except Exception:
+            # A statement failed validation after earlier ones were applied to the memtable:
+            # log those too, or a restart would silently drop rows clients could already read.
+            if records and self.log_sink is not None:
+                self.log_sink(records)
+            raise
         self.stats.rows_written += len(records)
         if records and self.log_sink is not None:
             self.log_sink(records)
@@ -395,23 +410,41 @@ class Executor:
     def _conditional_batch(
         self, plans: list[tuple[WritePlan, Sequence[bytes | None]]], ts: int, now: int
     ) -> Result:
+        # Every condition is checked against the state before the batch, as in Cassandra, and
+        # all of them before anything is applied: a statement must not see (and fail on) what
+        # an earlier one in the same batch wrote, which would leave a half-applied batch in
+        # memory that the commit log never records.
         for compiled, values in plans:
-            if compiled.conditional and not isinstance(compiled, InsertPlan):
-                keys = compiled.keys
-                for pkey, pv in keys.partitions(values):
-                    for ckey, _cv in keys.clusterings(values):
-                        failed = compiled.check(values, pv, pkey, ckey, now)
-                        if failed is not None:
-                            return failed
+            if not compiled.conditional:
+                continue
+            if isinstance(compiled, InsertPlan):
+                failed = compiled.check_first(values, ts, now)
+                if failed is not None:
+                    return failed
+                continue
+            keys = compiled.keys
+            for pkey, pv in keys.partitions(values):
+                for ckey, _cv in keys.clusterings(values):
+                    failed = compiled.check(values, pv, pkey, ckey, now)
+                    if failed is not None:
+                        return failed
         records: list[Record] = []
         result: Result = Void()
-        for compiled, values in plans:
-            recs, res = compiled.run(values, ts, now)
-            if isinstance(res, Rows) and res.rows and res.rows[0][0] == b"\x00":
-                return res  # an IF NOT EXISTS failed: nothing after it applies
-            records.extend(recs)
-            if res is not None:
-                result = res
+        try:
+            for compiled, values in plans:
+                if isinstance(compiled, InsertPlan):
+                    records.append(compiled.apply(values, ts, now))
+                    if compiled.conditional:
+                        result = applied_rows(compiled.table, True, [])
+                    continue
+                recs, res = compiled.run(values, ts, now, checked=True)
+                records.extend(recs)
+                if res is not None:
+                    result = res
+        except Exception:
+            if records and self.log_sink is not None:  # see batch(): log what was applied
+                self.log_sink(records)
+            raise
         self.stats.rows_written += len(records)
         if records and self.log_sink is not None:
             self.log_sink(records)

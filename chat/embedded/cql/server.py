@@ -352,7 +352,9 @@ class CqlConnection(asyncio.Protocol):
         items: list[tuple[Prepared, Sequence[bytes | None]]] = []
         seen: dict[bytes, Prepared] = {}  # batches repeat a few statements, interleaved
         prepared: Prepared | None = None
-        last_id = b""
+        # None, not b"": an empty id is a (malformed) id like any other and must be looked up,
+        # never mistaken for "same as the query-string item before".
+        last_id: bytes | None = None
         for query, values in request.items:
             if type(query) is bytes:
                 if query != last_id or prepared is None:
@@ -362,7 +364,7 @@ class CqlConnection(asyncio.Protocol):
                     prepared, last_id = found, query
             else:
                 assert isinstance(query, str)
-                prepared, last_id = engine.prepare(query, keyspace), b""
+                prepared, last_id = engine.prepare(query, keyspace), None
             items.append((prepared, values))
         options = self.options_type(
             request.consistency, None, None, request.timestamp, request.serial_consistency

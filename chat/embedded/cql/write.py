@@ -397,15 +397,22 @@ class InsertPlan(KeyedWrite):
             cv = tuple([_check_key(c, g(values)) for c, g in self.ck])
         return pv, cv
 
-    def run(self, values: Values, ts: int, now: int) -> tuple[list[Record], Rows | None]:
+    def run(
+        self, values: Values, ts: int, now: int, *, checked: bool = False
+    ) -> tuple[list[Record], Rows | None]:
         if self.if_not_exists:
-            self._timing(values, ts, now)  # a bad TTL is an error even when the IF fails
-            pv, _cv, pkey, ckey = self._keys_and_encoded(values)
-            failed = self.check(values, pv, pkey, ckey, now)
-            if failed is not None:
-                return [], failed
+            if not checked:
+                failed = self.check_first(values, ts, now)
+                if failed is not None:
+                    return [], failed
             return [self.apply(values, ts, now)], applied_rows(self.table, True, [])
         return [self.apply(values, ts, now)], None
+
+    def check_first(self, values: Values, ts: int, now: int) -> Rows | None:
+        """The IF NOT EXISTS check alone (None: the row is absent), before ``apply``."""
+        self._timing(values, ts, now)  # a bad TTL is an error even when the IF fails
+        pv, _cv, pkey, ckey = self._keys_and_encoded(values)
+        return self.check(values, pv, pkey, ckey, now)
 
     def _timing(self, values: Values, ts: int, now: int) -> tuple[int, int, int]:
         """(write timestamp, expiry in seconds or 0, TTL), validated."""
@@ -699,7 +706,10 @@ class UpdatePlan(KeyedWrite):
             f"Invalid operation ({col.name}[?] = ?) for non collection column {col.name}"
         )
 
-    def run(self, values: Values, ts: int, now: int) -> tuple[list[Record], Rows | None]:
+    def run(
+        self, values: Values, ts: int, now: int, *, checked: bool = False
+    ) -> tuple[list[Record], Rows | None]:
+        """Apply to every row named; ``checked``: the IF was already checked (batches)."""
         if self.has_ts:
             t = self.ts_get(values)
             if t is not None:
@@ -710,7 +720,7 @@ class UpdatePlan(KeyedWrite):
         data = self.table.data
         for pkey, pv in self.keys.partitions(values):
             for ckey, cv in self.keys.clusterings(values):
-                if self.conditional:
+                if self.conditional and not checked:
                     failed = self.check(values, pv, pkey, ckey, now)
                     if failed is not None:
                         return [], failed
@@ -755,7 +765,10 @@ class DeletePlan(KeyedWrite):
             self.keys.require_complete()
         self.where = self.keys.where
 
-    def run(self, values: Values, ts: int, now: int) -> tuple[list[Record], Rows | None]:
+    def run(
+        self, values: Values, ts: int, now: int, *, checked: bool = False
+    ) -> tuple[list[Record], Rows | None]:
+        """Apply to every row named; ``checked``: the IF was already checked (batches)."""
         if self.has_ts:
             t = self.ts_get(values)
             if t is not None:
@@ -774,7 +787,7 @@ class DeletePlan(KeyedWrite):
                     records.append(("r", self.tid, pv, lo, lo_inc, hi, hi_inc, ts))
                 continue
             for ckey, cv in self.keys.clusterings(values):
-                if self.conditional:
+                if self.conditional and not checked:
                     failed = self.check(values, pv, pkey, ckey, now)
                     if failed is not None:
                         return [], failed
