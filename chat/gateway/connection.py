@@ -79,6 +79,16 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0
 """How long closing waits for a client that does not read (then the socket is dropped)."""
 
+COMMANDS_HIGH = 128
+"""Commands waiting for the worker at which the connection stops reading the socket.
+
+Frames arrive by a direct call from ``data_received``, which reads whatever the client sends;
+without this bound a client pipelining unthrottled commands (``history``, ``read``, ...)
+faster than the store answers them would grow the queue — memory — without limit. Paused,
+the client is slowed by TCP instead; nothing is dropped."""
+COMMANDS_LOW = 32
+"""Commands waiting at or below which a paused connection reads again."""
+
 WRITE_BATCH_CHARS = WRITE_BUFFER_HIGH
 """About the most text one transport write of the writer carries (it may exceed it by one
 frame): a batch never overfills the transport's bounded buffer by more than that."""
@@ -168,6 +178,11 @@ class Connection:
         self._frames_out = gateway.frames_out
         self.mailbox.set_waiter(self._wake.set if self._batches is None else self._frames_queued)
         self.done = asyncio.Event()
+
+    @property
+    def queued_commands(self) -> int:
+        """Commands received and waiting for the worker (not counting the one it runs)."""
+        return len(self._commands)
 
     # ---------------------------------------------------------------- the endpoint
 
@@ -279,6 +294,10 @@ class Connection:
         if self._close_code is not None:
             return
         self._close_code, self._close_reason, self._abort = code, reason, abort
+        if self.control is not None:
+            # Frames are ignored from now on; reading again lets the close handshake (or the
+            # disconnect) through even while commands wait.
+            self.control.resume_reading()
         if abort and self._writer is not None:
             self._writer.cancel()  # it waits for writability at most; nothing half-written
             self._closer = asyncio.create_task(self._close_now(code, reason), name="ws-closer")
@@ -401,8 +420,11 @@ class Connection:
     # ---------------------------------------------------------------- commands
 
     def _queue_command(self, command: Command | None) -> None:
-        """Queue a command for the worker (None: stop after the ones before it)."""
+        """Queue a command for the worker (None: stop after the ones before it); past
+        ``COMMANDS_HIGH`` waiting, stop reading the socket until the worker catches up."""
         self._commands.append(command)
+        if len(self._commands) >= COMMANDS_HIGH and self.control is not None:
+            self.control.pause_reading()
         waiter = self._command_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -414,7 +436,10 @@ class Connection:
                 await self._command_waiter
             finally:
                 self._command_waiter = None
-        return self._commands.popleft()
+        command = self._commands.popleft()
+        if len(self._commands) <= COMMANDS_LOW and self.control is not None:
+            self.control.resume_reading()
+        return command
 
     async def _work(self) -> None:
         while True:

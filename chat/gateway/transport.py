@@ -36,6 +36,7 @@ back to plain ASGI (no abort, uvicorn's own shutdown).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -44,8 +45,12 @@ from typing import Any
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
-from websockets.http11 import Request
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
 from websockets.protocol import State
+
+Event = Request | Response | Frame
+"""What the websockets protocol parses from received bytes."""
 
 FrameReceiver = Callable[[str | bytes], None]
 """Takes each complete text (``str``) or binary (``bytes``) frame a client sent."""
@@ -109,6 +114,26 @@ class TransportControl:
         protocol.set_receiver(receiver)
         return True
 
+    def pause_reading(self) -> None:
+        """Stop reading the socket: the client's frames wait in the kernel's buffers (and then
+        its own) until :meth:`resume_reading`. Frames of the read under way are still delivered.
+        """
+        protocol = self._protocol
+        if protocol is not None:
+            protocol.pause_frames()
+
+    def resume_reading(self) -> None:
+        """Read the socket again after :meth:`pause_reading` (no-op when not paused)."""
+        protocol = self._protocol
+        if protocol is not None:
+            protocol.resume_frames()
+
+    @property
+    def reading_paused(self) -> bool:
+        """Whether the socket's reading is paused (by :meth:`pause_reading` or by uvicorn)."""
+        protocol = self._protocol
+        return protocol is not None and protocol.read_paused
+
     async def wait_writable(self) -> None:
         """Return once the transport takes more data (at once unless it is paused)."""
         protocol = self._protocol
@@ -132,6 +157,8 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     control: TransportControl | None = None
     receiver: FrameReceiver | None = None
+    stashed: collections.deque[Event] | None = None
+    """Events parsed but not yet handled because reading is paused (see :meth:`pause_frames`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -186,6 +213,8 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         while not self.queue.empty():
             queued.append(self.queue.get_nowait())
         self.receiver = receiver
+        # Resumed before the queued frames go: the receiver may pause reading again for them.
+        self.resume_frames()  # uvicorn paused reading when it queued a frame for ASGI
         for i, message in enumerate(queued):
             if message["type"] != "websocket.receive":
                 for rest in queued[i:]:  # a disconnect, and anything after it, stays for ASGI
@@ -193,9 +222,58 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
                 break
             text = message.get("text")
             receiver(text if text is not None else message.get("bytes") or b"")
-        if self.read_paused:  # uvicorn paused reading when it queued a frame for ASGI
+
+    def handle_events(self) -> None:
+        """uvicorn's, except that with a receiver a pause takes effect at once: the events
+        of the current read that follow it wait in ``stashed`` until :meth:`resume_frames`.
+        One read can hold thousands of (compressed) frames; delivering them all regardless
+        would leave the receiver's queue bounded only by what one read decompresses to."""
+        if self.receiver is None:
+            super().handle_events()
+            return
+        stashed = self.stashed
+        if stashed is None:
+            stashed = self.stashed = collections.deque()
+        stashed.extend(self.conn.events_received())
+        self.deliver_stashed()
+
+    def deliver_stashed(self) -> None:
+        """Handle stashed events in order until they are done or reading is paused."""
+        stashed = self.stashed
+        while stashed and not self.read_paused:
+            event = stashed.popleft()
+            if isinstance(event, Request):
+                self.handle_connect(event)
+            elif isinstance(event, Frame):
+                opcode = event.opcode
+                if opcode is Opcode.CONT:
+                    self.handle_cont(event)
+                elif opcode is Opcode.TEXT:
+                    self.handle_text(event)
+                elif opcode is Opcode.BINARY:
+                    self.handle_bytes(event)
+                elif opcode is Opcode.PING:
+                    self.handle_ping()
+                elif opcode is Opcode.PONG:
+                    self.handle_pong(event)
+                elif opcode is Opcode.CLOSE:
+                    self.handle_close(event)
+
+    def pause_frames(self) -> None:
+        """See :meth:`TransportControl.pause_reading`. It shares uvicorn's ``read_paused``
+        flag: with a receiver uvicorn queues no frames, and when the app sends its close frame
+        uvicorn resumes reading by that flag, which the closing handshake needs."""
+        if not self.read_paused and not self.transport.is_closing():
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_frames(self) -> None:
+        """See :meth:`TransportControl.resume_reading`."""
+        if self.read_paused:
             self.read_paused = False
-            self.transport.resume_reading()
+            self.deliver_stashed()  # may pause again
+            if not self.read_paused and not self.transport.is_closing():
+                self.transport.resume_reading()
 
     def send_receive_event_to_app(self) -> None:
         receiver = self.receiver
