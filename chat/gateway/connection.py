@@ -43,7 +43,7 @@ import math
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chat.auth import bearer_token
 from chat.domain.messages import SendAck
@@ -75,6 +75,12 @@ if TYPE_CHECKING:
     from chat.gateway.runtime import Gateway
 
 log = logging.getLogger(__name__)
+
+CLIENT_GONE = (OSError, RuntimeError, WebSocketDisconnect)
+"""What a write raises when the client is gone or the socket closing (uvicorn's
+``ClientDisconnected`` is an OSError, Starlette's send after close a RuntimeError). Anything
+else from the write path is our bug and closes the connection with 1011 — it must not leave
+the connection open and silent until the idle timeout."""
 
 CLOSE_TIMEOUT = 5.0
 """How long closing waits for a client that does not read (then the socket is dropped)."""
@@ -319,10 +325,14 @@ class Connection:
         if control.writable:
             try:
                 self._write_available(control)
-            except Exception:
+            except CLIENT_GONE:
                 # The socket went away under us (the reader sees the disconnect and ends).
                 log.debug("WebSocket write failed", exc_info=True)
                 self._write_stopped = True
+                return
+            except Exception:
+                self._write_stopped = True
+                self._failed()  # our bug: 1011, not a silent connection
                 return
         if len(self.mailbox):
             self._wake.set()  # the transport is paused: the writer task waits for it
@@ -359,10 +369,13 @@ class Connection:
                 if self._close_code is not None and not len(self.mailbox):
                     await self._close_now(self._close_code, self._close_reason)
                     return
-        except Exception:
+        except CLIENT_GONE:
             # The socket went away under us (the reader sees the disconnect and ends).
             log.debug("WebSocket writer stopped", exc_info=True)
             self._write_stopped = True
+        except Exception:
+            self._write_stopped = True
+            self._failed()  # our bug: 1011, not a silent connection
 
     async def _close_now(self, code: int, reason: str) -> None:
         """Send the close frame; a client that does not read it in time loses the socket."""

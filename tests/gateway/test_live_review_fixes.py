@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chat.app import create_app
 from chat.config import Settings
+from chat.gateway.connection import FrameCounter
 from tests.conftest import Api
 from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event, ws_url
 from tests.servers import run_server
@@ -121,3 +122,24 @@ async def test_an_authorization_header_without_a_bearer_token_is_refused_with_44
             await c.expect("never")
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
+
+
+async def test_a_bug_in_the_write_path_closes_with_1011_instead_of_going_silent(
+    base_url: str, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault injected into our own frame accounting (not into a library): the connection
+    must end with 1011 at once, not stay open and mute until the idle timeout."""
+    (ada,), _ = await users_and_event(api, 1)
+    count = FrameCounter.count
+
+    def count_then_fail_on_pong(self: FrameCounter, batch: list[str]) -> None:
+        count(self, batch)
+        if any('"type":"pong"' in frame for frame in batch):
+            raise ValueError("injected bug in the write path")
+
+    async with client(base_url, api, ada) as a:
+        monkeypatch.setattr(FrameCounter, "count", count_then_fail_on_pong)
+        await a.send(type="ping")
+        async with asyncio.timeout(10):
+            await a.ws.wait_closed()  # the pong may arrive first; then the close
+    assert a.ws.close_code == 1011
