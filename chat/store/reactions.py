@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 
 from cassandra.query import PreparedStatement
 
-from chat.config import Settings
 from chat.domain.messages import bucket_of, created_at_ms_of, datetime_from_ms
 from chat.errors import Conflict, FieldError, NotFound, ValidationFailed
-from chat.store.cql import CqlStore, execute_async
+from chat.store.cql import execute_async
+from chat.store.prepared import PreparedOnce
 
 MAX_EMOJI_BYTES = 32
 """Long enough for any emoji ZWJ sequence or flag tag sequence, short enough to bound rows."""
@@ -88,21 +88,10 @@ class _Statements:
     message_exists: PreparedStatement
 
 
-class ReactionStore:
+class ReactionStore(PreparedOnce[_Statements]):
     """Add, remove and summarize reactions; every statement is prepared once."""
 
-    def __init__(self, cql: CqlStore, settings: Settings) -> None:
-        self._cql = cql
-        self._keyspace = settings.cql_keyspace
-        self._statements: _Statements | None = None
-
-    async def prepare(self) -> None:
-        """Prepare every statement this store runs (also done on first use)."""
-        await self._prepared()
-
-    async def _prepared(self) -> _Statements:
-        if self._statements is not None:
-            return self._statements
+    async def _prepare_statements(self) -> _Statements:
         ks, cql = self._keyspace, self._cql
         insert = await cql.prepare(
             f"INSERT INTO {ks}.message_reactions"
@@ -131,10 +120,7 @@ class ReactionStore:
             " WHERE event_id = ? AND bucket = ? AND created_at = ? AND message_id = ?",
             idempotent=True,
         )
-        self._statements = _Statements(
-            insert, delete, of_message, of_messages, of_user, message_exists
-        )
-        return self._statements
+        return _Statements(insert, delete, of_message, of_messages, of_user, message_exists)
 
     async def add(self, message_id: uuid.UUID, event_id: int, user_id: int, emoji: str) -> None:
         """Add the user's ``emoji`` to the message; adding it again changes nothing.

@@ -22,6 +22,7 @@ from cassandra.query import PreparedStatement
 from chat.config import Settings
 from chat.errors import ValidationFailed
 from chat.store.cql import CqlStore, execute_async
+from chat.store.prepared import PreparedOnce
 
 TABLE_TTL_SECONDS = 10
 """``typing_indicators``' ``default_time_to_live``; mirrors ``cql/000006_typing_indicators.cql``
@@ -35,7 +36,7 @@ class _Statements:
     typing: PreparedStatement
 
 
-class TypingStore:
+class TypingStore(PreparedOnce[_Statements]):
     """Start/stop typing and list who is typing in an event."""
 
     def __init__(
@@ -43,18 +44,10 @@ class TypingStore:
     ) -> None:
         if ttl_seconds is not None and ttl_seconds < 1:
             raise ValidationFailed(f"ttl_seconds must be at least 1, not {ttl_seconds}")
-        self._cql = cql
-        self._keyspace = settings.cql_keyspace
+        super().__init__(cql, settings)
         self._ttl_seconds = ttl_seconds
-        self._statements: _Statements | None = None
 
-    async def prepare(self) -> None:
-        """Prepare every statement this store runs (also done on first use)."""
-        await self._prepared()
-
-    async def _prepared(self) -> _Statements:
-        if self._statements is not None:
-            return self._statements
+    async def _prepare_statements(self) -> _Statements:
         ks, cql = self._keyspace, self._cql
         using_ttl = "" if self._ttl_seconds is None else " USING TTL ?"
         # Idempotent: a repeat only refreshes the TTL, which is what a retry should do.
@@ -71,8 +64,7 @@ class TypingStore:
             f"SELECT user_id FROM {ks}.typing_indicators WHERE event_id = ?",
             idempotent=True,
         )
-        self._statements = _Statements(start, stop, typing)
-        return self._statements
+        return _Statements(start, stop, typing)
 
     async def start(self, event_id: int, user_id: int) -> None:
         """Mark the user as typing (or refresh it) for the TTL from now."""

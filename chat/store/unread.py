@@ -35,11 +35,11 @@ from dataclasses import dataclass
 
 from cassandra.query import PreparedStatement
 
-from chat.config import Settings
 from chat.domain.messages import bucket_of, created_at_ms_of, created_at_us_of, datetime_from_ms
 from chat.errors import NotFound
-from chat.store.cql import CqlStore, execute_async
+from chat.store.cql import execute_async
 from chat.store.message_history import BucketedTable, Position
+from chat.store.prepared import PreparedOnce
 
 UNREAD_CAP = 1000
 """Counts stop here; clients show "999+"-style badges, and the read stays bounded."""
@@ -62,21 +62,10 @@ class _Statements:
     read_positions: PreparedStatement
 
 
-class UnreadStore:
+class UnreadStore(PreparedOnce[_Statements]):
     """Read positions and the unread counts derived from them."""
 
-    def __init__(self, cql: CqlStore, settings: Settings) -> None:
-        self._cql = cql
-        self._keyspace = settings.cql_keyspace
-        self._statements: _Statements | None = None
-
-    async def prepare(self) -> None:
-        """Prepare every statement this store runs (also done on first use)."""
-        await self._prepared()
-
-    async def _prepared(self) -> _Statements:
-        if self._statements is not None:
-            return self._statements
+    async def _prepare_statements(self) -> _Statements:
         ks = self._keyspace
         messages = await BucketedTable.prepare(
             self._cql,
@@ -107,10 +96,7 @@ class UnreadStore:
             " WHERE user_id = ? AND event_id IN ?",
             idempotent=True,
         )
-        self._statements = _Statements(
-            messages, message_exists, write_position, read_position, read_positions
-        )
-        return self._statements
+        return _Statements(messages, message_exists, write_position, read_position, read_positions)
 
     async def mark_read(self, user_id: int, event_id: int, message_id: uuid.UUID) -> int:
         """Move the user's read position up to ``message_id``; returns the new unread count.
