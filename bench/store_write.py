@@ -48,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=512, help="sends in flight")
     p.add_argument("--events", type=int, default=200, help="events (2-20 participants each)")
     p.add_argument("--contact-point", help="CQL host; default: start an embedded server")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="durable embedded server (commit log, snapshots) in this directory; default: in "
+        "memory",
+    )
     p.add_argument("--port", type=int, default=9042)
     p.add_argument("--reactor", choices=["libev", "asyncio", "app-loop"], default="app-loop")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
@@ -95,7 +101,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             from chat.embedded.cql.process import EmbeddedCqlServer
 
-            server = EmbeddedCqlServer()
+            server = EmbeddedCqlServer(data_dir=args.data_dir)
             await stack.enter_async_context(server)
             host, port = server.host, server.port
             server_pid = server.pid
@@ -167,8 +173,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         server_cpu_before = _cpu_seconds(server_pid)
         started = time.perf_counter()
         last_t, last_n = started, 0
-        while (now := time.perf_counter()) - started < args.duration:
-            await asyncio.sleep(min(1.0, args.duration - (now - started)))
+        while (remaining := args.duration - (time.perf_counter() - started)) > 0.01:
+            await asyncio.sleep(min(1.0, remaining))
             t, n = time.perf_counter(), counter
             print(
                 f"  {t - started:5.1f}s  {n:>9,} sent  {(n - last_n) / (t - last_t):>9,.0f} msg/s",

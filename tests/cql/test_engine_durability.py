@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from chat.embedded.cql.commitlog import CommitLog, frame
 from chat.embedded.cql.engine import Engine, NodeInfo, QueryOptions
 from chat.embedded.cql.results import Rows
 
@@ -179,3 +181,34 @@ async def test_snapshot_forgets_rows_whose_ttl_has_expired(tmp_path: Path) -> No
     revived = await started(tmp_path)
     assert dump(revived) == dump(engine)
     await revived.close()
+
+
+async def test_log_growth_snapshots_again_only_after_logging_as_much_as_the_last_snapshot(
+    tmp_path: Path,
+) -> None:
+    """A store bigger than ``segment_bytes`` is not rewritten every ``segment_bytes`` of log:
+    the next background snapshot waits until the log has grown as large as the last one."""
+    record = b"s" * 10_000
+    store = [frame(record)]  # what a snapshot writes: the whole "store", one 10 kB record
+
+    async def snapshot_source() -> AsyncIterator[bytes]:
+        for chunk in store:
+            yield chunk
+
+    log = CommitLog(tmp_path, sync_ms=0, segment_bytes=1_000)
+    assert list(log.recover()) == []
+    log.open(snapshot_source)
+    await log.compact()
+    assert log.snapshots_written == 1
+
+    log.append(b"w" * 5_000)  # past segment_bytes, short of the last snapshot's 10 kB
+    await log.sync()
+    assert not log.snapshot_running
+    assert log.snapshots_written == 1
+
+    log.append(b"w" * 6_000)  # now the log holds more than the last snapshot
+    await log.sync()
+    assert log.snapshot_running or log.snapshots_written == 2
+    await log.close()
+    assert log.snapshots_written == 2
+    assert list(CommitLog(tmp_path).recover()) == [record]
