@@ -8,6 +8,7 @@ of statements lived three times, line for line; here it lives once.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Generic, TypeVar
 
 from chat.config import Settings
@@ -16,7 +17,7 @@ from chat.store.cql import CqlStore
 Statements = TypeVar("Statements")
 
 
-class PreparedOnce(Generic[Statements]):
+class PreparedOnce(ABC, Generic[Statements]):
     """Holds the CQL session, the keyspace and the store's prepared statements.
 
     Subclasses implement :meth:`_prepare_statements`; their queries call :meth:`_prepared`.
@@ -38,5 +39,6 @@ class PreparedOnce(Generic[Statements]):
             self._statements = await self._prepare_statements()
         return self._statements
 
+    @abstractmethod
     async def _prepare_statements(self) -> Statements:
-        raise NotImplementedError
+        """Prepare this store's statements (``self._cql.prepare``) and return them."""
