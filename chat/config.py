@@ -131,6 +131,16 @@ class Settings(BaseSettings):
             "`strict` (lightweight-transaction claim, closes the cross-node race)."
         ),
     )
+    send_settle_seconds: float = Field(
+        60.0,
+        ge=5,
+        le=3600,
+        description=(
+            "A retry that finds the first attempt's claim but no message waits (answered "
+            "`unavailable`) this long for that attempt to be settled, then fences it and "
+            "stores the message under a new id."
+        ),
+    )
 
     ws_max_frame_bytes: int = Field(
         65536,

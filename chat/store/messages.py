@@ -126,6 +126,32 @@ def message_from_row(row: Any) -> Message:
     )
 
 
+RACING_ATTEMPT_WAIT_SECONDS = 2.0
+"""How long a retry that finds an earlier attempt's claim without its message waits for that
+attempt (usually racing it on another node) before answering ``unavailable``."""
+MAX_CLAIM_GENERATIONS = 8
+"""Claims a send may go through when earlier attempts were fenced (each fence is rare)."""
+
+
+def _always() -> bool:
+    return True
+
+
+@dataclasses.dataclass(slots=True)
+class SendAttempt:
+    """One attempt to store a message, as its caller sees it.
+
+    ``message_id`` is the id the attempt claims — assigned before anything is written, so the
+    caller can announce it; ``rows_sent`` turns true once the message rows were handed to the
+    writer (from then on a failure leaves the outcome unknown); ``may_write`` is asked right
+    before that and may refuse (a node that lost its place in the cross-node order).
+    """
+
+    message_id: uuid.UUID
+    rows_sent: bool = False
+    may_write: Callable[[], bool] = _always
+
+
 @dataclasses.dataclass(slots=True)
 class _InFlight:
     """A send under way on this node: its content hash and the task doing it.
@@ -224,6 +250,25 @@ class MessageStore:
             "user_bucket_insert": (
                 f"INSERT INTO {ks}.chat_user_buckets (user_id, bucket) VALUES (?, ?) "
                 "USING TIMESTAMP ?",
+                True,
+            ),
+            "abort_insert": (
+                f"INSERT INTO {ks}.chat_send_aborts (claim_key, message_id, aborted_at) "
+                "VALUES (?, ?, ?) USING TIMESTAMP ?",
+                True,
+            ),
+            "abort_select": (
+                f"SELECT message_id FROM {ks}.chat_send_aborts WHERE claim_key = ?",
+                True,
+            ),
+            "message_fence": (
+                f"DELETE FROM {ks}.chat_messages_by_event USING TIMESTAMP ? WHERE event_id = ? "
+                "AND bucket = ? AND created_at = ? AND message_id = ?",
+                True,
+            ),
+            "user_fence": (
+                f"DELETE FROM {ks}.chat_messages_by_user USING TIMESTAMP ? WHERE user_id = ? "
+                "AND bucket = ? AND created_at = ? AND message_id = ?",
                 True,
             ),
             "message_select": (
@@ -341,12 +386,25 @@ class MessageStore:
 
     # -- send --------------------------------------------------------------------------------
 
-    async def send(self, msg: NewMessage) -> SendAck:
+    def new_message_id(self) -> uuid.UUID:
+        """An id for the next send attempt, later than every id this store handed out."""
+        return self._ids.next()
+
+    def id_floor_ticks(self) -> int:
+        """A promise: every id handed out from now on has a later timestamp than this (see
+        :meth:`MessageIdGenerator.floor_ticks`)."""
+        return self._ids.floor_ticks()
+
+    async def send(self, msg: NewMessage, attempt: SendAttempt | None = None) -> SendAck:
         """Store a message once, however often it is retried; answer with its id and time.
 
-        Raises ValidationFailed (rules, or ``reply_to`` not in this event), Conflict (the
-        ``client_msg_id`` was used before for different content), or the driver's error when
-        the write failed — then nothing was acknowledged and a retry is safe.
+        ``attempt`` carries the id this attempt claims (the caller announces it before the
+        store writes anything) and learns whether the message rows were sent: a failure
+        after that leaves the outcome unknown until the caller settles it (:meth:`get`, then
+        :meth:`fence`). Raises ValidationFailed (rules, or ``reply_to`` not in this event),
+        Conflict (the ``client_msg_id`` was used before for different content),
+        ServiceUnavailable (an earlier attempt of this send is not settled yet), or the
+        driver's error when a write failed.
         """
         _, writer, _ = self._ready()
         validate_new_message(msg)
@@ -358,9 +416,11 @@ class MessageStore:
                 raise _reused_client_msg_id(msg.client_msg_id)
             ack = await asyncio.shield(running.task)
             return dataclasses.replace(ack, duplicate=True)
+        if attempt is None:
+            attempt = SendAttempt(self._ids.next())
         # The work runs as its own task, so a cancelled caller leaves it (and any retry racing
         # it on this node) to finish: a send the store goes on to acknowledge is not lost.
-        task = writer.loop.create_task(self._send(msg, key, digest))
+        task = writer.loop.create_task(self._send(msg, key, digest, attempt))
         self._sending[key] = _InFlight(digest, task)
         self._active += 1
         self._idle.clear()
@@ -377,11 +437,57 @@ class MessageStore:
         if not self._active:
             self._idle.set()
 
-    async def _send(self, msg: NewMessage, key: str, digest: bytes) -> SendAck:
-        session, writer, claims = self._ready()
+    async def _send(
+        self, msg: NewMessage, key: str, digest: bytes, attempt: SendAttempt
+    ) -> SendAck:
+        _, writer, _ = self._ready()
         if msg.reply_to is not None:
             await self._check_reply_target(msg.event_id, msg.reply_to)
-        message_id, created_ms = self._ids.next_with_ms()
+        message_id = attempt.message_id
+        created_ms = created_at_ms_of(message_id)
+        for generation in range(MAX_CLAIM_GENERATIONS):
+            gen_key = key if generation == 0 else f"{key}#{generation}"
+            winner = await self._claim(msg, gen_key, digest, message_id, created_ms)
+            if winner is None:
+                break  # this attempt owns the message
+            if winner[_CLAIM_CONTENT_HASH] != digest or winner[_CLAIM_EVENT_ID] != msg.event_id:
+                raise _reused_client_msg_id(msg.client_msg_id)
+            earlier: uuid.UUID = winner[_CLAIM_MESSAGE_ID]
+            if await self._settled_stored(msg.event_id, earlier, gen_key):
+                # Stored: answer with it (rewriting its rows heals a partly written attempt;
+                # same timestamps, so an edit or delete since is never undone).
+                earlier_ms = created_at_ms_of(earlier)
+                await self._write_rows(writer, msg, earlier, earlier_ms, [])
+                return SendAck(msg.event_id, earlier, datetime_from_ms(earlier_ms), True)
+            if not await self._aborted(gen_key, earlier):
+                age_s = (self._clock() // 1_000_000 - created_at_ms_of(earlier)) / 1000
+                if age_s < self._settings.send_settle_seconds:
+                    raise ServiceUnavailable(
+                        "an earlier attempt of this message is still being settled; retry "
+                        "shortly with the same client_msg_id"
+                    )
+                await self.fence(msg.event_id, earlier, gen_key)
+            # The earlier attempt is void: the next generation's claim decides afresh.
+        else:
+            raise ServiceUnavailable(
+                f"{MAX_CLAIM_GENERATIONS} attempts of this message were voided; retry later"
+            )
+        if not attempt.may_write():
+            raise ServiceUnavailable("this node may not write now; retry (on any node)")
+        attempt.rows_sent = True
+        new_buckets: list[tuple[str, int, int]] = []
+        await self._write_rows(writer, msg, message_id, created_ms, new_buckets)
+        if new_buckets:
+            if len(self._known_buckets) > _KNOWN_BUCKETS_LIMIT:
+                self._known_buckets.clear()
+            self._known_buckets.update(new_buckets)
+        return SendAck(msg.event_id, message_id, datetime_from_ms(created_ms), False)
+
+    async def _claim(
+        self, msg: NewMessage, key: str, digest: bytes, message_id: uuid.UUID, created_ms: int
+    ) -> tuple[Any, ...] | None:
+        """Claim ``key`` for ``message_id``: None if this attempt won, else the winning claim."""
+        session, writer, claims = self._ready()
         claim_values = (
             key,
             msg.sender_id,
@@ -393,31 +499,60 @@ class MessageStore:
         )
         if self._strict:
             rows = await execute_async(session, self._stmts["claim_lwt"], claim_values)
-            winner = _lwt_winner(rows[0])
-        else:
-            attempt_us = self._clock() // 1000
-            row = await self._claim_and_read_back(
-                writer, claims, key, (*claim_values, CLAIM_TIMESTAMP_BASE - attempt_us)
+            return _lwt_winner(rows[0])
+        attempt_us = self._clock() // 1000
+        row = await self._claim_and_read_back(
+            writer, claims, key, (*claim_values, CLAIM_TIMESTAMP_BASE - attempt_us)
+        )
+        if row is None:
+            raise ServiceUnavailable(
+                "the send claim was acknowledged but not readable back; retry the send "
+                "(check the consistency level: CHAT_CQL_CONSISTENCY)"
             )
-            if row is None:
-                raise ServiceUnavailable(
-                    "the send claim was acknowledged but not readable back; retry the send "
-                    "(check the consistency level: CHAT_CQL_CONSISTENCY)"
-                )
-            winner = None if row[_CLAIM_MESSAGE_ID] == message_id else row
-        duplicate = winner is not None
-        if winner is not None:
-            if winner[_CLAIM_CONTENT_HASH] != digest or winner[_CLAIM_EVENT_ID] != msg.event_id:
-                raise _reused_client_msg_id(msg.client_msg_id)
-            message_id = winner[_CLAIM_MESSAGE_ID]
-            created_ms = created_at_ms_of(message_id)
-        new_buckets: list[tuple[str, int, int]] = []
-        await self._write_rows(writer, msg, message_id, created_ms, new_buckets)
-        if new_buckets:
-            if len(self._known_buckets) > _KNOWN_BUCKETS_LIMIT:
-                self._known_buckets.clear()
-            self._known_buckets.update(new_buckets)
-        return SendAck(msg.event_id, message_id, datetime_from_ms(created_ms), duplicate)
+        return None if row[_CLAIM_MESSAGE_ID] == message_id else tuple(row)
+
+    async def _settled_stored(self, event_id: int, message_id: uuid.UUID, key: str) -> bool:
+        """Whether an earlier attempt's message is stored, waiting briefly for an attempt that
+        is still under way (a retry racing its original); False once it was fenced."""
+        delay = 0.01
+        deadline = time.monotonic() + RACING_ATTEMPT_WAIT_SECONDS
+        while True:
+            if await self.get(event_id, message_id) is not None:
+                return True
+            if time.monotonic() + delay > deadline or await self._aborted(key, message_id):
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    async def _aborted(self, key: str, message_id: uuid.UUID) -> bool:
+        session, _, _ = self._ready()
+        rows = await execute_async(session, self._stmts["abort_select"], (key,))
+        return bool(rows) and rows[0].message_id == message_id
+
+    async def fence(self, event_id: int, message_id: uuid.UUID, key: str) -> None:
+        """Make sure the message of a send attempt whose outcome was unknown never appears.
+
+        Row tombstones at the message's own write timestamp shadow its rows whenever they
+        land (a tombstone wins a timestamp tie), and the abort record tells a retry that finds
+        the attempt's claim (``key``) to claim the next generation with a fresh id. Call it
+        only for an attempt that was read back absent: a stored message it would delete.
+        """
+        _, writer, _ = self._ready()
+        sender_id = int(key.split(":", 1)[0])
+        created_ms = created_at_ms_of(message_id)
+        bucket, created_at = bucket_of(created_ms), datetime_from_ms(created_ms)
+        ts = created_ms * 1000
+        now_us = self._clock() // 1000
+        await writer.write(
+            [
+                (self._stmts["message_fence"], (ts, event_id, bucket, created_at, message_id)),
+                (self._stmts["user_fence"], (ts, sender_id, bucket, created_at, message_id)),
+                (
+                    self._stmts["abort_insert"],
+                    (key, message_id, datetime_from_ms(now_us // 1000), now_us),
+                ),
+            ]
+        )
 
     def _claim_and_read_back(
         self, writer: BatchWriter, claims: BatchReader, key: str, values: Sequence[Any]

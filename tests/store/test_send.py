@@ -7,6 +7,7 @@ MessageStore on its own driver session: it shares no in-process state with the f
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -24,7 +25,7 @@ from chat.domain.messages import (
     created_at_of,
     datetime_from_ms,
 )
-from chat.errors import Conflict, ValidationFailed
+from chat.errors import Conflict, ServiceUnavailable, ValidationFailed
 from chat.store.cql import CqlStore, execute_async
 from chat.store.messages import MessageStore, claim_key
 from tests.store.conftest import new_event_id, new_user_id
@@ -187,19 +188,86 @@ async def _write_claim_only(cql: CqlStore, ks: str, msg: NewMessage, message_id:
     )
 
 
-async def test_a_retry_after_only_the_claim_was_written_heals_every_row(
+async def _write_rows_late(cql: CqlStore, ks: str, msg: NewMessage, message_id: uuid.UUID) -> None:
+    """The first attempt's message row landing late, as its node wrote it (its own timestamp)."""
+    created_ms = created_at_ms_of(message_id)
+    await _rows(
+        cql,
+        f"INSERT INTO {ks}.chat_messages_by_event (event_id, bucket, created_at, message_id, "
+        "sender_id, client_msg_id, message, message_type, is_deleted) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, 'text', false) USING TIMESTAMP %s",
+        msg.event_id,
+        bucket_of(created_ms),
+        datetime_from_ms(created_ms),
+        message_id,
+        msg.sender_id,
+        msg.client_msg_id,
+        msg.text,
+        created_ms * 1000,
+    )
+
+
+def _later_store(
+    cql: CqlStore, settings: Settings, after: uuid.UUID, seconds: float
+) -> MessageStore:
+    """A store on another node whose clock runs ``seconds`` after the ``after`` id's time."""
+    shift = created_at_ms_of(after) * 1_000_000 + round(seconds * 1e9) - time.time_ns()
+    return MessageStore(cql, settings, clock=lambda: time.time_ns() + shift)
+
+
+async def test_a_retry_that_finds_only_a_recent_claim_answers_unavailable_and_writes_nothing(
     message_store: MessageStore, cql_store: CqlStore, settings: Settings
+) -> None:
+    """The first attempt may still be writing (or its node settling it): storing the message
+    at that attempt's old position now could put it behind what subscribers already got."""
+    ks = settings.cql_keyspace
+    msg = _message(new_event_id(), new_user_id())
+    await _write_claim_only(cql_store, ks, msg, MessageIdGenerator().next())
+    with pytest.raises(ServiceUnavailable, match="still being settled"):
+        await message_store.send(msg)
+    assert await _event_rows(cql_store, ks, msg.event_id) == []
+
+
+async def test_a_retry_after_the_settle_time_fences_the_first_attempt_and_stores_a_new_id(
+    cql_store: CqlStore, settings: Settings
 ) -> None:
     ks = settings.cql_keyspace
     msg = _message(new_event_id(), new_user_id())
     original_id = MessageIdGenerator().next()
     await _write_claim_only(cql_store, ks, msg, original_id)
-    ack = await message_store.send(msg)
-    assert (ack.message_id, ack.duplicate) == (original_id, True)
-    assert [r.message_id for r in await _event_rows(cql_store, ks, msg.event_id)] == [original_id]
-    bucket = bucket_of(created_at_ms_of(original_id))
-    user_rows = await _user_rows(cql_store, ks, msg.sender_id, bucket)
-    assert [r.message_id for r in user_rows] == [original_id]
+    later = _later_store(cql_store, settings, original_id, settings.send_settle_seconds + 1)
+    await later.start()
+    try:
+        ack = await later.send(msg)
+        assert not ack.duplicate
+        assert ack.message_id != original_id
+        # The first attempt's rows landing now stay invisible: the fence shadows them.
+        await _write_rows_late(cql_store, ks, msg, original_id)
+        assert [r.message_id for r in await _event_rows(cql_store, ks, msg.event_id)] == [
+            ack.message_id
+        ]
+        again = await later.send(msg)
+        assert (again.message_id, again.duplicate) == (ack.message_id, True)
+    finally:
+        await later.close()
+
+
+async def test_a_retry_of_a_fenced_attempt_stores_the_message_under_a_new_id_at_once(
+    message_store: MessageStore, other_node: MessageStore, cql_store: CqlStore, settings: Settings
+) -> None:
+    ks = settings.cql_keyspace
+    msg = _message(new_event_id(), new_user_id())
+    original_id = MessageIdGenerator().next()
+    await _write_claim_only(cql_store, ks, msg, original_id)
+    await message_store.fence(
+        msg.event_id, original_id, claim_key(msg.sender_id, msg.client_msg_id)
+    )
+    ack = await other_node.send(msg)
+    assert (ack.duplicate, ack.message_id != original_id) == (False, True)
+    await _write_rows_late(cql_store, ks, msg, original_id)
+    rows = await _event_rows(cql_store, ks, msg.event_id)
+    assert [r.message_id for r in rows] == [ack.message_id]
+    assert (await message_store.send(msg)).message_id == ack.message_id
 
 
 async def test_a_retry_after_the_claim_and_event_row_but_no_index_rows_heals_the_rest(
@@ -349,16 +417,20 @@ async def test_strict_mode_claims_with_a_transaction_and_dedups_across_nodes(
     assert len(await _event_rows(cql_store, settings.cql_keyspace, event)) == 1
 
 
-async def test_strict_mode_heals_a_send_that_only_wrote_its_claim(
+async def test_strict_mode_fences_a_settled_claim_without_a_message_and_stores_a_new_id(
     strict_store: MessageStore, cql_store: CqlStore, settings: Settings
 ) -> None:
     msg = _message(new_event_id(), new_user_id())
     original_id = MessageIdGenerator().next()
-    await _write_claim_only(cql_store, settings.cql_keyspace, msg, original_id)
+    ks = settings.cql_keyspace
+    await _write_claim_only(cql_store, ks, msg, original_id)
+    with pytest.raises(ServiceUnavailable):
+        await strict_store.send(msg)
+    await strict_store.fence(msg.event_id, original_id, claim_key(msg.sender_id, msg.client_msg_id))
     ack = await strict_store.send(msg)
-    assert (ack.message_id, ack.duplicate) == (original_id, True)
-    rows = await _event_rows(cql_store, settings.cql_keyspace, msg.event_id)
-    assert [r.message_id for r in rows] == [original_id]
+    assert (ack.duplicate, ack.message_id != original_id) == (False, True)
+    rows = await _event_rows(cql_store, ks, msg.event_id)
+    assert [r.message_id for r in rows] == [ack.message_id]
 
 
 async def test_claim_lookups_never_put_more_than_100_keys_in_one_read(
