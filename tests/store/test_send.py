@@ -426,7 +426,8 @@ async def test_strict_mode_fences_a_settled_claim_without_a_message_and_stores_a
     await _write_claim_only(cql_store, ks, msg, original_id)
     with pytest.raises(ServiceUnavailable):
         await strict_store.send(msg)
-    await strict_store.fence(msg.event_id, original_id, claim_key(msg.sender_id, msg.client_msg_id))
+    key = claim_key(msg.sender_id, msg.client_msg_id)
+    await strict_store.fence(msg.event_id, original_id, key)
     ack = await strict_store.send(msg)
     assert (ack.duplicate, ack.message_id != original_id) == (False, True)
     rows = await _event_rows(cql_store, ks, msg.event_id)
