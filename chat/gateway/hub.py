@@ -14,10 +14,17 @@ Everything the chat service needs from fan-out is in the :class:`Hub` protocol: 
 :class:`LocalHub` implements it in one process, and the NATS hub (:mod:`chat.bus.hub`) across
 nodes, publishing to NATS and delivering to local mailboxes.
 
-A subscription starts *buffering*: while the service replays missed messages from the store,
-live frames of the event are held in the subscription, each with the store position of the
-message it carries. :meth:`Subscription.go_live` then flushes them, skipping messages at or
-before the last replayed one — that is what makes the resume seam free of gaps and duplicates.
+``message`` frames reach subscribers only through the hub's :class:`~chat.gateway.ordering.
+OrderMerge`: the service opens a send when it assigns the id (:meth:`Hub.open_send`) and settles
+it when the store answered (:meth:`Hub.settle_send`), and the merge releases frames in the
+store's order — across nodes too, with the NATS hub. Everything below an event's
+:meth:`Hub.replay_bound` is settled and released.
+
+A subscription starts *buffering*: while the service replays missed messages from the store
+(below the replay bound), live frames of the event are held in the subscription, each with the
+store position of the message it carries. :meth:`Subscription.go_live` then flushes them,
+skipping messages below the bound (the replay sent them) — that is what makes the resume seam
+free of gaps and duplicates.
 """
 
 from __future__ import annotations
@@ -26,10 +33,15 @@ import asyncio
 import collections
 import itertools
 import logging
+import time
+import uuid
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from chat.domain.messages import Message
 from chat.gateway import frames
+from chat.gateway.ordering import Held, OrderMerge
 from chat.store.message_history import Position
 
 log = logging.getLogger(__name__)
@@ -234,14 +246,9 @@ EndReason = Literal["removed", "resync"]
 
 
 class Subscription:
-    """One mailbox's subscription to one event; buffers live frames until :meth:`go_live`.
+    """One mailbox's subscription to one event; buffers live frames until :meth:`go_live`."""
 
-    ``skip`` holds the positions of messages the resume already sent past the replay cut (with
-    several nodes the replay reads on to the end of the store, see ``ChatService.subscribe``):
-    their live copies, buffered or still to come, are dropped once each.
-    """
-
-    __slots__ = ("_buffer", "_limit", "event_id", "mailbox", "skip")
+    __slots__ = ("_buffer", "_limit", "event_id", "mailbox")
 
     def __init__(self, mailbox: Mailbox, event_id: int) -> None:
         self.mailbox = mailbox
@@ -250,16 +257,12 @@ class Subscription:
         # A replay that takes long while the event is busy must not buffer without bound
         # either: past the mailbox size the client is as far behind as an overflowing one.
         self._limit = mailbox.maxsize
-        self.skip: set[Position] = set()
 
     @property
     def live(self) -> bool:
         return self._buffer is None
 
     def deliver(self, frame: str, position: Position | None) -> None:
-        if self.skip and position is not None and position in self.skip:
-            self.skip.discard(position)
-            return
         buffer = self._buffer
         if buffer is None:
             self.mailbox.put(frame)
@@ -270,20 +273,34 @@ class Subscription:
             return
         buffer.append((position, frame))
 
-    def go_live(self, after: Position | None) -> None:
-        """Flush buffered frames, skipping messages at or before ``after`` (already replayed)."""
+    def go_live(self, below: Position | None) -> None:
+        """Flush buffered frames, skipping messages below ``below`` (the replay sent them)."""
         buffer, self._buffer = self._buffer, None
         for position, frame in buffer or ():
-            if position is not None and after is not None and position <= after:
-                continue
-            if position is not None and position in self.skip:
-                self.skip.discard(position)
+            if position is not None and below is not None and position < below:
                 continue
             self.mailbox.put(frame)
 
 
+@dataclass(frozen=True, slots=True)
+class SendTicket:
+    """A send the hub was told of (:meth:`Hub.open_send`): where its message goes in the
+    order, and under which node id it was opened (a node that retires hands its open sends
+    to the others)."""
+
+    event_id: int
+    position: Position
+    node_id: str
+
+
+MessageListener = Callable[[int, int], None]
+"""Called with ``(event_id, sender_id)`` after a ``message`` frame went to local subscribers."""
+
+
 class Hub(Protocol):
     """What the chat service needs from fan-out: :class:`LocalHub`, or the NATS hub across nodes."""
+
+    on_message: MessageListener | None
 
     def connect(self, mailbox: Mailbox) -> None:
         """A connection authenticated: it can now receive per-user frames (``unread``)."""
@@ -302,10 +319,23 @@ class Hub(Protocol):
         Raises :class:`~chat.errors.ServiceUnavailable` while the bus is down.
         """
 
-    @property
-    def distributed(self) -> bool:
-        """True when other processes publish to this hub's events (the replay cut only knows
-        this process's sends, so the resume must read on to the end of the store)."""
+    def replay_bound(self, event_id: int) -> Position:
+        """Every message of the event below this is stored (or never will be) and was
+        released to live subscribers; everything above comes live (call after ``ready``)."""
+
+    def may_write(self) -> bool:
+        """Whether this node may open and store sends now (see the NATS hub: a node cut off
+        from the others, or one that must rejoin, may not)."""
+
+    def open_send(self, event_id: int, message_id: uuid.UUID, claim_key: str) -> SendTicket:
+        """A send of the event will store ``message_id``; nothing is written yet."""
+
+    def owns(self, ticket: SendTicket) -> bool:
+        """Whether this node may still settle (and acknowledge) the send of ``ticket``."""
+
+    def settle_send(self, ticket: SendTicket, message: Message | None) -> None:
+        """The send ended: ``message`` as stored, or None when nothing was stored (or never
+        will be). Its ``message`` frame goes to subscribers in the store's order."""
 
     def announce(self, subscription: Subscription) -> None:
         """Presence after a subscription went live: joined to all, a snapshot to the newcomer."""
@@ -313,15 +343,9 @@ class Hub(Protocol):
     def unsubscribe(self, mailbox: Mailbox, event_id: int) -> bool:
         """End one subscription (presence ``left`` when it was the user's last one)."""
 
-    def publish(
-        self,
-        event_id: int,
-        frame: bytes,
-        *,
-        position: Position | None = None,
-        exclude_user: int | None = None,
-    ) -> None:
-        """Deliver ``frame`` to every subscriber of the event; never waits for any of them."""
+    def publish(self, event_id: int, frame: bytes, *, exclude_user: int | None = None) -> None:
+        """Deliver a frame other than ``message`` to every subscriber of the event; never
+        waits for any of them."""
 
     def send_to_user(self, user_id: int, frame: bytes, *, exclude: Mailbox | None = None) -> None:
         """Deliver ``frame`` to every connection of the user (but ``exclude``)."""
@@ -334,14 +358,56 @@ class Hub(Protocol):
 
 
 class LocalHub:
-    """The single-process :class:`Hub`: dictionaries of subscriptions, no I/O at all."""
+    """The single-process :class:`Hub`: dictionaries of subscriptions, no I/O at all.
 
-    distributed = False
+    ``own_floor`` is the message store's id promise as a position (every later id is above
+    it): the order merge needs it to know when nothing earlier can appear any more.
+    """
 
-    def __init__(self) -> None:
+    node_id = "local"
+
+    def __init__(self, own_floor: Callable[[], Position]) -> None:
         self._topics: dict[int, dict[int, Subscription]] = {}
         self._users: dict[int, dict[int, Mailbox]] = {}
         self._by_mailbox: dict[int, set[int]] = {}
+        self.on_message: MessageListener | None = None
+        self.order = OrderMerge(
+            self.node_id, own_floor, self._release, clock=time.monotonic
+        )
+
+    # ---------------------------------------------------------------- sends, in order
+
+    def may_write(self) -> bool:
+        return True
+
+    def open_send(self, event_id: int, message_id: uuid.UUID, claim_key: str) -> SendTicket:
+        position = Position.of(message_id)
+        self.order.open_local(event_id, position, claim_key)
+        return SendTicket(event_id, position, self.order.node_id)
+
+    def owns(self, ticket: SendTicket) -> bool:
+        return ticket.node_id == self.order.node_id
+
+    def settle_send(self, ticket: SendTicket, message: Message | None) -> None:
+        held = None
+        if message is not None:
+            held = Held(ticket.position, frames.message(message).decode(), message.sender_id)
+        self.order.settle_local(ticket.event_id, ticket.position, held)
+
+    def replay_bound(self, event_id: int) -> Position:
+        return self.order.bound(event_id)
+
+    def _release(self, event_id: int, held: Held) -> None:
+        """The merge's turn for a ``message`` frame: every local subscriber gets it."""
+        topic = self._topics.get(event_id)
+        if topic:
+            # A copy: an overflow closes a connection, which may change the topic meanwhile.
+            for subscription in list(topic.values()):
+                subscription.deliver(held.frame, held.position)
+        if self.on_message is not None:
+            self.on_message(event_id, held.sender_id)
+
+    # ---------------------------------------------------------------- subscriptions
 
     def connect(self, mailbox: Mailbox) -> None:
         self._users.setdefault(mailbox.user_id, {})[mailbox.id] = mailbox
@@ -361,6 +427,8 @@ class LocalHub:
 
     def subscribe(self, mailbox: Mailbox, event_id: int) -> Subscription:
         subscription = Subscription(mailbox, event_id)
+        if event_id not in self._topics:
+            self.order.watch(event_id)
         self._topics.setdefault(event_id, {})[mailbox.id] = subscription
         self._by_mailbox.setdefault(mailbox.id, set()).add(event_id)
         return subscription
@@ -391,6 +459,7 @@ class LocalHub:
         self._by_mailbox.get(mailbox.id, set()).discard(event_id)
         if not topic:
             del self._topics[event_id]
+            self.order.unwatch(event_id)
             return True
         if (
             subscription.live
@@ -413,14 +482,7 @@ class LocalHub:
         """Users with a live subscription to the event in this process."""
         return self._online(self._topics.get(event_id, {}))
 
-    def publish(
-        self,
-        event_id: int,
-        frame: bytes,
-        *,
-        position: Position | None = None,
-        exclude_user: int | None = None,
-    ) -> None:
+    def publish(self, event_id: int, frame: bytes, *, exclude_user: int | None = None) -> None:
         topic = self._topics.get(event_id)
         if not topic:
             return
@@ -428,7 +490,7 @@ class LocalHub:
         # A copy: an overflow closes a connection, which may change the topic while we iterate.
         for subscription in list(topic.values()):
             if subscription.mailbox.user_id != exclude_user:
-                subscription.deliver(text, position)
+                subscription.deliver(text, None)
 
     def send_to_user(self, user_id: int, frame: bytes, *, exclude: Mailbox | None = None) -> None:
         mailboxes = [m for m in self._users.get(user_id, {}).values() if m is not exclude]

@@ -27,6 +27,7 @@ from chat.gateway.service import ChatService, Stores
 from chat.logs import connection_context
 from chat.metrics import Metrics
 from chat.state import AppState
+from chat.store.message_history import Position
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,13 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
         reactions=chat.reactions,
         typing=chat.typing,
     )
+    messages = chat.messages
+
+    def own_floor() -> Position:
+        return Position.after_ticks(messages.id_floor_ticks())
+
     async with contextlib.AsyncExitStack() as stack:
-        hub: Hub = LocalHub()
+        hub: Hub = LocalHub(own_floor)
         nats_hub = None
         if settings.nats_url:
             # Imported here: a single-process install never loads the NATS client.
@@ -104,6 +110,7 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
             nats_hub = await stack.enter_async_context(
                 open_nats_hub(
                     settings.nats_url,
+                    own_floor=own_floor,
                     presence_heartbeat=settings.nats_presence_heartbeat_seconds,
                     presence_ttl=settings.nats_presence_ttl_seconds,
                     metrics=state.metrics,

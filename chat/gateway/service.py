@@ -12,21 +12,22 @@ call here and reports the outcome back to the session. This module owns the guar
   :meth:`ChatService.message_changed` / :meth:`ChatService.read_moved` deliver it.
 - **Ack after durable.** :meth:`ChatService.send` returns only when
   :meth:`MessageStore.send <chat.store.messages.MessageStore.send>` has; a retried send
-  (``duplicate``) gets the original ack and publishes nothing.
-- **One order.** Concurrent sends complete out of order (they ride different batches), but
-  message ids are assigned strictly increasing in this process. The per-event
-  :class:`Sequencer` holds a finished message back until every send that might have an
-  earlier id has finished, then publishes in id order — the store's order.
+  (``duplicate``) gets the original ack and publishes nothing new.
+- **One order.** The id of a send is assigned before anything is written and announced to the
+  hub (:meth:`Hub.open_send`); when the store answers, the send is settled
+  (:meth:`Hub.settle_send`) and the hub's order merge releases ``message`` frames in the
+  store's order — across nodes too (``chat/gateway/ordering.py``). A send whose store write
+  failed after the rows were sent has an unknown outcome: it stays open and is settled from
+  the store (read back; fenced when absent) so nothing can appear behind what subscribers got.
 - **Resume without gap or duplicate.** :meth:`ChatService.subscribe` joins the hub *first*
-  (live frames buffer), then replays from the store up to a *cut* below which every message of
-  this process has already been published, then the adapter goes live: buffered frames are all
-  past the cut, so nothing is missed and nothing repeats at the seam.
+  (live frames buffer), then replays from the store below the hub's *replay bound*, below
+  which every message is settled and released; the adapter then goes live: buffered frames
+  below the bound are dropped, so nothing is missed and nothing repeats at the seam.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 import time
@@ -36,10 +37,10 @@ from typing import Any
 
 from chat.auth import TokenService
 from chat.config import Settings
-from chat.domain.messages import Message, SendAck, encode_cursor
+from chat.domain.messages import Message, NewMessage, SendAck, encode_cursor
 from chat.errors import NotFound, ServiceUnavailable, Unauthorized
 from chat.gateway import frames
-from chat.gateway.hub import Hub, Mailbox, Subscription
+from chat.gateway.hub import Hub, Mailbox, SendTicket, Subscription
 from chat.gateway.membership import Membership
 from chat.gateway.protocol import (
     Delete,
@@ -56,7 +57,7 @@ from chat.state import AppState
 from chat.store import events as event_store
 from chat.store import users as user_store
 from chat.store.message_history import MessageHistory, Position
-from chat.store.messages import MessageStore
+from chat.store.messages import MessageStore, SendAttempt, claim_key
 from chat.store.reactions import ReactionStore
 from chat.store.typing import TypingStore
 from chat.store.unread import UNREAD_CAP, UnreadStore
@@ -67,9 +68,9 @@ REPLAY_PAGE = 100
 """Messages read from the store per replay page while resuming (queued at the client's pace:
 the replay waits while the connection's mailbox is half full)."""
 
-SEAM_MEMORY_MS = 60_000
-"""With several nodes, how long a resumed subscription remembers replayed messages so that
-their live copies, still on the bus, are dropped (far above any bus delay)."""
+SETTLE_RETRY_SECONDS = (0.05, 0.2, 1.0, 2.0)
+"""Pauses between attempts to settle a send whose outcome is unknown (then the last, repeated):
+the store may be down, and the send stays open — holding its event's order — until settled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,93 +93,6 @@ class Client:
     @property
     def user_id(self) -> int:
         return self.identity.user_id
-
-
-# --------------------------------------------------------------------------- ordering
-
-
-@dataclass(order=True, slots=True)
-class _Finished:
-    position: Position
-    barrier: int = field(compare=False)
-    message: Message = field(compare=False)
-
-
-class _EventOrder:
-    """The sends of one event that are under way, and finished ones waiting their turn."""
-
-    __slots__ = ("inflight", "published", "waiting")
-
-    def __init__(self) -> None:
-        self.inflight: dict[int, int] = {}  # send token -> start time in ms
-        self.waiting: list[_Finished] = []
-        self.published: Position | None = None
-
-
-class Sequencer:
-    """Publishes each event's new messages in id order although sends finish out of order.
-
-    Ids are assigned strictly increasing within the process, after a send starts. So when a
-    message X finishes, only sends that *started* before X finished can hold an earlier id;
-    X waits until all of them have finished (acked, duplicate or failed), then every waiting
-    message is released smallest id first. A send that starts later gets a later id.
-    """
-
-    def __init__(self, release: Callable[[Message, Position], None]) -> None:
-        self._release = release
-        self._events: dict[int, _EventOrder] = {}
-        self._tokens = itertools.count()
-        self._next_token = 0
-
-    def begin(self, event_id: int) -> int:
-        token = next(self._tokens)
-        self._next_token = token + 1
-        self._events.setdefault(event_id, _EventOrder()).inflight[token] = _now_ms()
-        return token
-
-    def finish(self, event_id: int, token: int, message: Message | None) -> None:
-        order = self._events[event_id]
-        del order.inflight[token]
-        if message is not None:
-            finished = _Finished(Position.of(message.message_id), self._next_token, message)
-            heapq.heappush(order.waiting, finished)
-        while order.waiting:
-            head = order.waiting[0]
-            # Tokens increase and dicts keep insertion order: the first is the oldest send.
-            if order.inflight and next(iter(order.inflight)) < head.barrier:
-                break
-            heapq.heappop(order.waiting)
-            order.published = head.position
-            self._release(head.message, head.position)
-        # Nothing under way: the event costs no memory. The replay cut then falls back to
-        # "now", which the last published message (stored before it finished) is below unless
-        # it shares the current millisecond: only then is the entry kept.
-        if (
-            not order.inflight
-            and not order.waiting
-            and (order.published is None or order.published < Position.before_ms(_now_ms()))
-        ):
-            del self._events[event_id]
-
-    def replay_cut(self, event_id: int) -> Position:
-        """A store position such that every message of this process at or below it has been
-        published, and every message above it is still to be published (or from elsewhere)."""
-        order = self._events.get(event_id)
-        floor_ms = _now_ms()
-        if order is not None and order.inflight:
-            floor_ms = next(iter(order.inflight.values()))
-        cut = Position.before_ms(floor_ms)
-        if order is not None and order.published is not None and order.published > cut:
-            cut = order.published
-        return cut
-
-    def tracked_events(self) -> int:
-        """Events with sends under way or messages waiting their turn (a bounded number)."""
-        return len(self._events)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 # --------------------------------------------------------------------------- the service
@@ -215,16 +129,7 @@ class PendingSubscription:
         if self._subscription not in self._service.active_subscriptions(self._client, event_id):
             return  # ended (removed from the event) while it was being set up
         subscription = self._subscription
-        if self._service.hub.distributed:
-            # Over a bus the cut says nothing about other nodes' messages: a buffered frame at
-            # or below it may never have been replayed (stored after the replay read its page).
-            # So the seam dedupes by the replayed positions instead; a replayed message's live
-            # copy can lag on the bus only briefly, so older positions are forgotten.
-            subscription.go_live(None)
-            horizon = _now_ms() - SEAM_MEMORY_MS
-            subscription.skip = {p for p in subscription.skip if p.created_at_ms >= horizon}
-        else:
-            subscription.go_live(self._cut)
+        subscription.go_live(self._cut)
         self._service.hub.announce(subscription)
         self._client.mailbox.put(frames.unread(event_id, unread_count).decode())
 
@@ -247,7 +152,7 @@ class ChatService:
         self.membership = membership
         self.settings = settings or state.settings
         self._tokens: TokenService = state.tokens
-        self._sequencer = Sequencer(self._publish_message)
+        hub.on_message = self._count_message
         self._unread: dict[tuple[int, int], int] = {}
         self._typing: dict[int, dict[int, asyncio.TimerHandle]] = {}
         self._subscriptions: dict[tuple[int, int], Subscription] = {}
@@ -345,12 +250,12 @@ class ChatService:
         self._subscriptions[key] = subscription
         try:
             await self.hub.ready(subscription)  # a bus: frames from other nodes now buffer
-            cut = self._sequencer.replay_cut(event_id)
+            cut = self.hub.replay_bound(event_id)
             cursor: str | None
             if cmd.since is not None:
                 cursor = await self._replay(subscription, event_id, cmd.since, cut)
             else:
-                cursor = await self._newest_at_or_before(event_id, cut)
+                cursor = await self._newest_below(event_id, cut)
             count = await self.stores.unread.count(user_id, event_id)
             if self.membership.epoch(event_id, user_id) != epoch:
                 raise NotFound(f"no event {event_id}")  # removed while subscribing
@@ -369,25 +274,15 @@ class ChatService:
     async def _replay(
         self, subscription: Subscription, event_id: int, since: str, cut: Position
     ) -> str:
-        """Replay after ``since``; in process up to the cut, over a bus to the end.
-
-        The cut only knows this process's sends. A message another node stored above it may
-        have been published before this node listened, so with a distributed hub the replay
-        reads on to the end of the store and marks what it sent past the cut in
-        ``subscription.skip``: its live copy (buffered or still to come) is then dropped.
-        """
+        """Replay the messages after ``since`` and below the cut (the rest comes live)."""
         mailbox = subscription.mailbox
-        beyond = self.hub.distributed
         cursor = since
         after: str | None = since
         while after is not None and not mailbox.closed:
             page = await self.stores.history.after(event_id, after, REPLAY_PAGE)
             for message in page.messages:
-                position = Position.of(message.message_id)
-                if position > cut and not beyond:
-                    return cursor  # the rest comes live: it is published after the cut
-                if beyond:
-                    subscription.skip.add(position)
+                if Position.of(message.message_id) >= cut:
+                    return cursor
                 # Keep half the queue for live frames: the replay goes at the client's pace.
                 await mailbox.wait_below(max(1, mailbox.maxsize // 2))
                 if mailbox.closed:
@@ -397,11 +292,11 @@ class ChatService:
             after = page.next_cursor
         return cursor
 
-    async def _newest_at_or_before(self, event_id: int, cut: Position) -> str | None:
+    async def _newest_below(self, event_id: int, cut: Position) -> str | None:
         page = await self.stores.history.latest(event_id, 10)
         while True:
             for message in page.messages:  # newest first
-                if Position.of(message.message_id) <= cut:
+                if Position.of(message.message_id) < cut:
                     return encode_cursor(message.message_id)
             if page.next_cursor is None:
                 return None
@@ -425,52 +320,70 @@ class ChatService:
         *,
         on_ack: Callable[[Send, SendAck], None] | None = None,
     ) -> SendAck:
-        """Store the message; the ack means durable. New messages are published in order.
+        """Store the message; the ack means durable. New messages are released in order.
 
         ``on_ack`` is called with the ack from the store's completion callback, before the
-        message is published — so the caller can queue the ``ack`` in the same write-up as
-        the fan-out, without waiting for its own task to wake up. An exception from it is
-        logged; the caller still gets the ack as the result.
+        message is released — so the caller can queue the ``ack`` in the same write-up as the
+        fan-out, without waiting for its own task to wake up. An exception from it is logged;
+        the caller still gets the ack as the result.
         """
         await self._require_member(client, cmd.event_id)
+        if not self.hub.may_write():
+            raise ServiceUnavailable(
+                "this node is not in touch with the other nodes; retry shortly (on any node) "
+                "with the same client_msg_id"
+            )
         identity = client.identity
         new = cmd.to_new_message(
             identity.user_id,
             sender_name=identity.name,
             sender_profile_url=identity.profile_url,
         )
-        event_id = cmd.event_id
-        token = self._sequencer.begin(event_id)
+        store = self.stores.messages
+        attempt = SendAttempt(store.new_message_id(), may_write=self.hub.may_write)
+        ticket = self.hub.open_send(
+            new.event_id, attempt.message_id, claim_key(new.sender_id, new.client_msg_id)
+        )
         started = time.perf_counter()
-        # The store write runs as its own task and the sequencer is finished from its
-        # completion, not from this coroutine: a connection that drops mid-send cancels only
-        # the wait here, and a message the store goes on to acknowledge is still published
-        # (its retry is a duplicate and publishes nothing).
+        # The store write runs as its own task and the send is settled from its completion,
+        # not from this coroutine: a connection that drops mid-send cancels only the wait here,
+        # and a message the store goes on to acknowledge is still released (its retry is a
+        # duplicate and releases nothing new).
         # The caller waits on a future of its own that the completion resolves (what
         # `asyncio.shield` does, without its second future and two more callbacks).
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self.stores.messages.send(new))
+        task = loop.create_task(store.send(new, attempt))
         waiter: asyncio.Future[SendAck] = loop.create_future()
         self._tasks.add(task)
 
         def stored(done: asyncio.Task[SendAck]) -> None:
             self._tasks.discard(done)
-            message: Message | None = None
             failure = None if done.cancelled() else done.exception()
-            if not done.cancelled() and failure is None:
+            if done.cancelled() or failure is not None:
+                if attempt.rows_sent:
+                    self._background(self._settle_unknown(ticket, new, attempt))
+                else:
+                    self._settle(ticket, None)
+            else:
                 ack = done.result()
-                self._state.metrics.store_write_seconds.observe(time.perf_counter() - started)
-                if on_ack is not None:
-                    try:
-                        on_ack(cmd, ack)
-                    except Exception:
-                        log.exception("answering the send of event %d failed", event_id)
-                if not ack.duplicate:
-                    message = new.stored(ack)
-            try:
-                self._sequencer.finish(event_id, token, message)
-            except Exception:
-                log.exception("publishing the messages of event %d failed", event_id)
+                if not self.hub.owns(ticket):
+                    # This node retired while the send was under way (frozen, or cut off from
+                    # the others): they settle it from the store; the retry finds the claim.
+                    failure = ServiceUnavailable(
+                        "this node lost touch with the others mid-send; retry with the same "
+                        "client_msg_id"
+                    )
+                else:
+                    self._state.metrics.store_write_seconds.observe(
+                        time.perf_counter() - started
+                    )
+                    if on_ack is not None:
+                        try:
+                            on_ack(cmd, ack)
+                        except Exception:
+                            log.exception("answering the send of event %d failed", new.event_id)
+                    stored_new = ack.message_id == attempt.message_id and not ack.duplicate
+                    self._settle(ticket, new.stored(ack) if stored_new else None)
             if waiter.done():
                 return  # the caller was cancelled (its connection went away)
             if done.cancelled():
@@ -483,14 +396,50 @@ class ChatService:
         task.add_done_callback(stored)
         return await waiter
 
-    def _publish_message(self, message: Message, position: Position) -> None:
-        event_id = message.event_id
-        self.hub.publish(event_id, frames.message(message), position=position)
-        # One pass over the subscribers: each reader's count moves once and is encoded once
-        # (shared by the reader's connections). It goes in as a latest value: a newer count
-        # supersedes one still queued, so a burst of messages costs one `unread` per write-up.
+    def _settle(self, ticket: SendTicket, message: Message | None) -> None:
+        try:
+            self.hub.settle_send(ticket, message)
+        except Exception:
+            log.exception("releasing the messages of event %d failed", ticket.event_id)
+
+    async def _settle_unknown(
+        self, ticket: SendTicket, new: NewMessage, attempt: SendAttempt
+    ) -> None:
+        """Settle a send whose store write failed after its rows were sent: read it back —
+        stored: release it; absent: fence it so a late copy never appears. Until then the send
+        stays open and holds its event's later messages back (their order depends on it)."""
+        store = self.stores.messages
+        key = claim_key(new.sender_id, new.client_msg_id)
+        for attempt_no in itertools.count():
+            if not self.hub.owns(ticket):
+                return  # retired meanwhile: the node settling orphans decides it
+            try:
+                found = await store.get(new.event_id, attempt.message_id)
+                if found is None:
+                    await store.fence(new.event_id, attempt.message_id, key)
+                if self.hub.owns(ticket):
+                    self._settle(ticket, found)
+                return
+            except Exception as exc:
+                pause = SETTLE_RETRY_SECONDS[min(attempt_no, len(SETTLE_RETRY_SECONDS) - 1)]
+                log.warning(
+                    "settling message %s of event %d failed (%r); again in %.2f s",
+                    attempt.message_id,
+                    new.event_id,
+                    exc,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+
+    def _count_message(self, event_id: int, sender_id: int) -> None:
+        """A ``message`` frame went to the event's local subscribers: their unread counts.
+
+        One pass over the subscribers: each reader's count moves once and is encoded once
+        (shared by the reader's connections). It goes in as a latest value: a newer count
+        supersedes one still queued, so a burst of messages costs one `unread` per write-up.
+        """
         unread_key = ("unread", event_id)
-        counted: dict[int, str | None] = {message.sender_id: None}
+        counted: dict[int, str | None] = {sender_id: None}
         for mailbox in self.hub.subscribers(event_id):
             user_id = mailbox.user_id
             if user_id in counted:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 
-from chat.domain.messages import new_message_id
+from chat.domain.messages import MessageIdGenerator, NewMessage, SendAck
 from chat.gateway.hub import LocalHub, Mailbox
 from chat.store.message_history import Position
+
+IDS = MessageIdGenerator()
+
+
+def _hub() -> LocalHub:
+    return LocalHub(lambda: Position.after_ticks(IDS.floor_ticks()))
 
 
 def _mailbox(user_id: int, cut_off: list[int], size: int = 16) -> Mailbox:
@@ -16,7 +24,7 @@ def _mailbox(user_id: int, cut_off: list[int], size: int = 16) -> Mailbox:
 
 
 def test_a_full_mailbox_is_cut_off_and_others_still_receive() -> None:
-    hub, cut_off = LocalHub(), list[int]()
+    hub, cut_off = _hub(), list[int]()
     slow, fast = _mailbox(1, cut_off), _mailbox(2, cut_off)
     for mailbox in (slow, fast):
         hub.connect(mailbox)
@@ -31,21 +39,44 @@ def test_a_full_mailbox_is_cut_off_and_others_still_receive() -> None:
     assert fast.take() == ['{"n": 99}']
 
 
-def test_buffered_frames_at_or_before_the_cut_are_skipped_at_go_live() -> None:
-    hub, cut_off = LocalHub(), list[int]()
+def test_buffered_messages_below_the_replay_bound_are_skipped_at_go_live() -> None:
+    hub, cut_off = _hub(), list[int]()
     mailbox = _mailbox(1, cut_off)
     hub.connect(mailbox)
     subscription = hub.subscribe(mailbox, 7)
-    ids = [new_message_id() for _ in range(3)]
-    for message_id in ids:
-        hub.publish(7, orjson.dumps(str(message_id)), position=Position.of(message_id))
+    tickets = [hub.open_send(7, IDS.next(), f"1:m{i}") for i in range(3)]
+    for i, ticket in enumerate(tickets):
+        message = NewMessage(7, 1, f"m{i}", "hi").stored(
+            SendAck(7, ticket.position.message_id, datetime.now(UTC), duplicate=False)
+        )
+        hub.settle_send(ticket, message)
+    assert mailbox.take() == []  # buffering while the replay runs
+    subscription.go_live(tickets[2].position)  # the replay sent the first two
+    (frame,) = (orjson.loads(f) for f in mailbox.take())
+    assert frame["message"]["message_id"] == str(tickets[2].position.message_id)
+
+
+def test_a_send_settled_first_waits_for_an_earlier_one_of_its_event() -> None:
+    hub, cut_off = _hub(), list[int]()
+    mailbox = _mailbox(1, cut_off)
+    hub.connect(mailbox)
+    hub.subscribe(mailbox, 7).go_live(None)
+    first, second = (hub.open_send(7, IDS.next(), f"1:o{i}") for i in range(2))
+    other_event = hub.open_send(8, IDS.next(), "1:x")
+    message = NewMessage(7, 1, "o1", "second").stored(
+        SendAck(7, second.position.message_id, datetime.now(UTC), duplicate=False)
+    )
+    hub.settle_send(second, message)
     assert mailbox.take() == []
-    subscription.go_live(Position.of(ids[1]))
-    assert mailbox.take() == [orjson.dumps(str(ids[2])).decode()]
+    assert hub.replay_bound(7) <= first.position
+    hub.settle_send(first, None)  # failed: nothing stored
+    assert [orjson.loads(f)["message"]["text"] for f in mailbox.take()] == ["second"]
+    assert hub.replay_bound(7) > second.position
+    assert hub.replay_bound(8) <= other_event.position
 
 
 def test_presence_joined_and_left() -> None:
-    hub, cut_off = LocalHub(), list[int]()
+    hub, cut_off = _hub(), list[int]()
     a, b = _mailbox(1, cut_off), _mailbox(2, cut_off)
     for mailbox in (a, b):
         hub.connect(mailbox)

@@ -17,7 +17,7 @@ from chat.errors import ServiceUnavailable
 from chat.gateway.hub import LocalHub, Mailbox
 from chat.gateway.membership import Membership
 from chat.gateway.protocol import Subscribe
-from chat.gateway.service import ChatService, Identity, Sequencer, Stores
+from chat.gateway.service import ChatService, Identity, Stores
 from chat.metrics import Metrics
 from chat.state import AppState
 from chat.store.message_history import MessagePage, Position
@@ -28,21 +28,6 @@ _PAST_NS = 1_700_000_000_000_000_000
 def _message(event_id: int, message_id: uuid.UUID) -> Message:
     new = NewMessage(event_id, 1, f"m-{message_id}", "hi")
     return new.stored(SendAck(event_id, message_id, datetime.now(UTC), duplicate=False))
-
-
-def test_the_sequencer_forgets_an_event_once_nothing_is_under_way() -> None:
-    released: list[Position] = []
-    sequencer = Sequencer(lambda _message, position: released.append(position))
-    ids = MessageIdGenerator(lambda: _PAST_NS)
-    first, second = sequencer.begin(7), sequencer.begin(7)
-    sequencer.finish(7, second, _message(7, ids.next()))
-    assert released == []  # held back: the earlier send may hold an earlier id
-    assert sequencer.tracked_events() == 1
-    sequencer.finish(7, first, None)
-    assert len(released) == 1
-    assert sequencer.tracked_events() == 0
-    # Without an entry the cut falls back to "now", past every published message.
-    assert sequencer.replay_cut(7) > released[0]
 
 
 def test_membership_remembers_a_bounded_number_of_changes() -> None:
@@ -96,7 +81,8 @@ async def test_a_subscribe_ended_by_a_resync_while_it_was_set_up_is_not_answered
     state = cast(
         AppState, SimpleNamespace(settings=settings, tokens=None, metrics=Metrics(), extras={})
     )
-    hub = LocalHub()
+    ids = MessageIdGenerator()
+    hub = LocalHub(lambda: Position.after_ticks(ids.floor_ticks()))
     service = ChatService(state, hub, stores, cast(Membership, _Membership()))
     ended: list[tuple[int, str]] = []
     mailbox = Mailbox(
