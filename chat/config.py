@@ -209,7 +209,19 @@ class Settings(BaseSettings):
     nats_presence_ttl_seconds: float = Field(
         5.0,
         gt=0,
-        description="A node silent this long is taken for dead: its users leave every event.",
+        description=(
+            "A node silent this long is taken for dead: its users leave every event and the "
+            "sends it left open are settled from the store (the longest an event's delivery "
+            "pauses for a dead or frozen node)."
+        ),
+    )
+    nats_outbox_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        description=(
+            "Bytes of frames a node may have waiting to be published to NATS; past that a "
+            "frame is dropped (the others see the gap and recover)."
+        ),
     )
     typing_ttl_seconds: int = Field(
         10,

@@ -20,6 +20,9 @@ Metric names (every one is documented with its help text below and in ``docs/dep
     chat_nats_publish_errors_total          counter  NATS publishes that failed
     chat_nats_delivered_total               counter  frames received from NATS and delivered
     chat_nats_delivery_lag_seconds          histogram publish (on any node) -> local delivery
+    chat_nats_outbox_dropped_total          counter  frames dropped: the bus outbox was full
+    chat_nats_retired_total                 counter  node ids retired (frozen or cut off)
+    chat_order_orphans_settled_total        counter  dead nodes' open sends settled here
 
 **For the NATS bus (chat/bus):** the instance is ``state.metrics`` (:class:`Metrics`); call
 ``metrics.nats_published.inc()`` after each publish, ``metrics.nats_publish_errors.inc()``
@@ -132,6 +135,22 @@ class Metrics:
             "chat_nats_delivery_lag_seconds",
             "Publish on any node -> delivery here (wall clocks; includes clock skew).",
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.nats_outbox_dropped = Counter(
+            "chat_nats_outbox_dropped",
+            "Frames dropped because the bus outbox was over CHAT_NATS_OUTBOX_BYTES.",
+            registry=r,
+        )
+        self.nats_retired = Counter(
+            "chat_nats_retired",
+            "Times this process retired its node id (frozen, or cut off from NATS) and "
+            "rejoined under a new one.",
+            registry=r,
+        )
+        self.order_orphans_settled = Counter(
+            "chat_order_orphans_settled",
+            "Sends a dead node left open that this node settled from the store.",
             registry=r,
         )
         self._in_children: dict[type, Counter] = {}

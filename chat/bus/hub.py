@@ -5,29 +5,31 @@ and uses core NATS (no JetStream: the store is the source of truth, the bus only
 
 - ``chat.event.<id>`` carries every frame published to an event, **encoded once** by the node
   that made it; headers say which node sent it (``n``), its per-(node, event) sequence number
-  (``s``), the message's id for the resume seam (``p``) and the user to leave out (``x``). A
-  sender forgets the number of an event idle for ``sequence_idle`` seconds and starts again at
-  1; a receiver takes 1, and the first frame of each node after it starts listening to an
-  event, as a new baseline. A node subscribes to an event's subject only while one of its
-  connections does, and
-  :meth:`NatsHub.ready` waits until NATS confirmed that interest, so the replay that follows
-  cannot miss a message published elsewhere meanwhile.
-- ``chat.node`` is the node-level subject: presence deltas, periodic presence heartbeats (a
-  node's whole presence map), per-user frames (``unread`` to a user's other connections),
-  membership invalidations and a goodbye. Each node's presence expires ``presence_ttl``
-  seconds after its last heartbeat, so a killed node's users vanish (``left``) by themselves.
+  (``s``), the message's position and sender for ``message`` frames (``p``, ``u``) and the
+  user to leave out (``x``). A sender forgets the number of an event idle for
+  ``sequence_idle`` seconds and starts again at 1; a receiver takes 1, and the first frame of
+  each node after it starts listening to an event, as a new baseline. A node subscribes to an
+  event's subject only while one of its connections does, and :meth:`NatsHub.ready` waits
+  until NATS confirmed that interest.
+- ``chat.node`` is the node-level subject, numbered per node (``s``): every message carries
+  the node's floor and low for the cross-node order and the sends it opened and settled since
+  its last message (:mod:`chat.gateway.ordering`; docs/deploy.md, "One order across nodes");
+  besides, presence deltas and heartbeats (split into parts far below NATS's ``max_payload``),
+  per-user frames (``unread`` to a user's other connections), membership and event-status
+  changes, a node's retirement and its goodbye. One subject and one subscription keep all of
+  it in the order it was sent.
 - ``chat.ready.<node id>`` is private to one node: ``/readyz`` publishes a token there and
   waits for it to come back (:meth:`NatsHub.probe`), which proves the bus path end to end.
 
+``message`` frames reach local subscribers only through the order merge, in the store's
+order, wherever they were sent. A node whose own ``chat.node`` messages stop coming back to it
+for half the presence TTL (frozen, or cut off from NATS) **retires** its node id: it settles and
+acknowledges nothing it had under way, ends its subscriptions with ``resync``, and rejoins
+under a new id after a warm-up of two heartbeats; the others settle what it left open from
+the store. While cut off or warming up it refuses sends and subscriptions (``unavailable``).
+
 Event frames also carry the publisher's wall clock (``t``), so a receiving node can measure
 the delivery lag (``chat_nats_delivery_lag_seconds``, see :mod:`chat.metrics`).
-
-The node that publishes delivers to its own mailboxes directly, so local order is the
-Sequencer's; other nodes deliver in the order NATS gives them (one publisher's frames stay in
-order). When the bus is lost, or a node sees a gap in another node's sequence numbers for an
-event, the affected local subscriptions end with ``unsubscribed`` ``reason: "resync"`` and the
-client subscribes again with ``since`` (see docs/protocol.md): the store replays what the bus
-dropped, nothing acknowledged is lost.
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
+from chat.bus.settling import MessageSource, Settling
+from chat.domain.messages import Message
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
-from chat.gateway.hub import LocalHub, Mailbox, Subscription
+from chat.gateway.hub import LocalHub, Mailbox, SendTicket, Subscription
 from chat.gateway.membership import Membership
+from chat.gateway.ordering import Held, OpenSend, OrderMerge, Settled
 from chat.metrics import Metrics
 from chat.store.message_history import Position
 
@@ -69,6 +74,14 @@ READY_TIMEOUT = 5
 SEQUENCE_IDLE = 60.0
 """After this many seconds (up to twice that) without a frame from this node to an event, the
 node forgets the event's sequence number and starts again at 1, a new baseline for receivers."""
+FLOOR_INTERVAL = 0.01
+"""While sends are under way anywhere, a node announces its floor at least this often."""
+BUSY_SECONDS = 1.0
+"""How long after the last send opened anywhere a node keeps announcing its floor that often."""
+PRESENCE_PART_BYTES = 64 * 1024
+"""The most a presence heartbeat part carries (NATS refuses messages over ``max_payload``,
+1 MiB by default): a node with many subscribed users sends several parts."""
+DEFAULT_OUTBOX_BYTES = 8 * 1024 * 1024
 _TYPING_PREFIX = b'{"type":"typing"'
 
 Resync = Callable[[int | None], None]
@@ -77,11 +90,13 @@ Resync = Callable[[int | None], None]
 
 @dataclass(slots=True)
 class _Node:
-    """What this node knows of another: its presence map, typists, and when it expires."""
+    """What this node knows of another's presence: users per event, typists, expiry."""
 
     expires: float
     events: dict[int, set[int]] = field(default_factory=dict)
     typing: dict[int, set[int]] = field(default_factory=dict)
+    beat: int = -1
+    parts: dict[int, dict[int, set[int]]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -92,30 +107,40 @@ class _EventInterest:
     sub: NatsSubscription | None = None
 
 
-class NatsHub(LocalHub):
-    """A :class:`LocalHub` whose events, presence and per-user frames span every node."""
+def _hex(position: Position) -> str:
+    return position.id_bytes.hex()
 
-    distributed = True
+
+def _position(text: str) -> Position:
+    return Position.of(uuid.UUID(hex=text))
+
+
+class NatsHub(LocalHub):
+    """A :class:`LocalHub` whose events, presence, order and per-user frames span every node."""
 
     def __init__(
         self,
         nc: NatsClient,
         *,
+        own_floor: Callable[[], Position],
         node_id: str | None = None,
         presence_heartbeat: float = 1.0,
         presence_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
         sequence_idle: float = SEQUENCE_IDLE,
+        outbox_bytes: int = DEFAULT_OUTBOX_BYTES,
     ) -> None:
-        super().__init__()
+        self._base_id = node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._incarnation = 0
+        super().__init__(own_floor, node_id=self._base_id, clock=clock)
         self.nc = nc
-        self.node_id = node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.heartbeat = presence_heartbeat
         self.ttl = presence_ttl
         self._clock = clock
         self.bus_up = True
         self.on_resync: Resync | None = None
+        self.on_trouble: Callable[[], None] | None = None
         self._nodes: dict[str, _Node] = {}
         self._interest: dict[int, _EventInterest] = {}
         self._sent_presence: dict[int, frozenset[int]] = {}
@@ -130,7 +155,22 @@ class NatsHub(LocalHub):
         # The last sequence number seen per event and origin node; an event's entry lives only
         # while this node listens to the event (a new interest starts from new baselines).
         self._seq_in: dict[int, dict[str, int]] = {}
+        # The node-level stream: this node's numbering, and what its next message announces.
+        self._node_seq = 0
+        self._opened: list[list[Any]] = []
+        self._settled: list[list[Any]] = []
+        self._orphans_settled: list[list[Any]] = []
+        self._flush_scheduled = False
+        self._floor_asked = False
+        self._busy_until = 0.0
+        self._beat_no = 0
+        # Retiring: the lease runs from the last own node message that came back from NATS.
+        self._last_echo = clock()
+        self._warm_until = clock() + 2 * presence_heartbeat
+        self._retired: list[tuple[str, list[OpenSend]]] = []
         self._outbox: asyncio.Queue[tuple[str, bytes, dict[str, str] | None]] = asyncio.Queue()
+        self._outbox_bytes = 0
+        self._outbox_limit = outbox_bytes
         self._membership: Membership | None = None
         self._relaying = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -139,11 +179,15 @@ class NatsHub(LocalHub):
         self._closing = False
         self._ready_sub: NatsSubscription | None = None
         self._probes: dict[bytes, asyncio.Future[None]] = {}
+        self._settling: Settling | None = None
         # Bound once: counting a frame on the hot path is a method call, no lookups.
         m = metrics or Metrics()
         self._count_published = m.nats_published.inc
         self._count_publish_error = m.nats_publish_errors.inc
         self._count_delivered = m.nats_delivered.inc
+        self._count_dropped = m.nats_outbox_dropped.inc
+        self._count_retired = m.nats_retired.inc
+        self._count_orphan = m.order_orphans_settled.inc
         self._observe_lag = m.nats_delivery_lag.observe
 
     # ---------------------------------------------------------------- lifecycle
@@ -151,18 +195,26 @@ class NatsHub(LocalHub):
     async def start(self) -> None:
         self._node_sub = await self.nc.subscribe(NODE_SUBJECT, cb=self._on_node)
         self._ready_sub = await self.nc.subscribe(
-            READY_SUBJECT.format(self.node_id), cb=self._on_probe
+            READY_SUBJECT.format(self._base_id), cb=self._on_probe
         )
         await self.nc.flush(READY_TIMEOUT)
         self._tasks = [
             asyncio.create_task(self._send_loop(), name="bus-sender"),
             asyncio.create_task(self._beat_loop(), name="bus-heartbeat"),
+            asyncio.create_task(self._floor_loop(), name="bus-floor"),
         ]
+        self._last_echo = self._clock()
+        self._warm_until = self._clock() + 2 * self.heartbeat
         self._beat()
         log.info("bus node %s joined NATS at %s", self.node_id, self._server())
 
+    def attach_store(self, source: MessageSource) -> None:
+        """Where the order reads and fences (the chat service's stores)."""
+        self._settling = Settling(lambda: self.order, source, self._orphan_settled)
+
     async def close(self) -> None:
-        """Say goodbye (other nodes drop this node's presence at once) and stop.
+        """Say goodbye (other nodes drop this node's presence at once and settle what it left
+        open) and stop.
 
         From here on the connection closing is this node's own doing, not a loss of the bus:
         :meth:`disconnected` stays quiet and resyncs nobody. Safe to call twice, and after a
@@ -176,6 +228,8 @@ class NatsHub(LocalHub):
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if self._settling is not None:
+            await self._settling.close()
         for interest in self._interest.values():
             if not interest.ready.done():
                 interest.ready.set_exception(ServiceUnavailable("the event bus is closing"))
@@ -183,7 +237,7 @@ class NatsHub(LocalHub):
         tasks, self._tasks = self._tasks, []
         if not tasks:
             return  # never started (or closed already): no sender to drain the outbox
-        self._node_message({"k": "bye"})
+        self._node_message({"k": "bye", "open": _encode_opens(self.order.local_opens())})
         sender, *others = tasks
         for task in others:
             task.cancel()
@@ -199,11 +253,25 @@ class NatsHub(LocalHub):
 
     # ---------------------------------------------------------------- Hub
 
+    def may_write(self) -> bool:
+        now = self._clock()
+        return self.bus_up and not self._closing and now >= self._warm_until and self._leased(now)
+
+    def owns(self, ticket: SendTicket) -> bool:
+        return ticket.node_id == self.node_id and self._leased(self._clock())
+
+    def _leased(self, now: float) -> bool:
+        """Whether the others still count on this node id: its own messages came back from
+        NATS recently enough that nobody can have taken it for dead."""
+        return now - self._last_echo < self.ttl / 2
+
     async def ready(self, subscription: Subscription) -> None:
         if self._closing:
             raise ServiceUnavailable("this node is shutting down; reconnect to another node")
         if not self.bus_up:
             raise ServiceUnavailable("the event bus is reconnecting; subscribe again shortly")
+        if self._clock() < self._warm_until:
+            raise ServiceUnavailable("this node is joining the others; subscribe again shortly")
         event_id = subscription.event_id
         interest = self._interest.get(event_id)
         if interest is None:
@@ -256,32 +324,37 @@ class NatsHub(LocalHub):
             self._local_changed(event_id)
         return found
 
-    def publish(
-        self,
-        event_id: int,
-        frame: bytes,
-        *,
-        position: Position | None = None,
-        exclude_user: int | None = None,
-    ) -> None:
+    def open_send(self, event_id: int, message_id: uuid.UUID, claim_key: str) -> SendTicket:
+        ticket = super().open_send(event_id, message_id, claim_key)
+        self._opened.append([event_id, _hex(ticket.position), claim_key])
+        self._busy_until = self._clock() + BUSY_SECONDS
+        self._schedule_flush()
+        return ticket
+
+    def settle_send(self, ticket: SendTicket, message: Message | None) -> None:
+        if not self.owns(ticket):
+            return  # opened under a retired id: the node settling its orphans decides
+        if message is not None:
+            self._publish_event(
+                ticket.event_id,
+                frames.message(message),
+                {"p": _hex(ticket.position), "u": str(message.sender_id)},
+            )
+        super().settle_send(ticket, message)
+        self._settled.append([ticket.event_id, _hex(ticket.position), int(message is not None)])
+        self._schedule_flush()
+
+    def publish(self, event_id: int, frame: bytes, *, exclude_user: int | None = None) -> None:
         if frame.startswith(_TYPING_PREFIX):
             _set_typing(self._typing, event_id, orjson.loads(frame)["user_ids"])
             LocalHub.publish(
                 self, event_id, self._merged_typing(event_id), exclude_user=exclude_user
             )
         else:
-            LocalHub.publish(self, event_id, frame, position=position, exclude_user=exclude_user)
-        seq = self._seq_out.get(event_id)
-        if seq is None:
-            seq = self._seq_idle.pop(event_id, 0)
-        seq += 1
-        self._seq_out[event_id] = seq
-        headers = {"n": self.node_id, "s": str(seq), "t": repr(time.time())}
-        if position is not None:
-            headers["p"] = uuid.UUID(bytes=position.id_bytes).hex
-        if exclude_user is not None:
-            headers["x"] = str(exclude_user)
-        self._enqueue(EVENT_SUBJECT.format(event_id), frame, headers)
+            LocalHub.publish(self, event_id, frame, exclude_user=exclude_user)
+        self._publish_event(
+            event_id, frame, {} if exclude_user is None else {"x": str(exclude_user)}
+        )
 
     def send_to_user(self, user_id: int, frame: bytes, *, exclude: Mailbox | None = None) -> None:
         super().send_to_user(user_id, frame, exclude=exclude)
@@ -298,22 +371,70 @@ class NatsHub(LocalHub):
 
     # ---------------------------------------------------------------- outgoing
 
+    def _publish_event(self, event_id: int, frame: bytes, headers: dict[str, str]) -> None:
+        seq = self._seq_out.get(event_id)
+        if seq is None:
+            seq = self._seq_idle.pop(event_id, 0)
+        seq += 1
+        self._seq_out[event_id] = seq
+        headers.update(n=self.node_id, s=str(seq), t=repr(time.time()))
+        self._enqueue(EVENT_SUBJECT.format(event_id), frame, headers)
+
     def _enqueue(self, subject: str, data: bytes, headers: dict[str, str] | None) -> None:
-        if self.bus_up:
-            self._outbox.put_nowait((subject, data, headers))
+        if not self.bus_up:
+            return
+        if self._outbox_bytes + len(data) > self._outbox_limit:
+            # The others see the gap in this node's numbers and recover; a node whose frames
+            # stop reaching NATS for long retires (its own frames stop coming back).
+            self._count_dropped()
+            if not self._outbox_bytes or self._outbox.qsize() % 1000 == 0:
+                log.warning(
+                    "bus outbox full (%d bytes): frame to %s dropped", self._outbox_bytes, subject
+                )
+            return
+        self._outbox_bytes += len(data)
+        self._outbox.put_nowait((subject, data, headers))
 
     def _node_message(self, body: dict[str, Any]) -> None:
-        body["n"] = self.node_id
+        """Publish on ``chat.node``, with this node's number, floor and low, and what it
+        opened and settled since its last message (a floor must never pass an open send
+        that was not announced with it or before)."""
+        if not self.bus_up:
+            return
+        floor, low = self.order.announce()
+        self._node_seq += 1
+        body.update(n=self.node_id, s=self._node_seq, fl=_hex(floor), lo=_hex(low))
+        body["c"] = self._clock()  # when it was sent: its echo proves the bus carried it then
+        if self._opened:
+            body["o"], self._opened = self._opened, []
+        if self._settled:
+            body["d"], self._settled = self._settled, []
+        if self._orphans_settled:
+            body["x"], self._orphans_settled = self._orphans_settled, []
         self._enqueue(NODE_SUBJECT, orjson.dumps(body), None)
+
+    def _schedule_flush(self) -> None:
+        """Announce what was opened and settled at the end of this pass of the loop: one
+        message for everything that happened in it."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        force, self._floor_asked = self._floor_asked, False
+        if force or self._opened or self._settled or self._orphans_settled:
+            self._node_message({"k": "q"})
 
     async def _send_loop(self) -> None:
         """One task publishes, so NATS sees this node's frames in the order they were made."""
         while True:
             subject, data, headers = await self._outbox.get()
+            self._outbox_bytes -= len(data)
             try:
                 await self.nc.publish(subject, data, headers=headers)
             except Exception as exc:
-                # Subscribers elsewhere see the gap in our sequence numbers and resync.
+                # Subscribers elsewhere see the gap in our sequence numbers and recover.
                 self._count_publish_error()
                 log.warning("bus publish to %s failed: %r", subject, exc)
             else:
@@ -353,6 +474,21 @@ class NatsHub(LocalHub):
             self._beat()
             self._expire()
             self._forget_idle_sequences()
+            self._check_lease()
+            self._run_settling()
+
+    async def _floor_loop(self) -> None:
+        """While sends are under way anywhere, announce the floor often: a node waiting to
+        release a frame waits for every other node's floor to pass it."""
+        while True:
+            await asyncio.sleep(FLOOR_INTERVAL)
+            if self._clock() < self._busy_until:
+                self._node_message({"k": "q"})
+            self._run_settling()
+
+    def _run_settling(self) -> None:
+        if self._settling is not None and self.bus_up and not self._closing:
+            self._settling.run(settle_orphans=self.order.settler() == self.node_id)
 
     def _forget_idle_sequences(self) -> None:
         """Drop the sequence numbers of events this node sent nothing to for a whole period."""
@@ -363,8 +499,27 @@ class NatsHub(LocalHub):
         self._seq_idle, self._seq_out = self._seq_out, {}
 
     def _beat(self) -> None:
-        events = {str(e): sorted(u) for e, u in self._sent_presence.items()}
-        self._node_message({"k": "beat", "events": events, "ttl": self.ttl})
+        """The whole presence map, in parts that stay far below NATS's ``max_payload``."""
+        limit = min(PRESENCE_PART_BYTES, max(1024, self._max_payload() // 4))
+        parts: list[dict[str, list[int]]] = [{}]
+        size = 0
+        for event_id, users in self._sent_presence.items():
+            entry = sorted(users)
+            cost = 16 + 12 * len(entry)
+            if size + cost > limit and parts[-1]:
+                parts.append({})
+                size = 0
+            parts[-1][str(event_id)] = entry
+            size += cost
+        self._beat_no += 1
+        for i, part in enumerate(parts):
+            body = {"k": "beat", "b": self._beat_no, "i": i, "m": len(parts), "events": part}
+            self._node_message({**body, "ttl": self.ttl})
+
+    def _max_payload(self) -> int:
+        with contextlib.suppress(Exception):
+            return int(self.nc.max_payload)
+        return 1024 * 1024
 
     # ---------------------------------------------------------------- incoming
 
@@ -390,6 +545,11 @@ class NatsHub(LocalHub):
         stamp = headers.get("t")
         if stamp is not None:
             self._observe_lag(max(0.0, time.time() - float(stamp)))
+        position = headers.get("p")
+        if position is not None:
+            held = Held(_position(position), msg.data.decode(), int(headers.get("u", "0")))
+            self.order.message_frame(event_id, held, origin)
+            return
         exclude = headers.get("x")
         exclude_user = int(exclude) if exclude is not None else None
         if msg.data.startswith(_TYPING_PREFIX):
@@ -398,38 +558,90 @@ class NatsHub(LocalHub):
             frame = self._merged_typing(event_id)
             LocalHub.publish(self, event_id, frame, exclude_user=exclude_user)
             return
-        hex_id = headers.get("p")
-        position = Position.of(uuid.UUID(hex=hex_id)) if hex_id else None
-        LocalHub.publish(self, event_id, msg.data, position=position, exclude_user=exclude_user)
+        LocalHub.publish(self, event_id, msg.data, exclude_user=exclude_user)
 
     async def _on_node(self, msg: Msg) -> None:
         try:
             body: dict[str, Any] = orjson.loads(msg.data)
             origin = str(body["n"])
             if origin == self.node_id:
+                # The bus carried this node's message; what counts is when it was sent (after
+                # a freeze, messages sent before it come back and prove nothing about now).
+                self._last_echo = max(self._last_echo, float(body["c"]))
                 return
-            kind = body["k"]
-            if kind == "delta":
-                self._set_presence(origin, {int(body["e"]): set(body["users"])}, full=False)
-            elif kind == "beat":
-                events = {int(e): set(u) for e, u in body["events"].items()}
-                known = origin in self._nodes
-                self._set_presence(origin, events, full=True, ttl=float(body["ttl"]))
-                if not known:
-                    self._beat()  # a newcomer learns our presence now, not a heartbeat later
-            elif kind == "bye":
-                self._forget(origin)
-            elif kind == "user":
-                self._count_delivered()
-                LocalHub.send_to_user(self, int(body["u"]), str(body["f"]).encode())
-            elif kind == "member" and self._membership is not None:
-                self._relaying = True
-                try:
-                    self._membership.changed(int(body["e"]), int(body["u"]), present=body["p"])
-                finally:
-                    self._relaying = False
+            if self.order.is_gone(origin):
+                return  # a retired or dead node's late frames: what it left is being settled
+            self._node_frame(origin, body)
+            self._node_kind(origin, body)
         except Exception:
             log.exception("bad node message on the bus")
+
+    def _node_frame(self, origin: str, body: dict[str, Any]) -> None:
+        opened = [(int(e), _position(p), str(k)) for e, p, k in body.get("o", ())]
+        if opened:
+            self._busy_until = self._clock() + BUSY_SECONDS
+            self._schedule_floor()
+        settled = [Settled(int(e), _position(p), bool(ok)) for e, p, ok in body.get("d", ())]
+        orphans = [
+            (str(n), Settled(int(e), _position(p), bool(ok))) for n, e, p, ok in body.get("x", ())
+        ]
+        lost = self.order.node_frame(
+            origin,
+            int(body["s"]),
+            _position(body["fl"]),
+            _position(body["lo"]),
+            opened,
+            settled,
+            orphans,
+        )
+        if lost:
+            self._trouble()
+
+    def _schedule_floor(self) -> None:
+        """Another node opened a send: answer with this node's floor at the end of the pass,
+        so the frame it is about to publish is not held back waiting for it."""
+        self._floor_asked = True
+        self._schedule_flush()
+
+    def _node_kind(self, origin: str, body: dict[str, Any]) -> None:
+        kind = body["k"]
+        if kind == "delta":
+            self._set_presence(origin, {int(body["e"]): set(body["users"])}, full=False)
+        elif kind == "beat":
+            self._presence_part(origin, body)
+        elif kind in ("bye", "retire"):
+            gone = str(body.get("old", origin))
+            opens = _decode_opens(gone, body.get("open", ()))
+            self.order.node_gone(gone, opens)
+            self._forget(gone)
+            self._trouble()
+            self._run_settling()
+        elif kind == "user":
+            self._count_delivered()
+            LocalHub.send_to_user(self, int(body["u"]), str(body["f"]).encode())
+        elif kind == "member" and self._membership is not None:
+            self._relaying = True
+            try:
+                self._membership.changed(int(body["e"]), int(body["u"]), present=body["p"])
+            finally:
+                self._relaying = False
+
+    def _presence_part(self, origin: str, body: dict[str, Any]) -> None:
+        node = self._node(origin, float(body["ttl"]))
+        beat = int(body["b"])
+        if beat != node.beat:
+            node.beat, node.parts = beat, {}
+        node.parts[int(body["i"])] = {int(e): set(u) for e, u in body["events"].items()}
+        if len(node.parts) < int(body["m"]):
+            return
+        events: dict[int, set[int]] = {}
+        for part in node.parts.values():
+            events.update(part)
+        node.parts = {}
+        known = origin in self._nodes and bool(self._nodes[origin].events or node.beat > 1)
+        self._set_presence(origin, events, full=True, ttl=float(body["ttl"]))
+        if not known:
+            self._beat()  # a newcomer learns our presence now, not a heartbeat later
 
     def _node(self, origin: str, ttl: float | None = None) -> _Node:
         node = self._nodes.get(origin)
@@ -477,6 +689,12 @@ class NatsHub(LocalHub):
         for origin in [o for o, n in self._nodes.items() if n.expires <= now]:
             log.info("bus node %s missed its heartbeats: its presence expires", origin)
             self._forget(origin)
+        dead = self.order.expire(self.ttl)
+        for origin in dead:
+            log.warning("bus node %s is silent: the sends it left open are settled here", origin)
+            self._forget(origin)
+        if dead:
+            self._trouble()
 
     def _merged_typing(self, event_id: int) -> bytes:
         users = set(self._typing.get(event_id, ()))
@@ -487,6 +705,19 @@ class NatsHub(LocalHub):
     def _membership_changed(self, event_id: int, user_id: int, present: bool) -> None:
         if not self._relaying:
             self._node_message({"k": "member", "e": event_id, "u": user_id, "p": present})
+
+    def _orphan_settled(self, send: OpenSend, outcome: Settled, message: Message | None) -> None:
+        """This node settled an orphan: publish it (when stored) and announce the outcome."""
+        self._count_orphan()
+        if message is not None:
+            self._publish_event(
+                send.event_id,
+                frames.message(message),
+                {"p": _hex(send.position), "u": str(message.sender_id)},
+            )
+        entry = [send.node_id, send.event_id, _hex(send.position), int(outcome.published)]
+        self._orphans_settled.append(entry)
+        self._schedule_flush()
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -508,11 +739,13 @@ class NatsHub(LocalHub):
         """
         if not self.bus_up:
             raise ServiceUnavailable("the event bus is reconnecting to NATS")
+        if not self.may_write():
+            raise ServiceUnavailable("this node is joining the other nodes")
         token = secrets.token_bytes(8)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._probes[token] = waiter
         try:
-            await self.nc.publish(READY_SUBJECT.format(self.node_id), token)
+            await self.nc.publish(READY_SUBJECT.format(self._base_id), token)
             await asyncio.wait_for(waiter, PROBE_TIMEOUT)
         except TimeoutError:
             raise ServiceUnavailable(
@@ -526,28 +759,81 @@ class NatsHub(LocalHub):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # ---------------------------------------------------------------- bus loss
+    # ---------------------------------------------------------------- trouble
 
     def _resync(self, event_id: int | None) -> None:
         if self.on_resync is not None:
             self.on_resync(event_id)
 
+    def _trouble(self) -> None:
+        """Something the others said may have been lost: re-check what was learnt from it."""
+        if self.on_trouble is not None:
+            self.on_trouble()
+
+    def _check_lease(self) -> None:
+        if self._closing or not self.bus_up:
+            return
+        silent = self._clock() - self._last_echo
+        if silent >= self.ttl / 2:
+            log.warning(
+                "bus node %s: its own frames have not come back for %.1f s (frozen or cut "
+                "off): it retires and rejoins",
+                self.node_id,
+                silent,
+            )
+            self._retire()
+            self._publish_retired()
+
+    def _retire(self) -> None:
+        """Give up this node id: what it left open is for the others to settle, and this
+        process rejoins under a new id (it may have been taken for dead)."""
+        self._count_retired()
+        self._resync(None)  # every subscription's place in the order is gone with the id
+        old = self.order
+        opens = old.local_opens()
+        self._incarnation += 1
+        self.order = OrderMerge(
+            f"{self._base_id}~{self._incarnation}",
+            self._own_floor,
+            self._release,
+            clock=self._clock,
+        )
+        self.order.node_gone(old.node_id, opens)
+        for event_id in self._topics:
+            self.order.watch(event_id)
+        self._retired.append((old.node_id, opens))
+        self._node_seq = 0
+        self._opened, self._settled, self._orphans_settled = [], [], []
+        self._seq_out, self._seq_idle = {}, {}
+        now = self._clock()
+        self._warm_until = now + 2 * self.heartbeat
+        self._last_echo = now
+        self._trouble()
+
+    def _publish_retired(self) -> None:
+        """Tell the others which ids this process gave up, with what they left open."""
+        retired, self._retired = self._retired, []
+        for old_id, opens in retired:
+            self._node_message({"k": "retire", "old": old_id, "open": _encode_opens(opens)})
+        self._beat()
+
     async def disconnected(self) -> None:
-        """NATS is gone: live delivery has a hole; every local subscription must resume.
+        """NATS is gone: live delivery has a hole, and this node may be taken for dead.
 
         Not when this node closed the connection itself (:meth:`close`, then a drain): its
         clients were already told to reconnect elsewhere, and a resync would be noise.
         """
         if self._closing or not self.bus_up:
             return
-        self.bus_up = False
         log.warning("bus node %s lost NATS: subscriptions end with resync", self.node_id)
-        self._resync(None)
+        self._retire()
+        self.bus_up = False
         for origin in list(self._nodes):
             self._forget(origin)
         self._seq_in.clear()
-        while not self._outbox.empty():  # stale: every receiver resyncs anyway
-            self._outbox.get_nowait()
+        while not self._outbox.empty():  # stale: every receiver recovers anyway
+            _subject, data, _headers = self._outbox.get_nowait()
+            self._outbox_bytes -= len(data)
             self._outbox.task_done()
 
     async def reconnected(self) -> None:
@@ -556,7 +842,18 @@ class NatsHub(LocalHub):
         log.info("bus node %s reconnected to NATS at %s", self.node_id, self._server())
         self._resync(None)  # anything that slipped in between is covered by the replay
         self.bus_up = True
-        self._beat()
+        now = self._clock()
+        self._warm_until = now + 2 * self.heartbeat
+        self._last_echo = now
+        self._publish_retired()
+
+
+def _encode_opens(opens: list[OpenSend]) -> list[list[Any]]:
+    return [[s.event_id, _hex(s.position), s.claim_key] for s in opens]
+
+
+def _decode_opens(node_id: str, entries: Any) -> list[OpenSend]:
+    return [OpenSend(node_id, int(e), _position(p), str(k)) for e, p, k in entries]
 
 
 def _set_typing(typing: dict[int, set[int]], event_id: int, user_ids: list[int]) -> None:

@@ -364,16 +364,24 @@ class LocalHub:
     it): the order merge needs it to know when nothing earlier can appear any more.
     """
 
-    node_id = "local"
-
-    def __init__(self, own_floor: Callable[[], Position]) -> None:
+    def __init__(
+        self,
+        own_floor: Callable[[], Position],
+        *,
+        node_id: str = "local",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._topics: dict[int, dict[int, Subscription]] = {}
         self._users: dict[int, dict[int, Mailbox]] = {}
         self._by_mailbox: dict[int, set[int]] = {}
         self.on_message: MessageListener | None = None
-        self.order = OrderMerge(
-            self.node_id, own_floor, self._release, clock=time.monotonic
-        )
+        self._own_floor = own_floor
+        self.order = OrderMerge(node_id, own_floor, self._release, clock=clock)
+
+    @property
+    def node_id(self) -> str:
+        """The name this node goes by in the order (changes when a bus node rejoins)."""
+        return self.order.node_id
 
     # ---------------------------------------------------------------- sends, in order
 
@@ -383,10 +391,10 @@ class LocalHub:
     def open_send(self, event_id: int, message_id: uuid.UUID, claim_key: str) -> SendTicket:
         position = Position.of(message_id)
         self.order.open_local(event_id, position, claim_key)
-        return SendTicket(event_id, position, self.order.node_id)
+        return SendTicket(event_id, position, self.node_id)
 
     def owns(self, ticket: SendTicket) -> bool:
-        return ticket.node_id == self.order.node_id
+        return ticket.node_id == self.node_id
 
     def settle_send(self, ticket: SendTicket, message: Message | None) -> None:
         held = None

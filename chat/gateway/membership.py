@@ -94,6 +94,11 @@ class Membership:
             self._cache[key] = now + self._ttl
         return found
 
+    def forget_all(self) -> None:
+        """Drop every cached answer: a change may have been lost (bus trouble), so each pair
+        is asked of PostgreSQL again when next needed."""
+        self._cache.clear()
+
     def changed(self, event_id: int, user_id: int, *, present: bool) -> None:
         key = (event_id, user_id)
         self._cache.pop(key, None)

@@ -173,9 +173,7 @@ class OrderMerge:
             self._release_event(event_id, event)
 
     def local_opens(self) -> list[OpenSend]:
-        return [
-            OpenSend(self.node_id, e, p, key) for (e, p), key in self._self.opens.items()
-        ]
+        return [OpenSend(self.node_id, e, p, key) for (e, p), key in self._self.opens.items()]
 
     def own_low(self) -> Position:
         """This node's oldest open send, the orphans it settles included; else its floor."""
@@ -185,6 +183,15 @@ class OrderMerge:
         if self._orphans and self.settler() == self.node_id:
             low = min(low, min(o.position for o in self._orphans.values()))
         return low
+
+    def announce(self) -> tuple[Position, Position]:
+        """This node's floor (a fresh promise) and low, for its next frame."""
+        low = self.own_low()
+        return self._self.floor, low
+
+    def is_gone(self, node_id: str) -> bool:
+        """Whether the node was taken for dead (or retired, or said goodbye) lately."""
+        return node_id in self._dead
 
     def refresh_own_floor(self) -> Position:
         """Take the generator's promise now; the floor this node announces."""
@@ -203,20 +210,25 @@ class OrderMerge:
         opened: Iterable[tuple[int, Position, str]] = (),
         settled: Iterable[Settled] = (),
         orphans_settled: Iterable[tuple[str, Settled]] = (),
-    ) -> None:
-        """A numbered frame of another node: what it opened and settled, its floor and low."""
+    ) -> bool:
+        """A numbered frame of another node: what it opened and settled, its floor and low.
+
+        True when frames of the node were lost before this one (whatever else they said —
+        a membership change, say — is lost too).
+        """
         if node_id == self.node_id or node_id in self._dead:
-            return
+            return False
         now = self._clock()
         node = self._nodes.get(node_id)
+        lost = False
         if node is None:
             # Sends it opened before this frame are unknown here: its low stands in for them.
             node = self._nodes[node_id] = _Node(node_id, floor, low, now, seq, distrust=floor)
         elif seq != node.seq + 1:
+            lost = True
             log.info("frames %d..%d of node %s were lost", node.seq + 1, seq - 1, node_id)
             node.distrust = floor if node.distrust is None else max(node.distrust, floor)
         node.seq, node.heard = seq, now
-        touched: set[int] = set()
         for event_id, position, claim_key in opened:
             event = self._events.get(event_id)
             if event is not None and event.covers(position):
@@ -227,17 +239,16 @@ class OrderMerge:
             if node.opens.pop((outcome.event_id, outcome.position), None) is not None:
                 self._drop_open(outcome.event_id, outcome.position)
             self._outcome(outcome, now)
-            touched.add(outcome.event_id)
         for _origin, outcome in orphans_settled:
             if self._orphans.pop((outcome.event_id, outcome.position), None) is not None:
                 self._drop_open(outcome.event_id, outcome.position)
             self._outcome(outcome, now)
-            touched.add(outcome.event_id)
         node.floor, node.low = floor, low
         if node.distrust is not None and low > node.distrust:
             self._trust_again(node, now)
         self._global = None
         self._release_all()
+        return lost
 
     def message_frame(self, event_id: int, held: Held, node_id: str | None = None) -> None:
         """A ``message`` frame of another node (or read from the store) for the event."""

@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from chat.domain.messages import Message
 from chat.gateway.connection import CLOSE_TIMEOUT, Connection, FrameCounter
 from chat.gateway.frames import CloseCode, Limits
 from chat.gateway.hub import Hub, LocalHub
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "gateway"
 PATH = "/v1/ws"
+CATCH_UP_PAGE = 500
+"""Messages per store read when the cross-node order reads what a dead node left."""
 
 
 class Gateway:
@@ -130,6 +134,8 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
         stack.callback(notifications.on_read_moved(service.read_moved))
         if nats_hub is not None:
             nats_hub.on_resync = service.resync
+            nats_hub.on_trouble = service.bus_trouble
+            nats_hub.attach_store(StoreMessages(chat_stores))
             nats_hub.relay_membership(service.membership)
         gateway = Gateway(service, Limits.from_settings(settings), state.metrics)
         state.extras[STATE_KEY] = gateway
@@ -140,6 +146,28 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
             await gateway.close(max(settings.drain_seconds, 2 * CLOSE_TIMEOUT))
             state.metrics.forget_sources()
             state.extras.pop(STATE_KEY, None)
+
+
+class StoreMessages:
+    """The store as the cross-node order reads it (:class:`chat.bus.settling.MessageSource`)."""
+
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+
+    async def read_after(self, event_id: int, after: Position) -> list[Message]:
+        history = self._stores.history
+        page = await history.after_position(event_id, after, CATCH_UP_PAGE)
+        found = list(page.messages)
+        while page.next_cursor is not None:
+            page = await history.after(event_id, page.next_cursor, CATCH_UP_PAGE)
+            found += page.messages
+        return found
+
+    async def read_one(self, event_id: int, message_id: uuid.UUID) -> Message | None:
+        return await self._stores.messages.get(event_id, message_id)
+
+    async def fence(self, event_id: int, message_id: uuid.UUID, claim_key: str) -> None:
+        await self._stores.messages.fence(event_id, message_id, claim_key)
 
 
 def _membership_changed(service: ChatService) -> Callable[[int, int, bool], None]:

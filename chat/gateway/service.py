@@ -157,6 +157,8 @@ class ChatService:
         self._typing: dict[int, dict[int, asyncio.TimerHandle]] = {}
         self._subscriptions: dict[tuple[int, int], Subscription] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._rechecking: asyncio.Task[None] | None = None
+        self._recheck_again = False
         membership.add_listener(self.participant_changed)
 
     async def close(self) -> None:
@@ -219,6 +221,40 @@ class ChatService:
                 mailbox.subscription_removed(event_id)
         self._forget_unread(user_id, event_id)
         self._clear_typing(event_id, user_id, store=True)
+
+    def bus_trouble(self) -> None:
+        """Something other nodes said may have been lost (the bus dropped, a gap in a node's
+        frames, a node died): a participant removal among it would leave a removed user
+        reading here. Forget the cached memberships and re-check every live subscription."""
+        self.membership.forget_all()
+        if self._rechecking is not None and not self._rechecking.done():
+            self._recheck_again = True
+            return
+        self._rechecking = asyncio.get_running_loop().create_task(self._recheck_subscriptions())
+        self._tasks.add(self._rechecking)
+        self._rechecking.add_done_callback(self._tasks.discard)
+
+    async def _recheck_subscriptions(self) -> None:
+        while True:
+            self._recheck_again = False
+            pairs = {
+                (event_id, s.mailbox.user_id) for (_, event_id), s in self._subscriptions.items()
+            }
+            for event_id, user_id in sorted(pairs):
+                try:
+                    member = await self.membership.is_participant(event_id, user_id)
+                except Exception as exc:
+                    log.warning("re-checking memberships failed (%r); again shortly", exc)
+                    self._recheck_again = True
+                    await asyncio.sleep(1.0)
+                    break
+                if not member:
+                    log.info(
+                        "user %d is no longer in event %d: subscriptions end", user_id, event_id
+                    )
+                    self.participant_changed(event_id, user_id, False)
+            if not self._recheck_again:
+                return
 
     def resync(self, event_id: int | None) -> None:
         """Live delivery had a hole (the bus was lost, or a gap in another node's frames): end
@@ -374,9 +410,7 @@ class ChatService:
                         "client_msg_id"
                     )
                 else:
-                    self._state.metrics.store_write_seconds.observe(
-                        time.perf_counter() - started
-                    )
+                    self._state.metrics.store_write_seconds.observe(time.perf_counter() - started)
                     if on_ack is not None:
                         try:
                             on_ack(cmd, ack)

@@ -322,6 +322,11 @@ class MessageHistory:
         lo = Position.of(decode_cursor(cursor)) if cursor is not None else None
         return await self._messages(event_id, lo, None, limit, newest=False)
 
+    async def after_position(self, event_id: int, after: Position, limit: int) -> MessagePage:
+        """Messages above a position that need not be a message's own (a node's floor),
+        oldest first: what the cross-node order reads when a node died."""
+        return await self._messages(event_id, after, None, limit, newest=False)
+
     async def between(
         self, event_id: int, start: datetime, end: datetime, limit: int, cursor: str | None = None
     ) -> MessagePage:

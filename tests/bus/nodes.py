@@ -103,7 +103,7 @@ async def gateway_node(settings: Settings, nats_url: str, log: Path) -> AsyncIte
                 if process.poll() is not None:
                     raise RuntimeError(f"chat serve exited ({process.returncode}); see {log}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(node.url + "/healthz")).status_code == 200:
+                    if (await http.get(node.url + "/readyz")).status_code == 200:
                         break
                 await asyncio.sleep(0.1)
         yield node

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -141,7 +142,19 @@ async def test_concurrent_senders_on_both_nodes_reach_everyone_once(
             assert mine == [x["message_id"] for x in sent]
 
 
-async def test_nats_restart_tells_subscribers_to_resume_and_loses_nothing(
+async def until_answered(c: WsClient, kind: str, **frame: Any) -> Frame:
+    """Send ``frame`` until it is answered with ``kind`` rather than ``error unavailable``
+    (a node cut off from NATS, or warming up after it rejoined), within 20 s."""
+    async with asyncio.timeout(20):
+        while True:
+            answer = await c.request(**frame)
+            if answer["type"] == kind:
+                return answer
+            assert answer.get("code") == "unavailable", answer
+            await asyncio.sleep(0.2)
+
+
+async def test_nats_restart_tells_subscribers_to_resume_refuses_sends_and_loses_nothing(
     nats: NatsServer, nodes: tuple[Node, Node], node_api: Api
 ) -> None:
     a, b = nodes
@@ -154,23 +167,19 @@ async def test_nats_restart_tells_subscribers_to_resume_and_loses_nothing(
         nats.stop()
         ended = await r.expect("unsubscribed")
         assert ended["reason"] == "resync"
-        during = await s.send_message(event_id, "during")  # the store takes it: acked
+        during = {"type": "send", "event_id": event_id, "client_msg_id": "during", "text": "d"}
+        refused = await s.request(**during)  # cut off from the other node: must not write
+        assert (refused["type"], refused["code"]) == ("error", "unavailable"), refused
         await nats.start()
-        async with asyncio.timeout(20):
-            while True:  # the node refuses subscriptions (unavailable) until it reconnected
-                answer = await r.request(type="subscribe", event_id=event_id, since=cursor)
-                if answer["type"] == "subscribed":
-                    break
-                assert answer["code"] == "unavailable", answer
-                await r.expect("unsubscribed", wait=0.2) if r.kept(
-                    lambda f: f["type"] == "unsubscribed"
-                ) else None
-                await asyncio.sleep(0.2)
-        replayed = await r.expect(is_message(event_id))
-        assert replayed["message"]["message_id"] == during["message_id"]
+        acked = await until_answered(s, "ack", **during)
+        assert not acked["duplicate"]
+        await until_answered(r, "subscribed", type="subscribe", event_id=event_id, since=cursor)
         after = await s.send_message(event_id, "after")
-        live = await r.expect(is_message(event_id))
-        assert live["message"]["message_id"] == after["message_id"]
+        got = await r.collect(is_message(event_id), 2)
+        ids = [f["message"]["message_id"] for f in got]
+        assert ids == [acked["message_id"], after["message_id"]]
+        await r.drain()
+        assert not r.kept(is_message(event_id)), "a message arrived twice"
 
 
 async def test_sigkill_during_a_send_burst_loses_no_ack_and_presence_heals(

@@ -18,10 +18,13 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import BadSubjectError, ConnectionClosedError
 
 from chat.bus.hub import EVENT_SUBJECT, NatsHub, open_nats_hub
+from chat.domain.messages import MessageIdGenerator
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
 from chat.gateway.hub import EndReason, Mailbox, Subscription
+from chat.store.message_history import Position
 from tests.bus.nodes import nats_server
+from tests.polling import until
 
 WAIT = 5.0
 """Every wait in this module is bounded by this many seconds."""
@@ -32,6 +35,13 @@ async def nats_url() -> AsyncIterator[str]:
     with nats_server() as server:
         await server.start()
         yield server.url
+
+
+IDS = MessageIdGenerator()
+
+
+def own_floor() -> Position:
+    return Position.after_ticks(IDS.floor_ticks())
 
 
 class Inbox:
@@ -108,9 +118,12 @@ async def connect(nats_url: str) -> AsyncIterator[Any]:
 
     async def start(name: str, **options: Any) -> Node:
         nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
-        hub = NatsHub(nc, node_id=name, **options)
+        options.setdefault("presence_heartbeat", 0.05)
+        hub = NatsHub(nc, node_id=name, own_floor=own_floor, **options)
         opened.append((hub, nc))
         await hub.start()
+        if "clock" not in options:
+            await until(hub.may_write, within=WAIT, what=f"{name} to join")
         return Node(hub)
 
     yield start
@@ -227,7 +240,7 @@ async def test_a_hub_whose_start_failed_closes_at_once_and_the_start_error_surfa
 ) -> None:
     nc = await nats.connect(nats_url)
     await nc.close()
-    hub = NatsHub(nc, node_id="never-started")
+    hub = NatsHub(nc, node_id="never-started", own_floor=own_floor)
     with pytest.raises(ConnectionClosedError):
         await hub.start()
     async with asyncio.timeout(0.5):  # no wait on an outbox nobody drains
@@ -236,7 +249,10 @@ async def test_a_hub_whose_start_failed_closes_at_once_and_the_start_error_surfa
 
     # Through the runtime's entry point: the start error, not one from the cleanup.
     with pytest.raises(BadSubjectError):
-        async with asyncio.timeout(WAIT), open_nats_hub(nats_url, node_id="not a subject"):
+        async with (
+            asyncio.timeout(WAIT),
+            open_nats_hub(nats_url, node_id="not a subject", own_floor=own_floor),
+        ):
             pass
 
 
