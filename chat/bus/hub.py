@@ -43,7 +43,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -52,7 +52,16 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
+from chat.bus.outbox import Outbox
+from chat.bus.presence import PRESENCE_PART_BYTES, PresenceTable, presence_parts, set_typing
 from chat.bus.settling import MessageSource, Settling
+from chat.bus.wire import (
+    SequenceFacts,
+    decode_opens,
+    encode_opens,
+    position_hex,
+    position_of,
+)
 from chat.domain.messages import Message
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
@@ -78,9 +87,6 @@ FLOOR_INTERVAL = 0.01
 """While sends are under way anywhere, a node announces its floor at least this often."""
 BUSY_SECONDS = 1.0
 """How long after the last send opened anywhere a node keeps announcing its floor that often."""
-PRESENCE_PART_BYTES = 64 * 1024
-"""The most a presence heartbeat part carries (NATS refuses messages over ``max_payload``,
-1 MiB by default): a node with many subscribed users sends several parts."""
 DEFAULT_OUTBOX_BYTES = 8 * 1024 * 1024
 _TYPING_PREFIX = b'{"type":"typing"'
 
@@ -89,30 +95,11 @@ Resync = Callable[[int | None], None]
 
 
 @dataclass(slots=True)
-class _Node:
-    """What this node knows of another's presence: users per event, typists, expiry."""
-
-    expires: float
-    events: dict[int, set[int]] = field(default_factory=dict)
-    typing: dict[int, set[int]] = field(default_factory=dict)
-    beat: int = -1
-    parts: dict[int, dict[int, set[int]]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
 class _EventInterest:
     """This node's NATS subscription to one event's subject (set once confirmed)."""
 
     ready: asyncio.Future[None]
     sub: NatsSubscription | None = None
-
-
-def _hex(position: Position) -> str:
-    return position.id_bytes.hex()
-
-
-def _position(text: str) -> Position:
-    return Position.of(uuid.UUID(hex=text))
 
 
 class NatsHub(LocalHub):
@@ -141,7 +128,7 @@ class NatsHub(LocalHub):
         self.bus_up = True
         self.on_resync: Resync | None = None
         self.on_trouble: Callable[[], None] | None = None
-        self._nodes: dict[str, _Node] = {}
+        self._presence = PresenceTable(clock, presence_ttl)
         self._interest: dict[int, _EventInterest] = {}
         self._sent_presence: dict[int, frozenset[int]] = {}
         self._typing: dict[int, set[int]] = {}
@@ -168,9 +155,6 @@ class NatsHub(LocalHub):
         self._last_echo = clock()
         self._warm_until = clock() + 2 * presence_heartbeat
         self._retired: list[tuple[str, list[OpenSend]]] = []
-        self._outbox: asyncio.Queue[tuple[str, bytes, dict[str, str] | None]] = asyncio.Queue()
-        self._outbox_bytes = 0
-        self._outbox_limit = outbox_bytes
         self._membership: Membership | None = None
         self._relaying = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -182,10 +166,13 @@ class NatsHub(LocalHub):
         self._settling: Settling | None = None
         # Bound once: counting a frame on the hot path is a method call, no lookups.
         m = metrics or Metrics()
-        self._count_published = m.nats_published.inc
-        self._count_publish_error = m.nats_publish_errors.inc
+        self._outbox = Outbox(
+            outbox_bytes,
+            published=m.nats_published.inc,
+            failed=m.nats_publish_errors.inc,
+            dropped=m.nats_outbox_dropped.inc,
+        )
         self._count_delivered = m.nats_delivered.inc
-        self._count_dropped = m.nats_outbox_dropped.inc
         self._count_retired = m.nats_retired.inc
         self._count_orphan = m.order_orphans_settled.inc
         self._observe_lag = m.nats_delivery_lag.observe
@@ -199,7 +186,7 @@ class NatsHub(LocalHub):
         )
         await self.nc.flush(READY_TIMEOUT)
         self._tasks = [
-            asyncio.create_task(self._send_loop(), name="bus-sender"),
+            asyncio.create_task(self._outbox.run(self.nc), name="bus-sender"),
             asyncio.create_task(self._beat_loop(), name="bus-heartbeat"),
             asyncio.create_task(self._floor_loop(), name="bus-floor"),
         ]
@@ -237,12 +224,12 @@ class NatsHub(LocalHub):
         tasks, self._tasks = self._tasks, []
         if not tasks:
             return  # never started (or closed already): no sender to drain the outbox
-        self._node_message({"k": "bye", "open": _encode_opens(self.order.local_opens())})
+        self._node_message({"k": "bye", "open": encode_opens(self.order.local_opens())})
         sender, *others = tasks
         for task in others:
             task.cancel()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._outbox.join(), 2.0)
+            await asyncio.wait_for(self._outbox.drained(), 2.0)
         sender.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -326,7 +313,7 @@ class NatsHub(LocalHub):
 
     def open_send(self, event_id: int, message_id: uuid.UUID, claim_key: str) -> SendTicket:
         ticket = super().open_send(event_id, message_id, claim_key)
-        self._opened.append([event_id, _hex(ticket.position), claim_key])
+        self._opened.append([event_id, position_hex(ticket.position), claim_key])
         self._busy_until = self._clock() + BUSY_SECONDS
         self._schedule_flush()
         return ticket
@@ -338,15 +325,17 @@ class NatsHub(LocalHub):
             self._publish_event(
                 ticket.event_id,
                 frames.message(message),
-                {"p": _hex(ticket.position), "u": str(message.sender_id)},
+                {"p": position_hex(ticket.position), "u": str(message.sender_id)},
             )
         super().settle_send(ticket, message)
-        self._settled.append([ticket.event_id, _hex(ticket.position), int(message is not None)])
+        self._settled.append(
+            [ticket.event_id, position_hex(ticket.position), int(message is not None)]
+        )
         self._schedule_flush()
 
     def publish(self, event_id: int, frame: bytes, *, exclude_user: int | None = None) -> None:
         if frame.startswith(_TYPING_PREFIX):
-            _set_typing(self._typing, event_id, orjson.loads(frame)["user_ids"])
+            set_typing(self._typing, event_id, orjson.loads(frame)["user_ids"])
             LocalHub.publish(
                 self, event_id, self._merged_typing(event_id), exclude_user=exclude_user
             )
@@ -361,13 +350,10 @@ class NatsHub(LocalHub):
         self._node_message({"k": "user", "u": user_id, "f": frame.decode()})
 
     def online(self, event_id: int) -> set[int]:
-        users = self.local_online(event_id)
-        for node in self._nodes.values():
-            users |= node.events.get(event_id, set())
-        return users
+        return self.local_online(event_id) | self._presence.users(event_id)
 
     def _present_elsewhere(self, event_id: int, user_id: int) -> bool:
-        return any(user_id in n.events.get(event_id, ()) for n in self._nodes.values())
+        return self._presence.present(event_id, user_id)
 
     # ---------------------------------------------------------------- outgoing
 
@@ -381,19 +367,8 @@ class NatsHub(LocalHub):
         self._enqueue(EVENT_SUBJECT.format(event_id), frame, headers)
 
     def _enqueue(self, subject: str, data: bytes, headers: dict[str, str] | None) -> None:
-        if not self.bus_up:
-            return
-        if self._outbox_bytes + len(data) > self._outbox_limit:
-            # The others see the gap in this node's numbers and recover; a node whose frames
-            # stop reaching NATS for long retires (its own frames stop coming back).
-            self._count_dropped()
-            if not self._outbox_bytes or self._outbox.qsize() % 1000 == 0:
-                log.warning(
-                    "bus outbox full (%d bytes): frame to %s dropped", self._outbox_bytes, subject
-                )
-            return
-        self._outbox_bytes += len(data)
-        self._outbox.put_nowait((subject, data, headers))
+        if self.bus_up:
+            self._outbox.put(subject, data, headers)
 
     def _node_message(self, body: dict[str, Any]) -> None:
         """Publish on ``chat.node``, with this node's number, floor and low, and what it
@@ -403,7 +378,7 @@ class NatsHub(LocalHub):
             return
         floor, low = self.order.announce()
         self._node_seq += 1
-        body.update(n=self.node_id, s=self._node_seq, fl=_hex(floor), lo=_hex(low))
+        body.update(n=self.node_id, s=self._node_seq, fl=position_hex(floor), lo=position_hex(low))
         body["c"] = self._clock()  # when it was sent: its echo proves the bus carried it then
         if self._opened:
             body["o"], self._opened = self._opened, []
@@ -425,22 +400,6 @@ class NatsHub(LocalHub):
         force, self._floor_asked = self._floor_asked, False
         if force or self._opened or self._settled or self._orphans_settled:
             self._node_message({"k": "q"})
-
-    async def _send_loop(self) -> None:
-        """One task publishes, so NATS sees this node's frames in the order they were made."""
-        while True:
-            subject, data, headers = await self._outbox.get()
-            self._outbox_bytes -= len(data)
-            try:
-                await self.nc.publish(subject, data, headers=headers)
-            except Exception as exc:
-                # Subscribers elsewhere see the gap in our sequence numbers and recover.
-                self._count_publish_error()
-                log.warning("bus publish to %s failed: %r", subject, exc)
-            else:
-                self._count_published()
-            finally:
-                self._outbox.task_done()
 
     def _local_changed(self, event_id: int) -> None:
         """Tell other nodes this node's users of the event changed; drop unused interest."""
@@ -464,8 +423,7 @@ class NatsHub(LocalHub):
         gap however far its sequence number moved meanwhile, and nobody types until told so.
         """
         self._seq_in.pop(event_id, None)
-        for node in self._nodes.values():
-            node.typing.pop(event_id, None)
+        self._presence.stop_listening(event_id)
         return self._interest.pop(event_id, None)
 
     async def _beat_loop(self) -> None:
@@ -501,16 +459,7 @@ class NatsHub(LocalHub):
     def _beat(self) -> None:
         """The whole presence map, in parts that stay far below NATS's ``max_payload``."""
         limit = min(PRESENCE_PART_BYTES, max(1024, self._max_payload() // 4))
-        parts: list[dict[str, list[int]]] = [{}]
-        size = 0
-        for event_id, users in self._sent_presence.items():
-            entry = sorted(users)
-            cost = 16 + 12 * len(entry)
-            if size + cost > limit and parts[-1]:
-                parts.append({})
-                size = 0
-            parts[-1][str(event_id)] = entry
-            size += cost
+        parts = presence_parts(self._sent_presence, limit)
         self._beat_no += 1
         for i, part in enumerate(parts):
             body = {"k": "beat", "b": self._beat_no, "i": i, "m": len(parts), "events": part}
@@ -547,14 +496,14 @@ class NatsHub(LocalHub):
             self._observe_lag(max(0.0, time.time() - float(stamp)))
         position = headers.get("p")
         if position is not None:
-            held = Held(_position(position), msg.data.decode(), int(headers.get("u", "0")))
+            held = Held(position_of(position), msg.data.decode(), int(headers.get("u", "0")))
             self.order.message_frame(event_id, held, origin)
             return
         exclude = headers.get("x")
         exclude_user = int(exclude) if exclude is not None else None
         if msg.data.startswith(_TYPING_PREFIX):
-            node = self._node(origin)
-            _set_typing(node.typing, event_id, orjson.loads(msg.data)["user_ids"])
+            node = self._presence.node(origin)
+            set_typing(node.typing, event_id, orjson.loads(msg.data)["user_ids"])
             frame = self._merged_typing(event_id)
             LocalHub.publish(self, event_id, frame, exclude_user=exclude_user)
             return
@@ -577,22 +526,18 @@ class NatsHub(LocalHub):
             log.exception("bad node message on the bus")
 
     def _node_frame(self, origin: str, body: dict[str, Any]) -> None:
-        opened = [(int(e), _position(p), str(k)) for e, p, k in body.get("o", ())]
-        if opened:
+        facts = SequenceFacts.of(body)
+        if facts.opened:
             self._busy_until = self._clock() + BUSY_SECONDS
             self._schedule_floor()
-        settled = [Settled(int(e), _position(p), bool(ok)) for e, p, ok in body.get("d", ())]
-        orphans = [
-            (str(n), Settled(int(e), _position(p), bool(ok))) for n, e, p, ok in body.get("x", ())
-        ]
         lost = self.order.node_frame(
             origin,
-            int(body["s"]),
-            _position(body["fl"]),
-            _position(body["lo"]),
-            opened,
-            settled,
-            orphans,
+            facts.seq,
+            facts.floor,
+            facts.low,
+            facts.opened,
+            facts.settled,
+            facts.orphans_settled,
         )
         if lost:
             self._trouble()
@@ -611,7 +556,7 @@ class NatsHub(LocalHub):
             self._presence_part(origin, body)
         elif kind in ("bye", "retire"):
             gone = str(body.get("old", origin))
-            opens = _decode_opens(gone, body.get("open", ()))
+            opens = decode_opens(gone, body.get("open", ()))
             self.order.node_gone(gone, opens)
             self._forget(gone)
             self._trouble()
@@ -627,34 +572,17 @@ class NatsHub(LocalHub):
                 self._relaying = False
 
     def _presence_part(self, origin: str, body: dict[str, Any]) -> None:
-        node = self._node(origin, float(body["ttl"]))
-        beat = int(body["b"])
-        if beat != node.beat:
-            node.beat, node.parts = beat, {}
-        node.parts[int(body["i"])] = {int(e): set(u) for e, u in body["events"].items()}
-        if len(node.parts) < int(body["m"]):
-            return
-        events: dict[int, set[int]] = {}
-        for part in node.parts.values():
-            events.update(part)
-        node.parts = {}
-        known = origin in self._nodes and bool(self._nodes[origin].events or node.beat > 1)
-        self._set_presence(origin, events, full=True, ttl=float(body["ttl"]))
+        known = origin in self._presence.nodes
+        events = self._presence.heartbeat_part(origin, body)
+        if events is not None:
+            self._set_presence(origin, events, full=True, ttl=float(body["ttl"]))
         if not known:
             self._beat()  # a newcomer learns our presence now, not a heartbeat later
-
-    def _node(self, origin: str, ttl: float | None = None) -> _Node:
-        node = self._nodes.get(origin)
-        expires = self._clock() + (ttl if ttl is not None else self.ttl)
-        if node is None:
-            node = self._nodes[origin] = _Node(expires)
-        node.expires = max(node.expires, expires)
-        return node
 
     def _set_presence(
         self, origin: str, events: dict[int, set[int]], *, full: bool, ttl: float | None = None
     ) -> None:
-        node = self._node(origin, ttl)
+        node = self._presence.node(origin, ttl)
         touched = set(events) | (set(node.events) if full else set())
         before = {e: self.online(e) for e in touched}
         if full:
@@ -668,7 +596,7 @@ class NatsHub(LocalHub):
         self._announce_changes(before)
 
     def _forget(self, origin: str) -> None:
-        node = self._nodes.pop(origin, None)
+        node = self._presence.forget(origin)
         if node is None:
             return
         self._announce_changes({e: self.online(e) | u for e, u in node.events.items()})
@@ -685,8 +613,7 @@ class NatsHub(LocalHub):
                 self._presence_changed(event_id, joined=joined, left=left)
 
     def _expire(self) -> None:
-        now = self._clock()
-        for origin in [o for o, n in self._nodes.items() if n.expires <= now]:
+        for origin in self._presence.expired():
             log.info("bus node %s missed its heartbeats: its presence expires", origin)
             self._forget(origin)
         dead = self.order.expire(self.ttl)
@@ -697,9 +624,7 @@ class NatsHub(LocalHub):
             self._trouble()
 
     def _merged_typing(self, event_id: int) -> bytes:
-        users = set(self._typing.get(event_id, ()))
-        for node in self._nodes.values():
-            users |= node.typing.get(event_id, set())
+        users = set(self._typing.get(event_id, ())) | self._presence.typists(event_id)
         return frames.typing(event_id, users)
 
     def _membership_changed(self, event_id: int, user_id: int, present: bool) -> None:
@@ -713,9 +638,9 @@ class NatsHub(LocalHub):
             self._publish_event(
                 send.event_id,
                 frames.message(message),
-                {"p": _hex(send.position), "u": str(message.sender_id)},
+                {"p": position_hex(send.position), "u": str(message.sender_id)},
             )
-        entry = [send.node_id, send.event_id, _hex(send.position), int(outcome.published)]
+        entry = [send.node_id, send.event_id, position_hex(send.position), int(outcome.published)]
         self._orphans_settled.append(entry)
         self._schedule_flush()
 
@@ -814,7 +739,7 @@ class NatsHub(LocalHub):
         """Tell the others which ids this process gave up, with what they left open."""
         retired, self._retired = self._retired, []
         for old_id, opens in retired:
-            self._node_message({"k": "retire", "old": old_id, "open": _encode_opens(opens)})
+            self._node_message({"k": "retire", "old": old_id, "open": encode_opens(opens)})
         self._beat()
 
     async def disconnected(self) -> None:
@@ -828,13 +753,10 @@ class NatsHub(LocalHub):
         log.warning("bus node %s lost NATS: subscriptions end with resync", self.node_id)
         self._retire()
         self.bus_up = False
-        for origin in list(self._nodes):
+        for origin in list(self._presence.nodes):
             self._forget(origin)
         self._seq_in.clear()
-        while not self._outbox.empty():  # stale: every receiver recovers anyway
-            _subject, data, _headers = self._outbox.get_nowait()
-            self._outbox_bytes -= len(data)
-            self._outbox.task_done()
+        self._outbox.clear()
 
     async def reconnected(self) -> None:
         if self._closing:
@@ -846,22 +768,6 @@ class NatsHub(LocalHub):
         self._warm_until = now + 2 * self.heartbeat
         self._last_echo = now
         self._publish_retired()
-
-
-def _encode_opens(opens: list[OpenSend]) -> list[list[Any]]:
-    return [[s.event_id, _hex(s.position), s.claim_key] for s in opens]
-
-
-def _decode_opens(node_id: str, entries: Any) -> list[OpenSend]:
-    return [OpenSend(node_id, int(e), _position(p), str(k)) for e, p, k in entries]
-
-
-def _set_typing(typing: dict[int, set[int]], event_id: int, user_ids: list[int]) -> None:
-    """Record who types in the event; an event nobody types in has no entry."""
-    if user_ids:
-        typing[event_id] = set(user_ids)
-    else:
-        typing.pop(event_id, None)
 
 
 @contextlib.asynccontextmanager

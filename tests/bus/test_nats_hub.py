@@ -178,12 +178,12 @@ async def test_typing_is_forgotten_when_it_ends_and_when_the_node_stops_listenin
     b.hub.publish(event_id, frames.typing(event_id, []))
     assert (await reader.next("typing"))["user_ids"] == []
     assert b.hub._typing == {}
-    assert a.hub._nodes["b"].typing == {}
+    assert a.hub._presence.nodes["b"].typing == {}
 
     b.hub.publish(event_id, frames.typing(event_id, [7]))
     assert (await reader.next("typing"))["user_ids"] == [7]
     a.leave(reader, event_id)
-    assert a.hub._nodes["b"].typing == {}
+    assert a.hub._presence.nodes["b"].typing == {}
     b.hub.publish(event_id, frames.typing(event_id, []))  # unheard on A: nobody listens there
     for users in ([7], [], [7], []):  # through NATS, before A is back
         assert (await witness.next("typing"))["user_ids"] == users
