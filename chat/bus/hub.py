@@ -154,7 +154,7 @@ class NatsHub(LocalHub):
         # Retiring: the lease runs from the last own node message that came back from NATS.
         self._last_echo = clock()
         self._warm_until = clock() + 2 * presence_heartbeat
-        self._retired: list[tuple[str, list[OpenSend]]] = []
+        self._retired: list[tuple[str, list[OpenSend], list[list[Any]]]] = []
         self._membership: Membership | None = None
         self._relaying = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -273,6 +273,11 @@ class NatsHub(LocalHub):
                 self._drop_interest(event_id)
             raise ServiceUnavailable("the event bus did not answer; subscribe again") from exc
 
+    def _watch(self, event_id: int) -> None:
+        # Sends that settled before this node listened to the event may lie above the bound:
+        # the store is read above it once NATS confirmed the interest.
+        self.order.watch(event_id, catch_up=True)
+
     async def _listen(self, event_id: int, interest: _EventInterest) -> None:
         async def deliver(msg: Msg) -> None:
             if self._interest.get(event_id) is interest:
@@ -293,6 +298,8 @@ class NatsHub(LocalHub):
             return
         if not interest.ready.done():
             interest.ready.set_result(None)
+        self.order.listening(event_id)  # every frame published from now on comes here
+        self._run_settling()
         if self._interest.get(event_id) is not interest:
             await self._unlisten(interest)  # everyone left while it was being set up
 
@@ -427,6 +434,7 @@ class NatsHub(LocalHub):
         return self._interest.pop(event_id, None)
 
     async def _beat_loop(self) -> None:
+        held_since: float | None = None
         while True:
             await asyncio.sleep(self.heartbeat)
             self._beat()
@@ -434,6 +442,15 @@ class NatsHub(LocalHub):
             self._forget_idle_sequences()
             self._check_lease()
             self._run_settling()
+            holding = self.order.holding()
+            now = self._clock()
+            if not holding:
+                held_since = None
+            elif held_since is None:
+                held_since = now
+            elif now - held_since > self.ttl:
+                log.warning("order held back for %.1f s: %s", now - held_since, "; ".join(holding))
+                held_since = now
 
     async def _floor_loop(self) -> None:
         """While sends are under way anywhere, announce the floor often: a node waiting to
@@ -446,7 +463,7 @@ class NatsHub(LocalHub):
 
     def _run_settling(self) -> None:
         if self._settling is not None and self.bus_up and not self._closing:
-            self._settling.run(settle_orphans=self.order.settler() == self.node_id)
+            self._settling.run(orphans_older_than=self.ttl)
 
     def _forget_idle_sequences(self) -> None:
         """Drop the sequence numbers of events this node sent nothing to for a whole period."""
@@ -557,7 +574,10 @@ class NatsHub(LocalHub):
         elif kind in ("bye", "retire"):
             gone = str(body.get("old", origin))
             opens = decode_opens(gone, body.get("open", ()))
-            self.order.node_gone(gone, opens)
+            settled = [
+                Settled(int(e), position_of(p), bool(ok)) for e, p, ok in body.get("done", ())
+            ]
+            self.order.node_gone(gone, opens, settled)
             self._forget(gone)
             self._trouble()
             self._run_settling()
@@ -716,6 +736,7 @@ class NatsHub(LocalHub):
         self._resync(None)  # every subscription's place in the order is gone with the id
         old = self.order
         opens = old.local_opens()
+        settled, self._settled = self._settled, []  # not announced yet: goes with the news
         self._incarnation += 1
         self.order = OrderMerge(
             f"{self._base_id}~{self._incarnation}",
@@ -726,9 +747,9 @@ class NatsHub(LocalHub):
         self.order.node_gone(old.node_id, opens)
         for event_id in self._topics:
             self.order.watch(event_id)
-        self._retired.append((old.node_id, opens))
+        self._retired.append((old.node_id, opens, settled))
         self._node_seq = 0
-        self._opened, self._settled, self._orphans_settled = [], [], []
+        self._opened, self._orphans_settled = [], []
         self._seq_out, self._seq_idle = {}, {}
         now = self._clock()
         self._warm_until = now + 2 * self.heartbeat
@@ -738,8 +759,9 @@ class NatsHub(LocalHub):
     def _publish_retired(self) -> None:
         """Tell the others which ids this process gave up, with what they left open."""
         retired, self._retired = self._retired, []
-        for old_id, opens in retired:
-            self._node_message({"k": "retire", "old": old_id, "open": encode_opens(opens)})
+        for old_id, opens, settled in retired:
+            body = {"k": "retire", "old": old_id, "open": encode_opens(opens), "done": settled}
+            self._node_message(body)
         self._beat()
 
     async def disconnected(self) -> None:

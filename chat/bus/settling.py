@@ -69,17 +69,18 @@ class Settling:
         self._running: set[Hashable] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def run(self, *, settle_orphans: bool) -> None:
-        """Start whatever is asked and not under way (cheap when nothing is)."""
+    def run(self, *, orphans_older_than: float) -> None:
+        """Start whatever is asked and not under way (cheap when nothing is): the orphans of
+        dead nodes at once on the node chosen to settle them, elsewhere those left open for
+        ``orphans_older_than`` seconds."""
         merge = self._merge()
         for catch_up in merge.pending_catch_ups():
             self._spawn(("catch-up", catch_up.token), self._catch_up(merge, catch_up))
         for fetch in merge.fetches():
             self._spawn(("fetch", fetch.event_id, fetch.position), self._fetch(merge, fetch))
-        if settle_orphans:
-            for send in merge.orphans():
-                key = ("orphan", send.event_id, send.position)
-                self._spawn(key, self._settle_orphan(merge, send))
+        for send in merge.orphans(all_older_than=orphans_older_than):
+            key = ("orphan", send.event_id, send.position)
+            self._spawn(key, self._settle_orphan(merge, send))
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -436,10 +436,14 @@ class LocalHub:
     def subscribe(self, mailbox: Mailbox, event_id: int) -> Subscription:
         subscription = Subscription(mailbox, event_id)
         if event_id not in self._topics:
-            self.order.watch(event_id)
+            self._watch(event_id)
         self._topics.setdefault(event_id, {})[mailbox.id] = subscription
         self._by_mailbox.setdefault(mailbox.id, set()).add(event_id)
         return subscription
+
+    def _watch(self, event_id: int) -> None:
+        """The first local subscription of the event: its frames are released from now on."""
+        self.order.watch(event_id)
 
     async def ready(self, subscription: Subscription) -> None:
         return None

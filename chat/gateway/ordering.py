@@ -110,11 +110,16 @@ class _Event:
 
     start: Position
     """The bound when watching began: what lies below it came from the store (the replay)."""
+    watched: bool = True
+    """False for an event nobody here subscribes to, kept while this node's own frames of it
+    wait their turn (a subscriber arriving meanwhile must still get them)."""
     released: Position | None = None
     held: list[Held] = field(default_factory=list)
     positions: set[Position] = field(default_factory=set)
     awaited: dict[Position, float] = field(default_factory=dict)
     barriers: dict[int, Position] = field(default_factory=dict)
+    dormant: set[int] = field(default_factory=set)
+    """Barriers whose store read must wait (until the bus confirmed this node's interest)."""
 
     def covers(self, position: Position) -> bool:
         """Whether a frame at ``position`` was already delivered, replayed or is held."""
@@ -149,6 +154,7 @@ class OrderMerge:
         self._dead: dict[str, float] = {}
         self._opens: dict[int, dict[Position, str]] = {}  # event -> position -> node id
         self._orphans: dict[tuple[int, Position], OpenSend] = {}
+        self._orphaned_at: dict[tuple[int, Position], float] = {}
         self._events: dict[int, _Event] = {}
         self._waiting: set[int] = set()  # watched events holding frames
         self._tokens = 0
@@ -167,6 +173,9 @@ class OrderMerge:
             return  # not ours any more (retired meanwhile): the orphans' settler decides
         self._drop_open(event_id, position)
         event = self._events.get(event_id)
+        if event is None and held is not None and held.position >= self._bound(event_id):
+            # Nobody here subscribes, yet: a subscriber arriving before its turn gets it live.
+            event = self._events[event_id] = _Event(self._bound(event_id), watched=False)
         if event is not None:
             if held is not None:
                 self._hold(event_id, event, held)
@@ -177,7 +186,7 @@ class OrderMerge:
 
     def own_low(self) -> Position:
         """This node's oldest open send, the orphans it settles included; else its floor."""
-        low = self._self.floor = self._own_floor()
+        low = self.refresh_own_floor()
         if self._self.opens:
             low = min(low, next(iter(self._self.opens))[1])
         if self._orphans and self.settler() == self.node_id:
@@ -240,6 +249,7 @@ class OrderMerge:
                 self._drop_open(outcome.event_id, outcome.position)
             self._outcome(outcome, now)
         for _origin, outcome in orphans_settled:
+            self._orphaned_at.pop((outcome.event_id, outcome.position), None)
             if self._orphans.pop((outcome.event_id, outcome.position), None) is not None:
                 self._drop_open(outcome.event_id, outcome.position)
             self._outcome(outcome, now)
@@ -267,7 +277,7 @@ class OrderMerge:
         event = self._events.get(outcome.event_id)
         if event is None:
             return
-        if outcome.published:
+        if outcome.published and event.watched:
             if not event.covers(outcome.position):
                 event.awaited[outcome.position] = now
         elif outcome.position in event.positions:
@@ -289,7 +299,7 @@ class OrderMerge:
             del node.opens[(event_id, position)]
             self._drop_open(event_id, position)
             event = self._events.get(event_id)
-            if event is not None and not event.covers(position):
+            if event is not None and event.watched and not event.covers(position):
                 event.awaited[position] = now - AWAIT_GRACE_SECONDS
         node.distrust = None
 
@@ -304,12 +314,21 @@ class OrderMerge:
             del self._dead[node_id]
         return gone
 
-    def node_gone(self, node_id: str, opens: Iterable[OpenSend] = ()) -> list[CatchUp]:
+    def node_gone(
+        self, node_id: str, opens: Iterable[OpenSend] = (), settled: Iterable[Settled] = ()
+    ) -> list[CatchUp]:
         """A node died, retired or said goodbye: its open sends (those known here, and
         ``opens`` it handed over) become orphans, and each watched event reads the store
-        above the node's last floor for what it stored and never published."""
+        above the node's last floor for what it stored and never published. ``settled``:
+        outcomes it had not announced yet (handed over with its retirement)."""
         node = self._nodes.pop(node_id, None)
-        self._dead[node_id] = self._clock()
+        now = self._clock()
+        self._dead[node_id] = now
+        if node is not None:
+            for outcome in settled:
+                if node.opens.pop((outcome.event_id, outcome.position), None) is not None:
+                    self._drop_open(outcome.event_id, outcome.position)
+                self._outcome(outcome, now)
         for send in opens:
             key = (send.event_id, send.position)
             event = self._events.get(send.event_id)
@@ -318,6 +337,7 @@ class OrderMerge:
             if event is not None and event.covers(send.position):
                 continue
             self._orphans[key] = send
+            self._orphaned_at.setdefault(key, now)
             self._opens.setdefault(send.event_id, {})[send.position] = node_id
         catch_ups: list[CatchUp] = []
         if node is not None:
@@ -325,8 +345,11 @@ class OrderMerge:
                 self._orphans[(event_id, position)] = OpenSend(
                     node_id, event_id, position, claim_key
                 )
+                self._orphaned_at.setdefault((event_id, position), now)
             after = node.floor if node.distrust is None else min(node.low, node.floor)
             for event_id, event in self._events.items():
+                if not event.watched:
+                    continue
                 self._tokens += 1
                 event.barriers[self._tokens] = after
                 catch_ups.append(CatchUp(event_id, after, self._tokens))
@@ -340,6 +363,7 @@ class OrderMerge:
             CatchUp(event_id, after, token)
             for event_id, event in self._events.items()
             for token, after in event.barriers.items()
+            if token not in event.dormant
         ]
 
     def catch_up_done(self, event_id: int, token: int, found: Iterable[Held]) -> None:
@@ -358,12 +382,19 @@ class OrderMerge:
         """Who settles orphans: the live node with the smallest id (as seen from here)."""
         return min([self.node_id, *self._nodes])
 
-    def orphans(self) -> list[OpenSend]:
-        return list(self._orphans.values())
+    def orphans(self, *, all_older_than: float | None = None) -> list[OpenSend]:
+        """The orphans for this node to settle: all of them on the settler; elsewhere those
+        still open after ``all_older_than`` seconds (the settler may not know them: a node
+        that learnt of an open send the settler never heard of must not wait forever)."""
+        if self.settler() == self.node_id or all_older_than is None:
+            return list(self._orphans.values())
+        before = self._clock() - all_older_than
+        return [s for k, s in self._orphans.items() if self._orphaned_at.get(k, 0.0) <= before]
 
     def settle_orphan(self, send: OpenSend, held: Held | None) -> Settled | None:
         """This node settled an orphan from the store; the outcome to announce (None when
         someone else settled it meanwhile)."""
+        self._orphaned_at.pop((send.event_id, send.position), None)
         if self._orphans.pop((send.event_id, send.position), None) is None:
             return None
         self._drop_open(send.event_id, send.position)
@@ -376,17 +407,45 @@ class OrderMerge:
 
     # ------------------------------------------------------------------ watching
 
-    def watch(self, event_id: int) -> None:
-        """Local subscribers want the event: from here on its frames are held and released."""
-        if event_id not in self._events:
-            self._events[event_id] = _Event(self.bound(event_id))
+    def watch(self, event_id: int, *, catch_up: bool = False) -> None:
+        """Local subscribers want the event: from here on its frames are held and released.
+
+        ``catch_up`` (a bus node): frames of sends that settled before this node listened to
+        the event never came here, yet some may lie above the bound (behind a send still
+        open); a store read above the bound, once :meth:`listening`, brings them.
+        """
+        event = self._events.get(event_id)
+        if event is None:
+            event = self._events[event_id] = _Event(self.bound(event_id))
+        elif not event.watched:
+            event.watched = True
+        if catch_up:
+            self._tokens += 1
+            event.barriers[self._tokens] = min(event.start, self.bound(event_id))
+            event.dormant.add(self._tokens)
+
+    def listening(self, event_id: int) -> None:
+        """The bus confirmed this node's interest in the event: its store reads may start."""
+        event = self._events.get(event_id)
+        if event is not None:
+            event.dormant.clear()
 
     def unwatch(self, event_id: int) -> None:
-        self._events.pop(event_id, None)
-        self._waiting.discard(event_id)
+        event = self._events.get(event_id)
+        if event is None:
+            return
+        event.watched = False
+        event.barriers.clear()
+        event.dormant.clear()
+        event.awaited.clear()
+        if event.held:
+            self._release_event(event_id, event)
+        else:
+            del self._events[event_id]
 
     def watching(self, event_id: int) -> bool:
-        return event_id in self._events
+        event = self._events.get(event_id)
+        return event is not None and event.watched
 
     def bound(self, event_id: int) -> Position:
         """Every message of the event below this is settled and, if watched, released."""
@@ -436,6 +495,28 @@ class OrderMerge:
         self._global = None
         self._release_all()
 
+    def holding(self) -> list[str]:
+        """What holds each watched event's frames back, for a log line (empty when none is)."""
+        out = []
+        for event_id in sorted(self._waiting):
+            event = self._events.get(event_id)
+            if event is None or not event.held:
+                continue
+            head = event.held[0].position
+            reasons = [
+                f"node {n.node_id} {'low' if n.distrust is not None else 'floor'}"
+                for n in self._nodes.values()
+                if n.contribution() <= head
+            ]
+            if self._self.floor <= head:
+                reasons.append("this node's floor")
+            opens = self._opens.get(event_id, {})
+            reasons += [f"open send of {node}" for p, node in opens.items() if p <= head]
+            reasons += ["a frame announced but not here" for p in event.awaited if p <= head]
+            reasons += ["a store read" for p in event.barriers.values() if p <= head]
+            out.append(f"event {event_id}: {len(event.held)} held, behind {', '.join(reasons)}")
+        return out
+
     def known_nodes(self) -> list[str]:
         return sorted(self._nodes)
 
@@ -478,9 +559,9 @@ class OrderMerge:
         refreshed = False
         while held:
             if held[0].position >= bound:
-                if refreshed or held[0].position < self._self.floor:
+                if refreshed:
                     break
-                # This node's own promise is older than the frame: take a fresh one.
+                # This node's own promise may be older than the frame: take a fresh one.
                 refreshed = True
                 self.refresh_own_floor()
                 bound = self._bound(event_id)
@@ -488,9 +569,12 @@ class OrderMerge:
             first = heapq.heappop(held)
             event.positions.discard(first.position)
             event.released = first.position
-            self._release(event_id, first)
+            if event.watched:
+                self._release(event_id, first)
         if not held:
             self._waiting.discard(event_id)
+            if not event.watched and self._events.get(event_id) is event:
+                del self._events[event_id]
 
     def _release_all(self) -> None:
         for event_id in list(self._waiting):

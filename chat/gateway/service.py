@@ -56,7 +56,7 @@ from chat.gateway.protocol import (
 from chat.state import AppState
 from chat.store import events as event_store
 from chat.store import users as user_store
-from chat.store.message_history import MessageHistory, Position
+from chat.store.message_history import BEGINNING_CURSOR, MessageHistory, Position
 from chat.store.messages import MessageStore, SendAttempt, claim_key
 from chat.store.reactions import ReactionStore
 from chat.store.typing import TypingStore
@@ -328,14 +328,16 @@ class ChatService:
             after = page.next_cursor
         return cursor
 
-    async def _newest_below(self, event_id: int, cut: Position) -> str | None:
+    async def _newest_below(self, event_id: int, cut: Position) -> str:
+        """The cursor of the newest message below the cut; the beginning's when there is none
+        (a client that drops before its first message resumes from there, missing nothing)."""
         page = await self.stores.history.latest(event_id, 10)
         while True:
             for message in page.messages:  # newest first
                 if Position.of(message.message_id) < cut:
                     return encode_cursor(message.message_id)
             if page.next_cursor is None:
-                return None
+                return BEGINNING_CURSOR
             page = await self.stores.history.before(event_id, page.next_cursor, 50)
 
     def unsubscribe(self, client: Client, event_id: int) -> None:
@@ -400,11 +402,15 @@ class ChatService:
                     self._background(self._settle_unknown(ticket, new, attempt))
                 else:
                     self._settle(ticket, None)
+                    if attempt.claimed:  # its retry must not wait for it to be settled
+                        key = claim_key(new.sender_id, new.client_msg_id)
+                        self._background(store.abandon(key, attempt.message_id))
             else:
                 ack = done.result()
                 if not self.hub.owns(ticket):
                     # This node retired while the send was under way (frozen, or cut off from
                     # the others): they settle it from the store; the retry finds the claim.
+                    # (A claim that lost to an earlier attempt's is not this send's to report.)
                     failure = ServiceUnavailable(
                         "this node lost touch with the others mid-send; retry with the same "
                         "client_msg_id"

@@ -50,6 +50,10 @@ MAX_PAGE_SIZE = 500
 MIN_TIMEUUID = uuid.UUID(fields=(0, 0, 0x1000, 0x80, 0x80, 0x808080808080))
 """A version-1 UUID with the smallest timestamp: sorts before every real id of a millisecond."""
 
+BEGINNING_CURSOR = encode_cursor(MIN_TIMEUUID)
+"""A cursor before every message: what ``subscribed`` answers for an event with none yet, so
+a client always has a cursor to resume from."""
+
 _INT_MIN = -(2**31)
 _INT_MAX = 2**31 - 1
 

@@ -144,12 +144,16 @@ class SendAttempt:
     ``message_id`` is the id the attempt claims — assigned before anything is written, so the
     caller can announce it; ``rows_sent`` turns true once the message rows were handed to the
     writer (from then on a failure leaves the outcome unknown); ``may_write`` is asked right
-    before that and may refuse (a node that lost its place in the cross-node order).
+    before that and may refuse (a node that lost its place in the cross-node order). A caller
+    whose attempt failed with a claim written and no rows sent abandons it
+    (:meth:`MessageStore.abandon`), so that the retry need not wait for it to be settled.
     """
 
     message_id: uuid.UUID
     rows_sent: bool = False
     may_write: Callable[[], bool] = _always
+    claimed: bool = False
+    """Whether the attempt has written (or was writing) a claim."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -258,7 +262,8 @@ class MessageStore:
                 True,
             ),
             "abort_select": (
-                f"SELECT message_id FROM {ks}.chat_send_aborts WHERE claim_key = ?",
+                f"SELECT message_id FROM {ks}.chat_send_aborts WHERE claim_key = ? "
+                "AND message_id = ?",
                 True,
             ),
             "message_fence": (
@@ -447,26 +452,27 @@ class MessageStore:
         created_ms = created_at_ms_of(message_id)
         for generation in range(MAX_CLAIM_GENERATIONS):
             gen_key = key if generation == 0 else f"{key}#{generation}"
+            attempt.claimed = True
             winner = await self._claim(msg, gen_key, digest, message_id, created_ms)
             if winner is None:
                 break  # this attempt owns the message
             if winner[_CLAIM_CONTENT_HASH] != digest or winner[_CLAIM_EVENT_ID] != msg.event_id:
                 raise _reused_client_msg_id(msg.client_msg_id)
             earlier: uuid.UUID = winner[_CLAIM_MESSAGE_ID]
-            if await self._settled_stored(msg.event_id, earlier, gen_key):
+            if await self._settled_stored(msg.event_id, earlier, key):
                 # Stored: answer with it (rewriting its rows heals a partly written attempt;
                 # same timestamps, so an edit or delete since is never undone).
                 earlier_ms = created_at_ms_of(earlier)
                 await self._write_rows(writer, msg, earlier, earlier_ms, [])
                 return SendAck(msg.event_id, earlier, datetime_from_ms(earlier_ms), True)
-            if not await self._aborted(gen_key, earlier):
+            if not await self._aborted(key, earlier):
                 age_s = (self._clock() // 1_000_000 - created_at_ms_of(earlier)) / 1000
                 if age_s < self._settings.send_settle_seconds:
                     raise ServiceUnavailable(
                         "an earlier attempt of this message is still being settled; retry "
                         "shortly with the same client_msg_id"
                     )
-                await self.fence(msg.event_id, earlier, gen_key)
+                await self.fence(msg.event_id, earlier, key)
             # The earlier attempt is void: the next generation's claim decides afresh.
         else:
             raise ServiceUnavailable(
@@ -526,8 +532,17 @@ class MessageStore:
 
     async def _aborted(self, key: str, message_id: uuid.UUID) -> bool:
         session, _, _ = self._ready()
-        rows = await execute_async(session, self._stmts["abort_select"], (key,))
-        return bool(rows) and rows[0].message_id == message_id
+        rows = await execute_async(session, self._stmts["abort_select"], (key, message_id))
+        return bool(rows)
+
+    async def abandon(self, key: str, message_id: uuid.UUID) -> None:
+        """Record that the attempt of send ``key`` (:func:`claim_key`, whatever generation it
+        claimed in) with ``message_id`` will never store its message (it failed before its
+        rows were sent, or was fenced): a retry then claims afresh at once."""
+        _, writer, _ = self._ready()
+        now_us = self._clock() // 1000
+        values = (key, message_id, datetime_from_ms(now_us // 1000), now_us)
+        await writer.write([(self._stmts["abort_insert"], values)])
 
     async def fence(self, event_id: int, message_id: uuid.UUID, key: str) -> None:
         """Make sure the message of a send attempt whose outcome was unknown never appears.
@@ -542,17 +557,13 @@ class MessageStore:
         created_ms = created_at_ms_of(message_id)
         bucket, created_at = bucket_of(created_ms), datetime_from_ms(created_ms)
         ts = created_ms * 1000
-        now_us = self._clock() // 1000
         await writer.write(
             [
                 (self._stmts["message_fence"], (ts, event_id, bucket, created_at, message_id)),
                 (self._stmts["user_fence"], (ts, sender_id, bucket, created_at, message_id)),
-                (
-                    self._stmts["abort_insert"],
-                    (key, message_id, datetime_from_ms(now_us // 1000), now_us),
-                ),
             ]
         )
+        await self.abandon(key, message_id)
 
     def _claim_and_read_back(
         self, writer: BatchWriter, claims: BatchReader, key: str, values: Sequence[Any]

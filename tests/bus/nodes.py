@@ -88,7 +88,7 @@ async def gateway_node(settings: Settings, nats_url: str, log: Path) -> AsyncIte
         "CHAT_NATS_PRESENCE_HEARTBEAT_SECONDS": "0.3",
         "CHAT_NATS_PRESENCE_TTL_SECONDS": "1.5",
         "CHAT_PORT": str(port),
-        "CHAT_LOG_LEVEL": "warning",
+        "CHAT_LOG_LEVEL": "info",
         "CHAT_WS_SEND_RATE_PER_SECOND": "1000",
         "CHAT_WS_SEND_BURST": "1000",
     }

@@ -199,3 +199,40 @@ def test_own_sends_settle_in_id_order_and_a_dead_nodes_frames_are_ignored() -> N
     here.merge.node_gone("ghost")
     here.merge.node_frame("ghost", 1, first, first, opened=[(EVENT, second, "x")])
     assert here.merge.open_count() == 0
+
+
+def test_an_own_send_settled_before_anyone_watches_waits_for_a_late_subscriber() -> None:
+    """Settled while an earlier send of its event is open and nobody here subscribes yet: a
+    subscriber arriving before its turn must still get it (the replay stops below it)."""
+    here = Here()
+    here.merge.unwatch(EVENT)
+    first = Position.of(here.ids.next())
+    second = Position.of(here.ids.next())
+    here.merge.open_local(EVENT, first, "9:a")
+    here.merge.open_local(EVENT, second, "9:b")
+    here.merge.settle_local(EVENT, second, held(second, "second"))
+    here.merge.watch(EVENT)
+    assert here.merge.bound(EVENT) <= first  # the replay stops below both
+    here.merge.settle_local(EVENT, first, None)
+    assert here.released == ["second"]
+
+
+def test_watching_reads_the_store_above_the_bound_once_the_bus_listens() -> None:
+    """A send another node settled before this node listened to the event, above the bound
+    (behind a send still open), never comes as a frame: the store read brings it."""
+    here = Here()
+    a = here.node("a")
+    here.merge.unwatch(EVENT)
+    early = a.position()
+    missed = a.position()
+    a.frame(here.merge, opened=[(EVENT, early, "1:e"), (EVENT, missed, "1:m")])
+    a.frame(here.merge, settled=[Settled(EVENT, missed, True)])  # its frame went nowhere
+    here.merge.watch(EVENT, catch_up=True)
+    assert here.merge.pending_catch_ups() == []  # not before the bus listens
+    here.merge.listening(EVENT)
+    (catch_up,) = here.merge.pending_catch_ups()
+    assert catch_up.after <= early
+    here.merge.catch_up_done(EVENT, catch_up.token, [held(missed, "missed")])
+    here.merge.message_frame(EVENT, held(early, "early"), "a")
+    a.frame(here.merge, settled=[Settled(EVENT, early, True)])
+    assert here.released == ["early", "missed"]
