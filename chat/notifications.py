@@ -31,7 +31,10 @@ MessageChanged = Callable[[Message], None]
 ReadMoved = Callable[[int, int, int], None]
 """``(user_id, event_id, unread)``: the user's read position moved; their exact new count."""
 
-_Listener = TypeVar("_Listener", ParticipantsChanged, MessageChanged, ReadMoved)
+StatusChanged = Callable[[int, str], None]
+"""``(event_id, status)``: the event's status changed (``CANCELED``, ``DONE``, ...)."""
+
+_Listener = TypeVar("_Listener", ParticipantsChanged, MessageChanged, ReadMoved, StatusChanged)
 
 
 @dataclass(slots=True)
@@ -41,6 +44,7 @@ class Notifications:
     _participants: list[ParticipantsChanged] = field(default_factory=list)
     _messages: list[MessageChanged] = field(default_factory=list)
     _reads: list[ReadMoved] = field(default_factory=list)
+    _statuses: list[StatusChanged] = field(default_factory=list)
 
     def on_participants_changed(self, listener: ParticipantsChanged) -> Callable[[], None]:
         return _register(self._participants, listener)
@@ -50,6 +54,9 @@ class Notifications:
 
     def on_read_moved(self, listener: ReadMoved) -> Callable[[], None]:
         return _register(self._reads, listener)
+
+    def on_status_changed(self, listener: StatusChanged) -> Callable[[], None]:
+        return _register(self._statuses, listener)
 
     def participants_changed(self, event_id: int, user_id: int, *, present: bool) -> None:
         """A participant add (``present``) or removal has committed."""
@@ -65,6 +72,11 @@ class Notifications:
         """The user's read position in the event moved; ``unread`` is their exact new count."""
         for listener in list(self._reads):
             _call(listener, user_id, event_id, unread)
+
+    def status_changed(self, event_id: int, status: str) -> None:
+        """The event's status change has committed (a CANCELED event's chat is read-only)."""
+        for listener in list(self._statuses):
+            _call(listener, event_id, status)
 
 
 def _register(listeners: list[_Listener], listener: _Listener) -> Callable[[], None]:

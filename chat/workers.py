@@ -4,8 +4,9 @@ The parent starts what the workers must share — one embedded PostgreSQL, one e
 server and one private ``nats-server``, each only when none is configured — and passes their
 addresses down as ``CHAT_*`` environment variables. Each worker is an ordinary ``chat serve``
 that binds the port with ``SO_REUSEPORT``, so the kernel spreads connections across them and
-NATS fans events out between them. A worker that dies is not restarted (its clients reconnect
-to the others); the parent stops everything when it is signalled or when every worker is gone.
+NATS fans events out between them. A worker that dies is restarted, as process managers do:
+after 1 s, doubling with each death in a row up to 30 s (its clients reconnect to the others
+meanwhile). The parent stops everything when it is signalled.
 """
 
 from __future__ import annotations
@@ -62,6 +63,35 @@ def _nats(settings: Settings) -> Iterator[str]:
         yield url
 
 
+RESTART_FIRST_SECONDS = 1.0
+"""Wait before restarting a worker that died; doubled for each death in a row."""
+RESTART_MAX_SECONDS = 30.0
+STABLE_SECONDS = 60.0
+"""A worker that ran this long before dying is restarted after the first wait again."""
+
+
+class _Slot:
+    """One worker place: its process and the back-off of its restarts."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.since = time.monotonic()
+        self.deaths_in_a_row = 0
+        self.restart_at: float | None = None
+
+    def died(self, now: float) -> float:
+        """The worker exited: when to start it again (returns the wait)."""
+        if now - self.since >= STABLE_SECONDS:
+            self.deaths_in_a_row = 0
+        delay = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2.0**self.deaths_in_a_row)
+        self.deaths_in_a_row += 1
+        self.restart_at = now + delay
+        return delay
+
+    def started(self, proc: asyncio.subprocess.Process, now: float) -> None:
+        self.proc, self.since, self.restart_at = proc, now, None
+
+
 def serve_workers(settings: Settings, workers: int) -> int:
     """Run ``workers`` ``chat serve`` processes until signalled; the exit status of the run."""
     with _nats(settings) as nats_url:
@@ -82,20 +112,38 @@ async def _supervise(settings: Settings, workers: int, nats_url: str) -> int:
         # Generate the shared secrets once, before the workers race to (they agree anyway).
         settings.resolved_jwt_secret()
         settings.resolved_oauth_key()
-        procs = [
-            await asyncio.create_subprocess_exec(
+
+        async def spawn() -> asyncio.subprocess.Process:
+            return await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "chat.cli", "serve", env=child_env
             )
-            for _ in range(workers)
-        ]
+
+        slots = [_Slot(await spawn()) for _ in range(workers)]
         log.info("started %d workers on %s:%d", workers, settings.host, settings.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        while not stop.is_set() and any(p.returncode is None for p in procs):
+        while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
+            if stop.is_set():
+                break
+            now = time.monotonic()
+            for index, slot in enumerate(slots):
+                if slot.restart_at is None and slot.proc.returncode is not None:
+                    delay = slot.died(now)
+                    log.warning(
+                        "worker %d (pid %d) exited with status %s; restarting it in %.0f s",
+                        index,
+                        slot.proc.pid,
+                        slot.proc.returncode,
+                        delay,
+                    )
+                elif slot.restart_at is not None and now >= slot.restart_at:
+                    slot.started(await spawn(), now)
+                    log.info("worker %d restarted (pid %d)", index, slot.proc.pid)
+        procs = [s.proc for s in slots]
         for proc in procs:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)

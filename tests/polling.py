@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-T = TypeVar("T")
-
 
 async def until(
-    probe: Callable[[], T | Awaitable[T | None] | None],
+    probe: Callable[[], object],
     *,
     within: float = 10.0,
     interval: float = 0.02,
     what: str = "",
-) -> T:
+) -> Any:
     """The first truthy result of ``probe`` (a function or a coroutine function)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within

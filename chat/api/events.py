@@ -237,4 +237,7 @@ async def change_status(call: Call) -> EventDetail:
         event = await store.change_status(
             conn, _actor(call), call.path_id("event_id"), EventStatus(body.status)
         )
-        return await _detail(conn, event)
+        detail = await _detail(conn, event)
+    # Committed: every gateway node applies the status to the event's chat (CANCELED: read-only).
+    call.state.notifications.status_changed(event.id, event.status.value)
+    return detail

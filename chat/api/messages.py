@@ -21,6 +21,7 @@ from chat.api import stores
 from chat.api.endpoint import Api, Call
 from chat.api.fields import Timestamp
 from chat.api.uuid_path import path_uuid
+from chat.domain.events import check_chat_writable
 from chat.domain.messages import Message
 from chat.errors import FieldError, NotFound, ValidationFailed
 from chat.store import events as event_store
@@ -175,15 +176,17 @@ async def list_messages(call: Call) -> MessagePageOut:
     summary="Delete a message",
     tag=TAG,
     status=204,
-    errors=(401, 403, 404),
+    errors=(401, 403, 404, 409),
 )
 async def delete_message(call: Call) -> None:
     """Soft-delete a message: its text is cleared and ``is_deleted`` set (no tombstones).
 
     Its sender may delete it, and so may the event's creator (moderation); other participants
-    get 403, non-participants 404. Deleting an already deleted message changes nothing.
+    get 403, non-participants 404; in a CANCELED event (read-only) 409. Deleting an already
+    deleted message changes nothing.
     """
     event = await _event_for(call)
+    check_chat_writable(event.status)
     store = stores.messages(call.state)
     message = await store.soft_delete(
         event.id,

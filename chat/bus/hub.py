@@ -54,6 +54,8 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from chat.bus.outbox import Outbox
 from chat.bus.presence import PRESENCE_PART_BYTES, PresenceTable, presence_parts, set_typing
+from chat.bus.probe import BusProbe
+from chat.bus.relays import Relays
 from chat.bus.settling import MessageSource, Settling
 from chat.bus.wire import (
     SequenceFacts,
@@ -65,6 +67,7 @@ from chat.bus.wire import (
 from chat.domain.messages import Message
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
+from chat.gateway.event_status import EventStatuses
 from chat.gateway.hub import LocalHub, Mailbox, SendTicket, Subscription
 from chat.gateway.membership import Membership
 from chat.gateway.ordering import Held, OpenSend, OrderMerge, Settled
@@ -75,9 +78,6 @@ log = logging.getLogger(__name__)
 
 EVENT_SUBJECT = "chat.event.{}"
 NODE_SUBJECT = "chat.node"
-READY_SUBJECT = "chat.ready.{}"
-PROBE_TIMEOUT = 1.0
-"""How long a readiness probe waits for its token to come back through NATS."""
 READY_TIMEOUT = 5
 """How long a subscribe waits for NATS to confirm the node's interest in an event."""
 SEQUENCE_IDLE = 60.0
@@ -155,14 +155,12 @@ class NatsHub(LocalHub):
         self._last_echo = clock()
         self._warm_until = clock() + 2 * presence_heartbeat
         self._retired: list[tuple[str, list[OpenSend], list[list[Any]]]] = []
-        self._membership: Membership | None = None
-        self._relaying = False
+        self._relays = Relays(self._node_message)
         self._tasks: list[asyncio.Task[None]] = []
         self._node_sub: NatsSubscription | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._closing = False
-        self._ready_sub: NatsSubscription | None = None
-        self._probes: dict[bytes, asyncio.Future[None]] = {}
+        self._probe = BusProbe(nc, self._base_id)
         self._settling: Settling | None = None
         # Bound once: counting a frame on the hot path is a method call, no lookups.
         m = metrics or Metrics()
@@ -181,9 +179,7 @@ class NatsHub(LocalHub):
 
     async def start(self) -> None:
         self._node_sub = await self.nc.subscribe(NODE_SUBJECT, cb=self._on_node)
-        self._ready_sub = await self.nc.subscribe(
-            READY_SUBJECT.format(self._base_id), cb=self._on_probe
-        )
+        await self._probe.start()
         await self.nc.flush(READY_TIMEOUT)
         self._tasks = [
             asyncio.create_task(self._outbox.run(self.nc), name="bus-sender"),
@@ -208,8 +204,7 @@ class NatsHub(LocalHub):
         :meth:`start` that failed (then there is nobody to say goodbye to: it only cleans up).
         """
         self._closing = True
-        if self._membership is not None:
-            self._membership.remove_listener(self._membership_changed)
+        self._relays.close()
         # Interest being set up or torn down: the connection is about to be drained anyway.
         pending = list(self._pending)
         for task in pending:
@@ -235,8 +230,11 @@ class NatsHub(LocalHub):
 
     def relay_membership(self, membership: Membership) -> None:
         """Carry participant changes made on this node to the others' caches and sessions."""
-        self._membership = membership
-        membership.add_listener(self._membership_changed)
+        self._relays.membership(membership)
+
+    def relay_statuses(self, statuses: EventStatuses) -> None:
+        """Carry event status changes made on this node to the others' caches."""
+        self._relays.statuses(statuses)
 
     # ---------------------------------------------------------------- Hub
 
@@ -584,12 +582,8 @@ class NatsHub(LocalHub):
         elif kind == "user":
             self._count_delivered()
             LocalHub.send_to_user(self, int(body["u"]), str(body["f"]).encode())
-        elif kind == "member" and self._membership is not None:
-            self._relaying = True
-            try:
-                self._membership.changed(int(body["e"]), int(body["u"]), present=body["p"])
-            finally:
-                self._relaying = False
+        else:
+            self._relays.received(kind, body)
 
     def _presence_part(self, origin: str, body: dict[str, Any]) -> None:
         known = origin in self._presence.nodes
@@ -647,10 +641,6 @@ class NatsHub(LocalHub):
         users = set(self._typing.get(event_id, ())) | self._presence.typists(event_id)
         return frames.typing(event_id, users)
 
-    def _membership_changed(self, event_id: int, user_id: int, present: bool) -> None:
-        if not self._relaying:
-            self._node_message({"k": "member", "e": event_id, "u": user_id, "p": present})
-
     def _orphan_settled(self, send: OpenSend, outcome: Settled, message: Message | None) -> None:
         """This node settled an orphan: publish it (when stored) and announce the outcome."""
         self._count_orphan()
@@ -677,32 +667,12 @@ class NatsHub(LocalHub):
     # ---------------------------------------------------------------- readiness
 
     async def probe(self) -> None:
-        """Publish a token on this node's private subject and wait for it to come back.
-
-        A TCP connection to NATS is not enough: the probe passes only if the server takes the
-        publish and routes it back to this node's subscription, the path every frame takes.
-        """
+        """``/readyz``: NATS carries this node's frames, and the node may write."""
         if not self.bus_up:
             raise ServiceUnavailable("the event bus is reconnecting to NATS")
         if not self.may_write():
             raise ServiceUnavailable("this node is joining the other nodes")
-        token = secrets.token_bytes(8)
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._probes[token] = waiter
-        try:
-            await self.nc.publish(READY_SUBJECT.format(self._base_id), token)
-            await asyncio.wait_for(waiter, PROBE_TIMEOUT)
-        except TimeoutError:
-            raise ServiceUnavailable(
-                f"the event bus did not echo a probe within {PROBE_TIMEOUT:g} s"
-            ) from None
-        finally:
-            self._probes.pop(token, None)
-
-    async def _on_probe(self, msg: Msg) -> None:
-        waiter = self._probes.get(msg.data)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        await self._probe.round_trip()
 
     # ---------------------------------------------------------------- trouble
 

@@ -85,6 +85,21 @@ def check_editable(status: EventStatus) -> None:
         )
 
 
+def check_chat_writable(status: EventStatus) -> None:
+    """What the chat of an event allows by status: a CANCELED event is read-only.
+
+    PROPOSED, CONFIRMED and DONE events are open for chat — people keep talking after an
+    event took place ("thanks, see you next time"). A CANCELED event keeps its history, which
+    its participants may still read, but takes no new messages, edits, deletions, reactions or
+    typing.
+    """
+    if status is EventStatus.CANCELED:
+        raise Conflict(
+            "the event is CANCELED; a CANCELED event's chat is read-only",
+            current_status=status.value,
+        )
+
+
 def check_participants_changeable(status: EventStatus) -> None:
     """Participants may be added or removed only while the event is PROPOSED.
 

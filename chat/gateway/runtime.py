@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 
 from chat.domain.messages import Message
 from chat.gateway.connection import CLOSE_TIMEOUT, Connection, FrameCounter
+from chat.gateway.event_status import event_statuses
 from chat.gateway.frames import CloseCode, Limits
 from chat.gateway.hub import Hub, LocalHub
 from chat.gateway.membership import membership
@@ -126,17 +127,20 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
             checks = state.extras.setdefault("readiness_checks", {})
             checks["bus"] = lambda _state: bus.probe()
             stack.callback(checks.pop, "bus", None)
-        service = ChatService(state, hub, chat_stores, membership(state))
+        statuses = event_statuses(state.pg, state.extras)
+        service = ChatService(state, hub, chat_stores, membership(state), statuses=statuses)
         # What REST commits reaches the live sockets (chat.notifications).
         notifications = state.notifications
         stack.callback(notifications.on_participants_changed(_membership_changed(service)))
         stack.callback(notifications.on_message_changed(service.message_changed))
         stack.callback(notifications.on_read_moved(service.read_moved))
+        stack.callback(notifications.on_status_changed(service.status_changed))
         if nats_hub is not None:
             nats_hub.on_resync = service.resync
             nats_hub.on_trouble = service.bus_trouble
             nats_hub.attach_store(StoreMessages(chat_stores))
             nats_hub.relay_membership(service.membership)
+            nats_hub.relay_statuses(statuses)
         gateway = Gateway(service, Limits.from_settings(settings), state.metrics)
         state.extras[STATE_KEY] = gateway
         try:

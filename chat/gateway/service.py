@@ -37,9 +37,11 @@ from typing import Any
 
 from chat.auth import TokenService
 from chat.config import Settings
+from chat.domain.events import check_chat_writable
 from chat.domain.messages import Message, NewMessage, SendAck, encode_cursor
 from chat.errors import NotFound, ServiceUnavailable, Unauthorized
 from chat.gateway import frames
+from chat.gateway.event_status import EventStatuses
 from chat.gateway.hub import Hub, Mailbox, SendTicket, Subscription
 from chat.gateway.membership import Membership
 from chat.gateway.protocol import (
@@ -145,11 +147,13 @@ class ChatService:
         membership: Membership,
         *,
         settings: Settings | None = None,
+        statuses: EventStatuses | None = None,
     ) -> None:
         self._state = state
         self.hub = hub
         self.stores = stores
         self.membership = membership
+        self.statuses = statuses
         self.settings = settings or state.settings
         self._tokens: TokenService = state.tokens
         hub.on_message = self._count_message
@@ -210,6 +214,20 @@ class ChatService:
         if not await self.membership.is_participant(event_id, client.user_id):
             raise NotFound(f"no event {event_id}")
 
+    async def _require_writable(self, client: Client, event_id: int) -> None:
+        """A participant, and the event's chat takes writes (a CANCELED one is read-only)."""
+        await self._require_member(client, event_id)
+        if self.statuses is not None:
+            status = await self.statuses.status(event_id)
+            if status is None:
+                raise NotFound(f"no event {event_id}")
+            check_chat_writable(status)
+
+    def status_changed(self, event_id: int, status: str) -> None:
+        """An event's status changed (REST here, or another node): applied at once."""
+        if self.statuses is not None:
+            self.statuses.changed(event_id, status)
+
     def participant_changed(self, event_id: int, user_id: int, present: bool) -> None:
         """REST added or removed a participant; a removed one loses the event at once."""
         if present:
@@ -227,6 +245,8 @@ class ChatService:
         frames, a node died): a participant removal among it would leave a removed user
         reading here. Forget the cached memberships and re-check every live subscription."""
         self.membership.forget_all()
+        if self.statuses is not None:
+            self.statuses.forget_all()
         if self._rechecking is not None and not self._rechecking.done():
             self._recheck_again = True
             return
@@ -365,7 +385,7 @@ class ChatService:
         fan-out, without waiting for its own task to wake up. An exception from it is logged;
         the caller still gets the ack as the result.
         """
-        await self._require_member(client, cmd.event_id)
+        await self._require_writable(client, cmd.event_id)
         if not self.hub.may_write():
             raise ServiceUnavailable(
                 "this node is not in touch with the other nodes; retry shortly (on any node) "
@@ -500,7 +520,7 @@ class ChatService:
         return frames.unread(event_id, count).decode()
 
     async def edit(self, client: Client, cmd: Edit) -> None:
-        await self._require_member(client, cmd.event_id)
+        await self._require_writable(client, cmd.event_id)
         message = await self.stores.messages.edit(
             cmd.event_id, cmd.message_id, client.user_id, cmd.text
         )
@@ -511,6 +531,7 @@ class ChatService:
             event = await event_store.get_event_for(conn, cmd.event_id, client.user_id)
         if event is None:
             raise NotFound(f"no event {cmd.event_id}")
+        check_chat_writable(event.status)
         message = await self.stores.messages.soft_delete(
             cmd.event_id,
             cmd.message_id,
@@ -520,7 +541,7 @@ class ChatService:
         self.hub.publish(cmd.event_id, frames.message_updated(message))
 
     async def react(self, client: Client, cmd: React | Unreact) -> None:
-        await self._require_member(client, cmd.event_id)
+        await self._require_writable(client, cmd.event_id)
         reactions = self.stores.reactions
         if isinstance(cmd, React):
             await reactions.add(cmd.message_id, cmd.event_id, client.user_id, cmd.emoji)
@@ -576,7 +597,10 @@ class ChatService:
     async def typing(self, client: Client, cmd: Typing) -> None:
         """Start (or refresh) / stop the user's typing indicator in the event."""
         event_id, user_id = cmd.event_id, client.user_id
-        await self._require_member(client, event_id)
+        if cmd.state == "stop":
+            await self._require_member(client, event_id)  # stopping is never refused
+        else:
+            await self._require_writable(client, event_id)
         if cmd.state == "stop":
             await self.stores.typing.stop(event_id, user_id)
             client.typing_in.discard(event_id)

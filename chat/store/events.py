@@ -135,6 +135,14 @@ async def is_participant(conn: Connection, event_id: int, user_id: int) -> bool:
     return bool(found)
 
 
+async def event_status(conn: Connection, event_id: int) -> EventStatus | None:
+    """The status of the (not deleted) event, or None when there is no such event."""
+    found: str | None = await conn.fetchval(
+        "SELECT status FROM events WHERE id = $1 AND deleted_at IS NULL", event_id
+    )
+    return EventStatus(found) if found is not None else None
+
+
 async def get_event_for(conn: Connection, event_id: int, user_id: int) -> Event | None:
     """The event as ``user_id`` may see it: None unless they take part (or it does not exist)."""
     row = await conn.fetchrow(

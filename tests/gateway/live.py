@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.api.events_helpers import create_event
 from tests.conftest import Api
+from tests.polling import until
 
 Frame = dict[str, Any]
 TIMEOUT = 10.0
@@ -81,6 +82,20 @@ class WsClient:
         answer = await self.request(**frame)
         assert answer["type"] == "subscribed", answer
         return answer
+
+    async def subscribe_when_ready(self, event_id: int, within: float = 30.0) -> Frame:
+        """Subscribe, retrying while the node answers ``unavailable`` (a node of several that
+        is still joining the others, as docs/protocol.md tells clients to)."""
+
+        async def attempt() -> Frame | None:
+            answer = await self.request(type="subscribe", event_id=event_id)
+            if answer["type"] == "subscribed":
+                return answer
+            assert answer.get("code") == "unavailable", answer
+            return None
+
+        found: Frame = await until(attempt, within=within, interval=0.2, what="a subscription")
+        return found
 
     async def send_message(self, event_id: int, text: str, **fields: Any) -> Frame:
         cmid = fields.pop("client_msg_id", None) or f"m-{secrets.token_hex(6)}"

@@ -60,10 +60,10 @@ async def test_header_auth_then_every_frame_type(base_url: str, api: Api) -> Non
 
         history = await b.request(type="history", event_id=event_id, limit=10)
         assert [m["message_id"] for m in history["messages"]] == [ack["message_id"]]
-        after = await b.request(
-            type="history", event_id=event_id, after=sub_a["cursor"] or ack["cursor"]
-        )
+        after = await b.request(type="history", event_id=event_id, after=ack["cursor"])
         assert after["messages"] == []
+        everything = await b.request(type="history", event_id=event_id, after=sub_a["cursor"])
+        assert [m["message_id"] for m in everything["messages"]] == [ack["message_id"]]
 
         read = await b.request(type="read", event_id=event_id, message_id=ack["message_id"])
         assert read["type"] == "unread"

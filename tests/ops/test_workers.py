@@ -27,6 +27,7 @@ from chat.config import Settings
 from tests.conftest import TEST_JWT_SECRET, Api
 from tests.gateway.live import TIMEOUT, WsClient, client, is_message, users_and_event
 from tests.ops.processes import ServeProcess, free_port, serve_env, serve_with_env
+from tests.polling import until
 
 WORKERS = 2
 DRAIN_SECONDS = 6
@@ -112,7 +113,7 @@ async def exercise_workers(
         while len(clients) < MAX_CLIENTS:
             user = users[len(clients) % len(users)]
             ws = await stack.enter_async_context(client(served.url, api, user))
-            await ws.subscribe(event_id)
+            await ws.subscribe_when_ready(event_id)
             clients.append(ws)
             if len(clients) >= 4 and all(established(w, port) for w in workers):
                 break
@@ -192,3 +193,52 @@ async def test_unconfigured_workers_start_and_stop_their_own_databases_and_nats(
             tmp_path / "data",
             ("nats-server", "bin/postgres", "chat.embedded.cql"),
         )
+
+
+def listening_workers(served: ServeProcess, port: int) -> list[psutil.Process]:
+    """The parent's workers that have bound the shared port right now."""
+    found = []
+    for worker in workers_of(served):
+        with contextlib.suppress(psutil.Error):
+            if any(
+                c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                for c in worker.net_connections(kind="tcp")
+            ):
+                found.append(worker)
+    return found
+
+
+async def test_a_worker_that_dies_is_restarted_with_back_off_and_the_port_keeps_serving(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = serve_env(settings, tmp_path / "data", port, CHAT_LOG_LEVEL="info")
+    async with serve_with_env(env, port, tmp_path / "serve.log", ["--workers", "2"]) as served:
+        first = await wait_listening(served, port)
+        victim = first[0]
+        victim.kill()
+        replaced = await until(
+            lambda: (
+                len(listening_workers(served, port)) == WORKERS
+                and victim.pid not in {w.pid for w in listening_workers(served, port)}
+                and listening_workers(served, port)
+            ),
+            within=STARTUP_TIMEOUT,
+            what="the dead worker's replacement to listen",
+        )
+        assert {w.pid for w in replaced} != {w.pid for w in first}
+        assert served.process.poll() is None
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+            ready = await until(
+                lambda: _ready(http), within=STARTUP_TIMEOUT, what="the workers to be ready"
+            )
+            assert ready
+        log = served.log_text()
+        assert "restarting it in 1 s" in log, log[-3000:]
+        assert "worker 0 restarted" in log or "worker 1 restarted" in log, log[-3000:]
+
+
+async def _ready(http: httpx.AsyncClient) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return (await http.get("/readyz")).status_code == 200
+    return False

@@ -1,0 +1,90 @@
+"""Each event's status as the gateway's write path checks it: PostgreSQL behind a small cache.
+
+A CANCELED event's chat is read-only (:func:`chat.domain.events.check_chat_writable`), so every
+write command needs the event's status; like memberships (:mod:`chat.gateway.membership`) it is
+cached, and every change REST commits is applied at once (``AppState.notifications``) and, with
+several nodes, carried to the others over the bus. CANCELED is terminal, so it is kept until
+evicted; any other status expires after ``ttl_seconds``, which bounds how long a change whose
+news was lost could go unseen — and after any bus trouble the whole cache is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from chat.domain.events import EventStatus
+from chat.store import events as event_store
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[int, str], None]
+"""Called with ``(event_id, status)`` after an event's status changed on this node."""
+
+
+class EventStatuses:
+    """Cached event statuses, invalidated by :meth:`changed`."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        ttl_seconds: float = 60.0,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pool = pool
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._cache: dict[int, tuple[EventStatus, float]] = {}
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    async def status(self, event_id: int) -> EventStatus | None:
+        """The event's status (None: no such event)."""
+        cached = self._cache.get(event_id)
+        now = self._clock()
+        if cached is not None and (cached[0] is EventStatus.CANCELED or cached[1] > now):
+            return cached[0]
+        async with self._pool.acquire() as conn:
+            status = await event_store.event_status(conn, event_id)
+        if status is not None:
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[event_id] = (status, now + self._ttl)
+        return status
+
+    def changed(self, event_id: int, status: str) -> None:
+        """The event's status changed (here or on another node): applied at once."""
+        self._cache[event_id] = (EventStatus(status), self._clock() + self._ttl)
+        for listener in list(self._listeners):
+            try:
+                listener(event_id, status)
+            except Exception:  # a listener's bug must not fail the REST request that committed
+                log.exception("event status listener failed for event %d", event_id)
+
+    def forget_all(self) -> None:
+        """Drop every cached status: a change may have been lost (bus trouble)."""
+        self._cache.clear()
+
+
+STATE_KEY = "event_statuses"
+
+
+def event_statuses(pool: asyncpg.Pool, extras: dict[str, object]) -> EventStatuses:
+    """The app's :class:`EventStatuses` (created on first use)."""
+    found = extras.get(STATE_KEY)
+    if not isinstance(found, EventStatuses):
+        found = EventStatuses(pool)
+        extras[STATE_KEY] = found
+    return found
