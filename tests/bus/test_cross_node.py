@@ -8,11 +8,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import nats as nats_client
+import orjson
 import pytest
 
 from chat.auth import TokenService
+from chat.bus.hub import NODE_SUBJECT
 from chat.config import Settings
+from chat.domain.messages import MessageIdGenerator
+from chat.store.message_history import Position
 from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
 from tests.conftest import Api
 from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event
@@ -306,3 +312,58 @@ async def test_a_clean_shutdown_is_not_reported_as_losing_nats(
     text = log.read_text()
     assert "lost NATS" not in text, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
+
+
+async def test_a_removal_lost_while_nats_was_down_takes_effect_once_it_is_back(
+    nats: NatsServer, nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    """The removal's news never reaches the other node (the bus is down when REST commits
+    it); that node must not trust its cached membership afterwards."""
+    _a, b = nodes
+    (creator, member), event_id = await users_and_event(node_api, 2)
+    async with client(b.url, node_api, member) as m:
+        await m.subscribe_when_ready(event_id)  # b caches: member takes part
+        await m.send_message(event_id, "cached")
+        nats.stop()
+        await m.expect("unsubscribed")
+        removed = await node_api.http.delete(
+            f"/v1/events/{event_id}/participants/{member}", headers=node_api.auth(creator)
+        )
+        assert removed.status_code == 204, removed.text
+        await nats.start()
+        answer = await until_answered(m, "error", type="subscribe", event_id=event_id)
+        assert answer["code"] == "not_found", answer
+        sent = await m.request(type="send", event_id=event_id, client_msg_id="x", text="x")
+        assert sent["code"] == "not_found", sent
+
+
+async def test_a_gap_in_another_nodes_frames_rechecks_live_subscriptions(
+    settings: Settings, nodes: tuple[Node, Node], node_api: Api, nats: NatsServer
+) -> None:
+    """A removal whose news was lost without any outage (here: made in the database behind
+    the service's back, and a node's frames with a gap): the gap makes every node re-check
+    its live subscriptions, and the removed user's subscription ends."""
+    _a, b = nodes
+    (_creator, member), event_id = await users_and_event(node_api, 2)
+    async with client(b.url, node_api, member) as m:
+        await m.subscribe_when_ready(event_id)
+        conn = await asyncpg.connect(settings.pg_dsn)
+        try:
+            await conn.execute(
+                "DELETE FROM event_participants WHERE event_id = $1 AND user_id = $2",
+                event_id,
+                member,
+            )
+        finally:
+            await conn.close()
+        far = Position.after_ticks(MessageIdGenerator().floor_ticks() + 10**12).id_bytes.hex()
+        nc = await nats_client.connect(nats.url)
+        try:
+            for seq in (1, 3):  # frame 2 was "lost"
+                body = {"k": "q", "n": "ghost", "s": seq, "c": 0.0, "fl": far, "lo": far}
+                await nc.publish(NODE_SUBJECT, orjson.dumps(body))
+            await nc.flush()
+        finally:
+            await nc.close()
+        ended = await m.expect("unsubscribed")
+        assert ended == {"type": "unsubscribed", "event_id": event_id, "reason": "removed"}
