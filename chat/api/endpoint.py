@@ -24,10 +24,12 @@ from chat.errors import (
     FieldError,
     MalformedJson,
     PayloadTooLarge,
+    Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from chat.state import AppState
+from chat.store import users as user_store
 
 MAX_BODY_BYTES = 256 * 1024
 _PATH_PARAM = re.compile(r"\{([a-z_]+)(?::[a-z]+)?\}")
@@ -213,11 +215,21 @@ def _dispatcher(by_method: dict[str, Operation]) -> Callable[[Request], Awaitabl
     return endpoint
 
 
+async def authenticate(state: AppState, request: Request) -> int:
+    """The caller's user id: a valid token of a live, active account (as the gateway checks).
+
+    A deactivated or deleted account's tokens are refused at once, not when they expire.
+    """
+    user_id = state.tokens.verify(bearer_token(request.headers.get("authorization")))
+    async with state.pg.acquire() as conn:
+        if not await user_store.is_active_user(conn, user_id):
+            raise Unauthorized("the token's user does not exist or is deactivated")
+    return user_id
+
+
 async def _run(op: Operation, request: Request) -> Response:
     state: AppState = request.state.app
-    user_id = 0
-    if op.auth:
-        user_id = state.tokens.verify(bearer_token(request.headers.get("authorization")))
+    user_id = await authenticate(state, request) if op.auth else 0
     query = _validated_query(request, op.query) if op.query else None
     body = await _validated_body(request, op.body) if op.body else None
     result = await op.handler(Call(request, state, user_id, body, query))

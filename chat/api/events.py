@@ -28,7 +28,7 @@ from chat.api.events_models import (
     encode_cursor,
 )
 from chat.domain.events import EventStatus
-from chat.errors import FieldError, NotFound, Unauthorized, ValidationFailed
+from chat.errors import FieldError, NotFound, ValidationFailed
 from chat.store import events as store
 from chat.store import users as user_store
 from chat.store.events import Actor, Event
@@ -63,20 +63,19 @@ async def _detail(conn: Connection, event: Event) -> EventDetail:
 async def create_event(call: Call) -> EventDetail:
     """Create a PROPOSED event with the caller as creator and (already confirmed) participant.
 
-    ``participant_ids`` must all be existing users (422 listing the unknown ids); they start
-    unconfirmed. Start times in the past are accepted; only end_time > start_time is required.
+    ``participant_ids`` must all be users who can be added (422 otherwise, without saying
+    which: the answer never tells which user ids exist); they start unconfirmed. Start times
+    in the past are accepted; only end_time > start_time is required.
     """
     body: CreateEvent = call.body
     async with call.state.pg.acquire() as conn, conn.transaction():
-        if await user_store.get_user(conn, call.user_id) is None:
-            raise Unauthorized(f"the token's user {call.user_id} does not exist (or was deleted)")
         wanted = sorted(set(body.participant_ids))
-        unknown = sorted(set(wanted) - await user_store.existing_user_ids(conn, wanted))
-        if unknown:
+        if await user_store.count_addable(conn, wanted) != len(wanted):
             raise ValidationFailed(
-                f"unknown user ids: {', '.join(map(str, unknown))}",
-                errors=[FieldError("body/participant_ids", f"no such users: {unknown}")],
-                unknown_user_ids=unknown,
+                "participant_ids names users who cannot be added to events",
+                errors=[
+                    FieldError("body/participant_ids", "contains ids of users who cannot be added")
+                ],
             )
         event = await store.insert_event(
             conn,
@@ -186,7 +185,8 @@ async def add_participant(call: Call) -> EventDetail:
 )
 async def remove_participant(call: Call) -> None:
     """Remove a participant (creator only, while PROPOSED). The creator cannot be removed
-    (409: cancel the event instead); a user who does not take part is a 404."""
+    (409: cancel the event instead); a user who does not take part is a 404. Participants
+    leave by themselves with ``POST /v1/events/{event_id}/leave``."""
     async with call.state.pg.acquire() as conn:
         await store.remove_participant(
             conn, _actor(call), call.path_id("event_id"), call.path_id("user_id")
@@ -195,6 +195,25 @@ async def remove_participant(call: Call) -> None:
     call.state.notifications.participants_changed(
         call.path_id("event_id"), call.path_id("user_id"), present=False
     )
+
+
+@api.operation(
+    "POST",
+    PATH + "/leave",
+    summary="Leave an event",
+    tag=TAG,
+    status=204,
+    errors=(401, 404, 409),
+)
+async def leave_event(call: Call) -> None:
+    """Stop taking part in an event I was added to, whatever its status: being added is not
+    consent. I no longer see the event, its chat or its history, and my live subscriptions to it
+    end at once. The creator cannot leave (409: cancel the event instead). A CONFIRMED event
+    stays CONFIRMED: everyone still in it agreed; the audit log records who left."""
+    event_id = call.path_id("event_id")
+    async with call.state.pg.acquire() as conn:
+        await store.leave_event(conn, _actor(call), event_id)
+    call.state.notifications.participants_changed(event_id, call.user_id, present=False)
 
 
 @api.operation(

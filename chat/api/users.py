@@ -54,7 +54,20 @@ class CreateUser(BaseModel):
     profile_image_url: ImageUrl | None = None
     region: Region | None = None
     interests: Interests = []
-    role: Literal["USER", "BUSINESS"] = "USER"
+    role: Literal["USER"] = Field(
+        "USER",
+        description="Always USER: an operator makes an account BUSINESS "
+        "(`chat user set-role USER_ID BUSINESS`).",
+    )
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _only_user(cls, value: Any) -> Any:
+        if value != "USER":
+            raise ValueError(
+                "a new account is always USER; business accounts are granted by an operator"
+            )
+        return value
 
 
 class UpdateProfile(BaseModel):
@@ -150,7 +163,6 @@ async def create_user(call: Call) -> SignedUp:
             profile_image_url=body.profile_image_url,
             region=body.region,
             interests=body.interests,
-            role=body.role,
         )
     token: str | None
     try:
@@ -182,7 +194,7 @@ async def get_me(call: Call) -> UserOut:
 async def update_me(call: Call) -> UserOut:
     """Change profile fields; a phone or email already used by someone else is a 409.
 
-    The role is not a profile field: becoming a business is a separate (future) process.
+    The role is not a profile field: an operator grants BUSINESS (``chat user set-role``).
     """
     body: UpdateProfile = call.body
     changes = {name: getattr(body, name) for name in body.model_fields_set}
