@@ -32,7 +32,20 @@ from chat.state import AppState
 from chat.store import users as user_store
 
 MAX_BODY_BYTES = 256 * 1024
-_PATH_PARAM = re.compile(r"\{([a-z_]+)(?::[a-z]+)?\}")
+_PATH_PARAM = re.compile(r"\{([a-z_]+)(?::([a-z]+))?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An input rule JSON Schema cannot state (it compares fields, or depends on the clock, the
+    caller or stored data). The OpenAPI document lists it in the operation's description and
+    in ``x-rules``; a request breaking it is a 422 naming one of ``fields``."""
+
+    fields: tuple[str, ...]
+    text: str
+
+
+CURSOR_RULE = Rule(("cursor",), "A cursor is a `next_cursor` this operation returned, unchanged.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,8 @@ class Operation:
     status: int
     errors: tuple[int, ...]
     auth: bool
+    rules: tuple[Rule, ...] = ()
+    also: tuple[tuple[int, str], ...] = ()
 
     @property
     def operation_id(self) -> str:
@@ -85,7 +100,12 @@ class Operation:
 
     @property
     def path_params(self) -> list[str]:
-        return _PATH_PARAM.findall(self.path)
+        return [name for name, _ in _PATH_PARAM.findall(self.path)]
+
+    @property
+    def path_param_types(self) -> dict[str, str]:
+        """Each path parameter's convertor (``id`` or ``uuid``)."""
+        return {name: kind or "str" for name, kind in _PATH_PARAM.findall(self.path)}
 
 
 def json_response(
@@ -172,7 +192,12 @@ class Api:
         status: int = 200,
         errors: Sequence[int] = (),
         auth: bool = True,
+        rules: Sequence[Rule] = (),
+        also: Sequence[tuple[int, str]] = (),
     ) -> Callable[[Handler], Handler]:
+        """Declare an operation. ``status`` is its success status; ``also`` lists other
+        success statuses it may answer (with the same body), with what they mean."""
+
         def register(handler: Handler) -> Handler:
             self.operations.append(
                 Operation(
@@ -187,6 +212,8 @@ class Api:
                     status,
                     tuple(errors),
                     auth,
+                    tuple(rules),
+                    tuple(also),
                 )
             )
             return handler

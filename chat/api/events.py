@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from chat.api.endpoint import Api, Call
+from chat.api.endpoint import CURSOR_RULE, Api, Call, Rule
 from chat.api.events_models import (
     AddParticipant,
     ChangeStatus,
@@ -59,6 +59,13 @@ async def _detail(conn: Connection, event: Event) -> EventDetail:
     response=EventDetail,
     status=201,
     errors=(401, 422),
+    rules=(
+        Rule(("start_time", "end_time"), "end_time is after start_time."),
+        Rule(
+            ("participant_ids",),
+            "Every id is a live, active user; the answer does not say which one is not.",
+        ),
+    ),
 )
 async def create_event(call: Call) -> EventDetail:
     """Create a PROPOSED event with the caller as creator and (already confirmed) participant.
@@ -112,6 +119,7 @@ async def get_event(call: Call) -> EventDetail:
     query=ListEventsQuery,
     response=EventPage,
     errors=(401, 422),
+    rules=(CURSOR_RULE,),
 )
 async def list_my_events(call: Call) -> EventPage:
     """Events I take part in that are PROPOSED or CONFIRMED and start now or later, soonest
@@ -136,6 +144,12 @@ async def list_my_events(call: Call) -> EventPage:
     body=UpdateEvent,
     response=EventDetail,
     errors=(401, 403, 404, 409, 422),
+    rules=(
+        Rule(
+            ("start_time", "end_time"),
+            "After the change end_time is after start_time; a time left out keeps its value.",
+        ),
+    ),
 )
 async def update_event(call: Call) -> EventDetail:
     """Change title, description, times or location. Creator only; not once DONE or CANCELED
@@ -160,6 +174,7 @@ async def update_event(call: Call) -> EventDetail:
     response=EventDetail,
     status=201,
     errors=(401, 403, 404, 409, 422),
+    rules=(Rule(("user_id",), "A live, active user; the answer does not say which is missing."),),
 )
 async def add_participant(call: Call) -> EventDetail:
     """Add an existing user (creator only). Allowed only while the event is PROPOSED: a

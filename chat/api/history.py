@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from chat.api import stores
-from chat.api.endpoint import Api, Call, Handler
+from chat.api.endpoint import CURSOR_RULE, Api, Call, Handler
+from chat.api.fields import Cursor, QueryInt
 from chat.errors import NotFound
 from chat.store import events as event_store
 from chat.store.event_history import HistoryEntry, tracking_staged
@@ -65,8 +66,8 @@ def _relaying(handler: Handler) -> Handler:
 class HistoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, min_length=1, max_length=200)
+    limit: QueryInt = Field(50, ge=1, le=200)
+    cursor: Cursor | None = None
 
 
 class HistoryActor(BaseModel):
@@ -124,6 +125,7 @@ class HistoryPageOut(BaseModel):
     query=HistoryQuery,
     response=HistoryPageOut,
     errors=(401, 404, 422),
+    rules=(CURSOR_RULE,),
 )
 async def get_event_history(call: Call) -> HistoryPageOut:
     """Every change made to the event, newest first, with who made it.
