@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -117,22 +117,22 @@ async def set_role(conn: Connection, user_id: int, role: str) -> User | None:
     """The operator's path to a role (``chat user set-role``); None for an unknown user."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    row = await conn.fetchrow(
-        f"UPDATE users SET role = $2 WHERE id = $1 AND deleted_at IS NULL "
-        f"RETURNING {_USER_COLUMNS}",
-        user_id,
-        role,
-    )
-    return _user(row) if row else None
+    return await _set_account_column(conn, user_id, "role", role)
 
 
 async def set_active(conn: Connection, user_id: int, active: bool) -> User | None:
     """Deactivate (or reactivate) an account; a deactivated user's tokens are refused."""
+    return await _set_account_column(conn, user_id, "is_active", active)
+
+
+async def _set_account_column(
+    conn: Connection, user_id: int, column: Literal["role", "is_active"], value: object
+) -> User | None:
     row = await conn.fetchrow(
-        f"UPDATE users SET is_active = $2 WHERE id = $1 AND deleted_at IS NULL "
+        f"UPDATE users SET {column} = $2 WHERE id = $1 AND deleted_at IS NULL "
         f"RETURNING {_USER_COLUMNS}",
         user_id,
-        active,
+        value,
     )
     return _user(row) if row else None
 
