@@ -11,8 +11,12 @@ path"):
    attempt's claim won, this send is a retry and answers with that original id and time.
 3. Rows: the message row, the per-user index row and (for buckets this process has not written
    yet) the bucket index rows are written ``USING TIMESTAMP <message time in µs>``. A retry
-   therefore rewrites identical rows (upserts: no duplicate) — healing a first attempt that was
-   only partly written — yet never undoes a later edit or delete, whose timestamps are newer.
+   that finds the earlier attempt's message stored rewrites identical rows (upserts: no
+   duplicate) — healing an attempt only partly written — yet never undoes a later edit or
+   delete, whose timestamps are newer. A retry that finds the claim but not the message never
+   writes the rows at that old id (subscribers may be past it): it waits for the attempt to be
+   settled, and claims the next generation once the attempt was given up (``chat_send_aborts``)
+   or, after ``CHAT_SEND_SETTLE_SECONDS``, fences it itself (:meth:`MessageStore.fence`).
    The claim is written *before* the rows, so a row never exists without its claim.
 
 Unread state needs no write here: it is derived from each user's read position (see
