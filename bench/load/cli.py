@@ -51,7 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--delivery-order",
         choices=DELIVERY_ORDERS,
         default="store",
-        help="deliveries in store order (one node), or in each sender's order (several nodes)",
+        help="deliveries in store order (the protocol's one order), or each sender's only",
+    )
+    w.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes to start: chat serve --workers N (1: chat serve)",
+    )
+    w.add_argument(
+        "--drops",
+        type=float,
+        default=0.0,
+        metavar="PER_MINUTE",
+        help="random abrupt connection drops per connection and minute, each resumed (0)",
     )
     w.add_argument("--baseline", choices=["echo"], help="also run against a bare echo server")
     w.add_argument("--results", type=Path, help="results root (bench/results)")
@@ -121,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             url=args.url,
             verify=not args.no_verify,
             delivery_order=args.delivery_order,
+            workers=args.workers,
+            drops_per_minute=args.drops,
             baseline=args.baseline,
             results_root=args.results,
             gateway_env=dict(args.gateway_env),

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing.synchronize
+import random
 import time
 import traceback
 from collections import Counter, defaultdict
@@ -60,6 +61,9 @@ TIME_KEY = "bench_t"
 QUIET_NS = 500_000_000
 """After the last ack, deliveries are complete once no frame arrived for this long."""
 PONG = b'{"type":"pong"}'
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 1.0, 2.0, 2.0, 5.0, 5.0, 5.0, 5.0)
+"""Pauses of a client retrying after ``unavailable`` or a failed reconnect (about 30 s)."""
+RETRIED = ("unavailable", "rate_limited")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,10 @@ class WorkerConfig:
     run_tag: str = "b"
     connect_concurrency: int = 64
     nofile: int = 65536
+    drops_per_minute: float = 0.0
+    """Mean abrupt connection drops per connection and minute while sending (0: none). A
+    dropped connection reconnects, resubscribes with ``since`` = the cursor of the last
+    message it saw and resends its unacknowledged sends with their ``client_msg_id``."""
 
 
 @dataclass
@@ -110,21 +118,37 @@ class WorkerResult:
     sent: list[SentMessage] = field(default_factory=list)
     deliveries: dict[tuple[int, int], list[str]] = field(default_factory=dict)
     connect_seconds: float = 0.0
+    drops: int = 0
+    resubscribes: int = 0
 
 
 class Conn:
     """One WebSocket client and what it is waiting for."""
 
-    __slots__ = ("cut", "pending", "replies", "seq", "spec", "welcomed", "ws")
+    __slots__ = (
+        "cursors",
+        "cut",
+        "down",
+        "frames",
+        "pending",
+        "replies",
+        "seq",
+        "spec",
+        "welcomed",
+        "ws",
+    )
 
     def __init__(self, spec: ConnSpec, ws: PicowsClient) -> None:
         self.spec = spec
         self.ws = ws
         self.pending: dict[str, tuple[int, int]] = {}  # frame id -> (due ns, seq)
+        self.frames: dict[str, bytes] = {}  # frame id -> the send frame (resent after a drop)
         self.replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.welcomed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.seq = 0
         self.cut = False
+        self.down = False  # dropped on purpose: reconnecting
+        self.cursors: dict[int, str] = {}  # event -> cursor of the last message seen
 
 
 class Worker:
@@ -147,6 +171,7 @@ class Worker:
         self.sending_until = 0
         self.last_frame_ns = 0
         self.padding = ""
+        self.rng = random.Random(f"{config.run_tag}-{config.index}")
 
     # ------------------------------------------------------------------ connecting
 
@@ -163,10 +188,66 @@ class Worker:
                 return
             async with asyncio.timeout(120):
                 await conn.welcomed
-                for event_id in spec.subscribe:
-                    answer = await self.request(conn, {"type": "subscribe", "event_id": event_id})
-                    if answer.get("type") != "subscribed":
-                        raise RuntimeError(f"subscribe to {event_id} failed: {answer}")
+                await self.subscribe_all(conn)
+
+    async def subscribe_all(self, conn: Conn) -> None:
+        """Subscribe to the connection's events, resuming from the last cursor seen (as
+        docs/protocol.md says), retrying while a node answers ``unavailable``."""
+        for event_id in conn.spec.subscribe:
+            frame: dict[str, Any] = {"type": "subscribe", "event_id": event_id}
+            if event_id in conn.cursors:
+                frame["since"] = conn.cursors[event_id]
+            for delay in RETRY_DELAYS:
+                answer = await self.request(conn, frame)
+                if answer.get("type") == "subscribed":
+                    conn.cursors[event_id] = answer["cursor"]
+                    break
+                if answer.get("code") != "unavailable":
+                    raise RuntimeError(f"subscribe to {event_id} failed: {answer}")
+                await asyncio.sleep(delay)
+            else:
+                raise RuntimeError(f"subscribe to {event_id}: still unavailable")
+
+    async def reconnect(self, conn: Conn) -> None:
+        """After a drop: a new connection, the subscriptions resumed, unacked sends resent."""
+        spec = conn.spec
+        headers = {"Authorization": f"Bearer {spec.token}"}
+        for delay in RETRY_DELAYS:
+            try:
+                async with asyncio.timeout(30):
+                    ws = await PicowsClient.connect(self.config.ws_url, headers)
+                    conn.ws, conn.replies = ws, {}
+                    conn.welcomed = asyncio.get_running_loop().create_future()
+                    ws.listen(
+                        lambda payload: self.received(conn, payload), lambda: self.closed(conn)
+                    )
+                    await conn.welcomed
+                    await self.subscribe_all(conn)
+                break
+            except (OSError, ConnectionError, TimeoutError, RuntimeError):
+                await asyncio.sleep(delay)
+        else:
+            conn.cut = True
+            return
+        self.result.resubscribes += 1
+        conn.down = False
+        for frame in list(conn.frames.values()):
+            with contextlib.suppress(ClosedError):
+                conn.ws.send(frame)
+
+    async def dropper(self, conn: Conn, until_ns: int) -> None:
+        """Drop the connection abruptly now and then (a phone losing its network)."""
+        rate = self.config.drops_per_minute / 60.0
+        while True:
+            await asyncio.sleep(self.rng.expovariate(rate))
+            if time.monotonic_ns() >= until_ns:
+                return
+            if conn.down or conn.cut:
+                continue
+            conn.down = True
+            self.result.drops += 1
+            if conn.ws.transport is not None:
+                conn.ws.transport.disconnect(graceful=False)
 
     async def request(self, conn: Conn, frame: dict[str, Any]) -> dict[str, Any]:
         frame_id = f"q{len(conn.replies)}-{conn.spec.user_id}"
@@ -185,6 +266,7 @@ class Worker:
         frame = orjson.loads(raw)
         kind = frame.get("type")
         if kind == "message":
+            conn.cursors[frame["event_id"]] = frame["message"]["cursor"]
             self.delivered(conn.spec.user_id, frame, now)
         elif kind == "ack" or (kind == "send" and self.config.kind == "echo"):
             self.answered(conn, frame.get("ref") or frame.get("id"), now, frame)
@@ -195,6 +277,9 @@ class Worker:
                 return
             self.result.errors[str(frame.get("code"))] += 1
             self.interval["errors"] += 1
+            if self.config.drops_per_minute and frame.get("code") in RETRIED and ref in conn.frames:
+                self.resend_later(conn, str(ref))  # a well-behaved client tries again
+                return
             self.answered(conn, ref, now, None)
         elif kind == "ping":
             with contextlib.suppress(ClosedError):
@@ -207,6 +292,13 @@ class Worker:
 
     def closed(self, conn: Conn) -> None:
         """The connection ended: an abnormal close not of our making is an error."""
+        if conn.down:  # dropped on purpose: it comes back
+            for reply in conn.replies.values():
+                if not reply.done():
+                    reply.set_exception(ConnectionError("dropped"))
+            task = asyncio.get_running_loop().create_task(self.reconnect(conn))
+            task.add_done_callback(_report_failure)
+            return
         code = conn.ws.close_code
         if code not in (None, 1000) and not conn.cut:
             self.result.errors[f"close_{code}"] += 1
@@ -232,10 +324,21 @@ class Worker:
         else:
             record_ns(self.delivery_outside, now - due_ns)
 
+    def resend_later(self, conn: Conn, ref: str) -> None:
+        async def later() -> None:
+            await asyncio.sleep(self.rng.choice(RETRY_DELAYS[:3]))
+            frame = conn.frames.get(ref)
+            if frame is not None and not conn.down:
+                with contextlib.suppress(ClosedError):
+                    conn.ws.send(frame)
+
+        asyncio.get_running_loop().create_task(later()).add_done_callback(_report_failure)
+
     def answered(self, conn: Conn, ref: Any, now: int, ack: dict[str, Any] | None) -> None:
         entry = conn.pending.pop(ref, None) if isinstance(ref, str) else None
         if entry is None:
             return
+        conn.frames.pop(ref, None)
         due_ns, _ = entry
         start, end = self.window
         if ack is not None:
@@ -280,10 +383,16 @@ class Worker:
         self.interval["offered"] += 1
         if self.window[0] <= due_ns < self.window[1]:
             self.result.offered += 1
+        encoded = orjson.dumps(frame)
+        if self.config.drops_per_minute:
+            conn.frames[cmid] = encoded  # resent after a drop until answered
+            if conn.down:
+                return
         try:
-            conn.ws.send(orjson.dumps(frame))
+            conn.ws.send(encoded)
         except ClosedError:
-            conn.cut = True
+            if not self.config.drops_per_minute:
+                conn.cut = True
 
     async def open_loop(self, start_ns: int, end_ns: int) -> None:
         config = self.config
@@ -352,6 +461,11 @@ class Worker:
         self.sending_until = end_ns
         await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / NS))
         ticker = asyncio.create_task(self.ticker(start_ns))
+        droppers = [
+            asyncio.create_task(self.dropper(c, end_ns))
+            for c in self.conns
+            if config.drops_per_minute and config.kind == "chat"
+        ]
         if config.mode == "open":
             await self.open_loop(start_ns, end_ns)
         elif config.mode == "closed":
@@ -359,12 +473,14 @@ class Worker:
         await asyncio.sleep(max(0.0, (end_ns - time.monotonic_ns()) / NS))
         await self.settle(end_ns + round(config.drain * NS))
         ticker.cancel()
+        for dropper in droppers:
+            dropper.cancel()
         self.flush_tick(-1)
 
     async def settle(self, deadline_ns: int) -> None:
         """Wait for every ack, then for deliveries to go quiet (both bounded by the drain)."""
         while time.monotonic_ns() < deadline_ns:
-            acked = not any(c.pending for c in self.conns if not c.cut)
+            acked = not any(c.pending or c.down for c in self.conns if not c.cut)
             if acked and time.monotonic_ns() - self.last_frame_ns >= QUIET_NS:
                 return
             await asyncio.sleep(0.05)

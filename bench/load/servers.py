@@ -179,9 +179,10 @@ class Gateway:
 
 @contextlib.contextmanager
 def gateway_subprocess(
-    env: Mapping[str, str] | None = None, *, keep_dir: Path | None = None
+    env: Mapping[str, str] | None = None, *, keep_dir: Path | None = None, workers: int = 1
 ) -> Iterator[Gateway]:
-    """``chat serve`` with embedded PostgreSQL + CQL in a temporary data directory."""
+    """``chat serve`` with embedded PostgreSQL + CQL in a temporary data directory; with
+    ``workers`` > 1, ``chat serve --workers N`` (and the private nats-server it starts)."""
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as scratch:
         data_dir = keep_dir or Path(scratch)
         port, cql_port = free_port(), free_port()
@@ -195,8 +196,9 @@ def gateway_subprocess(
             **(env or {}),
         }
         url = f"http://127.0.0.1:{port}"
+        extra = ["--workers", str(workers)] if workers > 1 else []
         server = ServerProcess(
-            [sys.executable, "-m", "chat.cli", "serve"],
+            [sys.executable, "-m", "chat.cli", "serve", *extra],
             {**base_environment(), **settings},
             url,
             "/readyz",

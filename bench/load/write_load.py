@@ -37,6 +37,7 @@ from bench.load.servers import (
     gateway_subprocess,
 )
 from bench.load.verify import DeliveryOrder, Verification, verify
+from bench.load.views import ClientView, ViewCheck, check_views
 
 
 @dataclass
@@ -54,8 +55,12 @@ class WriteLoadOptions:
     url: str | None = None
     verify: bool = True
     delivery_order: DeliveryOrder = "store"
-    """``sender`` for a multi-node target, whose documented order is per sender
-    (``docs/protocol.md``, "Several gateway nodes"); see :mod:`bench.load.verify`."""
+    """What deliveries are held to (``store``: the protocol's one order, on one node or many;
+    ``sender``: each sender's order only); see :mod:`bench.load.verify`."""
+    workers: int = 1
+    """Gateway processes the bench starts (``chat serve --workers N``; 1: ``chat serve``)."""
+    drops_per_minute: float = 0.0
+    """Random abrupt connection drops per connection and minute, each followed by a resume."""
     baseline: str | None = None
     results_root: Path | None = None
     write_files: bool = True
@@ -84,10 +89,12 @@ def process_groups(gateway_pid: int | None) -> dict[str, list[int]]:
     """The processes whose CPU a run reports: the gateway, its CQL server, its PostgreSQL
     (postmaster and backends) and this process's generators (looked up when measured)."""
     below = descendants(gateway_pid) if gateway_pid else []
+    workers = [p for p in below if b"chat.cli" in _cmdline(p)]  # chat serve --workers N
     return {
-        "gateway": [gateway_pid] if gateway_pid else [],
+        "gateway": ([gateway_pid] if gateway_pid else []) + workers,
         "cql_server": [p for p in below if b"chat.embedded.cql" in _cmdline(p)],
         "postgres": [p for p in below if b"postgres" in _cmdline(p)],
+        "nats": [p for p in below if b"nats-server" in _cmdline(p)],
     }
 
 
@@ -184,6 +191,7 @@ def worker_configs(
             drain=options.drain,
             text_bytes=options.text_bytes,
             run_tag=tag,
+            drops_per_minute=options.drops_per_minute,
         )
         for i in range(processes)
     ]
@@ -227,6 +235,8 @@ def summarize(results: list[WorkerResult], seconds: float) -> dict[str, Any]:
         "acked_of_offered": sum(r.acked for r in results),
         "unanswered": sum(r.unanswered for r in results),
         "errors": dict(errors),
+        "drops": sum(r.drops for r in results),
+        "resumes": sum(r.resubscribes for r in results),
         "send_to_ack_ms": summary_ms(merge(r.ack_histogram for r in results)),
         "send_to_delivery_ms": summary_ms(merge(r.delivery_histogram for r in results)),
     }
@@ -237,14 +247,20 @@ def verify_run(
     population: rest.Population,
     results: list[WorkerResult],
     delivery_order: DeliveryOrder = "store",
-) -> Verification:
+) -> tuple[Verification, ViewCheck]:
+    """The store against what was sent, and every client's deliveries (each client's own
+    view: gaps and duplicates counted per message, whatever drops and resumes it went
+    through) against the store's order."""
     stored, unread = asyncio.run(rest.read_back(url, population.events))
     participants = {e.id: [u.id for u in e.participants] for e in population.events}
     deliveries: dict[tuple[int, int], list[str]] = {}
     for r in results:
         deliveries.update(r.deliveries)
     sent = [m for r in results for m in r.sent]
-    return verify(sent, stored, participants, unread, deliveries, delivery_order)
+    views = check_views(
+        (ClientView(user, event, None, ids) for (user, event), ids in deliveries.items()), stored
+    )
+    return verify(sent, stored, participants, unread, deliveries, delivery_order), views
 
 
 def run_echo(options: WriteLoadOptions) -> dict[str, Any]:
@@ -272,8 +288,13 @@ def run_write_load(options: WriteLoadOptions) -> int:
         if options.url:
             gateway = Gateway(options.url.rstrip("/"), None, None, None, None)
         else:
-            print("starting the gateway (chat serve, embedded PostgreSQL + CQL) ...", flush=True)
-            gateway = stack.enter_context(gateway_subprocess(options.gateway_env))
+            what = (
+                f"chat serve --workers {options.workers}" if options.workers > 1 else "chat serve"
+            )
+            print(f"starting the gateway ({what}, embedded PostgreSQL + CQL) ...", flush=True)
+            gateway = stack.enter_context(
+                gateway_subprocess(options.gateway_env, workers=options.workers)
+            )
         users = options.events * options.participants
         print(
             f"creating {users} users and {options.events} events of {options.participants} "
@@ -308,7 +329,12 @@ def run_write_load(options: WriteLoadOptions) -> int:
         verification = None
         if options.verify:
             print("verifying against the store (REST) ...", flush=True)
-            verification = verify_run(gateway.url, population, results, options.delivery_order)
+            verification, views = verify_run(
+                gateway.url, population, results, options.delivery_order
+            )
+            summary["client_gaps"] = views.gaps
+            summary["client_duplicates"] = views.duplicates
+            summary["client_views_checked"] = views.checked
     baseline = None
     if options.baseline == "echo":
         print("baseline: the same clients against a bare websockets echo server ...", flush=True)
@@ -365,6 +391,7 @@ def build_result(
         ("offered", f"{summary['offered_per_s']:,.0f} msg/s"),
         ("acked", f"{summary['acked_per_s']:,.0f} msg/s"),
         ("errors", ", ".join(f"{k} {v}" for k, v in summary["errors"].items()) or "none"),
+        ("connection drops / resumes", f"{summary['drops']:,} / {summary['resumes']:,}"),
         ("unanswered at the end", str(summary["unanswered"])),
         ("send→ack p50 / p90 / p99", f"{ack['p50']:.1f} / {ack['p90']:.1f} / {ack['p99']:.1f} ms"),
         ("send→ack p99.9 / max", f"{ack['p99.9']:.1f} / {ack['max']:.1f} ms"),
@@ -374,10 +401,10 @@ def build_result(
         ),
         ("CQL rows written", f"{figures['cql_rows_written_per_s']:,.0f} rows/s"),
         (
-            "CPU cores: gateway / CQL / PG / generators",
+            "CPU cores: gateway / CQL / PG / NATS / generators",
             " / ".join(
                 f"{figures.get(f'{name}_cores', 0):.2f}"
-                for name in ("gateway", "cql_server", "postgres", "generators")
+                for name in ("gateway", "cql_server", "postgres", "nats", "generators")
             ),
         ),
         ("machine busy (all processes)", f"{figures['machine_busy_percent']:.0f} %"),
@@ -395,6 +422,14 @@ def build_result(
             )
         )
         rows.append(("  delivery order", delivery_order_row(verification)))
+        rows.append(
+            (
+                "  client views",
+                f"{summary.get('client_gaps', 0):,} gaps, "
+                f"{summary.get('client_duplicates', 0):,} duplicates in "
+                f"{summary.get('client_views_checked', 0):,} views",
+            )
+        )
     if baseline is not None:
         ratio = summary["acked_per_s"] / baseline["acked_per_s"] if baseline["acked_per_s"] else 0
         rows.append(("echo baseline acked", f"{baseline['acked_per_s']:,.0f} msg/s"))
