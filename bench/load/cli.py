@@ -3,6 +3,7 @@
 - ``write-load``   the gateway's write path under open- or closed-loop load (issue 6);
 - ``connections``  many idle authenticated connections: connect time, memory per connection;
 - ``fanout``       one sender to N subscribers: delivery latency;
+- ``chaos``        a multi-node deployment under a seeded random fault schedule, verified;
 - ``store-write``  the message store alone (delegates to ``bench/store_write.py``);
 - ``cql-server``   the embedded CQL server alone (delegates to ``bench/cql_server.py``).
 
@@ -91,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--url", help="target a running gateway")
     f.add_argument("--results", type=Path, help="results root (bench/results)")
 
+    x = sub.add_parser("chaos", help="multi-node deployment under a seeded fault schedule")
+    x.add_argument("--duration", type=float, default=30.0, help="seconds of load (30)")
+    x.add_argument("--seed", type=int, help="the fault schedule's seed (random; printed)")
+    x.add_argument("--nodes", type=int, default=2, help="gateway nodes (2)")
+    x.add_argument("--events", type=int, default=6, help="events (6)")
+    x.add_argument("--participants", type=int, default=3, help="participants per event (3)")
+    x.add_argument("--results", type=Path, help="results root (bench/results)")
+
     sub.add_parser("store-write", help="bench/store_write.py", add_help=False)
     sub.add_parser("cql-server", help="bench/cql_server.py", add_help=False)
     return parser
@@ -142,6 +151,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=command,
         )
         return run_write_load(options)
+    if args.command == "chaos":
+        from bench.chaos.run import ChaosOptions, run_chaos
+
+        return run_chaos(
+            ChaosOptions(
+                duration=args.duration,
+                seed=args.seed,
+                nodes=args.nodes,
+                events=args.events,
+                participants=args.participants,
+                results_root=args.results,
+                command=command,
+            )
+        )
     if args.command == "connections":
         from bench.load.connections import run_connections
 
