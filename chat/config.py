@@ -169,6 +169,50 @@ class Settings(BaseSettings):
     ws_outgoing_queue_size: int = Field(
         1000, ge=16, description="Frames queued for one client before it is closed as too slow."
     )
+    ws_outgoing_queue_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description=(
+            "Bytes of frames one client's outgoing queue may hold: large answers (`history`, "
+            "a `subscribe` replay) wait below it; twice it closes the client with 4008 at once."
+        ),
+    )
+    ws_write_stall_ms: int = Field(
+        5000,
+        ge=100,
+        description=(
+            "A client whose queue is over its byte budget (or whose answer waits for room) and "
+            "that takes no bytes for this long is closed with 4008."
+        ),
+    )
+    ws_frame_rate_per_second: float = Field(
+        20.0, gt=0, description="Sustained frames of any type per connection per second."
+    )
+    ws_frame_burst: int = Field(
+        200, ge=1, description="Frames a connection may send at once before the frame rate applies."
+    )
+    ws_max_connections_per_user: int = Field(
+        10, ge=1, description="Open WebSocket connections one user may have on one server process."
+    )
+    ws_user_send_rate_per_second: float = Field(
+        20.0,
+        gt=0,
+        description="Sustained writes per user per second, across all of the user's connections.",
+    )
+    ws_user_send_burst: int = Field(
+        40, ge=1, description="Writes a user may make at once across all connections."
+    )
+    ws_membership_lookups_per_user: int = Field(
+        2,
+        ge=1,
+        description="Membership look-ups in PostgreSQL one user may have under way at a time.",
+    )
+    ws_non_member_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How long a 'not a participant' answer is remembered (0: not at all).",
+    )
     ws_per_message_deflate: bool = Field(
         False,
         description=(

@@ -23,6 +23,7 @@ from chat.gateway.connection import CLOSE_TIMEOUT, Connection, FrameCounter
 from chat.gateway.frames import CloseCode, Limits
 from chat.gateway.hub import Hub, LocalHub
 from chat.gateway.membership import membership
+from chat.gateway.quotas import UserQuotas
 from chat.gateway.service import ChatService, Stores
 from chat.logs import connection_context
 from chat.metrics import Metrics
@@ -45,6 +46,11 @@ class Gateway:
         self.frames_out = FrameCounter(self.metrics)
         self.hub: Hub = service.hub
         self.limits = limits
+        self.quotas = UserQuotas(
+            max_connections=limits.max_connections_per_user,
+            write_rate=limits.user_send_rate_per_second,
+            write_burst=limits.user_send_burst,
+        )
         self.closing = False
         self.connections: set[Connection] = set()
         self.metrics.observe_gateway(

@@ -91,6 +91,10 @@ async def gateway_node(settings: Settings, nats_url: str, log: Path) -> AsyncIte
         "CHAT_LOG_LEVEL": "warning",
         "CHAT_WS_SEND_RATE_PER_SECOND": "1000",
         "CHAT_WS_SEND_BURST": "1000",
+        "CHAT_WS_USER_SEND_RATE_PER_SECOND": "1000",
+        "CHAT_WS_USER_SEND_BURST": "1000",
+        "CHAT_WS_FRAME_RATE_PER_SECOND": "1000",
+        "CHAT_WS_FRAME_BURST": "1000",
     }
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: ASYNC220 - a test fixture, started once

@@ -22,6 +22,16 @@ from tests.conftest import Api
 Frame = dict[str, Any]
 TIMEOUT = 10.0
 
+UNLIMITED_RATES: dict[str, Any] = {
+    "ws_frame_rate_per_second": 100000.0,
+    "ws_frame_burst": 100000,
+    "ws_send_rate_per_second": 100000.0,
+    "ws_send_burst": 100000,
+    "ws_user_send_rate_per_second": 100000.0,
+    "ws_user_send_burst": 100000,
+}
+"""Settings that take every rate limit out of the way of a test about something else."""
+
 _ids = itertools.count(1)
 
 

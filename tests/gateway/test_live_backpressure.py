@@ -27,7 +27,7 @@ from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.gateway.connection import COMMANDS_HIGH, Connection
 from chat.gateway.runtime import STATE_KEY, Gateway
 from tests.conftest import Api
-from tests.gateway.live import TIMEOUT, users_and_event, ws_url
+from tests.gateway.live import TIMEOUT, UNLIMITED_RATES, users_and_event, ws_url
 from tests.servers import run_server
 
 
@@ -47,7 +47,9 @@ class _CaptureState:
 @pytest.fixture(scope="module")
 async def captured(settings: Settings) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     state: dict[str, Any] = {}
-    app = create_app(settings)
+    # Frame and write rates out of the way: what is shown is what the socket reading bounds.
+    tuned = settings.model_copy(update=UNLIMITED_RATES)
+    app = create_app(tuned)
     app.add_middleware(_CaptureState, into=state)
     async with run_server(app) as url:
         yield url, state

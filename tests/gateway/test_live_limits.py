@@ -17,7 +17,15 @@ from websockets.exceptions import ConnectionClosed
 from chat.app import create_app
 from chat.config import Settings
 from tests.conftest import Api
-from tests.gateway.live import TIMEOUT, Frame, WsClient, client, is_message, users_and_event
+from tests.gateway.live import (
+    TIMEOUT,
+    UNLIMITED_RATES,
+    Frame,
+    WsClient,
+    client,
+    is_message,
+    users_and_event,
+)
 from tests.servers import run_server
 
 FLOOD = 150
@@ -34,8 +42,7 @@ async def small_queue_url(settings: Settings) -> AsyncIterator[str]:
     tuned = settings.model_copy(
         update={
             "ws_outgoing_queue_size": 16,
-            "ws_send_rate_per_second": 100000.0,
-            "ws_send_burst": 100000,
+            **UNLIMITED_RATES,
         }
     )
     async with run_server(create_app(tuned)) as url:

@@ -20,7 +20,7 @@ from chat.app import create_app
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from tests.conftest import Api
-from tests.gateway.live import Frame, WsClient, client, users_and_event
+from tests.gateway.live import UNLIMITED_RATES, Frame, WsClient, client, users_and_event
 from tests.servers import run_server
 
 RECOVERY_TIMEOUT = 60.0
@@ -36,8 +36,7 @@ async def app_on_own_cql(
                 "cql_contact_points": cql.host,
                 "cql_port": cql.port,
                 "cql_request_timeout_seconds": 3.0,
-                "ws_send_rate_per_second": 1000.0,
-                "ws_send_burst": 1000,
+                **UNLIMITED_RATES,
             }
         )
         async with run_server(create_app(own)) as url:
