@@ -105,6 +105,11 @@ def _of_type(kind: str) -> Callable[[Frame], bool]:
     return lambda frame: frame.get("type") == kind
 
 
+def answer_to(ref: str | int) -> Callable[[Frame], bool]:
+    """The direct answer to the request sent with ``id`` ``ref``."""
+    return lambda frame: frame.get("ref") == ref
+
+
 def is_message(event_id: int) -> Callable[[Frame], bool]:
     return lambda f: f.get("type") == "message" and f["event_id"] == event_id
 

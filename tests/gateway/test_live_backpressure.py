@@ -27,7 +27,14 @@ from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.gateway.connection import COMMAND_BYTES_HIGH, COMMANDS_HIGH, Connection
 from chat.gateway.runtime import STATE_KEY, Gateway
 from tests.conftest import Api
-from tests.gateway.live import TIMEOUT, UNLIMITED_RATES, WsClient, users_and_event, ws_url
+from tests.gateway.live import (
+    TIMEOUT,
+    UNLIMITED_RATES,
+    WsClient,
+    answer_to,
+    users_and_event,
+    ws_url,
+)
 from tests.servers import run_server
 from tests.waiting import wait_until
 
@@ -177,8 +184,5 @@ async def test_large_commands_pause_reading_by_their_bytes_before_their_count(
             assert COMMAND_BYTES_HIGH <= held < COMMAND_BYTES_HIGH + 64 * 1024, held
         async with asyncio.timeout(60):
             await sender
-            answers = [
-                await c.expect(lambda f, i=i: f.get("ref") == f"big-{i}", wait=60)
-                for i in range(count)
-            ]
+            answers = [await c.expect(answer_to(f"big-{i}"), wait=60) for i in range(count)]
     assert [a["type"] for a in answers] == ["ack"] * count

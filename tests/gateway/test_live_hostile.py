@@ -30,6 +30,7 @@ from tests.gateway.live import (
     UNLIMITED_RATES,
     Frame,
     WsClient,
+    answer_to,
     client,
     users_and_event,
     ws_url,
@@ -85,7 +86,7 @@ async def _store_long_messages(ws: WsClient, event_id: int, count: int) -> None:
                 type="send", id=ref, event_id=event_id, client_msg_id=ref, text=EMOJI_TEXT
             )
         for ref in refs:
-            answer = await ws.expect(lambda f, ref=ref: f.get("ref") == ref, wait=30)
+            answer = await ws.expect(answer_to(ref), wait=30)
             assert answer["type"] == "ack", answer
 
 
@@ -209,7 +210,7 @@ async def test_a_typing_flood_reaches_the_others_about_once_a_second(
             await flooder.send(
                 type="typing", id=i, event_id=event_id, state="start" if i % 2 == 0 else "stop"
             )
-        answers = [await flooder.expect(lambda f, i=i: f.get("ref") == i) for i in range(60)]
+        answers = [await flooder.expect(answer_to(i)) for i in range(60)]
         assert {a["type"] for a in answers} == {"ok"}
         first = await victim.expect("typing")
         assert first["user_ids"] == [ada]
@@ -349,8 +350,7 @@ async def test_random_event_ids_from_many_connections_hold_at_most_two_pool_conn
             await wait_until(lambda: _lookups_reach(watcher, 3), what="the victim's look-up")
             assert await _waiting_lookups(watcher) == 3
         answers: list[Frame] = [
-            await prober.expect(lambda f, n=n: f.get("ref") == f"probe-{n}")
-            for n, prober in enumerate(probers)
+            await prober.expect(answer_to(f"probe-{n}")) for n, prober in enumerate(probers)
         ]
         assert [a["code"] for a in answers] == ["not_found"] * 3
         assert (await bo.expect(lambda f: f.get("ref") == "victim"))["type"] == "subscribed"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,6 +22,7 @@ from tests.gateway.live import (
     UNLIMITED_RATES,
     Frame,
     WsClient,
+    answer_to,
     client,
     is_message,
     users_and_event,
@@ -165,8 +166,3 @@ async def test_a_client_answering_pings_stays_connected_past_the_idle_timeout(
             pings += 1
         assert pings >= 5
         assert (await lively.request(type="ping"))["type"] == "pong"
-
-
-def answer_to(ref: str) -> Callable[[Frame], bool]:
-    """The direct answer to the request sent with ``id`` ``ref``."""
-    return lambda frame: frame.get("ref") == ref
