@@ -12,11 +12,14 @@ read stays in the server's buffers, where the server's limits must hold it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 from collections.abc import Mapping
 
+import orjson
 from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
@@ -39,6 +42,8 @@ class SilentClient:
         self._sock = sock
         self._protocol = protocol
         self.received_bytes = 0
+        self.received: collections.Counter[str] = collections.Counter()
+        """Frames read by :meth:`read_until_closed`, by type (``error:<code>`` for errors)."""
 
     @classmethod
     async def connect(
@@ -97,9 +102,17 @@ class SilentClient:
                 return None
             self.received_bytes += len(data)
             protocol.receive_data(data)
-            protocol.events_received()
+            for event in protocol.events_received():
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    self.received[_kind(bytes(event.data))] += 1
         return protocol.close_rcvd.code
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+def _kind(payload: bytes) -> str:
+    frame = orjson.loads(payload)
+    kind = str(frame.get("type"))
+    return f"error:{frame.get('code')}" if kind == "error" else kind

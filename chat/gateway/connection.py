@@ -26,6 +26,10 @@ A thin adapter in the python-websockets mould: every protocol decision is the
   a resume's replay) wait for room in the mailbox instead of piling up, and a mailbox that
   stays full (over ``outgoing_queue_bytes``, or with an answer waiting for room) while the
   client takes nothing for ``write_stall_ms`` is cut off the same way (the *stall watch*);
+- reading is **paused** while too much work waits for the worker (``COMMANDS_HIGH`` commands
+  or ``COMMAND_BYTES_HIGH`` of them) and while the session's frame bucket is empty (a timer
+  resumes it when a token is back): a client sending faster than it may is slowed by TCP, and
+  costs the gateway nothing for the frames it cannot send yet;
 - the **ticker** — a timer of the event loop, not a task — calls ``session.tick()`` at the
   session's next deadline (auth timeout, pings, idle timeout) and re-arms itself for the next
   one (a task that polled every second cost every idle connection a wake-up per second).
@@ -173,6 +177,10 @@ class Connection:
         """The user whose connection count this connection holds (released at the end)."""
         self._stall_timer: asyncio.TimerHandle | None = None
         self._stall_progress = 0
+        # Why reading is paused: too much work waiting, or the frame bucket is empty (the
+        # timer resumes it when a token is back).
+        self._busy = False
+        self._frame_timer: asyncio.TimerHandle | None = None
         self.metrics = gateway.metrics
         self._wake = asyncio.Event()
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -249,9 +257,10 @@ class Connection:
             if self._tick_handle is not None:
                 self._tick_handle.cancel()
                 self._tick_handle = None
-            if self._stall_timer is not None:
-                self._stall_timer.cancel()
-                self._stall_timer = None
+            for timer in (self._stall_timer, self._frame_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._stall_timer = self._frame_timer = None
             tasks = [t for t in (*self._tasks, self._closer) if t is not None]
             for task in tasks:
                 task.cancel()
@@ -295,8 +304,33 @@ class Connection:
             else:
                 session.receive_bytes(frame)
             self._pump()
+            if self._frame_timer is None and session.state < State.CLOSING:
+                wait = session.frame_wait()
+                if wait > 0:
+                    # Out of frame tokens: read nothing more until one is back (the client
+                    # waits in TCP; the next frame is not refused).
+                    self._frame_timer = self._loop.call_later(wait, self._frame_token_back)
+                    self._update_reading()
         except Exception:
             self._failed()
+
+    def _frame_token_back(self) -> None:
+        self._frame_timer = None
+        try:
+            self._update_reading()  # may deliver held-back frames at once (and pause again)
+        except Exception:
+            self._failed()
+
+    def _update_reading(self) -> None:
+        """Pause the socket's reading while commands pile up or the frame bucket is empty;
+        read again when neither holds (and always once closing: the close must get through)."""
+        control = self.control
+        if control is None:
+            return
+        if self._close_code is None and (self._busy or self._frame_timer is not None):
+            control.pause_reading()
+        else:
+            control.resume_reading()
 
     def _failed(self) -> None:
         """A bug in a callback of the event loop (which must not raise): log it and close
@@ -490,10 +524,11 @@ class Connection:
         size = 0 if command is None else command_bytes(command)
         self._commands.append((command, size))
         self._command_bytes += size
-        if self.control is not None and (
+        if not self._busy and (
             len(self._commands) >= COMMANDS_HIGH or self._command_bytes >= COMMAND_BYTES_HIGH
         ):
-            self.control.pause_reading()
+            self._busy = True
+            self._update_reading()
         waiter = self._command_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -508,11 +543,12 @@ class Connection:
         command, size = self._commands.popleft()
         self._command_bytes -= size
         if (
-            self.control is not None
+            self._busy
             and len(self._commands) <= COMMANDS_LOW
             and self._command_bytes <= COMMAND_BYTES_LOW
         ):
-            self.control.resume_reading()
+            self._busy = False
+            self._update_reading()
         return command
 
     async def _work(self) -> None:

@@ -50,7 +50,9 @@ authentication drops them with the session.
 Every frame draws on the connection's frame bucket (``limits.frame_rate_per_second``); writes
 also on its write bucket and, once authenticated, on the user's (``user_writes``, shared by
 all of the user's connections on the server). A frame over a rate is answered with
-``error rate_limited`` and not acted on.
+``error rate_limited`` and not acted on. An adapter that can stop reading its socket asks
+``frame_wait()`` after each frame and reads no further frame until then, so that frames over
+the frame rate wait in TCP instead of being refused.
 
 Fan-out frames (``message``, ``message_updated``, ``reaction``, ``typing``, ``unread``,
 ``presence``) do not pass through the session: the hub encodes each once with the builders in
@@ -326,6 +328,11 @@ class TokenBucket:
             return 0
         return max(1, math.ceil((1.0 - self._tokens) / self.rate * 1000))
 
+    def wait_seconds(self, now: float) -> float:
+        """How long until a token is available (0 when one is now); takes nothing."""
+        tokens = min(float(self.burst), self._tokens + max(0.0, now - self._updated) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def give_back(self) -> None:
         """Return the token just taken (the action it paid for was refused elsewhere)."""
         self._tokens = min(float(self.burst), self._tokens + 1.0)
@@ -397,6 +404,13 @@ class Session:
         """Work for the service, in the order it must be done; each call returns new ones."""
         out, self._commands = self._commands, []
         return out
+
+    def frame_wait(self) -> float:
+        """Seconds until the frame bucket has a token again (0: now). An adapter that can
+        stop reading its socket does so for that long, so that a client sending faster than
+        ``limits.frame_rate_per_second`` is slowed by TCP instead of answered
+        ``rate_limited`` frame after frame."""
+        return self._frame_bucket.wait_seconds(self._clock())
 
     @property
     def subscriptions(self) -> frozenset[int]:

@@ -358,3 +358,28 @@ async def test_random_event_ids_from_many_connections_hold_at_most_two_pool_conn
 
 async def _lookups_reach(watcher: asyncpg.Connection, count: int) -> bool:
     return await _waiting_lookups(watcher) >= count
+
+
+@pytest.fixture(scope="module")
+async def slow_frames_url(settings: Settings) -> AsyncIterator[str]:
+    """10 frames at once, then 50 a second."""
+    tuned = settings.model_copy(update={"ws_frame_burst": 10, "ws_frame_rate_per_second": 50.0})
+    async with run_server(create_app(tuned)) as url:
+        yield url
+
+
+async def test_frames_over_the_frame_rate_wait_in_tcp_and_are_all_answered_in_order(
+    slow_frames_url: str, api: Api
+) -> None:
+    """A client pipelining 110 pings is read at 50 frames a second after its burst of 10: it
+    takes about two seconds, and every ping gets its pong, none an error."""
+    (ada,), _ = await users_and_event(api, 1)
+    async with client(slow_frames_url, api, ada) as flooder:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for n in range(110):
+            await flooder.send(type="ping", id=n)
+        answers = [await flooder.expect(answer_to(n)) for n in range(110)]
+        elapsed = loop.time() - started
+    assert [a["type"] for a in answers] == ["pong"] * 110
+    assert elapsed >= 1.5, elapsed  # (110 - 10 - the welcome's token) / 50 per second

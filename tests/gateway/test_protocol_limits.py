@@ -110,6 +110,19 @@ def test_frames_past_the_burst_are_answered_rate_limited_and_not_acted_on() -> N
     assert len(session.commands()) == 1
 
 
+def test_frame_wait_says_how_long_until_the_frame_bucket_has_a_token() -> None:
+    session, clock, wall = _session()
+    for n in range(4):
+        _feed(session, {"type": "ping", "id": n})
+    assert session.frame_wait() == 0
+    _feed(session, {"type": "ping", "id": 4})
+    assert session.frame_wait() == pytest.approx(0.1)
+    _advance(0.06, clock, wall)
+    assert session.frame_wait() == pytest.approx(0.04)
+    _advance(0.04, clock, wall)
+    assert session.frame_wait() == 0
+
+
 def test_pings_and_frames_before_authentication_draw_on_the_same_bucket() -> None:
     session, _, _ = _session()
     for n in range(5):
