@@ -109,6 +109,10 @@ connection stops reading too: 128 ``send`` frames of 64 KiB would be megabytes."
 COMMAND_BYTES_LOW = 256 * 1024
 """Bytes of waiting commands at or below which (and ``COMMANDS_LOW``) reading resumes."""
 
+TIMER_SLACK = 0.002
+"""Added to a timer that must fire *after* a token is back (the loop's clock has millisecond
+steps: a timer firing a fraction early would find the bucket still empty)."""
+
 WRITE_BATCH_CHARS = WRITE_BUFFER_HIGH
 """About the most text one transport write of the writer carries (it may exceed it by one
 frame): a batch never overfills the transport's bounded buffer by more than that."""
@@ -309,7 +313,9 @@ class Connection:
                 if wait > 0:
                     # Out of frame tokens: read nothing more until one is back (the client
                     # waits in TCP; the next frame is not refused).
-                    self._frame_timer = self._loop.call_later(wait, self._frame_token_back)
+                    self._frame_timer = self._loop.call_later(
+                        wait + TIMER_SLACK, self._frame_token_back
+                    )
                     self._update_reading()
         except Exception:
             self._failed()
