@@ -162,6 +162,19 @@ class PicowsClient(WSListener):
         transport.send(_TEXT, payload)
 
     @property
+    def closed_by_us(self) -> bool:
+        """Whether this side started the close (:meth:`close` or :meth:`drop`)."""
+        return self._own_close
+
+    def drop(self) -> None:
+        """Cut the connection without a closing handshake (an attacker leaving; a server that
+        stopped reading would not take the close frame anyway)."""
+        transport = self.transport
+        self._own_close = True
+        if transport is not None:
+            transport.disconnect(graceful=False)
+
+    @property
     def write_buffer_size(self) -> int:
         """Bytes sent but not yet taken by the socket (a server that stops reading grows it)."""
         transport = self.transport
