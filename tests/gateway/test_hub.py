@@ -189,3 +189,15 @@ def test_a_subscription_being_set_up_buffers_a_bounded_number_of_bytes() -> None
     for i in range(5):
         hub.publish(7, orjson.dumps({"n": i, "text": "x" * 10_000}))
     assert cut_off == [mailbox.id]
+
+
+def test_unread_counts_pushed_to_a_user_supersede_each_other_while_queued() -> None:
+    hub, cut_off = LocalHub(), list[int]()
+    phone, tablet = _mailbox(5, cut_off), _mailbox(5, cut_off)
+    hub.connect(phone)
+    hub.connect(tablet)
+    for count in range(50, -1, -1):  # a `read` flood on the phone: each moves the count
+        hub.send_to_user(5, frames.unread(7, count), exclude=phone, latest=("unread", 7))
+    assert cut_off == []
+    assert phone.take() == []
+    assert [orjson.loads(f)["count"] for f in tablet.take()] == [0]
