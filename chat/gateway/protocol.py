@@ -100,6 +100,7 @@ from chat.gateway.frames import (
     UnreactFrame,
     UnsubscribeFrame,
 )
+from chat.gateway.rates import TokenBucket, WriteQuota
 
 
 class State(IntEnum):
@@ -280,10 +281,6 @@ HELD_BYTES = 256 * 1024
 COMMAND_OVERHEAD_BYTES = 256
 """About what a queued command costs besides its strings (the object, its ids, its slot)."""
 
-WriteQuota = Callable[[], int]
-"""Takes one write from a bucket shared beyond the connection (the user's): 0 when granted,
-else the milliseconds until one will be available."""
-
 _CLOSE_ON_AUTH_FAILURE: dict[str, tuple[CloseCode, str]] = {
     ErrorCode.UNAVAILABLE: (CloseCode.TRY_AGAIN_LATER, "authentication is unavailable; retry"),
     ErrorCode.TOO_MANY_CONNECTIONS: (CloseCode.TOO_MANY_CONNECTIONS, "too many connections"),
@@ -307,40 +304,6 @@ def command_bytes(command: Command) -> int:
     elif isinstance(command, Authenticate | Refresh):
         size += sys.getsizeof(command.token)
     return size
-
-
-class TokenBucket:
-    """``burst`` tokens, refilled at ``rate`` per second; one write costs one token."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._updated = now
-
-    def take(self, now: float) -> int:
-        """0 when a token was taken, else the milliseconds until one will be available."""
-        elapsed = max(0.0, now - self._updated)
-        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0
-        return max(1, math.ceil((1.0 - self._tokens) / self.rate * 1000))
-
-    def wait_seconds(self, now: float) -> float:
-        """How long until a token is available (0 when one is now); takes nothing."""
-        tokens = min(float(self.burst), self._tokens + max(0.0, now - self._updated) * self.rate)
-        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
-
-    def give_back(self) -> None:
-        """Return the token just taken (the action it paid for was refused elsewhere)."""
-        self._tokens = min(float(self.burst), self._tokens + 1.0)
-
-    def full_at(self) -> float:
-        """The clock time at which the bucket will be full again (at most ``burst/rate``
-        after its last use): from then on it is as good as a new one."""
-        return self._updated + (self.burst - self._tokens) / self.rate
 
 
 # --------------------------------------------------------------------------- session
