@@ -32,6 +32,17 @@ def _env_pair(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _gateway_env_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--gateway-env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="CHAT_NAME=value",
+        help=help_text,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,14 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--baseline", choices=["echo"], help="also run against a bare echo server")
     w.add_argument("--results", type=Path, help="results root (bench/results)")
-    w.add_argument(
-        "--gateway-env",
-        type=_env_pair,
-        action="append",
-        default=[],
-        metavar="CHAT_NAME=value",
-        help="extra setting for the gateway subprocess (repeatable)",
-    )
+    _gateway_env_option(w, "extra setting for the gateway subprocess (repeatable)")
 
     c = sub.add_parser("connections", help="idle authenticated connections: time and memory")
     c.add_argument("--count", type=int, default=10000, help="connections (10000)")
@@ -89,13 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--duration", type=float, default=10.0, help="seconds per attack (10)")
     a.add_argument("--url", help="target a running gateway (no RSS figure then)")
     a.add_argument("--results", type=Path, help="results root (bench/results)")
-    a.add_argument(
-        "--gateway-env",
-        type=_env_pair,
-        action="append",
-        default=[],
-        metavar="CHAT_NAME=value",
-        help="setting for the gateway subprocess (repeatable); its limits are the defaults",
+    _gateway_env_option(
+        a, "setting for the gateway subprocess (repeatable); its limits are the defaults"
     )
 
     sub.add_parser("store-write", help="bench/store_write.py", add_help=False)

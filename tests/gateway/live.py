@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.api.events_helpers import create_event
 from tests.conftest import Api
@@ -70,6 +72,19 @@ class WsClient:
                 if match(received):
                     return received
                 self.frames.append(received)
+
+    async def close_code(self, wait: float = TIMEOUT) -> int:
+        """Read until the server closes the connection; the code of its close frame."""
+        with pytest.raises(ConnectionClosed) as closed:
+            await self._keep_everything(wait)
+        received = closed.value.rcvd
+        assert received is not None, "the connection ended without a close frame"
+        return received.code
+
+    async def _keep_everything(self, wait: float) -> None:
+        async with asyncio.timeout(wait):
+            while True:
+                self.frames.append(orjson.loads(await self.ws.recv()))
 
     async def collect(self, condition: Callable[[Frame], bool], count: int) -> list[Frame]:
         return [await self.expect(condition) for _ in range(count)]

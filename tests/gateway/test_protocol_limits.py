@@ -26,6 +26,7 @@ from chat.gateway.protocol import (
     command_bytes,
 )
 from chat.gateway.quotas import UserQuotas
+from tests.gateway.test_protocol import FakeClock
 
 LIMITS = Limits.from_settings(
     Settings(
@@ -43,21 +44,15 @@ LIMITS = Limits.from_settings(
 WALL_START = 1_800_000_000.0
 
 
-class FakeClock:
-    """Monotonic and wall clock in one: both advance together."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+def _clock_at(start: float) -> FakeClock:
+    """The protocol tests' fake clock, started at ``start``."""
+    clock = FakeClock()
+    clock.now = start
+    return clock
 
 
 def _session(limits: Limits = LIMITS) -> tuple[Session, FakeClock, FakeClock]:
-    clock, wall = FakeClock(1000.0), FakeClock(WALL_START)
+    clock, wall = _clock_at(1000.0), _clock_at(WALL_START)
     return Session(limits, clock=clock, wall_clock=wall), clock, wall
 
 
@@ -151,7 +146,7 @@ def test_a_pong_over_the_rate_gets_no_answer_and_binary_frames_count_too() -> No
 def test_a_user_write_bucket_shared_by_connections_limits_writes_across_them() -> None:
     """Two connections of one user draw on the user's bucket of 2: the third write, on either
     connection, is refused although each connection's own bucket has plenty."""
-    quotas = UserQuotas(max_connections=2, write_rate=1.0, write_burst=2, clock=FakeClock(0.0))
+    quotas = UserQuotas(max_connections=2, write_rate=1.0, write_burst=2, clock=_clock_at(0.0))
     first, _, _ = _session()
     second, _, _ = _session()
     for session in (first, second):
@@ -169,7 +164,7 @@ def test_a_user_write_bucket_shared_by_connections_limits_writes_across_them() -
 
 
 def test_a_user_is_refused_one_connection_over_the_cap_until_one_closes() -> None:
-    clock = FakeClock(0.0)
+    clock = _clock_at(0.0)
     quotas = UserQuotas(max_connections=2, write_rate=1.0, write_burst=2, clock=clock)
     quotas.admit(7)
     quotas.admit(7)
@@ -182,7 +177,7 @@ def test_a_user_is_refused_one_connection_over_the_cap_until_one_closes() -> Non
 
 
 def test_a_user_reconnecting_finds_the_write_bucket_as_it_was_left() -> None:
-    clock = FakeClock(0.0)
+    clock = _clock_at(0.0)
     quotas = UserQuotas(max_connections=2, write_rate=1.0, write_burst=2, clock=clock)
     quotas.admit(7)
     writes = quotas.writes(7)
@@ -198,7 +193,7 @@ def test_a_user_reconnecting_finds_the_write_bucket_as_it_was_left() -> None:
 
 def test_idle_users_are_remembered_up_to_a_bound() -> None:
     quotas = UserQuotas(
-        max_connections=1, write_rate=1.0, write_burst=2, clock=FakeClock(0.0), max_idle=10
+        max_connections=1, write_rate=1.0, write_burst=2, clock=_clock_at(0.0), max_idle=10
     )
     for user_id in range(1, 100):
         quotas.admit(user_id)
