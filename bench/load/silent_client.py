@@ -1,4 +1,4 @@
-"""A WebSocket client that sends and does not read: the attacker of a slow-consumer attack.
+"""A WebSocket client that sends and does not read (or reads slowly): a slow consumer.
 
 Ordinary client libraries keep reading the socket into their own buffers (websockets up to its
 ``max_queue`` frames, picows everything), so a client built on them that "stops reading" still
@@ -88,6 +88,29 @@ class SilentClient:
         data = b"".join(self._protocol.data_to_send())
         await asyncio.get_running_loop().sock_sendall(self._sock, data)
 
+    async def read_some(self, max_bytes: int) -> int:
+        """One read of at most ``max_bytes`` (waits for data): a slow reader's step. Returns
+        the bytes read (0 once the connection has ended); frames go to :attr:`received`."""
+        try:
+            data = await asyncio.get_running_loop().sock_recv(self._sock, max_bytes)
+        except ConnectionError:
+            return 0
+        self._feed(data)
+        return len(data)
+
+    def _feed(self, data: bytes) -> None:
+        self.received_bytes += len(data)
+        self._protocol.receive_data(data)
+        for event in self._protocol.events_received():
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self.received[_kind(bytes(event.data))] += 1
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the server's close frame, once read."""
+        close = self._protocol.close_rcvd
+        return close.code if close is not None else None
+
     async def read_until_closed(self) -> int | None:
         """Read everything the server sent, to its close frame: the close code, or None when
         the connection ended without one (the server dropped it)."""
@@ -100,11 +123,7 @@ class SilentClient:
                 return None
             if not data:
                 return None
-            self.received_bytes += len(data)
-            protocol.receive_data(data)
-            for event in protocol.events_received():
-                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                    self.received[_kind(bytes(event.data))] += 1
+            self._feed(data)
         return protocol.close_rcvd.code
 
     def close(self) -> None:

@@ -180,7 +180,7 @@ class Connection:
         self._admitted: int | None = None
         """The user whose connection count this connection holds (released at the end)."""
         self._stall_timer: asyncio.TimerHandle | None = None
-        self._stall_progress = 0
+        self._stall_mark = (0, 0)
         # Why reading is paused: too much work waiting, or the frame bucket is empty (the
         # timer resumes it when a token is back).
         self._busy = False
@@ -467,18 +467,26 @@ class Connection:
 
     def _watch_stall(self) -> None:
         """The mailbox is full (over its byte budget, or an answer waits for room): unless the
-        client takes frames within ``write_stall_ms``, it is cut off like an overflow."""
+        client takes bytes within ``write_stall_ms``, it is cut off like an overflow."""
         if self._stall_timer is None and not self.mailbox.closed:
-            self._stall_progress = self.mailbox.progress
+            self._stall_mark = self._write_progress()
             delay = self.gateway.limits.write_stall_ms / 1000
             self._stall_timer = self._loop.call_later(delay, self._check_stall)
+
+    def _write_progress(self) -> tuple[int, int]:
+        """Frames taken from the mailbox, and bytes the transport still holds: a client that
+        reads moves one or the other (a megabyte page leaves the mailbox at once and then
+        drains from the transport as fast as the client reads)."""
+        unsent = self.control.unsent_bytes if self.control is not None else 0
+        return self.mailbox.progress, unsent
 
     def _check_stall(self) -> None:
         self._stall_timer = None
         mailbox = self.mailbox
         if mailbox.closed or not mailbox.full:
             return
-        if mailbox.progress != self._stall_progress:
+        (taken, unsent), (taken_before, unsent_before) = self._write_progress(), self._stall_mark
+        if taken != taken_before or unsent < unsent_before:
             self._watch_stall()  # the client reads, if slowly: watch the next period
             return
         log.info(

@@ -190,6 +190,45 @@ async def test_a_history_flood_that_never_reads_is_closed_with_4008_within_64_mi
         assert len(page["messages"]) == 2
 
 
+@pytest.fixture(scope="module")
+async def quick_stall_url(settings: Settings) -> AsyncIterator[str]:
+    """A 300 ms write stall and a 64 KiB byte budget: a client must keep reading."""
+    tuned = settings.model_copy(
+        update={
+            **UNLIMITED_RATES,
+            "ws_write_stall_ms": 300,
+            "ws_outgoing_queue_bytes": 64 * 1024,
+        }
+    )
+    async with run_server(create_app(tuned)) as url:
+        yield url
+
+
+async def test_a_client_reading_large_pages_slowly_is_not_taken_for_a_stalled_one(
+    quick_stall_url: str, api: Api
+) -> None:
+    """Pages of 1.6 MB read at about 1 MB/s: each takes longer than the stall time to leave
+    the server's transport, but the client keeps taking bytes, so it is served to the end."""
+    (reader_id,), event_id = await users_and_event(api, 1)
+    async with client(quick_stall_url, api, reader_id) as writer:
+        await _store_long_messages(writer, event_id, STORED_MESSAGES)
+    headers = {"Authorization": f"Bearer {api.tokens.mint(reader_id)}"}
+    slow = await SilentClient.connect(ws_url(quick_stall_url), headers, receive_buffer=64 * 1024)
+    try:
+        request = f'{{"type":"history","event_id":{event_id},"limit":100}}'
+        for _ in range(3):
+            await slow.send_text(request)
+        async with asyncio.timeout(60):
+            while slow.received["history"] < 3 and slow.close_code is None:
+                if not await slow.read_some(64 * 1024):
+                    break
+                await asyncio.sleep(0.05)  # the reader's pace: about 1.3 MB/s at most
+        assert slow.close_code is None, slow.received
+        assert slow.received["history"] == 3
+    finally:
+        slow.close()
+
+
 async def _send_all(silent: SilentClient, texts: list[str]) -> None:
     for text in texts:
         await silent.send_text(text)
