@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
+            settings.secure_data_dir()
             dsn = await stack.enter_async_context(postgres_dsn(settings))
             pool = await open_pool(dsn, settings)
             stack.push_async_callback(pool.close)
