@@ -17,12 +17,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from chat.api import convertors, uuid_path
 from chat.api.endpoint import json_response
 from chat.api.health import healthz, metrics, readyz
 from chat.api.openapi import build_openapi
 from chat.api.problems import EXCEPTION_HANDLERS
+from chat.api.rate_limits import RateLimitMiddleware, RestRateLimits
 from chat.api.request_ids import RequestIdMiddleware
 from chat.api.routes import build_api
 from chat.auth import TokenService
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     convertors.register()
     uuid_path.register()
     api = build_api()
+    rate_limits = RestRateLimits(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -76,6 +79,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 log.info("PostgreSQL schema up to date (%d migration(s) applied)", len(applied))
             cql = await stack.enter_async_context(open_cql(settings))
             app_metrics = Metrics()
+            app_metrics.observe_rate_limit_tables(
+                {lim.policy.name: lim.table.__len__ for lim in rate_limits.limiters()}
+            )
             chat = await stack.enter_async_context(
                 open_chat_stores(cql, pool, settings, app_metrics)
             )
@@ -107,11 +113,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *api.routes(),
         websocket_route(),
     ]
+    middleware = [Middleware(RequestIdMiddleware)]
+    if settings.trusted_proxy_list:
+        # The client address of everything below (rate limits, audit log, logs) is then the
+        # first X-Forwarded-For hop, from the right, that is not a trusted proxy.
+        middleware.append(
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
+        )
+    middleware.append(Middleware(RateLimitMiddleware, limits=rate_limits))
     return Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=middleware,
     )
 
 

@@ -62,6 +62,9 @@ def _serve(settings: Settings) -> int:
         # uvicorn applies this dict itself: its loggers propagate to the service's one handler.
         log_config=logging_config(settings.log_level, settings.log_format),
         lifespan="on",
+        # The app decides whose X-Forwarded-For to believe (CHAT_TRUSTED_PROXIES); uvicorn's
+        # own default would trust any local process.
+        proxy_headers=False,
         # SIGTERM: stop accepting, let every connection answer what it received and close
         # with 1001 (chat.gateway.transport); past the deadline uvicorn cancels what is left.
         # The lifespan then flushes the stores, so an acked message is always durable.

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chat.api.rate_limits import charge_user
 from chat.auth import bearer_token
 from chat.errors import (
     FieldError,
@@ -218,6 +219,7 @@ async def _run(op: Operation, request: Request) -> Response:
     user_id = 0
     if op.auth:
         user_id = state.tokens.verify(bearer_token(request.headers.get("authorization")))
+        charge_user(request, user_id)
     query = _validated_query(request, op.query) if op.query else None
     body = await _validated_body(request, op.body) if op.body else None
     result = await op.handler(Call(request, state, user_id, body, query))
