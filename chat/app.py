@@ -20,8 +20,8 @@ from starlette.routing import BaseRoute, Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from chat.api import convertors, uuid_path
+from chat.api.admin import ADMIN_ROUTES, admin_listener
 from chat.api.endpoint import json_response
-from chat.api.health import healthz, metrics, readyz
 from chat.api.openapi import build_openapi
 from chat.api.problems import EXCEPTION_HANDLERS
 from chat.api.rate_limits import RateLimitMiddleware, RestRateLimits
@@ -98,17 +98,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await stack.enter_async_context(
                 chat.event_history.background_relay(settings.event_history_relay_seconds)
             )
+            # Metrics and probes on CHAT_ADMIN_PORT, when set; answers until the stores close.
+            await stack.enter_async_context(admin_listener(state))
             # Closed first: connections answer their pending sends before the stores close.
             await stack.enter_async_context(open_gateway(state))
             yield {"app": state}
 
     async def openapi(request: Request) -> Response:
-        return json_response(build_openapi(api.operations, OPENAPI_EXTRA_PATHS))
+        return json_response(build_openapi(api.operations, extra_paths))
 
+    # With an admin listener, /metrics is served there only; the probes stay here as well.
+    metrics_here = settings.admin_port is None
+    admin_routes = [r for r in ADMIN_ROUTES if metrics_here or r.path != "/metrics"]
+    extra_paths = {p: s for p, s in OPENAPI_EXTRA_PATHS.items() if metrics_here or p != "/metrics"}
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        *admin_routes,
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         *api.routes(),
         websocket_route(),

@@ -7,13 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from chat.gateway.transport import GatewayWebSocketProtocol
 
 
 @contextlib.asynccontextmanager
-async def run_server(app: Starlette, host: str = "127.0.0.1") -> AsyncIterator[str]:
+async def run_server(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
     """Serve ``app`` on a free port; yields its base URL and shuts it down on exit."""
     config = uvicorn.Config(
         app,
