@@ -318,7 +318,7 @@ class Settings(BaseSettings):
         3600, ge=1, description="Window of CHAT_REST_SIGNUP_QUOTA, in seconds."
     )
     rest_rate_limit_max_keys: int = Field(
-        100_000,
+        50_000,
         ge=100,
         description="Clients (addresses or users) each REST limiter table tracks at most.",
     )
