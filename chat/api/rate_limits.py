@@ -20,7 +20,9 @@ The client address is the socket's peer; behind reverse proxies listed in
 ``CHAT_TRUSTED_PROXIES``, uvicorn's ``ProxyHeadersMiddleware`` (installed before this one) has
 already replaced it with the first address of ``X-Forwarded-For`` not in that list, walking from
 the right. IPv6 clients are charged per ``CHAT_REST_IPV6_PREFIX`` network, since one site holds
-a whole /64. Probes and metrics are not limited (a load balancer probes often, from one address).
+a whole /64. Every path of the main listener counts, probes and ``/metrics`` included (a
+probe every few seconds is far below any quota); the admin listener (``CHAT_ADMIN_PORT``),
+reachable only by operators, has no limits.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from chat.ratelimit import BucketTable, Decision, Quota
 SIGNUP = ("POST", "/v1/users")
 """The operation charged to the sign-up quota of its address (it creates a user and a token)."""
 
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 STATE_KEY = "rate_limit_charges"
 FIELD_NAMES = (b"ratelimit-policy", b"ratelimit")
 
@@ -194,7 +195,7 @@ class RateLimitMiddleware:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})

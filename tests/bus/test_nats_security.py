@@ -137,9 +137,7 @@ async def test_a_server_that_demands_a_client_certificate_gets_the_configured_on
     gateway = ca.issue("gateway-nats", client=True)
     flags = (*tls_flags(server_cert), "--tlsverify", "--tlscacert", str(ca.cert))
     async with running(*flags) as nats:
-        await refused(
-            nats.url, settings, caplog, "CERTIFICATE_REQUIRED", nats_tls_ca_file=ca.cert
-        )
+        await refused(nats.url, settings, caplog, "CERTIFICATE_REQUIRED", nats_tls_ca_file=ca.cert)
         assert await hub_starts(
             nats.url,
             settings,

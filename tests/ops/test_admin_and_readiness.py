@@ -104,9 +104,14 @@ async def test_the_admin_port_serves_metrics_and_probes_and_the_main_port_no_met
 ) -> None:
     admin_port = free_port()
     with caplog.at_level(logging.INFO, logger="chat.api.admin"):
-        async with served(settings.model_copy(update={"admin_port": admin_port})) as (http, _):
+        admin_settings = settings.model_copy(
+            update={"admin_port": admin_port, "rest_address_quota": 4}
+        )
+        async with served(admin_settings) as (http, _):
             admin = f"http://127.0.0.1:{admin_port}"
             async with httpx.AsyncClient(base_url=admin, timeout=10) as ops:
+                for _ in range(5):  # not rate limited: past the main port's quota of 4
+                    assert (await ops.get("/healthz")).status_code == 200
                 metrics = await ops.get("/metrics")
                 assert metrics.status_code == 200
                 assert "chat_ws_connections" in metrics.text
