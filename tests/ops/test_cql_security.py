@@ -1,4 +1,4 @@
-"""The CQL TLS settings reach the driver: a real TLS handshake in front of the embedded CQL
+"""The CQL TLS and password settings reach the driver: a real TLS handshake in front of the embedded CQL
 server (a TLS-terminating proxy, since the embedded server speaks plain TCP), with the node's
 certificate, its host name and the client certificate each checked, on both reactors."""
 
@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import NoHostAvailable
+from pydantic import SecretStr
 
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
@@ -132,3 +134,16 @@ def test_an_unreadable_ca_file_is_a_configuration_error_naming_the_setting(
     missing = settings.model_copy(update={"cql_tls_ca_file": tmp_path / "absent.pem"})
     with pytest.raises(ValueError, match="CHAT_CQL_TLS_CA_FILE: cannot load"):
         cql_ssl_context(missing)
+
+
+async def test_the_cql_credentials_reach_the_driver_auth_provider(settings: Settings) -> None:
+    """The provider the driver answers an AUTHENTICATE with (the embedded server here asks for
+    none, so the connection also shows that configured credentials do not get in the way)."""
+    configured = settings.model_copy(
+        update={"cql_username": "chat", "cql_password": SecretStr("s3cret-for-the-test")}
+    )
+    async with open_cql(configured, migrate=False) as store:
+        await store.ping()
+        provider = store.cluster.auth_provider
+        assert isinstance(provider, PlainTextAuthProvider)
+        assert (provider.username, provider.password) == ("chat", "s3cret-for-the-test")
