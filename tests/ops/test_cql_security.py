@@ -1,6 +1,7 @@
-"""The CQL TLS and password settings reach the driver: a real TLS handshake in front of the embedded CQL
-server (a TLS-terminating proxy, since the embedded server speaks plain TCP), with the node's
-certificate, its host name and the client certificate each checked, on both reactors."""
+"""The CQL TLS and password settings reach the driver. TLS: a real handshake in front of the
+embedded CQL server (a TLS-terminating proxy, since the embedded server speaks plain TCP), with
+the node's certificate, its host name and the client certificate each checked, on both
+reactors. Password: the driver's auth provider carries the configured credentials."""
 
 from __future__ import annotations
 
