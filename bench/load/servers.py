@@ -35,8 +35,12 @@ RUN_LIMITS = {
     "CHAT_WS_SEND_BURST": "1000000",
     "CHAT_WS_OUTGOING_QUEUE_SIZE": "100000",
     "CHAT_WS_MAX_SUBSCRIPTIONS": "1000",
+    # Every simulated user signs up and creates events from the one bench address.
+    "CHAT_REST_ADDRESS_QUOTA": "0",
+    "CHAT_REST_USER_QUOTA": "0",
+    "CHAT_REST_SIGNUP_QUOTA": "0",
 }
-"""Per-connection limits raised for a load run (the defaults are sized for one phone)."""
+"""Limits raised for a load run (the defaults are sized for one phone, one address)."""
 
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0

@@ -82,6 +82,7 @@ from chat.gateway.frames import (
     UnreactFrame,
     UnsubscribeFrame,
 )
+from chat.ratelimit import TokenBucket
 
 
 class State(IntEnum):
@@ -243,26 +244,6 @@ _OP_NAMES: dict[type[Command], str] = {
 
 RATE_LIMITED_FRAMES = (SendFrame, EditFrame, DeleteFrame, ReactFrame, UnreactFrame)
 """The frames that write chat content, and so draw on the per-connection token bucket."""
-
-
-class TokenBucket:
-    """``burst`` tokens, refilled at ``rate`` per second; one write costs one token."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._updated = now
-
-    def take(self, now: float) -> int:
-        """0 when a token was taken, else the milliseconds until one will be available."""
-        elapsed = max(0.0, now - self._updated)
-        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0
-        return max(1, math.ceil((1.0 - self._tokens) / self.rate * 1000))
 
 
 # --------------------------------------------------------------------------- session
