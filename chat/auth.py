@@ -90,7 +90,9 @@ class TokenService:
                 token,
                 self.verify_key,
                 algorithms=[self.algorithm],
-                issuer=self.issuer,
+                # A list, not a string: PyJWT before 2.12.1 compared a string issuer with `in`,
+                # so a token whose `iss` was any substring of it passed.
+                issuer=[self.issuer] if self.issuer else None,
                 audience=self.audience,
                 options={"require": ["exp", "sub"]},
             )

@@ -17,8 +17,8 @@ codes, HTTP statuses.
   event ids, pipelined (up to 2,000/s offered per connection, as fast as the gateway takes
   them).
 - ``connections``: one user opens 200 connections, 50 at a time, and keeps those accepted.
-- ``signup``: ``POST /v1/users`` 32 at a time for the attack's duration (REST rate limiting,
-  when the gateway has it, answers 429).
+- ``signup``: ``POST /v1/users`` 32 at a time for the attack's duration (REST rate limiting
+  answers 429 once the address's sign-up quota is spent).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import httpx
 import orjson
 
 from bench.load import rest
-from bench.load.servers import Gateway, gateway_subprocess, rss_bytes
+from bench.load.servers import Gateway, free_port, gateway_subprocess, rss_bytes
 from bench.load.silent_client import HandshakeRefused, SilentClient
 from bench.load.victim import run_victim
 from bench.load.ws import ClosedError, PicowsClient
@@ -100,6 +100,9 @@ class Scene:
     flooder: rest.User
     event_id: int
     duration: float
+    metrics_url: str
+    """Where ``/metrics`` is served: the admin listener of a gateway the bench started (its
+    polling must not spend the REST quota of the bench's address), else ``url``."""
 
     @property
     def ws_url(self) -> str:
@@ -189,6 +192,8 @@ async def _store_long_messages(scene: Scene) -> None:
 
 async def _slow_consumer_disconnects(http: httpx.AsyncClient) -> float | None:
     response = await http.get("/metrics")
+    if response.status_code != 200:
+        return None
     for line in response.text.splitlines():
         if line.startswith("chat_ws_slow_consumer_disconnects_total "):
             return float(line.split()[1])
@@ -204,7 +209,7 @@ async def history_flood(scene: Scene, limited: Limited) -> dict[str, Any]:
             await silent.send_text(request.decode())
             limited.sent += 1
 
-    async with httpx.AsyncClient(base_url=scene.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=scene.metrics_url, timeout=10) as http:
         before = await _slow_consumer_disconnects(http)
         sender = asyncio.create_task(send_all())
         began = time.monotonic()
@@ -440,12 +445,13 @@ async def _run_attack(name: str, scene: Scene, victim: VictimProcess) -> dict[st
     }
 
 
-async def _scene(url: str, pid: int | None, duration: float) -> Scene:
+async def _scene(url: str, pid: int | None, duration: float, metrics_url: str) -> Scene:
     tag = f"{secrets.randbelow(10**6):06d}"
     async with rest.api_client(url) as http:
+        # Three sign-ups: within the default sign-up quota of one address.
         victim, attacker, flooder = [await rest.sign_up(http, tag, n) for n in range(3)]
         event = await rest.create_event(http, [victim, attacker], f"abuse {tag}")
-    return Scene(url, pid, victim, attacker, flooder, event.id, duration)
+    return Scene(url, pid, victim, attacker, flooder, event.id, duration, metrics_url)
 
 
 def run_abuse(
@@ -455,10 +461,14 @@ def run_abuse(
     with contextlib.ExitStack() as stack:
         if url:
             gateway = Gateway(url.rstrip("/"), None, None, None, None)
+            metrics_url = gateway.url
         else:
             print("starting a gateway with its default limits ...", flush=True)
-            gateway = stack.enter_context(gateway_subprocess(gateway_env, limits={}))
-        scene = asyncio.run(_scene(gateway.url, gateway.pid, duration))
+            admin_port = free_port()
+            env = {"CHAT_ADMIN_PORT": str(admin_port), **gateway_env}
+            gateway = stack.enter_context(gateway_subprocess(env, limits={}))
+            metrics_url = f"http://127.0.0.1:{admin_port}"
+        scene = asyncio.run(_scene(gateway.url, gateway.pid, duration, metrics_url))
         victim = VictimProcess(scene)
         victim.start()
         stack.callback(victim.stop)

@@ -40,9 +40,13 @@ RUN_LIMITS = {
     "CHAT_WS_OUTGOING_QUEUE_SIZE": "100000",
     "CHAT_WS_MAX_SUBSCRIPTIONS": "1000",
     "CHAT_WS_MAX_CONNECTIONS_PER_USER": "100000",
+    # Every simulated user signs up and creates events from the one bench address.
+    "CHAT_REST_ADDRESS_QUOTA": "0",
+    "CHAT_REST_USER_QUOTA": "0",
+    "CHAT_REST_SIGNUP_QUOTA": "0",
 }
-"""Per-connection and per-user limits raised for a load run (the defaults are sized for one
-phone; a load run is many users' traffic squeezed into few connections and users)."""
+"""Limits raised for a load run (the defaults are sized for one phone, one address; a load run
+is many users' traffic squeezed into few connections, users and one address)."""
 
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0

@@ -40,7 +40,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
+from chat.bus.connect_options import is_encrypted
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
 from chat.gateway.hub import LatestKey, LocalHub, Mailbox, Subscription
@@ -596,15 +597,27 @@ def _set_typing(typing: dict[int, set[int]], event_id: int, user_ids: list[int])
 
 
 @contextlib.asynccontextmanager
-async def open_nats_hub(url: str, **options: Any) -> AsyncIterator[NatsHub]:
-    """Connect to NATS (reconnecting forever) and run a :class:`NatsHub` on it."""
+async def open_nats_hub(
+    url: str, connect_options: Mapping[str, Any] | None = None, **options: Any
+) -> AsyncIterator[NatsHub]:
+    """Connect to NATS (reconnecting forever) and run a :class:`NatsHub` on it.
+
+    ``connect_options`` carry the credentials and TLS context
+    (:func:`chat.bus.connect_options.nats_connect_options`); with a TLS context, a connection
+    the server left in plaintext is refused (closed), at start and after every reconnect.
+    """
     hub: NatsHub | None = None
+    tls_required = (connect_options or {}).get("tls") is not None
 
     async def on_disconnect() -> None:
         if hub is not None:
             await hub.disconnected()
 
     async def on_reconnect() -> None:
+        if tls_required and not is_encrypted(nc):
+            log.error("NATS server %s did not start TLS; closing the bus connection", url)
+            await nc.close()
+            return
         if hub is not None:
             await hub.reconnected()
 
@@ -622,7 +635,14 @@ async def open_nats_hub(url: str, **options: Any) -> AsyncIterator[NatsHub]:
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,
+        **(connect_options or {}),
     )
+    if tls_required and not is_encrypted(nc):
+        await nc.close()
+        raise ConnectionError(
+            f"the NATS server at {url} did not start TLS, which the CHAT_NATS_TLS* settings "
+            "ask for; enable TLS on the server (a `tls {}` block makes it require TLS)"
+        )
     hub = NatsHub(nc, **options)
     try:
         await hub.start()

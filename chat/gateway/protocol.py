@@ -100,7 +100,7 @@ from chat.gateway.frames import (
     UnreactFrame,
     UnsubscribeFrame,
 )
-from chat.gateway.rates import TokenBucket, WriteQuota
+from chat.ratelimit import TokenBucket
 
 
 class State(IntEnum):
@@ -278,6 +278,10 @@ HELD_FRAMES = 64
 HELD_BYTES = 256 * 1024
 """Most bytes of frame text held while authentication is pending."""
 
+WriteQuota = Callable[[], int]
+"""Takes one write from a bucket shared beyond the connection (the user's): 0 when granted,
+else the milliseconds until one will be available."""
+
 COMMAND_OVERHEAD_BYTES = 256
 """About what a queued command costs besides its strings (the object, its ids, its slot)."""
 
@@ -373,7 +377,9 @@ class Session:
         stop reading its socket does so for that long, so that a client sending faster than
         ``limits.frame_rate_per_second`` is slowed by TCP instead of answered
         ``rate_limited`` frame after frame."""
-        return self._frame_bucket.wait_seconds(self._clock())
+        bucket = self._frame_bucket
+        tokens = bucket.tokens(self._clock())
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / bucket.rate
 
     @property
     def subscriptions(self) -> frozenset[int]:
@@ -668,8 +674,11 @@ class Session:
     def _handle_open(self, frame: frames.ClientFrame) -> None:
         if isinstance(frame, RATE_LIMITED_FRAMES):
             now = self._clock()
-            retry_after_ms = self._bucket.take(now)
-            if retry_after_ms:
+            # The connection's token is taken only once the user's was granted: a write
+            # refused by one bucket costs the other nothing.
+            tokens = self._bucket.tokens(now)
+            if tokens < 1.0:
+                retry_after_ms = max(1, math.ceil((1.0 - tokens) / self._bucket.rate * 1000))
                 raise FrameError(
                     ErrorCode.RATE_LIMITED,
                     f"too many writes; at most {self.limits.send_rate_per_second:g} per second "
@@ -678,7 +687,6 @@ class Session:
                     retry_after_ms=retry_after_ms,
                 )
             if self._user_writes is not None and (retry_after_ms := self._user_writes()):
-                self._bucket.give_back()
                 raise FrameError(
                     ErrorCode.RATE_LIMITED,
                     "too many writes from all your connections together; at most "
@@ -687,6 +695,7 @@ class Session:
                     ref=frame.id,
                     retry_after_ms=retry_after_ms,
                 )
+            self._bucket.take(now)
         frames.check_limits(frame, self.limits)
         self._commands.append(self._command_for(frame))
 

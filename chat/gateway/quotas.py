@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chat.errors import TooManyConnections
-from chat.gateway.rates import TokenBucket, WriteQuota
+from chat.gateway.protocol import WriteQuota
+from chat.ratelimit import TokenBucket
 
 MAX_IDLE_USERS = 100_000
 """Most users without connections whose write bucket is still remembered."""

@@ -105,11 +105,13 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
         nats_hub = None
         if settings.nats_url:
             # Imported here: a single-process install never loads the NATS client.
+            from chat.bus.connect_options import nats_connect_options
             from chat.bus.hub import open_nats_hub
 
             nats_hub = await stack.enter_async_context(
                 open_nats_hub(
                     settings.nats_url,
+                    nats_connect_options(settings),
                     presence_heartbeat=settings.nats_presence_heartbeat_seconds,
                     presence_ttl=settings.nats_presence_ttl_seconds,
                     metrics=state.metrics,

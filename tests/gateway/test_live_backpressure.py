@@ -27,6 +27,7 @@ from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.gateway.connection import COMMAND_BYTES_HIGH, COMMANDS_HIGH, Connection
 from chat.gateway.runtime import STATE_KEY, Gateway
 from tests.conftest import Api
+from tests.cql.conftest import wait_for_async
 from tests.gateway.live import (
     TIMEOUT,
     UNLIMITED_RATES,
@@ -36,7 +37,6 @@ from tests.gateway.live import (
     ws_url,
 )
 from tests.servers import run_server
-from tests.waiting import wait_until
 
 
 class _CaptureState:
@@ -178,7 +178,11 @@ async def test_large_commands_pause_reading_by_their_bytes_before_their_count(
 
         with _store_stopped(cql_server):
             sender = asyncio.create_task(send_all())
-            await wait_until(lambda: control.reading_paused, what="reading to pause")
+
+            async def reading_paused() -> bool:
+                return control.reading_paused
+
+            await wait_for_async(reading_paused, what="reading to pause")
             queued, held = connection.queued_commands, connection.queued_command_bytes
             assert queued < COMMANDS_HIGH // 2, queued
             assert COMMAND_BYTES_HIGH <= held < COMMAND_BYTES_HIGH + 64 * 1024, held
