@@ -34,6 +34,10 @@ GATEWAY_SETTINGS = {
     "CHAT_WS_SEND_RATE_PER_SECOND": "1000",
     "CHAT_WS_SEND_BURST": "1000",
     "CHAT_DRAIN_SECONDS": "5",
+    # Every client signs up and the faults call REST from the one address of the run.
+    "CHAT_REST_ADDRESS_QUOTA": "0",
+    "CHAT_REST_USER_QUOTA": "0",
+    "CHAT_REST_SIGNUP_QUOTA": "0",
 }
 """How the chaos run's nodes are configured: short heartbeats and timeouts, so that a fault's
 effects (and the bounds the docs promise for them) fit a run of tens of seconds."""

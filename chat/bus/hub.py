@@ -71,7 +71,7 @@ from chat.gateway import frames
 from chat.gateway.event_status import EventStatuses
 from chat.gateway.hub import LatestKey, LocalHub, Mailbox, SendTicket, Subscription
 from chat.gateway.membership import Membership
-from chat.gateway.ordering import Held, OpenSend, OrderMerge, Settled
+from chat.gateway.ordering import Held, OpenSend, OrderMerge, Settled, process_floor
 from chat.metrics import Metrics
 from chat.store.message_history import Position
 
@@ -110,7 +110,7 @@ class NatsHub(LocalHub):
         self,
         nc: NatsClient,
         *,
-        own_floor: Callable[[], Position],
+        own_floor: Callable[[], Position] = process_floor,
         node_id: str | None = None,
         presence_heartbeat: float = 1.0,
         presence_ttl: float = 5.0,

@@ -133,6 +133,11 @@ def new_message_id() -> uuid.UUID:
     return _default_generator.next()
 
 
+def default_id_floor_ticks() -> int:
+    """:meth:`MessageIdGenerator.floor_ticks` of the generator behind :func:`new_message_id`."""
+    return _default_generator.floor_ticks()
+
+
 def ms_of_ticks(ticks: int) -> int:
     """Unix milliseconds of a timeuuid timestamp in 100-ns ticks since 1582 (``uuid.time``)."""
     return (ticks - _UUID_EPOCH_OFFSET) // _TICKS_PER_MS

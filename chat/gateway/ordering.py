@@ -32,9 +32,17 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from chat.domain.messages import default_id_floor_ticks
 from chat.store.message_history import Position
 
 log = logging.getLogger(__name__)
+
+
+def process_floor() -> Position:
+    """The promise of this process's default id generator (:func:`new_message_id`): for a
+    node that stores no message of its own (the message store passes its generator's)."""
+    return Position.after_ticks(default_id_floor_ticks())
+
 
 AWAIT_GRACE_SECONDS = 0.2
 """How long a frame announced as published may take to arrive before it is read from the

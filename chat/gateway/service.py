@@ -40,7 +40,7 @@ from chat.auth import TokenService, VerifiedToken
 from chat.config import Settings
 from chat.domain.events import check_chat_writable
 from chat.domain.messages import Message, NewMessage, SendAck, encode_cursor
-from chat.errors import NotFound, ServiceUnavailable, Unauthorized
+from chat.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized
 from chat.gateway import frames
 from chat.gateway.event_status import EventStatuses
 from chat.gateway.hub import Hub, Mailbox, SendTicket, Subscription
@@ -406,7 +406,24 @@ class ChatService:
         fan-out, without waiting for its own task to wake up. An exception from it is logged;
         the caller still gets the ack as the result.
         """
-        await self._require_writable(client, cmd.event_id)
+        try:
+            await self._require_writable(client, cmd.event_id)
+        except (Conflict, NotFound):
+            # A retry the event no longer takes (canceled, or the sender removed) still gets
+            # the original ack when an earlier attempt was stored: exactly once, either way.
+            identity = client.identity
+            earlier = await self.stores.messages.find_stored(
+                cmd.to_new_message(
+                    identity.user_id,
+                    sender_name=identity.name,
+                    sender_profile_url=identity.profile_url,
+                )
+            )
+            if earlier is None:
+                raise
+            if on_ack is not None:
+                on_ack(cmd, earlier)
+            return earlier
         if not self.hub.may_write():
             raise ServiceUnavailable(
                 "this node is not in touch with the other nodes; retry shortly (on any node) "

@@ -493,6 +493,27 @@ class MessageStore:
             self._known_buckets.update(new_buckets)
         return SendAck(msg.event_id, message_id, datetime_from_ms(created_ms), False)
 
+    async def find_stored(self, msg: NewMessage) -> SendAck | None:
+        """The ack of an earlier attempt of this send whose message is stored, if any (for a
+        retry the service can no longer take, e.g. after the event was canceled: the client
+        must still learn that its message was stored, once)."""
+        _, _, claims = self._ready()
+        key = claim_key(msg.sender_id, msg.client_msg_id)
+        digest = content_hash(msg)
+        for generation in range(MAX_CLAIM_GENERATIONS):
+            row = await claims.get(key if generation == 0 else f"{key}#{generation}")
+            if row is None:
+                return None
+            if row[_CLAIM_CONTENT_HASH] != digest or row[_CLAIM_EVENT_ID] != msg.event_id:
+                return None
+            earlier: uuid.UUID = row[_CLAIM_MESSAGE_ID]
+            if await self.get(msg.event_id, earlier) is not None:
+                created = datetime_from_ms(created_at_ms_of(earlier))
+                return SendAck(msg.event_id, earlier, created, True)
+            if not await self._aborted(key, earlier):
+                return None
+        return None
+
     async def _claim(
         self, msg: NewMessage, key: str, digest: bytes, message_id: uuid.UUID, created_ms: int
     ) -> tuple[Any, ...] | None:

@@ -20,6 +20,7 @@ from chat.bus.hub import open_nats_hub
 from chat.config import Settings
 from tests.bus.nodes import NatsServer, nats_server
 from tests.cql.conftest import wait_for_async
+from tests.polling import until
 from tests.servers import run_server
 from tests.tls import Authority, Issued, make_authority
 
@@ -76,9 +77,16 @@ async def test_a_node_reaches_nats_over_tls_with_a_password_and_readyz_proves_th
             run_server(create_app(configured)) as url,
             httpx.AsyncClient(base_url=url, timeout=WAIT) as http,
         ):
-            ready = await http.get("/readyz")
-        assert ready.status_code == 200, ready.text
+            # Ready once the node has joined the others (two heartbeats: docs/deploy.md).
+            ready = await until(
+                lambda: _ready_answer(http), within=WAIT, what="/readyz to answer 200"
+            )
         assert ready.json()["checks"]["bus"] == "ok"
+
+
+async def _ready_answer(http: httpx.AsyncClient) -> httpx.Response | None:
+    response = await http.get("/readyz")
+    return response if response.status_code == 200 else None
 
 
 async def refused(

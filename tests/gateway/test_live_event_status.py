@@ -59,3 +59,23 @@ async def test_a_done_event_keeps_chatting(base_url: str, api: Api) -> None:
         await c.subscribe(event_id)
         ack = await c.send_message(event_id, "thanks, see you next time")
         assert ack["type"] == "ack"
+
+
+async def test_a_retry_of_a_message_stored_before_the_cancellation_gets_its_original_ack(
+    base_url: str, api: Api
+) -> None:
+    """The first attempt was stored just before the event was canceled and its ack was lost:
+    the retry must still learn the message was stored (once), not that it was refused."""
+    (creator,), event_id = await users_and_event(api, 1)
+    async with client(base_url, api, creator) as c:
+        first = await c.send_message(event_id, "just in time", client_msg_id="last-word")
+        assert (await set_status(api, creator, event_id, "CANCELED")).status_code == 200
+        retry = await c.request(
+            type="send", event_id=event_id, client_msg_id="last-word", text="just in time"
+        )
+        assert (retry["type"], retry["duplicate"]) == ("ack", True), retry
+        assert retry["message_id"] == first["message_id"]
+        other = await c.request(
+            type="send", event_id=event_id, client_msg_id="too-late", text="too late"
+        )
+        assert other["code"] == "conflict", other
