@@ -496,7 +496,8 @@ class MessageStore:
     async def find_stored(self, msg: NewMessage) -> SendAck | None:
         """The ack of an earlier attempt of this send whose message is stored, if any (for a
         retry the service can no longer take, e.g. after the event was canceled: the client
-        must still learn that its message was stored, once)."""
+        must still learn that its message was stored, once). ServiceUnavailable while an
+        earlier attempt is neither stored nor given up (it may still be)."""
         _, _, claims = self._ready()
         key = claim_key(msg.sender_id, msg.client_msg_id)
         digest = content_hash(msg)
@@ -511,7 +512,10 @@ class MessageStore:
                 created = datetime_from_ms(created_at_ms_of(earlier))
                 return SendAck(msg.event_id, earlier, created, True)
             if not await self._aborted(key, earlier):
-                return None
+                raise ServiceUnavailable(
+                    "an earlier attempt of this message is still being settled; retry "
+                    "shortly with the same client_msg_id"
+                )
         return None
 
     async def _claim(
