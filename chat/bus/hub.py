@@ -479,7 +479,7 @@ class NatsHub(LocalHub):
             await asyncio.sleep(FLOOR_INTERVAL)
             if self._clock() < self._busy_until:
                 self._node_message({"k": "q"})
-            self._run_settling()
+                self._run_settling()  # idle, the heartbeat's pass is soon enough
 
     def _run_settling(self) -> None:
         if self._settling is not None and self.bus_up and not self._closing:

@@ -32,13 +32,13 @@ class Relays:
 
     def statuses(self, statuses: EventStatuses) -> None:
         self._statuses = statuses
-        statuses.add_listener(self._status_changed)
+        statuses.on_change = self._status_changed
 
     def close(self) -> None:
         if self._membership is not None:
             self._membership.remove_listener(self._member_changed)
         if self._statuses is not None:
-            self._statuses.remove_listener(self._status_changed)
+            self._statuses.on_change = None
 
     def received(self, kind: str, body: dict[str, Any]) -> bool:
         """Apply another node's change; False when ``kind`` is not a relayed change."""

@@ -41,14 +41,8 @@ class EventStatuses:
         self._max = max_entries
         self._clock = clock
         self._cache: dict[int, tuple[EventStatus, float]] = {}
-        self._listeners: list[Listener] = []
-
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        self.on_change: Listener | None = None
+        """Told of every change made through :meth:`changed` (the bus relays it)."""
 
     async def status(self, event_id: int) -> EventStatus | None:
         """The event's status (None: no such event)."""
@@ -67,11 +61,11 @@ class EventStatuses:
     def changed(self, event_id: int, status: str) -> None:
         """The event's status changed (here or on another node): applied at once."""
         self._cache[event_id] = (EventStatus(status), self._clock() + self._ttl)
-        for listener in list(self._listeners):
+        if self.on_change is not None:
             try:
-                listener(event_id, status)
+                self.on_change(event_id, status)
             except Exception:  # a listener's bug must not fail the REST request that committed
-                log.exception("event status listener failed for event %d", event_id)
+                log.exception("relaying the status of event %d failed", event_id)
 
     def forget_all(self) -> None:
         """Drop every cached status: a change may have been lost (bus trouble)."""

@@ -16,6 +16,7 @@ import os
 import random
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from bench.load import rest
 from bench.load.resume_fleet import FleetPlan, ResumeFleet, verify_fleet
 from chat.config import Settings
 from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
+from tests.gateway.live import ws_url
 from tests.polling import until
 
 TTL = 1.5
@@ -36,6 +38,27 @@ async def nats() -> AsyncIterator[NatsServer]:
     with nats_server() as server:
         await server.start()
         yield server
+
+
+@dataclass
+class TwoNodes:
+    a: Node
+    b: Node
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+async def two(settings: Settings, nats: NatsServer, tmp_path: Path) -> AsyncIterator[TwoNodes]:
+    """Two gateway nodes on the test's NATS, logging to one file."""
+    log = tmp_path / "nodes.log"
+    async with (
+        gateway_node(settings, nats.url, log) as a,
+        gateway_node(settings, nats.url, log) as b,
+    ):
+        yield TwoNodes(a, b, log)
 
 
 async def run_load(
@@ -71,79 +94,58 @@ async def run_load(
 
 
 async def test_random_connection_drops_lose_and_repeat_nothing_across_two_nodes(
-    settings: Settings, nats: NatsServer, tmp_path: Path
+    two: TwoNodes,
 ) -> None:
-    log = tmp_path / "nodes.log"
-    async with (
-        gateway_node(settings, nats.url, log) as a,
-        gateway_node(settings, nats.url, log) as b,
-    ):
-        totals = await run_load([a, b], lambda: a.url, seed=1, drops_per_minute=20)
+    totals = await run_load([two.a, two.b], lambda: two.a.url, seed=1, drops_per_minute=20)
     assert totals["drops"] > 5, totals
 
 
 async def test_a_killed_node_leaves_no_gap_or_duplicate_and_its_stored_messages_arrive(
-    settings: Settings, nats: NatsServer, tmp_path: Path
+    two: TwoNodes,
 ) -> None:
-    log = tmp_path / "nodes.log"
-    async with (
-        gateway_node(settings, nats.url, log) as a,
-        gateway_node(settings, nats.url, log) as b,
-    ):
+    async def kill_a(fleet: ResumeFleet) -> None:
+        two.a.kill()
 
-        async def kill_a(fleet: ResumeFleet) -> None:
-            a.kill()
-
-        await run_load([a, b], lambda: b.url, seed=2, fault=kill_a)
-    assert "settled message" in log.read_text() or "is silent" in log.read_text()
+    await run_load([two.a, two.b], lambda: two.b.url, seed=2, fault=kill_a)
+    assert "is silent: the sends it left open are settled here" in two.log_text()
 
 
 async def test_a_frozen_node_stalls_delivery_only_briefly_and_rejoins_without_gaps(
-    settings: Settings, nats: NatsServer, tmp_path: Path
+    two: TwoNodes,
 ) -> None:
-    log = tmp_path / "nodes.log"
-    async with (
-        gateway_node(settings, nats.url, log) as a,
-        gateway_node(settings, nats.url, log) as b,
-    ):
+    a, b = two.a, two.b
 
-        async def freeze_a(fleet: ResumeFleet) -> None:
-            on_b = [
-                c
-                for c in fleet.clients
-                if c.url is not None and c.url.startswith(b.url.replace("http", "ws"))
-            ]
-            os.kill(a.process.pid, signal.SIGSTOP)
-            try:
-                # The others take a for dead within the TTL; delivery on b goes on meanwhile.
-                await asyncio.sleep(TTL + 1.0)
-                before = sum(len(v.received) for c in on_b for v in c.views.values())
-                await until(
-                    lambda: sum(len(v.received) for c in on_b for v in c.views.values()) > before,
-                    within=TTL + 2.0,
-                    what="delivery on the other node while one node is frozen",
-                )
-                await asyncio.sleep(TTL)
-            finally:
-                os.kill(a.process.pid, signal.SIGCONT)
+    async def freeze_a(fleet: ResumeFleet) -> None:
+        on_b = [c for c in fleet.clients if c.url and c.url.startswith(ws_url(b.url))]
 
-        await run_load([a, b], lambda: b.url, seed=3, fault=freeze_a)
-    assert "retires and rejoins" in log.read_text()
+        def received() -> int:
+            return sum(len(v.received) for c in on_b for v in c.views.values())
+
+        os.kill(a.process.pid, signal.SIGSTOP)
+        try:
+            # The others take a for dead within the TTL; delivery on b goes on meanwhile.
+            await asyncio.sleep(TTL + 1.0)
+            before = received()
+            await until(
+                lambda: received() > before,
+                within=TTL + 2.0,
+                what="delivery on the other node while one node is frozen",
+            )
+            await asyncio.sleep(TTL)
+        finally:
+            os.kill(a.process.pid, signal.SIGCONT)
+
+    await run_load([a, b], lambda: b.url, seed=3, fault=freeze_a)
+    assert "retires and rejoins" in two.log_text()
 
 
 async def test_a_nats_restart_leaves_no_gap_or_duplicate_at_any_subscriber(
-    settings: Settings, nats: NatsServer, tmp_path: Path
+    two: TwoNodes, nats: NatsServer
 ) -> None:
-    log = tmp_path / "nodes.log"
-    async with (
-        gateway_node(settings, nats.url, log) as a,
-        gateway_node(settings, nats.url, log) as b,
-    ):
+    async def restart_nats(fleet: ResumeFleet) -> None:
+        nats.stop()
+        await asyncio.sleep(1.0)
+        await nats.start()
 
-        async def restart_nats(fleet: ResumeFleet) -> None:
-            nats.stop()
-            await asyncio.sleep(1.0)
-            await nats.start()
-
-        totals = await run_load([a, b], lambda: a.url, seed=4, fault=restart_nats)
+    totals = await run_load([two.a, two.b], lambda: two.a.url, seed=4, fault=restart_nats)
     assert totals.get("client_unavailable", 0) > 0, totals  # cut off: sends were refused
