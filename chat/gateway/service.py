@@ -7,7 +7,10 @@ call here and reports the outcome back to the session. This module owns the guar
 - **Membership.** Every call naming an event checks that the user takes part in it
   (:class:`~chat.gateway.membership.Membership`, PostgreSQL behind a cache, and in front of it
   :class:`~chat.gateway.member_checks.MemberChecks`, which makes a "no" cheap); a REST removal
-  ends the user's live subscriptions at once (:meth:`ChatService.participant_changed`).
+  ends the user's live subscriptions at once (:meth:`ChatService.participant_changed`); after
+  any trouble on the bus, which may have lost a removal, the cache is dropped and every live
+  subscription re-checked (:meth:`ChatService.bus_trouble`). Writes also need the event's chat
+  to be open: a CANCELED event is read-only (:class:`~chat.gateway.event_status.EventStatuses`).
 - **REST writes reach live sockets.** A message deleted or a read position moved over REST is
   announced through ``AppState.notifications`` (:mod:`chat.notifications`), and
   :meth:`ChatService.message_changed` / :meth:`ChatService.read_moved` deliver it.
