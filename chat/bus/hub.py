@@ -742,6 +742,7 @@ class NatsHub(LocalHub):
             self._release,
             clock=self._clock,
         )
+        self.order.remember_gone(old)
         self.order.node_gone(old.node_id, opens)
         for event_id in self._topics:
             self.order.watch(event_id)

@@ -122,6 +122,9 @@ class _Event:
     """False for an event nobody here subscribes to, kept while this node's own frames of it
     wait their turn (a subscriber arriving meanwhile must still get them)."""
     released: Position | None = None
+    passed: Position | None = None
+    """The highest bound seen for the event (a release, or a subscription's replay cut):
+    everything below it was released or replayed, so a frame below it is a copy."""
     held: list[Held] = field(default_factory=list)
     positions: set[Position] = field(default_factory=set)
     awaited: dict[Position, float] = field(default_factory=dict)
@@ -133,7 +136,13 @@ class _Event:
         """Whether a frame at ``position`` was already delivered, replayed or is held."""
         if position < self.start or position in self.positions:
             return True
+        if self.passed is not None and position < self.passed:
+            return True
         return self.released is not None and position <= self.released
+
+    def saw(self, bound: Position) -> None:
+        if self.passed is None or bound > self.passed:
+            self.passed = bound
 
 
 class OrderMerge:
@@ -209,6 +218,12 @@ class OrderMerge:
     def is_gone(self, node_id: str) -> bool:
         """Whether the node was taken for dead (or retired, or said goodbye) lately."""
         return node_id in self._dead
+
+    def remember_gone(self, other: OrderMerge) -> None:
+        """Take over what another merge (this node's, before it retired) knew to be dead: a
+        late frame of such a node must not bring it back."""
+        for node_id, when in other._dead.items():
+            self._dead.setdefault(node_id, when)
 
     def refresh_own_floor(self) -> Position:
         """Take the generator's promise now; the floor this node announces."""
@@ -456,9 +471,14 @@ class OrderMerge:
         return event is not None and event.watched
 
     def bound(self, event_id: int) -> Position:
-        """Every message of the event below this is settled and, if watched, released."""
+        """Every message of the event below this is settled and, if watched, released (or
+        replayed: a subscription's replay reads below it, so a later copy is dropped)."""
         self.refresh_own_floor()
-        return self._bound(event_id)
+        bound = self._bound(event_id)
+        event = self._events.get(event_id)
+        if event is not None:
+            event.saw(bound)
+        return bound
 
     def _bound(self, event_id: int) -> Position:
         bound = self._global_bound()
@@ -577,6 +597,7 @@ class OrderMerge:
             first = heapq.heappop(held)
             event.positions.discard(first.position)
             event.released = first.position
+            event.saw(bound)
             if event.watched:
                 self._release(event_id, first)
         if not held:

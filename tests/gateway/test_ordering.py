@@ -236,3 +236,21 @@ def test_watching_reads_the_store_above_the_bound_once_the_bus_listens() -> None
     here.merge.message_frame(EVENT, held(early, "early"), "a")
     a.frame(here.merge, settled=[Settled(EVENT, early, True)])
     assert here.released == ["early", "missed"]
+
+
+def test_a_frame_below_a_bound_already_passed_is_a_copy_and_dropped() -> None:
+    """Once the bound passed a position (a release, or a subscription's replay cut below which
+    the store was read), a frame there can only be a copy — a second node settling the same
+    orphan, say — and delivering it would repeat a replayed message."""
+    here = Here()
+    a = here.node("a")
+    x = a.position()
+    # Settled void (read back absent and fenced) by one node ...
+    a.frame(here.merge, opened=[(EVENT, x, "1:x")], settled=[Settled(EVENT, x, False)])
+    here.world.later(1)
+    a.frame(here.merge)
+    cut = here.merge.bound(EVENT)  # a subscriber's replay read the store below the cut
+    assert cut > x
+    # ... while another, racing it, had read it present and publishes it.
+    here.merge.message_frame(EVENT, held(x, "copy"), "b")
+    assert here.released == []
