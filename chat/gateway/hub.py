@@ -312,13 +312,19 @@ EndReason = Literal["removed", "resync"]
 
 
 class Subscription:
-    """One mailbox's subscription to one event; buffers live frames until :meth:`go_live`."""
+    """One mailbox's subscription to one event; buffers live frames until :meth:`go_live`.
 
-    __slots__ = ("_buffer", "_buffered_bytes", "_limit", "event_id", "mailbox")
+    ``after`` is the position of the client's ``since`` (the last message it has): a message
+    frame at or below it is one the client already got — with several nodes this node's order
+    may lag behind the node the client came from, so such a frame can still arrive live.
+    """
+
+    __slots__ = ("_buffer", "_buffered_bytes", "_limit", "after", "event_id", "mailbox")
 
     def __init__(self, mailbox: Mailbox, event_id: int) -> None:
         self.mailbox = mailbox
         self.event_id = event_id
+        self.after: Position | None = None
         self._buffer: list[tuple[Position | None, str, LatestKey | None]] | None = []
         # A replay that takes long while the event is busy must not buffer without bound
         # either: past the mailbox's bounds the client is as far behind as an overflowing one.
@@ -334,6 +340,8 @@ class Subscription:
     ) -> None:
         """Queue a frame of the event (``latest``: a current value, see
         :meth:`Mailbox.put_latest`), or buffer it while the subscription is being set up."""
+        if position is not None and self.after is not None and position <= self.after:
+            return
         buffer = self._buffer
         if buffer is None:
             if latest is None:

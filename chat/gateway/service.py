@@ -42,7 +42,7 @@ from typing import Any
 from chat.auth import TokenService, VerifiedToken
 from chat.config import Settings
 from chat.domain.events import check_chat_writable
-from chat.domain.messages import Message, NewMessage, SendAck, encode_cursor
+from chat.domain.messages import Message, NewMessage, SendAck, decode_cursor, encode_cursor
 from chat.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized
 from chat.gateway import frames
 from chat.gateway.event_status import EventStatuses
@@ -326,6 +326,8 @@ class ChatService:
         epoch = self.membership.epoch(event_id, user_id)
         await self._require_member(client, event_id)
         subscription = self.hub.subscribe(client.mailbox, event_id)
+        if cmd.since is not None:
+            subscription.after = Position.of(decode_cursor(cmd.since))
         key = (client.mailbox.id, event_id)
         self._subscriptions[key] = subscription
         try:

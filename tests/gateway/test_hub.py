@@ -231,3 +231,22 @@ def test_unread_counts_pushed_to_a_user_supersede_each_other_while_queued() -> N
     assert cut_off == []
     assert phone.take() == []
     assert [orjson.loads(f)["count"] for f in tablet.take()] == [0]
+
+
+def test_a_resumed_subscription_never_gets_a_message_at_or_before_its_since() -> None:
+    """With several nodes the node a client resumes on may lag behind the one it came from:
+    its replay bound lies below the client's ``since``, so the message the client already has
+    can still come live here — and must not reach it twice."""
+    hub, cut_off = _hub(), list[int]()
+    mailbox = _mailbox(1, cut_off)
+    hub.connect(mailbox)
+    subscription = hub.subscribe(mailbox, 7)
+    seen, later = (hub.open_send(7, IDS.next(), f"1:s{i}") for i in range(2))
+    subscription.after = seen.position  # the client's since: it has `seen` already
+    subscription.go_live(hub.replay_bound(7))  # below both: both come live
+    for i, ticket in enumerate((seen, later)):
+        message = NewMessage(7, 1, f"s{i}", f"text {i}").stored(
+            SendAck(7, ticket.position.message_id, datetime.now(UTC), duplicate=False)
+        )
+        hub.settle_send(ticket, message)
+    assert [orjson.loads(f)["message"]["text"] for f in mailbox.take()] == ["text 1"]
