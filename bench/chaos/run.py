@@ -109,8 +109,11 @@ async def _run(
             for fault in schedule:
                 await asyncio.sleep(max(0.0, began + fault.at - time.monotonic()))
                 entry = await _apply(fault, deployed, fleet, population, rng)
+                entry["healed_at"] = round(time.monotonic() - began, 2)
                 applied.faults.append(entry)
-                print(f"  {time.monotonic() - began:6.1f} s  {entry['did']}", flush=True)
+                print(
+                    f"  {fault.at:6.1f} → {entry['healed_at']:6.1f} s  {entry['did']}", flush=True
+                )
             await load
             await asyncio.to_thread(deployed.heal)
             print("load over, every part running again; letting the clients settle ...")
