@@ -457,10 +457,12 @@ class NatsHub(LocalHub):
         held_since: float | None = None
         while True:
             await asyncio.sleep(self.heartbeat)
+            # This node's own silence first: after a freeze every other node looks silent too,
+            # and taking live nodes for dead would drop what they send. It retires instead.
+            if not self._check_lease():
+                self._expire()
             self._beat()
-            self._expire()
             self._forget_idle_sequences()
-            self._check_lease()
             self._run_settling()
             holding = self.order.holding()
             now = self._clock()
@@ -713,9 +715,10 @@ class NatsHub(LocalHub):
         if self.on_trouble is not None:
             self.on_trouble()
 
-    def _check_lease(self) -> None:
+    def _check_lease(self) -> bool:
+        """Retire this node id if its own frames stopped coming back; whether it retired."""
         if self._closing or not self.bus_up:
-            return
+            return False
         silent = self._clock() - self._last_echo
         if silent >= self.ttl / 2:
             log.warning(
@@ -726,6 +729,8 @@ class NatsHub(LocalHub):
             )
             self._retire()
             self._publish_retired()
+            return True
+        return False
 
     def _retire(self) -> None:
         """Give up this node id: what it left open is for the others to settle, and this
@@ -742,7 +747,8 @@ class NatsHub(LocalHub):
             self._release,
             clock=self._clock,
         )
-        self.order.remember_gone(old)
+        # Nothing of the old id's view is kept: it may have taken live nodes for dead (frozen,
+        # it heard nobody); the new id learns every node afresh, its late frames included.
         self.order.node_gone(old.node_id, opens)
         for event_id in self._topics:
             self.order.watch(event_id)

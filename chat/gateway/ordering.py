@@ -219,12 +219,6 @@ class OrderMerge:
         """Whether the node was taken for dead (or retired, or said goodbye) lately."""
         return node_id in self._dead
 
-    def remember_gone(self, other: OrderMerge) -> None:
-        """Take over what another merge (this node's, before it retired) knew to be dead: a
-        late frame of such a node must not bring it back."""
-        for node_id, when in other._dead.items():
-            self._dead.setdefault(node_id, when)
-
     def refresh_own_floor(self) -> Position:
         """Take the generator's promise now; the floor this node announces."""
         self._self.floor = self._own_floor()
