@@ -124,6 +124,9 @@ async def _run(
             print("verifying the store (REST) and every client's view ...", flush=True)
             store, views = await verify_fleet(deployed.any_ready_url(), fleet)
             await fleet.stop()
+    for client in fleet.offenders(views):  # copied next to the result with the servers' logs
+        lines = "\n".join(map(str, client.journal))
+        (scratch / f"journal-{client.user_id}.log").write_text(lines + "\n")
     totals = fleet.totals()
     ok = store.ok and views.ok and not applied.problems
     _print_report(ok, totals, store.as_dict(), views.as_dict(), applied, fleet.explain(views))

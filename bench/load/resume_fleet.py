@@ -132,6 +132,11 @@ class ResumeFleet:
             if s.refused is None
         ]
 
+    def offenders(self, check: ViewCheck) -> list[ResumingClient]:
+        """The clients behind a failed view check's examples."""
+        users = {int(e.split()[1].rstrip(",")) for ex in check.examples.values() for e in ex}
+        return [self.by_user[u] for u in sorted(users) if u in self.by_user]
+
     def explain(self, check: ViewCheck, limit: int = 3) -> list[str]:
         """Journal excerpts of the clients behind a failed view check's first examples."""
         out = []

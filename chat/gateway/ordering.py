@@ -431,14 +431,20 @@ class OrderMerge:
         the event never came here, yet some may lie above the bound (behind a send still
         open); a store read above the bound, once :meth:`listening`, brings them.
         """
+        self.refresh_own_floor()
+        bound = self._bound(event_id)
         event = self._events.get(event_id)
         if event is None:
-            event = self._events[event_id] = _Event(self.bound(event_id))
+            event = self._events[event_id] = _Event(bound)
         elif not event.watched:
+            # Kept for this node's own frames while nobody here listened: what it released
+            # meanwhile went to nobody, so the new subscribers' replay (below the bound) and
+            # the store read above it decide afresh what they get.
             event.watched = True
+            event.start, event.released, event.passed = bound, None, None
         if catch_up:
             self._tokens += 1
-            event.barriers[self._tokens] = min(event.start, self.bound(event_id))
+            event.barriers[self._tokens] = bound
             event.dormant.add(self._tokens)
 
     def listening(self, event_id: int) -> None:

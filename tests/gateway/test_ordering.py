@@ -254,3 +254,30 @@ def test_a_frame_below_a_bound_already_passed_is_a_copy_and_dropped() -> None:
     # ... while another, racing it, had read it present and publishes it.
     here.merge.message_frame(EVENT, held(x, "copy"), "b")
     assert here.released == []
+
+
+def test_watching_again_an_event_kept_for_own_frames_leaves_nothing_between_replay_and_read() -> (
+    None
+):
+    """Nobody here listened while this node's own frame waited its turn (released to nobody);
+    meanwhile another node's message settled unseen. A subscriber arriving now gets it from
+    the replay (below the cut) or the store read (above it) — never from neither."""
+    here = Here()
+    a = here.node("a")
+    here.merge.unwatch(EVENT)
+    first = Position.of(here.ids.next())
+    mine = Position.of(here.ids.next())
+    here.merge.open_local(EVENT, first, "9:a")
+    here.merge.open_local(EVENT, mine, "9:b")
+    here.merge.settle_local(EVENT, mine, held(mine, "mine"))  # kept: `first` is open
+    unseen = a.position()
+    a.frame(here.merge, opened=[(EVENT, unseen, "1:u")], settled=[Settled(EVENT, unseen, True)])
+    here.merge.settle_local(EVENT, first, None)  # `mine` goes, to nobody
+    here.world.later(1)
+    a.frame(here.merge)
+    here.merge.watch(EVENT, catch_up=True)
+    here.merge.listening(EVENT)
+    (catch_up,) = here.merge.pending_catch_ups()
+    cut = here.merge.bound(EVENT)
+    assert cut <= catch_up.after  # what the replay does not read, the store read does
+    assert unseen < cut  # here: the replay reads it
