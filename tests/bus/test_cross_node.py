@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from chat.store.message_history import Position
 from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
 from tests.conftest import Api
 from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event
+from tests.polling import until
 
 
 @pytest.fixture(scope="module")
@@ -367,3 +369,31 @@ async def test_a_gap_in_another_nodes_frames_rechecks_live_subscriptions(
             await nc.close()
         ended = await m.expect("unsubscribed")
         assert ended == {"type": "unsubscribed", "event_id": event_id, "reason": "removed"}
+
+
+async def test_a_cancellation_on_one_node_makes_the_event_read_only_on_the_other(
+    nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    _a, b = nodes
+    (creator, member), event_id = await users_and_event(node_api, 2)
+    async with client(b.url, node_api, member) as m:
+        await m.subscribe_when_ready(event_id)
+        await m.send_message(event_id, "before")  # b caches the event's status
+        canceled = await node_api.http.post(  # node_api speaks to node a
+            f"/v1/events/{event_id}/status",
+            json={"status": "CANCELED"},
+            headers=node_api.auth(creator),
+        )
+        assert canceled.status_code == 200, canceled.text
+
+        async def refused() -> Frame | None:
+            answer = await m.request(
+                type="send",
+                event_id=event_id,
+                client_msg_id=f"after-{secrets.token_hex(3)}",
+                text="x",
+            )
+            return answer if answer.get("code") == "conflict" else None
+
+        answer = await until(refused, within=10, what="the other node to refuse writes")
+        assert "CANCELED" in answer["message"]
