@@ -10,6 +10,7 @@ returns, and ``durable()`` hands the server the future of the group fsync coveri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import marshal
@@ -21,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from chat.embedded.cql import ast
-from chat.embedded.cql.commitlog import CommitLog, frame
-from chat.embedded.cql.errors import InvalidRequest, Unprepared
+from chat.embedded.cql.commitlog import CommitLog, CommitLogFailed, frame
+from chat.embedded.cql.errors import InvalidRequest, Unprepared, WriteFailure
 from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
 from chat.embedded.cql.parser import parse
 from chat.embedded.cql.results import Prepared, Result
@@ -121,13 +122,24 @@ class Engine:
         self._log.append(payload)
 
     async def close(self) -> None:
-        """Flush and fsync the log, then snapshot so the next start replays little."""
+        """Flush and fsync the log, then snapshot so the next start replays little.
+
+        A log that failed is only closed: what it holds on disk is all that replay can trust.
+        """
         if self._log is None:
             return
-        await self._log.sync()
-        if self._log.segment_size > 0:
-            await self._log.compact()
+        with contextlib.suppress(WriteFailure):  # those writes were answered with the error
+            await self._log.sync()
+        if self._log.segment_size > 0 and self._log.failed is None:
+            try:
+                await self._log.compact()
+            except OSError:
+                log.exception("final snapshot failed; the commit log will be replayed instead")
         await self._log.close()
+
+    def _check_writable(self) -> None:
+        if self._log is not None and self._log.failed is not None:
+            raise CommitLogFailed(self._log.failed)
 
     async def snapshot(self) -> None:
         """Compact now (tests and operators); normally triggered by the log size."""
@@ -251,6 +263,8 @@ class Engine:
         options: QueryOptions,
         keyspace: str | None,
     ) -> Result:
+        if self._log is not None and self._log.failed is not None and _mutates(prepared):
+            raise CommitLogFailed(self._log.failed)
         return self.executor.run(
             prepared.plan,
             values,
@@ -276,6 +290,7 @@ class Engine:
         options: QueryOptions,
         keyspace: str | None,
     ) -> Result:
+        self._check_writable()
         compiled = []
         fresh: dict[StatementPlan, StatementPlan] = {}  # a few statements, interleaved
         last: StatementPlan | None = None
@@ -301,3 +316,9 @@ class Engine:
         if self._log is None:
             return None
         return self._log.durable()
+
+
+def _mutates(prepared: Prepared) -> bool:
+    """Whether executing the statement writes (data or schema): what a failed log refuses."""
+    plan: StatementPlan = prepared.plan
+    return not isinstance(plan.compiled, SelectPlan) and not isinstance(plan.stmt, ast.Use)

@@ -56,6 +56,20 @@ class AlreadyExists(CqlError):
         self.table = table
 
 
+class WriteFailure(CqlError):
+    """A write that was not made durable (the commit log failed): never acknowledged.
+
+    Encoded with the protocol v4 Write_failure fields (consistency, received, block_for,
+    failures, write type); the driver raises it to the application instead of retrying.
+    """
+
+    code = 0x1500
+
+    def __init__(self, message: str, write_type: str = "SIMPLE") -> None:
+        super().__init__(message)
+        self.write_type = write_type
+
+
 class Unprepared(CqlError):
     """An EXECUTE named a statement id this server does not know (e.g. after a restart)."""
 

@@ -26,7 +26,13 @@ from typing import Any, NamedTuple
 
 from cassandra import cqltypes
 
-from chat.embedded.cql.errors import AlreadyExists, CqlError, ProtocolError, Unprepared
+from chat.embedded.cql.errors import (
+    AlreadyExists,
+    CqlError,
+    ProtocolError,
+    Unprepared,
+    WriteFailure,
+)
 from chat.embedded.cql.results import ColumnSpec, Prepared, Rows, SchemaChange
 
 _lz4: Any
@@ -82,6 +88,8 @@ MF_NO_METADATA = 0x0004
 ERR_UNAVAILABLE = 0x1000
 ERR_WRITE_TIMEOUT = 0x1100
 ERR_READ_TIMEOUT = 0x1200
+
+CONSISTENCY_ONE = 0x0001
 
 MIN_VERSION = 3
 MAX_VERSION = 4
@@ -540,6 +548,16 @@ def encode_cql_error(stream: int, error: CqlError, version: int = MAX_VERSION) -
         extra = _short_pack(len(error.statement_id)) + error.statement_id
     elif isinstance(error, AlreadyExists):
         extra = _string(error.keyspace) + _string(error.table)
+    elif isinstance(error, WriteFailure):
+        # v4 layout: consistency, received, block_for, failures, write type. One replica
+        # (this node) was required and it failed.
+        extra = (
+            _SHORT.pack(CONSISTENCY_ONE)
+            + _int_pack(0)
+            + _int_pack(1)
+            + _int_pack(1)
+            + _string(error.write_type)
+        )
     return encode_error(stream, error.code, error.message, extra, version)
 
 

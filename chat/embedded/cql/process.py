@@ -31,6 +31,7 @@ from typing import IO, Self
 import uvloop
 
 from chat.embedded.cql import gc_policy
+from chat.embedded.cql.commitlog import FILE_MODE, make_private_dir
 from chat.embedded.cql.server import CqlServer
 
 log = logging.getLogger("chat.embedded.cql")
@@ -82,12 +83,14 @@ def _host_id(data_dir: Path | None, host: str, port: int) -> uuid.UUID:
     """
     if data_dir is None:
         return uuid.uuid5(uuid.NAMESPACE_URL, f"cql://{host}:{port}")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     path = data_dir / HOST_ID_FILE
     if path.exists():
         return uuid.UUID(path.read_text().strip())
     host_id = uuid.uuid4()
-    path.write_text(f"{host_id}\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    with os.fdopen(fd, "w") as out:
+        out.write(f"{host_id}\n")
     return host_id
 
 

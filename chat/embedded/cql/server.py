@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Protocol, cast
 
 from chat.embedded.cql import frames
-from chat.embedded.cql.errors import CqlError, InvalidRequest, ProtocolError
+from chat.embedded.cql.errors import CqlError, InvalidRequest, ProtocolError, WriteFailure
 from chat.embedded.cql.results import Prepared, Rows, SchemaChange, SetKeyspace, Void
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # Pause reading from a client whose answers pile up unread beyond this many bytes.
 WRITE_HIGH_WATER = 4 * 1024 * 1024
+# The write type a Write_failure names, per BATCH type (logged, unlogged, counter).
+_BATCH_WRITE_TYPES = ("BATCH", "UNLOGGED_BATCH", "COUNTER")
 
 
 class EngineApi(Protocol):
@@ -141,6 +143,7 @@ class CqlConnection(asyncio.Protocol):
         self.compressed = False  # lz4 negotiated in STARTUP
         self.keyspace: str | None = None
         self._deferred: list[bytes] = []
+        self._deferred_streams: list[tuple[int, str]] = []  # (stream, write type) per answer
         self._deferred_future: Awaitable[None] | None = None
         self._in_flight = 0  # answers awaiting an fsync
         self._idle: asyncio.Future[None] | None = None
@@ -212,8 +215,10 @@ class CqlConnection(asyncio.Protocol):
     def _flush_after_durable(self) -> None:
         """Send the answers collected in this read once the engine's fsync covering them is done."""
         answers = b"".join(self._deferred)
+        streams = self._deferred_streams
         awaitable = self._deferred_future
         self._deferred = []
+        self._deferred_streams = []
         self._deferred_future = None
         self._in_flight += 1
         if isinstance(awaitable, asyncio.Future):
@@ -225,10 +230,20 @@ class CqlConnection(asyncio.Protocol):
         def done(completed: asyncio.Future[None]) -> None:
             self._in_flight -= 1
             if completed.cancelled() or completed.exception() is not None:
-                # Without the fsync the writes are not acknowledged; the client times out
-                # or sees the connection close, never a false success.
-                log.error("commit log sync failed; closing connection", exc_info=None)
-                self.close()
+                # Without the fsync the writes are not acknowledged: each is answered with a
+                # Write_failure instead, never a false success.
+                reason = "commit log sync failed"
+                if not completed.cancelled():
+                    reason = str(completed.exception()) or reason
+                version = self.version or frames.MAX_VERSION
+                self.send(
+                    b"".join(
+                        frames.encode_cql_error(
+                            stream, WriteFailure(f"{reason}; not applied durably", kind), version
+                        )
+                        for stream, kind in streams
+                    )
+                )
             else:
                 self.send(answers)
             if self._in_flight == 0 and self._idle is not None and not self._idle.done():
@@ -236,7 +251,9 @@ class CqlConnection(asyncio.Protocol):
 
         future.add_done_callback(done)
 
-    def _answer_write(self, answer: bytes, out: list[bytes]) -> None:
+    def _answer_write(
+        self, answer: bytes, out: list[bytes], stream: int, write_type: str = "SIMPLE"
+    ) -> None:
         """Queue a write's answer behind the engine's durability future, if one is pending."""
         durable = self.engine.durable()
         if durable is None:
@@ -246,6 +263,7 @@ class CqlConnection(asyncio.Protocol):
             self._flush_after_durable()
         self._deferred_future = durable
         self._deferred.append(answer)
+        self._deferred_streams.append((stream, write_type))
 
     # -- dispatch
 
@@ -340,7 +358,7 @@ class CqlConnection(asyncio.Protocol):
         else:
             answer = self._encode_result(frame.stream, result, params.skip_metadata)
         if prepared.is_write:
-            self._answer_write(answer, out)
+            self._answer_write(answer, out, frame.stream)
         else:
             out.append(answer)
 
@@ -374,7 +392,7 @@ class CqlConnection(asyncio.Protocol):
             answer = frames.encode_void(frame.stream, self.version)
         else:
             answer = self._encode_result(frame.stream, result, False)
-        self._answer_write(answer, out)
+        self._answer_write(answer, out, frame.stream, _BATCH_WRITE_TYPES[request.batch_type])
 
     def _query(self, frame: frames.Frame, out: list[bytes]) -> None:
         self._require_started()
@@ -387,7 +405,7 @@ class CqlConnection(asyncio.Protocol):
             result = self.engine.execute(prepared, values, options, self.keyspace)
         else:
             result = self.engine.query(request.query, params.values, options, self.keyspace)
-        self._answer_write(self._encode_result(frame.stream, result, False), out)
+        self._answer_write(self._encode_result(frame.stream, result, False), out, frame.stream)
 
     def _encode_result(self, stream: int, result: Result, skip_metadata: bool) -> bytes:
         if isinstance(result, Rows):
