@@ -29,6 +29,7 @@ from cassandra import cqltypes
 from chat.embedded.cql.errors import (
     AlreadyExists,
     CqlError,
+    InvalidRequest,
     ProtocolError,
     Unprepared,
     WriteFailure,
@@ -55,6 +56,11 @@ OP_EXECUTE = 0x0A
 OP_REGISTER = 0x0B
 OP_EVENT = 0x0C
 OP_BATCH = 0x0D
+OP_AUTH_CHALLENGE = 0x0E
+OP_AUTH_RESPONSE = 0x0F
+OP_AUTH_SUCCESS = 0x10
+
+PASSWORD_AUTHENTICATOR = "org.apache.cassandra.auth.PasswordAuthenticator"
 
 # Frame header flags.
 FLAG_COMPRESSED = 0x01
@@ -94,7 +100,8 @@ CONSISTENCY_ONE = 0x0001
 MIN_VERSION = 3
 MAX_VERSION = 4
 HEADER_SIZE = 9
-MAX_BODY_LENGTH = 256 * 1024 * 1024  # the spec's limit; larger is a corrupt or hostile frame
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""The largest request body accepted, compressed or not (Cassandra 4's default)."""
 
 CQL_VERSION = "3.4.5"
 COMPRESSIONS: tuple[str, ...] = ("lz4",) if _lz4 is not None else ()
@@ -125,26 +132,52 @@ class Frame(NamedTuple):
     body: bytes
 
 
+class FrameTooLarge(NamedTuple):
+    """A request whose header announced a body over :data:`MAX_FRAME_BYTES`.
+
+    Its body is skipped as it arrives (never buffered); the server answers the stream with
+    an Invalid error, as ScyllaDB and Cassandra do, and the connection stays usable.
+    """
+
+    version: int
+    stream: int
+    length: int
+
+
 class FrameDecoder:
     """Accumulates received bytes and yields complete frames.
 
     Bytes that belong to an incomplete frame are kept as a list of chunks and joined only once
     the frame is complete, so a large frame arriving in many reads is not copied repeatedly.
+    What it holds is bounded by the largest frame it accepts, ``max_frame`` bytes of body.
     """
 
-    __slots__ = ("_buffered", "_chunks", "_needed")
+    __slots__ = ("_buffered", "_chunks", "_discard", "_needed", "max_frame")
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._needed = HEADER_SIZE
+        self._discard = 0  # body bytes of a refused frame still to skip
+        self.max_frame = max_frame
 
-    def feed(self, data: bytes) -> list[Frame]:
+    @property
+    def pending(self) -> bool:
+        """Whether part of a frame has arrived and the rest has not (header or body)."""
+        return self._buffered > 0 or self._discard > 0
+
+    def feed(self, data: bytes) -> list[Frame | FrameTooLarge]:
         """Add received bytes; return the frames they complete (possibly none).
 
-        Raises ProtocolError for a frame whose header announces a negative or absurd body
-        length; the connection cannot be resynchronised after that and should be closed.
+        Raises ProtocolError for a frame whose header announces a negative body length; the
+        connection cannot be resynchronised after that and should be closed.
         """
+        if self._discard:
+            if len(data) <= self._discard:
+                self._discard -= len(data)
+                return []
+            data = data[self._discard :]
+            self._discard = 0
         if self._chunks:
             self._chunks.append(data)
             self._buffered += len(data)
@@ -152,14 +185,23 @@ class FrameDecoder:
                 return []
             data = b"".join(self._chunks)
             self._chunks.clear()
-        frames: list[Frame] = []
+        frames: list[Frame | FrameTooLarge] = []
         pos = 0
         end = len(data)
         unpack = _HEADER.unpack_from
         while end - pos >= HEADER_SIZE:
             version, flags, stream, opcode, length = unpack(data, pos)
-            if length < 0 or length > MAX_BODY_LENGTH:
+            if length < 0:
                 raise ProtocolError(f"invalid frame body length {length}")
+            if length > self.max_frame:
+                frames.append(FrameTooLarge(version & 0x7F, stream, length))
+                skip = pos + HEADER_SIZE + length
+                if skip > end:
+                    self._discard = skip - end
+                    pos = end
+                    break
+                pos = skip
+                continue
             body_end = pos + HEADER_SIZE + length
             if body_end > end:
                 self._needed = body_end - pos
@@ -176,7 +218,13 @@ class FrameDecoder:
             self._buffered = len(rest)
         else:
             self._buffered = 0
+            self._needed = HEADER_SIZE
         return frames
+
+
+def too_large_message(length: int, limit: int = MAX_FRAME_BYTES) -> str:
+    """ScyllaDB's answer to an oversized request (an Invalid error on that stream)."""
+    return f"request size too large (frame size {length + HEADER_SIZE}; allowed {limit})"
 
 
 def check_version(frame: Frame) -> None:
@@ -192,15 +240,25 @@ def check_version(frame: Frame) -> None:
         )
 
 
-def decompress(frame: Frame) -> Frame:
-    """The frame with its LZ4 body inflated (big-endian length prefix, then an LZ4 block)."""
+def decompress(frame: Frame, limit: int = MAX_FRAME_BYTES) -> Frame:
+    """The frame with its LZ4 body inflated (big-endian length prefix, then an LZ4 block).
+
+    The length prefix is what the client claims; the buffer for it is allocated up front, so
+    a claim over ``limit`` (or below zero) is refused before anything is allocated.
+    """
     if _lz4 is None:
         raise ProtocolError("compressed frame received but no compression was negotiated")
     body = frame.body
     if len(body) < 4:
         raise ProtocolError("compressed frame body shorter than its length prefix")
+    (claimed,) = _int_unpack(body, 0)
+    if claimed < 0:
+        raise ProtocolError(f"LZ4 frame body claims a negative length ({claimed})")
+    if claimed > limit:
+        # The same answer as for an uncompressed request that size.
+        raise InvalidRequest(too_large_message(claimed, limit))
     try:
-        inflated: bytes = _lz4.decompress(body[4:], uncompressed_size=_int_unpack(body, 0)[0])
+        inflated: bytes = _lz4.decompress(body[4:], uncompressed_size=claimed)
     except Exception as exc:
         raise ProtocolError(f"cannot decompress LZ4 frame body: {exc}") from exc
     return frame._replace(body=inflated, flags=frame.flags & ~FLAG_COMPRESSED)
@@ -382,6 +440,20 @@ def decode_startup(frame: Frame) -> dict[str, str]:
     return options
 
 
+def decode_auth_response(frame: Frame) -> bytes:
+    """AUTH_RESPONSE body: the SASL token as [bytes] (null reads as empty)."""
+    body = frame.body
+    try:
+        (n,) = _int_unpack(body, 0)
+    except struct.error as exc:
+        raise _truncated("AUTH_RESPONSE") from exc
+    if n < 0:
+        return b""
+    if 4 + n > len(body):
+        raise _truncated("AUTH_RESPONSE")
+    return body[4 : 4 + n]
+
+
 def decode_register(frame: Frame) -> list[str]:
     """REGISTER body: a [string list] of event types."""
     try:
@@ -513,6 +585,16 @@ def encode_ready(stream: int, version: int = MAX_VERSION) -> bytes:
 def encode_void(stream: int, version: int = MAX_VERSION) -> bytes:
     """RESULT Void, the answer to every successful write: one pack, no allocation beyond it."""
     return _VOID.pack(0x80 | version, 0, stream, OP_RESULT, 4, RESULT_VOID)
+
+
+def encode_authenticate(stream: int, version: int = MAX_VERSION) -> bytes:
+    """AUTHENTICATE: the answer to STARTUP when credentials are required."""
+    return encode_frame(stream, OP_AUTHENTICATE, _string(PASSWORD_AUTHENTICATOR), version)
+
+
+def encode_auth_success(stream: int, version: int = MAX_VERSION) -> bytes:
+    """AUTH_SUCCESS with a null final token (PLAIN has no last server message)."""
+    return encode_frame(stream, OP_AUTH_SUCCESS, _NULL_VALUE, version)
 
 
 def encode_supported(stream: int, version: int = MAX_VERSION) -> bytes:
