@@ -37,6 +37,7 @@ from cassandra.query import BatchType
 from chat.embedded.cql import frames
 from chat.embedded.cql.errors import AlreadyExists, InvalidRequest, ProtocolError, Unprepared
 from chat.embedded.cql.results import ColumnSpec, Prepared, Rows, SchemaChange
+from chat.embedded.cql.values import UNSET
 
 FEATURES = ProtocolFeatures()
 
@@ -204,10 +205,17 @@ def test_named_values_are_decoded_with_their_names() -> None:
     assert request.params.values == [b"x", None]
 
 
-def test_unset_values_decode_as_none() -> None:
-    body = struct.pack(">H", 2) + b"id" + struct.pack(">HBHi", 1, frames.QF_VALUES, 1, -2)
+def test_unset_and_null_values_decode_as_distinct_markers() -> None:
+    body = struct.pack(">H", 2) + b"id" + struct.pack(">HBHii", 1, frames.QF_VALUES, 2, -2, -1)
     request = frames.decode_execute(frames.Frame(4, 0, 1, frames.OP_EXECUTE, body))
-    assert request.params.values == [None]
+    assert request.params.values == [UNSET, None]
+    assert request.params.values[0] is UNSET
+
+
+def test_a_value_length_below_minus_two_is_a_protocol_error() -> None:
+    body = struct.pack(">H", 2) + b"id" + struct.pack(">HBHi", 1, frames.QF_VALUES, 1, -3)
+    with pytest.raises(ProtocolError, match="invalid value length -3"):
+        frames.decode_execute(frames.Frame(4, 0, 1, frames.OP_EXECUTE, body))
 
 
 def test_truncated_execute_is_a_protocol_error() -> None:

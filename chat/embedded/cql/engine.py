@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chat.embedded.cql import ast
+from chat.embedded.cql.binding import bind, bind_checks
 from chat.embedded.cql.commitlog import CommitLog, CommitLogFailed, frame
 from chat.embedded.cql.errors import InvalidRequest, Unprepared, WriteFailure
 from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
@@ -49,6 +50,7 @@ class QueryOptions:
     timestamp: int | None = None
     serial_consistency: int | None = None
     now_in_seconds: int | None = None
+    request_bytes: int = 0  # of a BATCH: its bound values, an upper bound of what it writes
 
 
 class Engine:
@@ -226,7 +228,7 @@ class Engine:
         def table_of(ks: str | None, name: str) -> Any:
             return self.executor.table(ks, name, keyspace)
 
-        binds, pk_indexes = bind_specs(stmt, table_of)
+        binds, pk_indexes, unset_ok = bind_specs(stmt, table_of)
         result_columns = (
             list(plan.compiled.columns) if isinstance(plan.compiled, SelectPlan) else None
         )
@@ -239,6 +241,7 @@ class Engine:
             result_columns=result_columns,
             is_write=isinstance(stmt, (ast.Insert, ast.Update, ast.Delete, ast.Batch)),
             plan=plan,
+            checks=bind_checks(binds, unset_ok),
         )
         if len(self._prepared) >= MAX_PREPARED:
             self._prepared.pop(next(iter(self._prepared)))
@@ -265,6 +268,15 @@ class Engine:
     ) -> Result:
         if self._log is not None and self._log.failed is not None and _mutates(prepared):
             raise CommitLogFailed(self._log.failed)
+        if len(values) != len(prepared.checks):
+            raise InvalidRequest(
+                f"There were {len(prepared.checks)} markers(?) in CQL but {len(values)} bound "
+                "variables"
+            )
+        values = bind(values, prepared.checks)
+        size_hint = 0
+        if isinstance(prepared.plan.stmt, ast.Batch):  # its literals count as what it writes
+            size_hint = len(prepared.query) + sum(len(v) for v in values if isinstance(v, bytes))
         return self.executor.run(
             prepared.plan,
             values,
@@ -272,6 +284,7 @@ class Engine:
             options.paging_state,
             options.timestamp,
             options.now_in_seconds,
+            size_hint,
         )
 
     def query(
@@ -307,10 +320,12 @@ class Engine:
                     f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound "
                     "variables"
                 )
-            compiled.append((plan.compiled, values))
+            compiled.append((plan.compiled, bind(values, prepared.checks)))
         self.stats.statements += len(items)
         now = int(time.time()) if options.now_in_seconds is None else options.now_in_seconds
-        return self.executor.batch(batch_type, compiled, options.timestamp, now)
+        return self.executor.batch(
+            batch_type, compiled, options.timestamp, now, size_hint=options.request_bytes
+        )
 
     def durable(self) -> Awaitable[None] | None:
         if self._log is None:

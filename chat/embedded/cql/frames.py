@@ -35,6 +35,7 @@ from chat.embedded.cql.errors import (
     WriteFailure,
 )
 from chat.embedded.cql.results import ColumnSpec, Prepared, Rows, SchemaChange
+from chat.embedded.cql.values import UNSET
 
 _lz4: Any
 try:
@@ -135,8 +136,9 @@ class Frame(NamedTuple):
 class FrameTooLarge(NamedTuple):
     """A request whose header announced a body over :data:`MAX_FRAME_BYTES`.
 
-    Its body is skipped as it arrives (never buffered); the server answers the stream with
-    an Invalid error, as ScyllaDB and Cassandra do, and the connection stays usable.
+    Its body is skipped as it arrives (never buffered), and only once it is all skipped does
+    the decoder yield this, so that the client has finished sending it when the server answers
+    the stream with an Invalid error (as Cassandra does); the connection stays usable.
     """
 
     version: int
@@ -152,13 +154,14 @@ class FrameDecoder:
     What it holds is bounded by the largest frame it accepts, ``max_frame`` bytes of body.
     """
 
-    __slots__ = ("_buffered", "_chunks", "_discard", "_needed", "max_frame")
+    __slots__ = ("_buffered", "_chunks", "_discard", "_needed", "_refused", "max_frame")
 
     def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._needed = HEADER_SIZE
         self._discard = 0  # body bytes of a refused frame still to skip
+        self._refused: FrameTooLarge | None = None  # yielded once its body is skipped
         self.max_frame = max_frame
 
     @property
@@ -172,20 +175,23 @@ class FrameDecoder:
         Raises ProtocolError for a frame whose header announces a negative body length; the
         connection cannot be resynchronised after that and should be closed.
         """
+        frames: list[Frame | FrameTooLarge] = []
         if self._discard:
-            if len(data) <= self._discard:
+            if len(data) < self._discard:
                 self._discard -= len(data)
-                return []
+                return frames
             data = data[self._discard :]
             self._discard = 0
+            assert self._refused is not None
+            frames.append(self._refused)
+            self._refused = None
         if self._chunks:
             self._chunks.append(data)
             self._buffered += len(data)
             if self._buffered < self._needed:
-                return []
+                return frames
             data = b"".join(self._chunks)
             self._chunks.clear()
-        frames: list[Frame | FrameTooLarge] = []
         pos = 0
         end = len(data)
         unpack = _HEADER.unpack_from
@@ -194,12 +200,14 @@ class FrameDecoder:
             if length < 0:
                 raise ProtocolError(f"invalid frame body length {length}")
             if length > self.max_frame:
-                frames.append(FrameTooLarge(version & 0x7F, stream, length))
+                refused = FrameTooLarge(version & 0x7F, stream, length)
                 skip = pos + HEADER_SIZE + length
                 if skip > end:
                     self._discard = skip - end
+                    self._refused = refused
                     pos = end
                     break
+                frames.append(refused)
                 pos = skip
                 continue
             body_end = pos + HEADER_SIZE + length
@@ -316,6 +324,7 @@ class BatchRequest:
     consistency: int
     serial_consistency: int | None
     timestamp: int | None
+    value_bytes: int = 0  # bound values with their length prefixes (the batch-size check)
 
 
 def _truncated(what: str) -> ProtocolError:
@@ -349,8 +358,17 @@ def _read_short_bytes(body: bytes, pos: int) -> tuple[bytes, int]:
     return body[pos:end], end
 
 
+def _negative_value(n: int) -> bytes | None:
+    """A [value] with a negative length: null (-1), unset (-2, protocol v4) or malformed."""
+    if n == -1:
+        return None
+    if n == -2:
+        return UNSET  # type: ignore[no-any-return]
+    raise ProtocolError(f"invalid value length {n} (only -1, null, and -2, unset, are defined)")
+
+
 def _read_values(body: bytes, pos: int, count: int) -> tuple[list[bytes | None], int]:
-    """Read ``count`` [value]s. Null (-1) and unset (-2) both become None."""
+    """Read ``count`` [value]s: null (-1) becomes None, unset (-2) :data:`UNSET`."""
     values: list[bytes | None] = []
     append = values.append
     unpack = _int_unpack
@@ -358,7 +376,7 @@ def _read_values(body: bytes, pos: int, count: int) -> tuple[list[bytes | None],
         (n,) = unpack(body, pos)
         pos += 4
         if n < 0:
-            append(None)
+            append(_negative_value(n))
         else:
             end = pos + n
             append(body[pos:end])
@@ -508,6 +526,7 @@ def decode_batch(frame: Frame) -> BatchRequest:
         pos = _skip_custom_payload(frame, 0) if frame.flags & FLAG_CUSTOM_PAYLOAD else 0
         batch_type, count = body[pos], _short_unpack(body, pos + 1)[0]
         pos += 3
+        value_bytes = 0
         items: list[tuple[str | bytes, list[bytes | None]]] = []
         append = items.append
         short_unpack = _short_unpack
@@ -529,15 +548,17 @@ def decode_batch(frame: Frame) -> BatchRequest:
             # _read_values, inlined: this loop runs once per bound value of every batched row.
             values: list[bytes | None] = []
             add = values.append
+            start = pos
             for _ in range(nvalues):
                 (size,) = int_unpack(body, pos)
                 pos += 4
                 if size < 0:
-                    add(None)
+                    add(_negative_value(size))
                 else:
                     end = pos + size
                     add(body[pos:end])
                     pos = end
+            value_bytes += pos - start
             append((query, values))
         if pos > len(body):
             raise struct.error("value past end of body")
@@ -558,7 +579,7 @@ def decode_batch(frame: Frame) -> BatchRequest:
         raise _truncated("BATCH") from exc
     if batch_type not in (0, 1, 2):
         raise ProtocolError(f"invalid BATCH type {batch_type} (expected 0, 1 or 2)")
-    return BatchRequest(batch_type, items, consistency, serial, timestamp)
+    return BatchRequest(batch_type, items, consistency, serial, timestamp, value_bytes)
 
 
 # --------------------------------------------------------------------------- response encoding

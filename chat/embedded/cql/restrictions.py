@@ -18,12 +18,14 @@ from typing import Any
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.errors import InvalidRequest
+from chat.embedded.cql.marshal import elements
+from chat.embedded.cql.ordering import increment
 from chat.embedded.cql.schema import ColumnMeta, TableMeta
 from chat.embedded.cql.values import (
     PROTOCOL,
+    UNSET,
     Values,
     composite_key,
-    increment,
     serialize,
 )
 
@@ -42,11 +44,11 @@ def term_list(rel_value: Any, col: ColumnMeta, values: Values, is_in: bool) -> l
         return [serialize(t, col.type, col.name, values) for t in rel_value]
     if is_in and isinstance(rel_value, ast.BindMarker):
         raw = values[rel_value.index]
+        if raw is UNSET:
+            raise InvalidRequest(f"Invalid unset value for column {col.name}")
         if raw is None:
-            raise InvalidRequest(f"Invalid null value for IN restriction on {col.name}")
-        from chat.embedded.cql.values import unpack_collection
-
-        return [k for k, _ in unpack_collection(raw, False)]
+            raise InvalidRequest(f"Invalid null value for column {col.name}")
+        return [k for k, _ in elements(raw, False)]
     return [serialize(rel_value, col.type, col.name, values)]
 
 
@@ -59,11 +61,13 @@ def _tuple_values(term: Any, cols: Sequence[ColumnMeta], values: Values) -> list
         return [serialize(t, c.type, c.name, values) for t, c in zip(term.items, cols, strict=True)]
     if isinstance(term, ast.BindMarker):
         raw = values[term.index]
+        if raw is UNSET:
+            raise InvalidRequest("Invalid unset value for multi-column relation")
         if raw is None:
             raise InvalidRequest("Invalid null value for multi-column relation")
         out: list[bytes | None] = []
         pos = 0
-        for _ in cols:
+        for _ in cols:  # the tuple was validated when bound: every length fits
             size = int.from_bytes(raw[pos : pos + 4], "big", signed=True)
             pos += 4
             out.append(raw[pos : pos + size] if size >= 0 else None)

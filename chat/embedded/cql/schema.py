@@ -15,16 +15,15 @@ from typing import Any
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.errors import AlreadyExists, InvalidRequest
+from chat.embedded.cql.ordering import Encoder, ordering_encoder
 from chat.embedded.cql.results import ColumnSpec
 from chat.embedded.cql.storage import TableData
 from chat.embedded.cql.values import (
     COLLECTIONS,
     FIXED_SIZES,
-    Encoder,
     base_name,
     canonical,
     driver_type,
-    ordering_encoder,
 )
 
 SYSTEM_KEYSPACES = frozenset(

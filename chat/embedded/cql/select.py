@@ -19,11 +19,12 @@ from cassandra import cqltypes as _ct
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.errors import InvalidRequest, ProtocolError
+from chat.embedded.cql.marshal import pack_elements, pack_entries
 from chat.embedded.cql.restrictions import FILTERING_MSG, Range, Where, compile_where
 from chat.embedded.cql.results import ColumnSpec, Rows
 from chat.embedded.cql.schema import ColumnMeta, TableMeta
 from chat.embedded.cql.storage import CollectionCell, Partition, Row, TableData
-from chat.embedded.cql.values import Values, int_getter, pack_collection, pack_map
+from chat.embedded.cql.values import Values, int_getter
 
 Extractor = Callable[[Partition, Row, int], bytes | None]
 
@@ -35,13 +36,13 @@ def collection_value(col: ColumnMeta, cell: CollectionCell, now: int) -> bytes |
         return None
     if col.collection == "list":
         live.sort(key=lambda kc: kc[0])
-        return pack_collection([c[2] for _, c in live])
+        return pack_elements([c[2] for _, c in live])
     enc = col.element_encoder
     assert enc is not None
     live.sort(key=lambda kc: enc(kc[0]))
     if col.collection == "set":
-        return pack_collection([k for k, _ in live])
-    return pack_map([(k, c[2]) for k, c in live])
+        return pack_elements([k for k, _ in live])
+    return pack_entries([(k, c[2]) for k, c in live])
 
 
 def cell_value(col: ColumnMeta, row: Row, now: int) -> bytes | None:

@@ -471,7 +471,12 @@ class CqlConnection(asyncio.Protocol):
                 prepared, last_id = engine.prepare(query, keyspace), None
             items.append((prepared, values))
         options = self.options_type(
-            request.consistency, None, None, request.timestamp, request.serial_consistency
+            request.consistency,
+            None,
+            None,
+            request.timestamp,
+            request.serial_consistency,
+            request_bytes=request.value_bytes,
         )
         result = engine.batch(request.batch_type, items, options, keyspace)
         if type(result) is Void:
