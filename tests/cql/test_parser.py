@@ -37,7 +37,7 @@ from chat.embedded.cql.ast import (
     Update,
     Use,
 )
-from chat.embedded.cql.errors import ConfigurationError, CqlSyntaxError, InvalidRequest
+from chat.embedded.cql.errors import CqlSyntaxError, InvalidRequest
 from chat.embedded.cql.parser import parse
 from tests.cql.parsing import (
     const,
@@ -527,9 +527,11 @@ def test_create_keyspace_with_replication_and_durable_writes() -> None:
     )
 
 
-def test_create_keyspace_without_replication_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError):
-        parse("CREATE KEYSPACE k WITH durable_writes = true")
+def test_create_keyspace_without_replication_leaves_the_defaults_to_the_engine() -> None:
+    statement = parse("CREATE KEYSPACE k WITH durable_writes = true")
+    assert isinstance(statement, CreateKeyspace)
+    assert statement.replication == {}
+    assert statement.durable_writes is True
 
 
 def test_create_keyspace_unknown_property_is_a_syntax_error() -> None:

@@ -174,6 +174,15 @@ class AstBuilder(Transformer[Tok, ast.Statement]):
             return None, str(first)
         return str(first), str(second)
 
+    def marker_name(self, token: Tok) -> Tok:
+        return token
+
+    def marker_table_name(self, *parts: Tok) -> tuple[str | None, str]:
+        raise syntax_error(parts[-1], "Bind variables cannot be used for table names")
+
+    def marker_use(self, token: Tok) -> ast.Use:
+        raise syntax_error(token, "Bind variables cannot be used for keyspace names")
+
     def if_exists(self) -> bool:
         return True
 
@@ -584,9 +593,9 @@ class AstBuilder(Transformer[Tok, ast.Statement]):
             if key in found:
                 raise CqlSyntaxError(f"Multiple definition for property '{key}'")
             found[key] = value
-        replication_term = found.get("replication")
+        replication_term = found.get("replication", ast.MapLiteral(()))
         if not isinstance(replication_term, ast.MapLiteral):
-            raise ConfigurationError("Missing mandatory replication strategy class")
+            raise ConfigurationError("Invalid value for property 'replication': expected a map")
         replication = {
             _option_text(k, "replication"): _option_text(v, "replication")
             for k, v in replication_term.entries

@@ -18,7 +18,7 @@ from typing import Any
 from cassandra import cqltypes as _ct
 
 from chat.embedded.cql import ast, gc_policy, system_tables
-from chat.embedded.cql.errors import InvalidRequest
+from chat.embedded.cql.errors import ConfigurationError, InvalidRequest
 from chat.embedded.cql.lwt import check_batch
 from chat.embedded.cql.results import ColumnSpec, Result, SchemaChange, SetKeyspace, Void
 from chat.embedded.cql.schema import Catalog, TableMeta
@@ -473,13 +473,13 @@ class Executor:
                 raise InvalidRequest(f"Keyspace '{stmt.keyspace}' does not exist")
             return SetKeyspace(stmt.keyspace)
         if isinstance(stmt, ast.CreateKeyspace):
-            record = catalog.create_keyspace_record(stmt)
+            record = catalog.create_keyspace_record(stmt, (self.node.data_center,))
             change = SchemaChange("CREATED", "KEYSPACE", stmt.name)
         elif isinstance(stmt, ast.DropKeyspace):
             if stmt.name not in catalog.keyspaces:
                 if stmt.if_exists:
                     return Void()
-                raise InvalidRequest(f"Cannot drop non existing keyspace '{stmt.name}'.")
+                raise ConfigurationError(f"Cannot drop non existing keyspace '{stmt.name}'.")
             record = ("drop_keyspace", stmt.name)
             change = SchemaChange("DROPPED", "KEYSPACE", stmt.name)
         elif isinstance(stmt, ast.CreateTable):
@@ -491,7 +491,7 @@ class Executor:
             if stmt.name not in catalog.keyspace(ks).tables:
                 if stmt.if_exists:
                     return Void()
-                raise InvalidRequest(
+                raise ConfigurationError(
                     f"Cannot drop non existing table '{stmt.name}' in keyspace '{ks}'."
                 )
             record = ("drop_table", ks, stmt.name)

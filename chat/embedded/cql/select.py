@@ -250,12 +250,9 @@ class SelectPlan:
         self.table = table
         self.where: Where = compile_where(table, stmt.where, for_select=True)
         if self.where.needs_filtering and not stmt.allow_filtering and not table.virtual:
-            if self.where.ck_filters and not self.where.filters and not self.where.pk_filters:
-                col = self.where.ck_filters[0][1].col
-                raise InvalidRequest(
-                    f'PRIMARY KEY column "{col.name}" cannot be restricted as preceding column '
-                    f"is not restricted. {FILTERING_MSG}"
-                )
+            w = self.where
+            if w.ck_error is not None and w.pk_terms is not None and not w.filters:
+                raise InvalidRequest(w.ck_error)
             raise InvalidRequest(FILTERING_MSG)
         self.count_only = False
         self.aggregate = False
@@ -307,6 +304,7 @@ class SelectPlan:
         self.pp_limit = int_getter(stmt.per_partition_limit, "PER PARTITION LIMIT")
         self.reverse = self._reversed(stmt.order_by)
         self.ordered_in = bool(stmt.order_by) and not self.aggregate
+        self.in_partitions = any(op == "IN" for op, _term in self.where.pk_terms or ())
         if self.where.filters or self.where.ck_filters or self.where.pk_filters:
             self.has_filters = True
         else:
@@ -344,7 +342,7 @@ class SelectPlan:
         w = self.where
         if w.pk_terms is not None:
             keyed = []
-            for key, _parts in w.partition_keys(values):
+            for key, _parts in w.partition_keys(values, reading=True):
                 part = data.partitions.get(key)
                 if part is not None:
                     keyed.append(((part.get_token(), key), part))
@@ -410,22 +408,12 @@ class SelectPlan:
         now: int,
         limit: int | None,
         pp_limit: int | None,
-        page_size: int | None,
-        paging_state: bytes | None,
     ) -> Rows:
-        """``IN (...) ORDER BY``: rows of every partition merged in clustering order.
+        """``IN (...) ORDER BY``: rows of every partition merged in clustering order, unpaged.
 
-        Scylla sorts such results across partitions. Each page re-reads and re-sorts the named
-        partitions (there are few) and skips what earlier pages returned: the paging state is
-        the number of rows already returned.
+        Scylla sorts such results across partitions, and refuses to page them (``run``).
         """
         w = self.where
-        offset = 0
-        if paging_state:
-            try:
-                offset = int(marshal.loads(paging_state))
-            except (ValueError, EOFError, TypeError) as exc:
-                raise ProtocolError("Invalid paging state") from exc
         ranges = w.ck_builder(values) if w.ck_builder is not None else None
         filters = [(f.col, f.compile(values)) for f in w.filters]
         ck_filters = [(i, f.compile(values)) for i, f in w.ck_filters]
@@ -446,11 +434,8 @@ class SelectPlan:
         found.sort(key=lambda item: item[:2], reverse=self.reverse)
         if limit is not None:
             found = found[:limit]
-        end = len(found) if not page_size or page_size <= 0 else offset + page_size
-        page = found[offset:end]
-        state = marshal.dumps(end) if end < len(found) else None
-        rows = [[f(p, r, now) for f in self.extractors] for _k, _n, p, r in page]
-        return Rows(self.columns, rows, state)
+        rows = [[f(p, r, now) for f in self.extractors] for _k, _n, p, r in found]
+        return Rows(self.columns, rows)
 
     def run(
         self,
@@ -467,10 +452,14 @@ class SelectPlan:
         pp_limit = self.pp_limit(values)
         if pp_limit is not None and pp_limit <= 0:
             raise InvalidRequest("PER PARTITION LIMIT must be strictly positive")
-        if self.ordered_in and len(self.where.partition_keys(values)) > 1:
-            return self._ordered_across_partitions(
-                data, values, now, limit, pp_limit, page_size, paging_state
+        if self.ordered_in and self.in_partitions and page_size is not None and page_size > 0:
+            raise InvalidRequest(
+                "Cannot page queries with both ORDER BY and a IN restriction on the partition "
+                "key; you must either remove the ORDER BY or the IN and sort client side, or "
+                "disable paging for this query"
             )
+        if self.ordered_in and len(self.where.partition_keys(values, reading=True)) > 1:
+            return self._ordered_across_partitions(data, values, now, limit, pp_limit)
         resume_key: bytes | None = None
         resume_ck: bytes | None = None
         pp_seen = 0

@@ -278,15 +278,20 @@ def python_value(term: ast.Term, t: ast.CqlType, column: str, values: Values) ->
         return None if raw is None else driver_type(t).deserialize(raw, PROTOCOL)
     if isinstance(term, (ast.ListLiteral, ast.SetLiteral)) and inner.name in ("list", "set"):
         items = [python_value(i, inner.params[0], column, values) for i in term.items]
+        if None in items:
+            raise InvalidRequest("null is not supported inside collections")
         return items if inner.name == "list" else _cutil.sortedset(items)
     if isinstance(term, ast.MapLiteral) and inner.name == "set" and not term.entries:
         return []
     if isinstance(term, ast.MapLiteral) and inner.name == "map":
         kt, vt = inner.params
-        return {
+        entries = {
             python_value(k, kt, column, values): python_value(v, vt, column, values)
             for k, v in term.entries
         }
+        if None in entries or None in entries.values():
+            raise InvalidRequest("null is not supported inside collections")
+        return entries
     if isinstance(term, ast.TupleLiteral) and inner.name == "tuple":
         if len(term.items) > len(inner.params):
             raise InvalidRequest(f"Invalid tuple literal for {column}: too many elements")
