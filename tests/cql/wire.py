@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -65,9 +66,34 @@ def string_map(values: dict[str, str]) -> bytes:
     )
 
 
+OP_PREPARE = 0x09
+OP_EXECUTE = 0x0A
+OP_BATCH = 0x0D
+RESULT_PREPARED = 0x0004
+NULL = object()
+UNSET = object()
+
+
 def query_body(cql: str, consistency: int = 1) -> bytes:
     """A QUERY body with no values and no flags."""
     return long_string(cql) + struct.pack(">HB", consistency, 0)
+
+
+def value(raw: object) -> bytes:
+    """One [value]: bytes as they are, or :data:`NULL` (-1) / :data:`UNSET` (-2)."""
+    if raw is NULL:
+        return struct.pack(">i", -1)
+    if raw is UNSET:
+        return struct.pack(">i", -2)
+    assert isinstance(raw, bytes)
+    return struct.pack(">i", len(raw)) + raw
+
+
+def execute_body(statement_id: bytes, values: Sequence[object], consistency: int = 1) -> bytes:
+    """An EXECUTE body binding ``values`` exactly as given, whatever the statement's types."""
+    head = struct.pack(">H", len(statement_id)) + statement_id
+    params = struct.pack(">HBH", consistency, 0x01, len(values))
+    return head + params + b"".join(value(v) for v in values)
 
 
 class WireClient:
@@ -101,8 +127,25 @@ class WireClient:
             options["COMPRESSION"] = compression
         return self.request(OP_STARTUP, string_map(options))
 
+    def prepare(self, cql: str) -> bytes:
+        """PREPARE ``cql``; the statement id."""
+        reply = self.request(OP_PREPARE, long_string(cql))
+        assert reply.opcode == OP_RESULT, reply
+        kind, n = struct.unpack_from(">iH", reply.body)
+        assert kind == RESULT_PREPARED
+        return reply.body[6 : 6 + n]
+
+    def execute(self, statement_id: bytes, values: Sequence[object], stream: int = 0) -> Reply:
+        return self.request(OP_EXECUTE, execute_body(statement_id, values), stream=stream)
+
     def read(self) -> Reply:
         """The next whole reply frame; AssertionError if the server closed the connection."""
+        reply = self.read_or_closed()
+        assert reply is not None, "the server closed the connection"
+        return reply
+
+    def read_or_closed(self) -> Reply | None:
+        """The next whole reply frame, or None when the server closed the connection first."""
         while True:
             if len(self._buffer) >= HEADER.size:
                 _version, flags, stream, opcode, length = HEADER.unpack_from(self._buffer)
@@ -111,8 +154,12 @@ class WireClient:
                     body = self._buffer[HEADER.size : end]
                     self._buffer = self._buffer[end:]
                     return Reply(flags, stream, opcode, body)
-            chunk = self.sock.recv(65536)
-            assert chunk, "the server closed the connection"
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return None
+            if not chunk:
+                return None
             self._buffer += chunk
 
     def closed_by_server(self) -> bool:

@@ -68,15 +68,15 @@ def _read_element(raw: bytes, pos: int) -> tuple[bytes | None, int]:
 def split_collection(raw: bytes, pairs: bool) -> list[tuple[bytes | None, bytes | None]]:
     """The elements of a serialized list/set (``pairs`` False) or map, bounded by ``raw``.
 
-    A negative count reads as zero elements, as ScyllaDB's loop over it does; a count larger
-    than the bytes can hold fails at the first element that is not there.
+    A count larger than the bytes can hold fails at the first element that is not there; a
+    negative one never ends ScyllaDB's loop over it, so it fails the same way.
     """
     count = _read_int(raw, 0)
     pos = 4
     out: list[tuple[bytes | None, bytes | None]] = []
     append = out.append
     end = len(raw)
-    while len(out) < count:
+    while count < 0 or len(out) < count:
         if pos >= end:
             raise MarshalError(f"read_simple - not enough bytes (expected 4, got {end - pos})")
         key, pos = _read_element(raw, pos)
