@@ -524,23 +524,23 @@ BATCH_FAIL_BYTES = 1024 * 1024
 
 
 def _refuse_large_batch(plans: Sequence[tuple[WritePlan, Sequence[bytes | None]]]) -> None:
-    """ScyllaDB refuses a batch over the threshold that spans more than one partition.
+    """ScyllaDB refuses a batch over the threshold when it spans more than one partition.
 
-    Its size is counted as the bytes of the values it writes (ScyllaDB counts the memory of
-    the mutations, a little more).
+    Called only when the request's size is over the threshold: a batch of one partition
+    passes whatever its size, as in ScyllaDB (which counts the memory of the mutations; the
+    request's bytes are the measure here).
     """
-    partitions: set[tuple[bytes, bytes]] = set()
-    size = 0
+    first: tuple[bytes, bytes] | None = None
     for plan, values in plans:
-        keys = (
-            [plan.target(values)[1]]
-            if isinstance(plan, InsertPlan)
-            else [key for key, _pv in plan.keys.partitions(values)]
-        )
-        partitions.update((plan.tid, key) for key in keys)
-        size += sum(len(v) for v in values if isinstance(v, bytes))
-    if len(partitions) > 1 and size > BATCH_FAIL_BYTES:
-        raise InvalidRequest("Batch too large")
+        if isinstance(plan, InsertPlan):
+            keys = [plan.target(values)[1]]
+        else:
+            keys = [key for key, _pv in plan.keys.partitions(values)]
+        for key in keys:
+            if first is None:
+                first = (plan.tid, key)
+            elif (plan.tid, key) != first:
+                raise InvalidRequest("Batch too large")
 
 
 def encode_records(records: list[Record]) -> bytes:

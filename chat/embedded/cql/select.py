@@ -322,7 +322,10 @@ class SelectPlan:
         for i, (name, direction) in enumerate(order_by):
             col = self.table.column(name)
             if col.kind != "clustering":
-                raise InvalidRequest(f"Order by on unknown column {name}")
+                raise InvalidRequest(
+                    "Order by is currently only supported on the clustered columns of the "
+                    f"PRIMARY KEY, got {name}"
+                )
             if i >= len(cks) or cks[i].name != name:
                 raise InvalidRequest(
                     "Order by currently only supports the ordering of columns following their "

@@ -28,7 +28,7 @@ from cassandra.murmur3 import murmur3 as _murmur3
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.errors import InvalidRequest
-from chat.embedded.cql.marshal import MarshalError, check_for
+from chat.embedded.cql.marshal import MarshalError, check_for, pack_elements, pack_entries
 from chat.embedded.cql.temporal import DATE_EPOCH, parse_date, parse_timestamp
 
 PROTOCOL = 4
@@ -312,20 +312,63 @@ def serialize(term: ast.Term, t: ast.CqlType, column: str, values: Values) -> by
         return values[term.index]
     if isinstance(term, ast.FunctionCall):
         return call_function(term, t, column, values)
-    value = python_value(term, t, column, values)
-    if value is None:
-        return None
-    try:
-        raw = bytes(driver_type(t).serialize(value, PROTOCOL))
-    except (TypeError, ValueError, struct.error, OverflowError) as exc:
-        raise InvalidRequest(f"Invalid value for column {column} of type {t}: {exc}") from exc
+    inner = t.params[0] if t.name == "frozen" else t
+    raw: bytes | None
+    if isinstance(term, (ast.ListLiteral, ast.SetLiteral, ast.MapLiteral)) and inner.name in (
+        "list",
+        "set",
+        "map",
+    ):
+        raw = _collection_literal(term, inner, column, values)
+    else:
+        raw = _scalar_literal(term, t, column, values)
     check = check_for(t)
-    if check is None:
+    if raw is None or check is None:
         return raw
     try:
         return check(raw)
     except MarshalError as exc:
         raise InvalidRequest(f"marshaling error: {exc}") from exc
+
+
+def _collection_literal(
+    term: ast.ListLiteral | ast.SetLiteral | ast.MapLiteral,
+    t: ast.CqlType,
+    column: str,
+    values: Values,
+) -> bytes:
+    """A collection literal serialized element by element (elements may be collections)."""
+    if isinstance(term, ast.MapLiteral) and t.name == "map":
+        kt, vt = t.params
+        entries = [
+            (serialize(k, kt, column, values), serialize(v, vt, column, values))
+            for k, v in term.entries
+        ]
+        pairs = [(k, v) for k, v in entries if k is not None and v is not None]
+        if len(pairs) != len(entries) or any(k is UNSET or v is UNSET for k, v in pairs):
+            raise InvalidRequest("null is not supported inside collections")
+        return pack_entries(pairs)
+    if isinstance(term, ast.MapLiteral):
+        if term.entries:
+            raise InvalidRequest(f"Invalid map literal for {column} of type {t}")
+        return pack_elements([])
+    if t.name == "map":
+        raise InvalidRequest(f"Invalid list literal for {column} of type {t}")
+    items = [serialize(i, t.params[0], column, values) for i in term.items]
+    present = [i for i in items if i is not None and i is not UNSET]
+    if len(present) != len(items):
+        raise InvalidRequest("null is not supported inside collections")
+    return pack_elements(present)
+
+
+def _scalar_literal(term: ast.Term, t: ast.CqlType, column: str, values: Values) -> bytes | None:
+    value = python_value(term, t, column, values)
+    if value is None:
+        return None
+    try:
+        return bytes(driver_type(t).serialize(value, PROTOCOL))
+    except (TypeError, ValueError, struct.error, OverflowError) as exc:
+        raise InvalidRequest(f"Invalid value for column {column} of type {t}: {exc}") from exc
 
 
 def _millis_of(arg: ast.Term, column: str, values: Values) -> int:
