@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from cassandra import InvalidRequest
+from cassandra import ConsistencyLevel, InvalidRequest, Unavailable
 from cassandra.cluster import Session
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
+from cassandra.policies import FallthroughRetryPolicy
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, SimpleStatement
 
 from tests.cql.conftest import wait_for
 from tests.cql.test_driver_statements import rows
@@ -349,3 +350,49 @@ def test_keys_over_64_kib_are_refused(ks_session: Session) -> None:
     ks_session.execute(pair, ["a" * 100, "b" * (65535 - 4 - 100)])
     with pytest.raises(InvalidRequest, match="Key length"):
         ks_session.execute(pair, ["a" * 32768, "b" * 32768])
+
+
+# ------------------------------------------------------------------------------- consistency
+
+
+def at(level: int, query: str) -> SimpleStatement:
+    """``query`` at ``level``, errors raised as they come (the default policy retries once)."""
+    return SimpleStatement(query, consistency_level=level, retry_policy=FallthroughRetryPolicy())
+
+
+def test_consistency_levels_beyond_one_node_are_unavailable(session: Session) -> None:
+    session.execute(
+        "CREATE KEYSPACE IF NOT EXISTS rf3 WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 3}"
+    )
+    try:
+        session.execute("CREATE TABLE IF NOT EXISTS rf3.t (k int PRIMARY KEY, v int)")
+        for level in (ConsistencyLevel.ONE, ConsistencyLevel.LOCAL_ONE, ConsistencyLevel.ANY):
+            session.execute(at(level, "INSERT INTO rf3.t (k, v) VALUES (1, 1)"))
+        for level, needed in (
+            (ConsistencyLevel.QUORUM, 2),
+            (ConsistencyLevel.ALL, 3),
+            (ConsistencyLevel.TWO, 2),
+        ):
+            with pytest.raises(Unavailable) as refused:
+                session.execute(at(level, "SELECT * FROM rf3.t WHERE k = 1"))
+            assert refused.value.required_replicas == needed
+            assert refused.value.alive_replicas == 1
+        with pytest.raises(
+            InvalidRequest, match="ANY ConsistencyLevel is only supported for writes"
+        ):
+            session.execute(at(ConsistencyLevel.ANY, "SELECT * FROM rf3.t"))
+        with pytest.raises(Unavailable):  # the Paxos round needs a quorum of 3
+            session.execute(
+                at(ConsistencyLevel.ONE, "INSERT INTO rf3.t (k, v) VALUES (2, 2) IF NOT EXISTS")
+            )
+    finally:
+        session.execute("DROP KEYSPACE rf3")
+
+
+def test_quorum_on_a_single_replica_keyspace_is_served(ks_session: Session) -> None:
+    ks_session.execute("CREATE TABLE t (k int PRIMARY KEY, v int)")
+    for level in (ConsistencyLevel.QUORUM, ConsistencyLevel.ALL, ConsistencyLevel.LOCAL_QUORUM):
+        ks_session.execute(at(level, "INSERT INTO t (k, v) VALUES (1, 1)"))
+    with pytest.raises(Unavailable):
+        ks_session.execute(at(ConsistencyLevel.THREE, "SELECT * FROM t"))

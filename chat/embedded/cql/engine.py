@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chat.embedded.cql import ast
+from chat.embedded.cql import ast, consistency
 from chat.embedded.cql.binding import bind, bind_checks
 from chat.embedded.cql.commitlog import CommitLog, CommitLogFailed, frame
 from chat.embedded.cql.errors import InvalidRequest, Unprepared, WriteFailure
 from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
 from chat.embedded.cql.parser import parse
 from chat.embedded.cql.results import Prepared, Result
-from chat.embedded.cql.schema import Catalog
+from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
 from chat.embedded.cql.storage import NO_TS, OP_COLL_CLEAR, OP_COLL_ELEM
 from chat.embedded.cql.system_tables import NodeInfo
@@ -68,6 +68,8 @@ class Engine:
         self.catalog = Catalog()
         self.executor = Executor(self.catalog, node, self.stats)
         self._prepared: dict[bytes, Prepared] = {}
+        self._consistency_ok: set[tuple[str, int, bool, bool]] = set()
+        self._consistency_version: uuid.UUID | None = None
         self._log: CommitLog | None = None
         if data_dir is not None:
             self._log = CommitLog(
@@ -138,6 +140,32 @@ class Engine:
             except OSError:
                 log.exception("final snapshot failed; the commit log will be replayed instead")
         await self._log.close()
+
+    def _check_consistency(
+        self, table: TableMeta, options: QueryOptions, write: bool, compiled: Any
+    ) -> None:
+        """Unavailable when the consistency level needs more replicas than this one node.
+
+        What passed is remembered per (keyspace, level, kind) until the next schema change.
+        """
+        if table.virtual:
+            return
+        conditional = bool(getattr(compiled, "conditional", False))
+        key = (table.keyspace, options.consistency, write, conditional)
+        if self._consistency_version is not self.catalog.version:
+            self._consistency_ok.clear()
+            self._consistency_version = self.catalog.version
+        if key in self._consistency_ok:
+            return
+        ks = self.catalog.keyspaces.get(table.keyspace)
+        if ks is None:
+            return
+        total, local = consistency.replicas(ks.replication, self.node.data_center)
+        consistency.check(options.consistency, total, local, write=write)
+        if conditional:
+            serial = options.serial_consistency or consistency.SERIAL
+            consistency.check(serial, total, local, write=False)
+        self._consistency_ok.add(key)
 
     def _check_writable(self) -> None:
         if self._log is not None and self._log.failed is not None:
@@ -274,6 +302,13 @@ class Engine:
                 "variables"
             )
         values = bind(values, prepared.checks)
+        plan: StatementPlan = prepared.plan
+        if plan.table is not None:
+            self._check_consistency(plan.table, options, prepared.is_write, plan.compiled)
+        elif isinstance(plan.compiled, list):
+            for inner in plan.compiled:
+                if inner.table is not None:
+                    self._check_consistency(inner.table, options, True, inner.compiled)
         size_hint = 0
         if isinstance(prepared.plan.stmt, ast.Batch):  # its literals count as what it writes
             size_hint = len(prepared.query) + sum(len(v) for v in values if isinstance(v, bytes))
@@ -304,6 +339,7 @@ class Engine:
         keyspace: str | None,
     ) -> Result:
         self._check_writable()
+        checked_table: TableMeta | None = None
         compiled = []
         fresh: dict[StatementPlan, StatementPlan] = {}  # a few statements, interleaved
         last: StatementPlan | None = None
@@ -321,6 +357,9 @@ class Engine:
                     "variables"
                 )
             compiled.append((plan.compiled, bind(values, prepared.checks)))
+            if plan.table is not None and plan.table is not checked_table:
+                checked_table = plan.table
+                self._check_consistency(plan.table, options, True, plan.compiled)
         self.stats.statements += len(items)
         now = int(time.time()) if options.now_in_seconds is None else options.now_in_seconds
         return self.executor.batch(

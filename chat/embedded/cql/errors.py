@@ -56,6 +56,18 @@ class AlreadyExists(CqlError):
         self.table = table
 
 
+class Unavailable(CqlError):
+    """Not enough replicas alive for the consistency level (required > alive)."""
+
+    code = 0x1000
+
+    def __init__(self, message: str, consistency: int, required: int, alive: int) -> None:
+        super().__init__(message)
+        self.consistency = consistency
+        self.required = required
+        self.alive = alive
+
+
 class WriteFailure(CqlError):
     """A write that was not made durable (the commit log failed): never acknowledged.
 

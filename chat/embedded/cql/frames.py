@@ -31,6 +31,7 @@ from chat.embedded.cql.errors import (
     CqlError,
     InvalidRequest,
     ProtocolError,
+    Unavailable,
     Unprepared,
     WriteFailure,
 )
@@ -651,6 +652,8 @@ def encode_cql_error(stream: int, error: CqlError, version: int = MAX_VERSION) -
         extra = _short_pack(len(error.statement_id)) + error.statement_id
     elif isinstance(error, AlreadyExists):
         extra = _string(error.keyspace) + _string(error.table)
+    elif isinstance(error, Unavailable):
+        extra = _SHORT.pack(error.consistency) + _int_pack(error.required) + _int_pack(error.alive)
     elif isinstance(error, WriteFailure):
         # v4 layout: consistency, received, block_for, failures, write type. One replica
         # (this node) was required and it failed.
