@@ -237,6 +237,65 @@ def test_unconditional_batches_may_use_in_on_clustering_columns(ks_session: Sess
     ]
 
 
+# ------------------------------------------------------------------------------- batches
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([None, "a", 1], "Invalid null value in condition for column p"),
+        ([1, "x" * 70000, 1], "Key length of 70000 is longer than maximum of 65535"),
+        ([1, "a", UNSET_VALUE], None),  # an unset regular value is fine: the batch applies
+    ],
+)
+def test_a_batch_with_an_invalid_statement_applies_none_of_it(
+    ks_session: Session, bad: list[object], message: str | None
+) -> None:
+    ks_session.execute("CREATE TABLE t (p int, c text, v int, PRIMARY KEY (p, c))")
+    insert = ks_session.prepare("INSERT INTO t (p, c, v) VALUES (?, ?, ?)")
+    for batch_type in (BatchType.LOGGED, BatchType.UNLOGGED):
+        batch = BatchStatement(batch_type=batch_type)
+        batch.add(insert, [7, "first", 1])
+        batch.add(insert, [8, "second", 2])
+        batch.add(insert, bad)
+        if message is None:
+            ks_session.execute(batch)
+            assert len(rows(ks_session, "SELECT * FROM t")) == 3
+            continue
+        with pytest.raises(InvalidRequest, match=message):
+            ks_session.execute(batch)
+        assert rows(ks_session, "SELECT * FROM t") == []
+
+
+def test_a_list_index_out_of_bounds_fails_the_whole_batch(ks_session: Session) -> None:
+    ks_session.execute("CREATE TABLE t (p int PRIMARY KEY, v int, li list<int>)")
+    ks_session.execute("INSERT INTO t (p, li) VALUES (1, [10])")
+    with pytest.raises(InvalidRequest, match="List index 5 out of bound, list has size 1"):
+        ks_session.execute(
+            "BEGIN BATCH UPDATE t SET v = 3 WHERE p = 1; "
+            "UPDATE t SET li[5] = 0 WHERE p = 1; APPLY BATCH"
+        )
+    assert rows(ks_session, "SELECT v, li FROM t WHERE p = 1") == [(None, [10])]
+
+
+def test_increments_of_one_counter_in_a_batch_all_count(ks_session: Session) -> None:
+    ks_session.execute("CREATE TABLE c (p int PRIMARY KEY, n counter)")
+    ks_session.execute(
+        "BEGIN COUNTER BATCH UPDATE c SET n = n + 1 WHERE p = 1; "
+        "UPDATE c SET n = n + 2 WHERE p = 1; UPDATE c SET n = n - 4 WHERE p = 1; "
+        "APPLY BATCH"
+    )
+    assert rows(ks_session, "SELECT n FROM c WHERE p = 1") == [(-1,)]
+    increment = ks_session.prepare("UPDATE c SET n = n + ? WHERE p = ?")
+    batch = BatchStatement(batch_type=BatchType.COUNTER)
+    batch.add(increment, [5, 1])
+    batch.add(increment, [5, 1])
+    batch.add(increment, [None, 1])
+    with pytest.raises(InvalidRequest, match="Invalid null value for counter increment on n"):
+        ks_session.execute(batch)
+    assert rows(ks_session, "SELECT n FROM c WHERE p = 1") == [(-1,)]
+
+
 # ------------------------------------------------------------------------------- timestamps
 
 

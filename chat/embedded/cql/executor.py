@@ -34,9 +34,11 @@ from chat.embedded.cql.write import (
     DeletePlan,
     InsertPlan,
     ListClock,
+    Pending,
     Record,
     UpdatePlan,
     WritePlan,
+    commit,
     timestamp_getter,
 )
 
@@ -344,11 +346,9 @@ class Executor:
             return rows
         if isinstance(compiled, (InsertPlan, UpdatePlan, DeletePlan)):
             ts = timestamp if timestamp is not None else now_micros()
-            records, result = compiled.run(values, ts, now_s)
-            if records:
-                self.stats.rows_written += len(records)
-                if self.log_sink is not None:
-                    self.log_sink(records)
+            staged, result = compiled.run(values, ts, now_s)
+            if staged:
+                self.apply_staged(staged)
             return result if result is not None else Void()
         if isinstance(compiled, list):
             stmt: ast.Batch = plan.stmt
@@ -414,50 +414,50 @@ class Executor:
             return self._conditional_batch(plans, ts, now)
         if size_hint > BATCH_FAIL_BYTES:
             _refuse_large_batch(plans)
+        # Every statement is staged (and validated) before any is applied: a batch that fails
+        # leaves nothing behind.
+        staged: list[Pending] = []
+        append = staged.append
+        extend = staged.extend
+        for compiled, values in plans:
+            if type(compiled) is InsertPlan:  # unconditional here: one row, no result
+                append(compiled.stage(values, ts, now))
+            else:
+                extend(compiled.run(values, ts, now)[0])
+        self.apply_staged(staged)
+        return Void()
+
+    def apply_staged(self, staged: list[Pending]) -> None:
+        """Apply staged writes to the memtable and hand their records to the commit log."""
         records: list[Record] = []
         append = records.append
-        extend = records.extend
         try:
-            for compiled, values in plans:
-                if type(compiled) is InsertPlan:  # unconditional here: one record, no result
-                    append(compiled.apply(values, ts, now))
-                else:
-                    extend(compiled.run(values, ts, now)[0])
-        except Exception:
-            # A statement failed validation after earlier ones were applied to the memtable:
-            # log those too, or a restart would silently drop rows clients could already read.
-            if records and self.log_sink is not None:
-                self.log_sink(records)
-            raise
-        self.stats.rows_written += len(records)
-        if records and self.log_sink is not None:
-            self.log_sink(records)
-        return Void()
+            for pending in staged:
+                append(commit(pending))
+        finally:
+            # Applying cannot fail on a request's values (staging validated them); should it
+            # fail anyway, what reached the memtable is logged, or a restart would drop rows
+            # clients could already read.
+            if records:
+                self.stats.rows_written += len(records)
+                if self.log_sink is not None:
+                    self.log_sink(records)
 
     def _conditional_batch(
         self, plans: list[tuple[WritePlan, Sequence[bytes | None]]], ts: int, now: int
     ) -> Result:
         # Every condition is checked against the state before the batch, as in ScyllaDB, and
-        # all of them before anything is applied: a statement must not see (and fail on) what
-        # an earlier one in the same batch wrote, which would leave a half-applied batch in
-        # memory that the commit log never records.
+        # all of them before anything is staged or applied.
         applied, result = check_batch(plans, now)
         if not applied:
             return result
-        records: list[Record] = []
-        try:
-            for compiled, values in plans:
-                if isinstance(compiled, InsertPlan):
-                    records.append(compiled.apply(values, ts, now))
-                else:
-                    records.extend(compiled.run(values, ts, now, checked=True)[0])
-        except Exception:
-            if records and self.log_sink is not None:  # see batch(): log what was applied
-                self.log_sink(records)
-            raise
-        self.stats.rows_written += len(records)
-        if records and self.log_sink is not None:
-            self.log_sink(records)
+        staged: list[Pending] = []
+        for compiled, values in plans:
+            if isinstance(compiled, InsertPlan):
+                staged.append(compiled.stage(values, ts, now))
+            else:
+                staged.extend(compiled.run(values, ts, now, checked=True)[0])
+        self.apply_staged(staged)
         return result
 
     # ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """INSERT, UPDATE and DELETE compiled into plans, and the mutation records they produce.
 
-A plan's ``run`` applies its mutation to the storage and returns the *record* describing it —
-plain tuples the commit log ``marshal``s and ``apply_record`` replays:
+A plan's ``run`` stages its mutation: the writes to make and, for each, the *record*
+describing it — plain tuples the commit log ``marshal``s and ``apply_record`` replays:
 
 * ``("i", table_id, pk_values, ck_values, marker, slots, values, extra_ops)``: an INSERT in
   compact form (the cells are rebuilt from slots + values + the marker's timestamp/TTL);
@@ -12,6 +12,14 @@ plain tuples the commit log ``marshal``s and ``apply_record`` replays:
 * ``("p", table_id, pk_values, ts)``: a partition tombstone;
 * ``("r", table_id, pk_values, lo, lo_inc, hi, hi_inc, ts)``: a clustering range tombstone;
 * ``("t", table_id)``: TRUNCATE.
+
+Every write goes in two steps: ``run`` (``stage`` for an unconditional INSERT) computes and
+validates everything a statement will write — keys, cells, read-before-write of list indexes —
+without touching the storage, and ``commit`` applies what was staged. A batch stages all its
+statements before it commits any, so a statement that fails validation leaves nothing of its
+batch behind, as in ScyllaDB, which builds every mutation of a batch before applying one.
+Counter increments are staged as deltas and made absolute when committed, so two increments of
+one counter in a batch both count.
 
 The INSERT path is the hot one: at PREPARE every column becomes a slot and a getter, so an
 EXECUTE is key bytes + clustering ordering key + one tuple per cell (the same tuple the storage
@@ -59,6 +67,47 @@ MIN_TIMESTAMP = -(2**63)
 MAX_KEY_BYTES = 65535
 """A partition or clustering key, all its components together, as ScyllaDB limits it."""
 APPLIED = "[applied]"
+OP_COUNTER_DELTA = -1
+"""A staged counter increment ``(OP_COUNTER_DELTA, slot, delta, ts)``; never stored or logged."""
+
+Pending = tuple[str, Any, bytes, bytes, list[Record], Record, Any]
+"""A staged write: (kind, table data, partition key, clustering key, cells, record, extra).
+
+``kind`` is the record's; ``extra`` is, for an INSERT, whether it writes every column (the
+storage's fresh-row fast path), for a row write the time counters are read at, or None.
+"""
+
+
+def commit(pending: Pending) -> Record:
+    """Apply one staged write to the storage; return its commit-log record."""
+    kind, data, pkey, ckey, ops, rec, extra = pending
+    part = data.partitions.get(pkey) or data.partition(pkey, rec[2])
+    if kind == "i":
+        if not (extra and data.insert_fresh(part, ckey, rec[3], rec[4], ops)):
+            data.apply_write(part, ckey, rec[3], rec[4], ops)
+    elif kind == "w":
+        if extra is not None:
+            _resolve_counters(part.rows.get(ckey), ops, extra)
+        data.apply_write(part, ckey, rec[3], None, ops)
+    elif kind == "d":
+        data.apply_row_delete(part, ckey, rec[3], rec[4])
+    elif kind == "p":
+        data.apply_partition_delete(part, rec[3])
+    else:
+        data.apply_range_delete(part, rec[3], rec[4], rec[5], rec[6], rec[7])
+    return rec
+
+
+def _resolve_counters(row: Row | None, ops: list[Record], now: int) -> None:
+    """Turn staged counter deltas into the absolute values the storage keeps and the log replays."""
+    live = row is not None and row.is_live(now)
+    for i, op in enumerate(ops):
+        if op[0] == OP_COUNTER_DELTA:
+            _code, slot, delta, ts = op
+            old = row.cells[slot] if live and row is not None else None
+            base = int.from_bytes(old[2], "big", signed=True) if old and old[2] else 0
+            total = (base + delta + 2**63) % 2**64 - 2**63  # 64-bit arithmetic: wraps around
+            ops[i] = (OP_COUNTER, slot, total.to_bytes(8, "big", signed=True), ts)
 
 
 class ListClock:
@@ -411,16 +460,16 @@ class InsertPlan(KeyedWrite):
 
     def run(
         self, values: Values, ts: int, now: int, *, checked: bool = False
-    ) -> tuple[list[Record], Rows | None]:
-        """Apply the row; ``checked``: the IF was already checked (conditional batches)."""
+    ) -> tuple[list[Pending], Rows | None]:
+        """Stage the row; ``checked``: the IF was already checked (conditional batches)."""
         if self.if_not_exists and not checked:
             self._timing(values, ts, now)  # a bad TTL is an error even when the IF fails
             pv, pkey, ckey = self.target(values)
             holds, old = self.check(values, pv, pkey, ckey, now)
             if not holds:
                 return [], self.cas(False, old)
-            return [self.apply(values, ts, now)], self.cas(True, old)
-        return [self.apply(values, ts, now)], None
+            return [self.stage(values, ts, now)], self.cas(True, old)
+        return [self.stage(values, ts, now)], None
 
     def target(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:
         pv, _cv, pkey, ckey = self._keys_and_encoded(values)
@@ -457,8 +506,8 @@ class InsertPlan(KeyedWrite):
             ckey = b""
         return pv, cv, pkey, ckey
 
-    def apply(self, values: Values, ts: int, now: int) -> Record:
-        """Write the row (no IF: ``run`` checks that first); return its commit-log record.
+    def stage(self, values: Values, ts: int, now: int) -> Pending:
+        """The row to write (no IF: ``run`` checks that first), validated, storage untouched.
 
         The batch path calls this directly for every unconditional INSERT, so it builds no
         more than the storage keeps and the log needs: the cells, the row, and the record.
@@ -519,14 +568,9 @@ class InsertPlan(KeyedWrite):
                 if raw is not None:
                     extra.extend(_collection_ops(col, raw, ts, exp, ttl, self.clock))
             ops.extend(extra)
-        marker = (ts, exp, ttl)
-        data = self.data
-        part = data.partitions.get(pkey) or data.partition(pkey, pv)
-        full = self.full_row and slots is self.slots
-        if not (full and data.insert_fresh(part, ckey, cv, marker, ops)):
-            data.apply_write(part, ckey, cv, marker, ops)
         # The log gets the compact form: slots and values side by side, no per-cell tuples.
-        return ("i", self.tid, pv, cv, marker, slots, vals, extra)
+        record = ("i", self.tid, pv, cv, (ts, exp, ttl), slots, vals, extra)
+        return ("i", self.data, pkey, ckey, ops, record, self.full_row and slots is self.slots)
 
 
 class RowKeys:
@@ -636,11 +680,9 @@ class UpdatePlan(KeyedWrite):
                     return []
                 if raw is None:
                     raise InvalidRequest(f"Invalid null value for counter increment on {col.name}")
-                row = cur()
-                old = row.cells[slot] if row is not None else None
-                base = int.from_bytes(old[2], "big", signed=True) if old and old[2] else 0
-                new = base + sign * int.from_bytes(raw, "big", signed=True)
-                return [(OP_COUNTER, slot, new.to_bytes(8, "big", signed=True), ts)]
+                return [
+                    (OP_COUNTER_DELTA, slot, sign * int.from_bytes(raw, "big", signed=True), ts)
+                ]
 
             return counter
         if a.op in ("add", "sub", "prepend") and col.collection is None:
@@ -764,8 +806,8 @@ class UpdatePlan(KeyedWrite):
 
     def run(
         self, values: Values, ts: int, now: int, *, checked: bool = False
-    ) -> tuple[list[Record], Rows | None]:
-        """Apply to every row named; ``checked``: the IF was already checked (batches)."""
+    ) -> tuple[list[Pending], Rows | None]:
+        """Stage every row named; ``checked``: the IF was already checked (batches)."""
         if self.has_ts:
             t = self.ts_get(values)
             if t is not None:
@@ -779,8 +821,9 @@ class UpdatePlan(KeyedWrite):
             result = self.cas(holds, old)
             if not holds:
                 return [], result
-        records: list[Record] = []
+        staged: list[Pending] = []
         data = self.table.data
+        counters = now if self.table.is_counter else None
         for pkey, pv in self.keys.partitions(values):
             for ckey, cv in self.keys.clusterings(values):
 
@@ -790,10 +833,9 @@ class UpdatePlan(KeyedWrite):
                 ops: list[Record] = []
                 for op in self.ops:
                     ops.extend(op(values, ts, exp, ttl, cur))
-                part = data.partition(pkey, pv)
-                data.apply_write(part, ckey, cv, None, ops)
-                records.append(("w", self.tid, pv, cv, None, ops))
-        return records, result
+                record = ("w", self.tid, pv, cv, None, ops)
+                staged.append(("w", data, pkey, ckey, ops, record, counters))
+        return staged, result
 
     def target(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:
         return self.keys.one_row(values)
@@ -832,8 +874,8 @@ class DeletePlan(KeyedWrite):
 
     def run(
         self, values: Values, ts: int, now: int, *, checked: bool = False
-    ) -> tuple[list[Record], Rows | None]:
-        """Apply to every row named; ``checked``: the IF was already checked (batches)."""
+    ) -> tuple[list[Pending], Rows | None]:
+        """Stage every deletion named; ``checked``: the IF was already checked (batches)."""
         if self.has_ts:
             t = self.ts_get(values)
             if t is not None:
@@ -846,29 +888,26 @@ class DeletePlan(KeyedWrite):
             if not holds:
                 return [], result
         data = self.table.data
-        records: list[Record] = []
+        tid = self.tid
+        staged: list[Pending] = []
         for pkey, pv in self.keys.partitions(values):
-            part = data.partition(pkey, pv)
             if not self.targets and not self.keys.complete:
                 if self.where.ck_builder is None:
-                    data.apply_partition_delete(part, ts)
-                    records.append(("p", self.tid, pv, ts))
+                    staged.append(("p", data, pkey, b"", [], ("p", tid, pv, ts), None))
                     continue
                 for lo, lo_inc, hi, hi_inc in self.where.ck_builder(values) or []:
-                    data.apply_range_delete(part, lo, lo_inc, hi, hi_inc, ts)
-                    records.append(("r", self.tid, pv, lo, lo_inc, hi, hi_inc, ts))
+                    record = ("r", tid, pv, lo, lo_inc, hi, hi_inc, ts)
+                    staged.append(("r", data, pkey, b"", [], record, None))
                 continue
             for ckey, cv in self.keys.clusterings(values):
                 if not self.targets:
-                    data.apply_row_delete(part, ckey, cv, ts)
-                    records.append(("d", self.tid, pv, cv, ts))
+                    staged.append(("d", data, pkey, ckey, [], ("d", tid, pv, cv, ts), None))
                     continue
                 ops: list[Record] = []
                 for col, key_get in self.targets:
                     ops.extend(self._delete_ops(col, key_get, values, ts, pkey, ckey, now))
-                data.apply_write(part, ckey, cv, None, ops)
-                records.append(("w", self.tid, pv, cv, None, ops))
-        return records, result
+                staged.append(("w", data, pkey, ckey, ops, ("w", tid, pv, cv, None, ops), None))
+        return staged, result
 
     def target(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:
         return self.keys.one_row(values)
