@@ -6,8 +6,8 @@ UNLOGGED batches of ``--batch-size`` rows (``batch``), or single-partition slice
 (``slice``: ``WHERE room = ? AND at > ? LIMIT 20`` over pre-filled partitions, one request
 counting as one "row" in the figures). The figures: rows/s over the measurement window, and the
 server's CPU microseconds per row, from the server process's own CPU time (user + system) —
-which is what the targets of issue 3 are about, since the driver, not the server, is the
-ceiling for throughput.
+which is what the server's targets (docs/embedded-cql.md) are about, since the driver, not the
+server, is the ceiling for throughput.
 
     .venv/bin/python bench/cql_server.py --processes 2 --duration 10 --mode both
     .venv/bin/python bench/cql_server.py --data-dir /tmp/cqlbench   # with the commit log

@@ -14,15 +14,17 @@ import contextlib
 import hashlib
 import logging
 import marshal
+import operator
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from chat.embedded.cql import ast, consistency
-from chat.embedded.cql.binding import bind, bind_checks
+from chat.embedded.cql.binding import bind, bind_checks, bind_rows
 from chat.embedded.cql.commitlog import CommitLog, CommitLogFailed, frame
 from chat.embedded.cql.errors import InvalidRequest, Unprepared, WriteFailure
 from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
@@ -68,7 +70,7 @@ class Engine:
         self.catalog = Catalog()
         self.executor = Executor(self.catalog, node, self.stats)
         self._prepared: dict[bytes, Prepared] = {}
-        self._consistency_ok: set[tuple[str, int, bool, bool]] = set()
+        self._consistency_ok: set[tuple[bytes, int, int | None]] = set()
         self._consistency_version: uuid.UUID | None = None
         self._log: CommitLog | None = None
         if data_dir is not None:
@@ -141,31 +143,45 @@ class Engine:
                 log.exception("final snapshot failed; the commit log will be replayed instead")
         await self._log.close()
 
-    def _check_consistency(
-        self, table: TableMeta, options: QueryOptions, write: bool, compiled: Any
-    ) -> None:
+    def _consistency_checked(self, prepared: Prepared, options: QueryOptions) -> bool:
+        """Whether the statement already passed at these levels since the last schema change."""
+        return self._consistency_version is self.catalog.version and (
+            (prepared.statement_id, options.consistency, options.serial_consistency)
+            in self._consistency_ok
+        )
+
+    def _check_consistency(self, prepared: Prepared, options: QueryOptions) -> None:
         """Unavailable when the consistency level needs more replicas than this one node.
 
-        What passed is remembered per (keyspace, level, kind) until the next schema change.
+        What passed is remembered per (statement, levels) until the next schema change.
         """
-        if table.virtual:
-            return
-        conditional = bool(getattr(compiled, "conditional", False))
-        key = (table.keyspace, options.consistency, write, conditional)
         if self._consistency_version is not self.catalog.version:
             self._consistency_ok.clear()
             self._consistency_version = self.catalog.version
-        if key in self._consistency_ok:
+        plan: StatementPlan = prepared.plan
+        if plan.table is not None:
+            self._check_table_consistency(plan.table, options, prepared.is_write, plan.compiled)
+        elif isinstance(plan.compiled, list):
+            for inner in plan.compiled:
+                if inner.table is not None:
+                    self._check_table_consistency(inner.table, options, True, inner.compiled)
+        self._consistency_ok.add(
+            (prepared.statement_id, options.consistency, options.serial_consistency)
+        )
+
+    def _check_table_consistency(
+        self, table: TableMeta, options: QueryOptions, write: bool, compiled: Any
+    ) -> None:
+        if table.virtual:
             return
         ks = self.catalog.keyspaces.get(table.keyspace)
         if ks is None:
             return
         total, local = consistency.replicas(ks.replication, self.node.data_center)
         consistency.check(options.consistency, total, local, write=write)
-        if conditional:
+        if getattr(compiled, "conditional", False):
             serial = options.serial_consistency or consistency.SERIAL
             consistency.check(serial, total, local, write=False)
-        self._consistency_ok.add(key)
 
     def _check_writable(self) -> None:
         if self._log is not None and self._log.failed is not None:
@@ -296,19 +312,10 @@ class Engine:
     ) -> Result:
         if self._log is not None and self._log.failed is not None and _mutates(prepared):
             raise CommitLogFailed(self._log.failed)
-        if len(values) != len(prepared.checks):
-            raise InvalidRequest(
-                f"There were {len(prepared.checks)} markers(?) in CQL but {len(values)} bound "
-                "variables"
-            )
+        _check_count(prepared.plan, values)
         values = bind(values, prepared.checks)
-        plan: StatementPlan = prepared.plan
-        if plan.table is not None:
-            self._check_consistency(plan.table, options, prepared.is_write, plan.compiled)
-        elif isinstance(plan.compiled, list):
-            for inner in plan.compiled:
-                if inner.table is not None:
-                    self._check_consistency(inner.table, options, True, inner.compiled)
+        if not self._consistency_checked(prepared, options):
+            self._check_consistency(prepared, options)
         size_hint = 0
         if isinstance(prepared.plan.stmt, ast.Batch):  # its literals count as what it writes
             size_hint = len(prepared.query) + sum(len(v) for v in values if isinstance(v, bytes))
@@ -339,27 +346,36 @@ class Engine:
         keyspace: str | None,
     ) -> Result:
         self._check_writable()
-        checked_table: TableMeta | None = None
-        compiled = []
-        fresh: dict[StatementPlan, StatementPlan] = {}  # a few statements, interleaved
-        last: StatementPlan | None = None
-        plan: StatementPlan | None = None
-        for prepared, values in items:
-            if prepared.plan is not last:
-                last = prepared.plan
-                plan = fresh.get(last)
-                if plan is None:
-                    plan = fresh[last] = self.executor.fresh(last)
-            assert plan is not None
-            if len(values) != plan.bind_count:
-                raise InvalidRequest(
-                    f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound "
-                    "variables"
-                )
-            compiled.append((plan.compiled, bind(values, prepared.checks)))
-            if plan.table is not None and plan.table is not checked_table:
-                checked_table = plan.table
-                self._check_consistency(plan.table, options, True, plan.compiled)
+        first = items[0][0] if items else None
+        compiled: list[tuple[Any, Sequence[bytes | None]]]
+        if first is not None and all(map(operator.is_, map(_PREPARED, items), repeat(first))):
+            # One statement, many rows (the common batch): checked column by column.
+            plan = self.executor.fresh(first.plan)
+            rows = list(map(_VALUES, items))
+            if set(map(len, rows)) != {plan.bind_count}:
+                for values in rows:
+                    _check_count(plan, values)
+            compiled = list(zip(repeat(plan.compiled), bind_rows(rows, first.checks)))
+            if not self._consistency_checked(first, options):
+                self._check_consistency(first, options)
+        else:
+            compiled = []
+            checked: Prepared | None = None
+            fresh: dict[StatementPlan, StatementPlan] = {}  # a few statements, interleaved
+            last: StatementPlan | None = None
+            plan = None
+            for prepared, values in items:
+                if prepared.plan is not last:
+                    last = prepared.plan
+                    plan = fresh.get(last)
+                    if plan is None:
+                        plan = fresh[last] = self.executor.fresh(last)
+                assert plan is not None
+                _check_count(plan, values)
+                compiled.append((plan.compiled, bind(values, prepared.checks)))
+                if prepared is not checked and not self._consistency_checked(prepared, options):
+                    checked = prepared
+                    self._check_consistency(prepared, options)
         self.stats.statements += len(items)
         now = int(time.time()) if options.now_in_seconds is None else options.now_in_seconds
         return self.executor.batch(
@@ -376,3 +392,14 @@ def _mutates(prepared: Prepared) -> bool:
     """Whether executing the statement writes (data or schema): what a failed log refuses."""
     plan: StatementPlan = prepared.plan
     return not isinstance(plan.compiled, SelectPlan) and not isinstance(plan.stmt, ast.Use)
+
+
+_PREPARED = operator.itemgetter(0)
+_VALUES = operator.itemgetter(1)
+
+
+def _check_count(plan: StatementPlan, values: Sequence[bytes | None]) -> None:
+    if len(values) != plan.bind_count:
+        raise InvalidRequest(
+            f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound variables"
+        )

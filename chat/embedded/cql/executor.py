@@ -10,9 +10,11 @@ Mutations go to the storage at once and their records to ``log_sink`` (the commi
 from __future__ import annotations
 
 import marshal
+import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from cassandra import cqltypes as _ct
@@ -325,10 +327,7 @@ class Executor:
         now: int | None,
         size_hint: int = 0,
     ) -> Result:
-        if len(values) != plan.bind_count:
-            raise InvalidRequest(
-                f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound variables"
-            )
+        """Execute a plan with ``values`` bound and validated (the engine's binding)."""
         self.stats.statements += 1
         plan = self.fresh(plan)
         compiled = plan.compiled
@@ -416,6 +415,11 @@ class Executor:
             _refuse_large_batch(plans)
         # Every statement is staged (and validated) before any is applied: a batch that fails
         # leaves nothing behind.
+        first = plans[0][0] if plans else None
+        if type(first) is InsertPlan and all(map(operator.is_, map(_PLAN, plans), repeat(first))):
+            # One INSERT, many rows (the common batch): staged by one C-level map.
+            self.apply_staged(list(map(first.stage, map(_VALUES, plans), repeat(ts), repeat(now))))
+            return Void()
         staged: list[Pending] = []
         append = staged.append
         extend = staged.extend
@@ -552,5 +556,8 @@ def result_columns(stmt: Any, plan: StatementPlan) -> list[ColumnSpec] | None:
         return list(plan.compiled.columns)
     return None
 
+
+_PLAN = operator.itemgetter(0)
+_VALUES = operator.itemgetter(1)
 
 __all__ = ["EngineStats", "Executor", "StatementPlan", "bind_specs", "driver_type"]

@@ -73,8 +73,8 @@ class Prepared:
     result_columns: Sequence[ColumnSpec] | None
     is_write: bool = False
     plan: Any = field(default=None, compare=False, repr=False)
-    checks: Sequence[Any] = field(default=(), compare=False, repr=False)
-    """How each bound value is validated (``binding.BindCheck``), in marker order."""
+    checks: Any = field(default=None, compare=False, repr=False)
+    """How the bound values are validated (a ``binding.Binding``)."""
 
 
 Result = Void | Rows | SetKeyspace | SchemaChange

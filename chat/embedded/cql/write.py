@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.errors import InvalidRequest
@@ -332,16 +332,6 @@ class KeyedWrite:
         return cas_result(self.table, self.cas_columns, applied, [old])
 
 
-def _sizes(cols: Sequence[ColumnMeta]) -> tuple[int, ...] | Literal[False] | None:
-    """Every column's fixed size; None when none has one; False when only some have."""
-    sizes = [c.fixed_size for c in cols]
-    if all(size is None for size in sizes):
-        return None
-    if any(size is None for size in sizes):
-        return False
-    return tuple(size for size in sizes if size is not None)
-
-
 def _tuple_getter(terms: Sequence[ast.Term]) -> Callable[[Values], tuple[Any, ...]] | None:
     """One C-level ``itemgetter`` returning a tuple, when every term is a bind marker."""
     idx = [t.index for t in terms if isinstance(t, ast.BindMarker)]
@@ -420,17 +410,10 @@ class InsertPlan(KeyedWrite):
         self.ck_get = _tuple_getter([terms[c.name] for c in table.clustering])
         self.pk_fixed = [(i, c.fixed_size) for i, (c, _g) in enumerate(self.pk) if c.fixed_size]
         self.ck_fixed = [(i, c.fixed_size) for i, (c, _g) in enumerate(self.ck) if c.fixed_size]
-        # Keys all bind markers, each key either all fixed-size or all variable-size: apply()
-        # reads them inline, checks the sizes with one C-level map, and leaves the validation
-        # (and its error messages) to _keys only when something is off.
-        self.pk_sizes = _sizes([c for c, _g in self.pk])
-        self.ck_sizes = _sizes([c for c, _g in self.ck])
-        self.simple_keys = (
-            self.pk_get is not None
-            and (self.ck_get is not None or not self.ck)
-            and self.pk_sizes is not False
-            and self.ck_sizes is not False
-        )
+        # Keys all bind markers: stage() reads them inline and leaves the validation (and its
+        # error messages) to _keys only when one is null or an empty partition key. Their sizes
+        # need no check there: every bound value was checked against its type (binding).
+        self.simple_keys = self.pk_get is not None and (self.ck_get is not None or not self.ck)
         self.has_ttl = stmt.ttl is not None
         self.default_ttl = table.default_ttl
 
@@ -524,13 +507,7 @@ class InsertPlan(KeyedWrite):
         if self.simple_keys:  # _keys_and_encoded, inlined: bind markers, one encoder each
             pv = self.pk_get(values)  # type: ignore[misc]
             cv = self.ck_get(values) if self.ck_get is not None else ()
-            if (
-                None in pv
-                or b"" in pv
-                or None in cv
-                or (self.pk_sizes is not None and tuple(map(len, pv)) != self.pk_sizes)
-                or (self.ck_sizes is not None and tuple(map(len, cv)) != self.ck_sizes)
-            ):
+            if None in pv or b"" in pv or None in cv:
                 pv, cv = self._keys(values)
             pkey = self.pk_key(pv)
             if cv:
