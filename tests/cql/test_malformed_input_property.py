@@ -10,6 +10,7 @@ afterwards.
 from __future__ import annotations
 
 import decimal
+import itertools
 import struct
 import time
 import uuid
@@ -92,6 +93,10 @@ def fuzz(cql_server: EmbeddedCqlServer) -> Iterator[tuple[wire.WireClient, dict[
             "INSERT INTO fuzz.keys (p, c1, c2, c3, v) VALUES (?, ?, ?, ?, 1)"
         )
         ids["select"] = client.prepare("SELECT * FROM fuzz.v WHERE k = ? AND c IN ?")
+        for name in COLUMNS:
+            ids[f"batch {name}"] = client.prepare(
+                f"INSERT INTO fuzz.v (k, c, {name}) VALUES (?, ?, ?)"
+            )
         try:
             yield client, ids
         finally:
@@ -164,6 +169,43 @@ def test_random_key_values_are_answered_at_once(
     reply = answered(client, stream)
     if reply.opcode == wire.OP_ERROR:
         assert reply.error_code == INVALID, reply.error_message
+
+
+BATCH_PARTITIONS = itertools.count(1000)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    column=st.sampled_from(list(COLUMNS)),
+    raw=values,
+    position=st.integers(0, 5),
+    stream=st.integers(1, 3000),
+)
+def test_a_random_value_in_a_batch_is_answered_at_once_and_the_batch_is_all_or_nothing(
+    fuzz: tuple[wire.WireClient, dict[str, bytes]],
+    column: str,
+    raw: bytes,
+    position: int,
+    stream: int,
+) -> None:
+    client, ids = fuzz
+    k = next(BATCH_PARTITIONS)
+    valid = serialized(COLUMNS[column], TYPES[COLUMNS[column]])
+    rows = [
+        [struct.pack(">i", k), struct.pack(">i", c), raw if c == position else valid]
+        for c in range(6)
+    ]
+    client.send(wire.frame(wire.OP_BATCH, wire.batch_body(ids[f"batch {column}"], rows), stream))
+    reply = answered(client, stream)
+    if reply.opcode == wire.OP_ERROR:
+        assert reply.error_code == INVALID, reply.error_message
+        assert "marshaling error" in reply.error_message
+    count = client.request(
+        wire.OP_QUERY, wire.query_body(f"SELECT COUNT(*) FROM fuzz.v WHERE k = {k}")
+    )
+    assert wire.single_bigint(count) == (0 if reply.opcode == wire.OP_ERROR else 6)
 
 
 def test_a_list_claiming_more_elements_than_its_bytes_is_refused_at_once(

@@ -96,6 +96,35 @@ def execute_body(statement_id: bytes, values: Sequence[object], consistency: int
     return head + params + b"".join(value(v) for v in values)
 
 
+def batch_body(
+    statement_id: bytes, rows: Sequence[Sequence[object]], consistency: int = 1
+) -> bytes:
+    """An UNLOGGED BATCH body of one prepared statement, one item per row of values."""
+    items = b"".join(
+        struct.pack(">BH", 1, len(statement_id))
+        + statement_id
+        + struct.pack(">H", len(row))
+        + b"".join(value(v) for v in row)
+        for row in rows
+    )
+    return struct.pack(">BH", 1, len(rows)) + items + struct.pack(">HB", consistency, 0)
+
+
+def single_bigint(reply: Reply) -> int:
+    """The one bigint of a one-row, one-column Rows result (``SELECT COUNT(*)``)."""
+    assert reply.opcode == OP_RESULT, reply
+    kind, flags, _columns = struct.unpack_from(">iii", reply.body)
+    assert kind == 0x0002, "expected a Rows result"
+    assert flags & 0x0001, "expected a global table spec"
+    pos = 12
+    for _ in range(3):  # keyspace, table, column name
+        (n,) = struct.unpack_from(">H", reply.body, pos)
+        pos += 2 + n
+    type_id, rows, size = struct.unpack_from(">Hii", reply.body, pos)
+    assert (type_id, rows, size) == (0x0002, 1, 8)
+    return int(struct.unpack_from(">q", reply.body, pos + 10)[0])
+
+
 class WireClient:
     """One raw connection. ``startup()`` negotiates v4 (optionally LZ4) and returns the reply."""
 
