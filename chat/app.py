@@ -27,7 +27,9 @@ from chat.api.request_ids import RequestIdMiddleware
 from chat.api.routes import build_api
 from chat.auth import TokenService
 from chat.config import Settings
+from chat.console import console_routes
 from chat.embedded.postgres import embedded_postgres
+from chat.gateway.asyncapi import build_asyncapi
 from chat.gateway.runtime import open_gateway, websocket_route
 from chat.metrics import Metrics
 from chat.state import AppState
@@ -98,13 +100,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi(request: Request) -> Response:
         return json_response(build_openapi(api.operations, OPENAPI_EXTRA_PATHS))
 
+    async def asyncapi(request: Request) -> Response:
+        secure = request.url.scheme in {"https", "wss"}
+        return json_response(build_asyncapi(request.url.netloc, secure=secure))
+
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/asyncapi.json", asyncapi, methods=["GET"]),
         *api.routes(),
         websocket_route(),
+        *console_routes(),
     ]
     return Starlette(
         routes=routes,
@@ -141,5 +149,26 @@ OPENAPI_EXTRA_PATHS: dict[str, Any] = {
     },
     "/v1/openapi.json": {
         "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+    },
+    "/v1/asyncapi.json": {
+        "get": {
+            "summary": "The WebSocket protocol as an AsyncAPI 3.0 document",
+            "responses": {"200": {"description": "AsyncAPI"}},
+        }
+    },
+    "/console/{path}": {
+        "get": {
+            "summary": "The web console's static files (`/console/` is its page)",
+            "parameters": [
+                {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {"200": {"description": "a file"}, "404": {"description": "no file"}},
+        }
+    },
+    "/": {
+        "get": {
+            "summary": "Front page: links to the console and the API documents",
+            "responses": {"200": {"description": "HTML"}},
+        }
     },
 }

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from chat.api.routes import build_api
 from chat.app import create_app
@@ -33,6 +33,10 @@ def served_operations(settings: Settings) -> set[tuple[str, str]]:
         if isinstance(route, WebSocketRoute):
             # A WebSocket endpoint is an HTTP GET with an Upgrade; documented as such.
             served.add(("get", route.path))
+            continue
+        if isinstance(route, Mount):
+            # A mount serves static files below its path.
+            served.add(("get", route.path + "/{path}"))
             continue
         assert isinstance(route, Route), f"unexpected route type {route!r}"
         path = _CONVERTOR.sub(lambda m: "{" + m.group(1) + "}", route.path)
