@@ -33,6 +33,7 @@ _HOME = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>timingle chat</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/console/console.css">
 </head>
 <body class="home">
