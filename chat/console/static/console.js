@@ -8,6 +8,7 @@ import { ChatClient, RequestFailed, Timeline, newClientMsgId } from "./chat-clie
 
 const REACTIONS = ["👍", "❤️", "😂", "🎉"];
 const TOKEN_KEY = "timingle-chat-token";
+const EVENTS_REFRESH_MS = 30_000;
 
 /** @param {string} id @returns {any} */
 const $ = (id) => document.getElementById(id);
@@ -31,6 +32,7 @@ const state = {
   typingSentAt: 0,
   typingStop: 0,
   readTimer: 0,
+  eventsTimer: 0,
 };
 
 // ------------------------------------------------------------------ REST
@@ -79,10 +81,14 @@ async function signIn(/** @type {string} */ token) {
   $("me").textContent = `${state.me.display_name || state.me.name} (user ${state.me.id})`;
   connect();
   await loadEvents();
+  // Being added to an event pushes nothing over the WebSocket: look for new events now and then.
+  clearInterval(state.eventsTimer);
+  state.eventsTimer = setInterval(() => state.token && loadEvents(), EVENTS_REFRESH_MS);
 }
 
 /** @param {string} [why] */
 function signOut(why = "") {
+  clearInterval(state.eventsTimer);
   state.client?.close();
   state.client = null;
   state.token = null;
@@ -457,6 +463,7 @@ function messageItem(message, timeline, creator) {
     const pressed = state.myReactions.has(key);
     const count = counts[emoji] ?? 0;
     button.setAttribute("aria-pressed", String(pressed));
+    if (count) button.classList.add("counted");
     button.setAttribute("aria-label", `React ${emoji}${count ? ` (${count})` : ""}`);
     const glyph = document.createElement("span");
     glyph.className = "emoji";
@@ -472,8 +479,6 @@ function messageItem(message, timeline, creator) {
     });
     reactions.append(button);
   }
-  item.append(reactions);
-
   const actions = document.createElement("div");
   actions.className = "message-actions";
   if (mine) actions.append(actionButton("Edit", () => startEdit(item, message)));
@@ -485,7 +490,11 @@ function messageItem(message, timeline, creator) {
       }),
     );
   }
-  if (actions.childElementCount) item.append(actions);
+  const tools = document.createElement("div");
+  tools.className = "tools";
+  tools.append(reactions);
+  if (actions.childElementCount) tools.append(actions);
+  item.append(tools);
   return item;
 }
 
