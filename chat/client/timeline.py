@@ -19,7 +19,6 @@ from chat.gateway.server_frames import (
     MessagePosted,
     MessageUpdated,
     ReactionChanged,
-    ServerFrame,
 )
 
 OrderKey = tuple[int, int]
@@ -58,9 +57,9 @@ class Timeline:
                 self._keys.insert(at, key)
                 self._messages.insert(at, message)
 
-    def apply(self, frame: ServerFrame) -> None:
+    def apply(self, frame: object) -> None:
         """Take in a frame of this event: ``message``, ``message_updated``, ``history`` or
-        ``reaction`` (other frames are ignored)."""
+        ``reaction``; anything else (other events, other frames) is ignored."""
         if isinstance(frame, MessagePosted | MessageUpdated) and frame.event_id == self.event_id:
             self.add([frame.message])
         elif isinstance(frame, HistoryPage) and frame.event_id == self.event_id:

@@ -1,0 +1,49 @@
+"""Timeline: messages in the store's order by their time-based id, each held once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from chat.client import MessagePosted, Timeline, order_key
+from chat.domain.messages import MessageIdGenerator, encode_cursor
+from chat.gateway.server_frames import ChatMessage
+
+
+def chat_message(message_id: uuid.UUID, text: str, event_id: int = 7) -> ChatMessage:
+    fields: dict[str, Any] = {
+        "event_id": event_id,
+        "message_id": message_id,
+        "cursor": encode_cursor(message_id),
+        "created_at": "2025-03-01T09:30:00+00:00",
+        "sender_id": 1,
+        "sender_name": None,
+        "sender_profile_url": None,
+        "client_msg_id": text,
+        "message_type": "text",
+        "text": text,
+        "attachments": [],
+        "metadata": {},
+        "reply_to": None,
+        "edited_at": None,
+        "is_deleted": False,
+    }
+    return ChatMessage.model_validate(fields)
+
+
+def test_messages_arriving_out_of_order_and_twice_are_held_once_in_id_order() -> None:
+    ids = MessageIdGenerator()
+    first, second, third = (ids.next() for _ in range(3))
+    timeline = Timeline(7)
+    timeline.add([chat_message(third, "third"), chat_message(first, "first")])
+    timeline.apply(MessagePosted(type="message", event_id=7, message=chat_message(second, "2")))
+    timeline.add([chat_message(second, "second"), chat_message(first, "other event", 8)])
+    assert [m.text for m in timeline] == ["first", "second", "third"]
+    assert timeline.oldest_cursor() == encode_cursor(first)
+
+
+def test_the_order_key_is_the_ids_timestamp_before_its_node() -> None:
+    early = uuid.UUID("1b3e0c80-f5e1-11ef-8000-0100000000ff")
+    later = uuid.UUID("0a3e0c80-f5e2-11ef-8000-010000000001")
+    same_tick = uuid.UUID("1b3e0c80-f5e1-11ef-8000-010000000100")
+    assert order_key(early) < order_key(same_tick) < order_key(later)
