@@ -240,3 +240,20 @@ async def test_the_javascript_timeline_orders_by_message_id_and_keeps_each_messa
         }"""
     )
     assert texts == ["other event", "second", "third"]
+
+
+async def test_the_javascript_client_knows_every_server_frame_of_the_asyncapi_document(
+    browser: Browser, base_url: str
+) -> None:
+    page = await new_page(browser)
+    await page.goto(base_url + "/console/")
+    known = await page.evaluate(
+        "async () => [...(await import('/console/chat-client.js')).SERVER_FRAME_TYPES]"
+    )
+    document = await page.evaluate("async () => (await fetch('/v1/asyncapi.json')).json()")
+    documented = {
+        message["name"]
+        for key, message in document["components"]["messages"].items()
+        if key.startswith("server_")
+    }
+    assert set(known) == documented

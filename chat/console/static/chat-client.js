@@ -30,6 +30,29 @@
  * }} Limits
  * @typedef {{type: "welcome", user_id: number, session_id: string, heartbeat_ms: number,
  *   limits: Limits}} Welcome
+ * @typedef {{type: "subscribed", ref?: string|number, event_id: number, cursor: string|null}} Subscribed
+ * @typedef {{type: "unsubscribed", ref?: string|number, event_id: number,
+ *   reason: "requested"|"removed"|"resync"}} Unsubscribed
+ * @typedef {{type: "ack", ref?: string|number, event_id: number, client_msg_id: string,
+ *   message_id: string, cursor: string, created_at: string, duplicate: boolean}} Ack
+ * @typedef {{type: "ok", ref?: string|number, op: "edit"|"delete"|"react"|"unreact"|"typing"}} Ok
+ * @typedef {{type: "message", event_id: number, message: ChatMessage}} MessagePosted
+ * @typedef {{type: "message_updated", event_id: number, message: ChatMessage}} MessageUpdated
+ * @typedef {{type: "reaction", event_id: number, message_id: string, user_id: number,
+ *   emoji: string, action: "add"|"remove", counts: Record<string, number>}} ReactionChanged
+ * @typedef {{type: "typing", event_id: number, user_ids: number[]}} TypingChanged
+ * @typedef {{type: "unread", ref?: string|number, event_id: number, count: number}} UnreadCount
+ * @typedef {{type: "presence", event_id: number, user_ids: number[], joined: number[],
+ *   left: number[]}} PresenceChanged
+ * @typedef {{type: "history", ref?: string|number, event_id: number, messages: ChatMessage[],
+ *   next_cursor: string|null}} HistoryPage
+ * @typedef {{type: "error", ref?: string|number, code: string, message: string, field?: string,
+ *   retry_after_ms?: number, errors?: {field: string, message: string}[]}} ErrorFrame
+ * @typedef {{type: "pong", ref?: string|number}} ServerPong
+ * @typedef {{type: "ping"}} ServerPing
+ * @typedef {Welcome|Subscribed|Unsubscribed|Ack|Ok|MessagePosted|MessageUpdated|ReactionChanged|
+ *   TypingChanged|UnreadCount|PresenceChanged|HistoryPage|ErrorFrame|ServerPong|ServerPing} KnownFrame
+ *   Every frame of /v1/asyncapi.json's server messages.
  * @typedef {{base: number, cap: number}} Backoff
  * @typedef {{
  *   handle: number, frame: ClientFrame, attempts: number, readyAt: number,
@@ -38,6 +61,11 @@
  * }} PendingRequest
  */
 
+/** The server frame types this client knows; others are dispatched as `unknown` events. */
+export const SERVER_FRAME_TYPES = new Set([
+  "welcome", "subscribed", "unsubscribed", "ack", "ok", "message", "message_updated", "reaction",
+  "typing", "unread", "presence", "history", "error", "pong", "ping",
+]);
 /** Frames that draw on the server's per-connection write rate. */
 export const WRITES = new Set(["send", "edit", "delete", "react", "unreact"]);
 /** Requests that fail on a dropped connection instead of being written again. */
@@ -414,7 +442,7 @@ export class ChatClient extends EventTarget {
       this._emit("unknown", { raw: text });
       return;
     }
-    if (frame === null || typeof frame !== "object" || typeof frame.type !== "string") {
+    if (frame === null || typeof frame !== "object" || !SERVER_FRAME_TYPES.has(frame.type)) {
       this._emit("unknown", { raw: frame });
       return;
     }
