@@ -49,6 +49,11 @@ class TcpProxy:
             upstream.transport.abort()
         self._pairs.clear()
 
+    def retarget(self, base_url: str) -> None:
+        """Send new connections to the HTTP server at ``base_url`` (a restarted server)."""
+        host, port = base_url.removeprefix("http://").rsplit(":", 1)
+        self.target = (host, int(port))
+
     def go_offline(self) -> None:
         """Cut every connection and refuse new ones until :meth:`go_online`."""
         self._offline = True
@@ -95,8 +100,8 @@ class TcpProxy:
 @contextlib.asynccontextmanager
 async def tcp_proxy(base_url: str) -> AsyncIterator[TcpProxy]:
     """A proxy in front of the HTTP server at ``base_url`` (``http://host:port``)."""
-    host, port = base_url.removeprefix("http://").rsplit(":", 1)
-    proxy = TcpProxy(host, int(port))
+    proxy = TcpProxy("", 0)
+    proxy.retarget(base_url)
     await proxy.start()
     try:
         yield proxy

@@ -87,6 +87,7 @@ class ChatClient:
         self._events_buffer = events_buffer
         self._event_added = asyncio.Event()
         self._event_taken = asyncio.Event()
+        self._consuming = False
         self._waiters: dict[int, asyncio.Future[ServerFrame | None]] = {}
         self._outgoing: asyncio.Queue[str] | None = None
         self._ws: ClientConnection | None = None
@@ -136,9 +137,16 @@ class ChatClient:
     def connected(self) -> bool:
         return self.session.phase is Phase.OPEN
 
-    async def events(self) -> AsyncIterator[Event]:
+    def events(self) -> AsyncIterator[Event]:
         """Pushed frames (``message``, ``presence``, ...), ``welcome`` on every connection,
-        :class:`Disconnected`, and :class:`UnknownFrame`; ends when the client is closed."""
+        :class:`Disconnected`, and :class:`UnknownFrame`; ends when the client is closed.
+
+        Events are kept only once this has been called: a client used just to send keeps
+        none (and so never stops reading for want of a consumer)."""
+        self._consuming = True
+        return self._take_events()
+
+    async def _take_events(self) -> AsyncIterator[Event]:
         while True:
             while self._events:
                 event = self._events.popleft()
@@ -311,6 +319,9 @@ class ChatClient:
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else _ABNORMAL_CLOSURE
             return code, exc.rcvd.reason if exc.rcvd is not None else ""
+        except Exception as exc:  # a bug must not end the reconnect loop silently
+            log.exception("the chat connection failed unexpectedly")
+            return None, repr(exc)
         finally:
             self._ws = None
 
@@ -337,7 +348,7 @@ class ChatClient:
             for text in frames:
                 self._outgoing.put_nowait(text)
         events = self.session.events()
-        if events:
+        if events and self._consuming:
             self._events.extend(events)
             self._event_added.set()
         for done in self.session.completions():

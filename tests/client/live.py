@@ -26,10 +26,10 @@ class Watcher:
     def __init__(self, chat: ChatClient) -> None:
         self.seen: list[Event] = []
         self._changed = asyncio.Condition()
-        self._task = asyncio.create_task(self._watch(chat))
+        self._task = asyncio.create_task(self._watch(chat.events()))
 
-    async def _watch(self, chat: ChatClient) -> None:
-        async for event in chat.events():
+    async def _watch(self, events: AsyncIterator[Event]) -> None:
+        async for event in events:
             async with self._changed:
                 self.seen.append(event)
                 self._changed.notify_all()

@@ -9,6 +9,7 @@ rate limit, tokens refreshed when the server refuses one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -182,3 +183,32 @@ async def test_refresh_token_reconnects_with_the_new_token_and_keeps_the_subscri
         await b.send(event_id, "two")
         assert await seen_by_a.wait_messages(event_id, 2) == ["one", "two"]
         assert a.session.token != ""
+
+
+async def test_clients_ride_through_a_gateway_restart_and_lose_no_send(
+    settings: Settings, api: Api
+) -> None:
+    (ada, bo), event_id = await users_and_event(api, 2)
+    async with contextlib.AsyncExitStack() as first:
+        first_url = await first.enter_async_context(run_server(create_app(settings)))
+        async with (
+            tcp_proxy(first_url) as proxy,  # outlives the first server
+            chat_client(proxy.url(), api, ada) as (a, seen_by_a),
+            chat_client(proxy.url(), api, bo) as (b, _),
+        ):
+            await a.subscribe(event_id)
+            await b.subscribe(event_id)
+            mine = [f"m{i}" for i in range(20)]
+            sends = [asyncio.create_task(a.send(event_id, text)) for text in mine]
+            await seen_by_a.wait_messages(event_id, 1)
+            await first.aclose()  # the gateway drains (ack or `unavailable`), then closes 1001
+            await seen_by_a.wait(lambda seen: any(isinstance(e, Disconnected) for e in seen))
+            assert any(e.close_code == 1001 for e in seen_by_a.seen if isinstance(e, Disconnected))
+            from_bo = asyncio.create_task(b.send(event_id, "sent by bo while it was down"))
+            async with run_server(create_app(settings)) as second_url:
+                proxy.retarget(second_url)
+                acks = await asyncio.wait_for(asyncio.gather(*sends, from_bo), TIMEOUT)
+                assert len({ack.message_id for ack in acks}) == 21
+                texts = await seen_by_a.wait_messages(event_id, 21)
+                assert sorted(texts) == sorted([*mine, "sent by bo while it was down"])
+                assert [t for t in texts if t.startswith("m")] == mine  # in send order

@@ -28,6 +28,7 @@ const state = {
   myReactions: /** @type {Set<string>} */ (new Set()),
   names: /** @type {Map<number, string>} */ (new Map()),
   noOlder: /** @type {Set<number>} */ (new Set()),
+  historyLoaded: /** @type {Set<number>} */ (new Set()),
   lastRead: /** @type {Map<number, string>} */ (new Map()),
   typingSentAt: 0,
   typingStop: 0,
@@ -94,6 +95,8 @@ function signOut(why = "") {
   state.token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   state.timelines.clear();
+  state.historyLoaded.clear();
+  state.noOlder.clear();
   state.pending.clear();
   state.selected = null;
   $("signed-out").hidden = false;
@@ -313,9 +316,11 @@ async function openEvent(eventId) {
   renderTyping();
   try {
     await client.subscribe(eventId);
-    if (timeline.messages.length === 0) {
+    if (!state.historyLoaded.has(eventId)) {
+      // The latest page; live messages already held overlap it and are kept once.
       const page = await client.history(eventId, { limit: 30 });
       timeline.apply(page);
+      state.historyLoaded.add(eventId);
       if (page.next_cursor === null) state.noOlder.add(eventId);
     }
   } catch (error) {
