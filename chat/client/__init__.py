@@ -17,11 +17,12 @@ from chat.client.errors import (
     FrameTooLarge,
     RequestFailed,
 )
-from chat.client.events import (
+from chat.client.events import Disconnected, Event, UnknownFrame, parse_frame
+from chat.client.session import ClientSession, Completion, Phase, ReconnectPlan
+from chat.client.timeline import Timeline, order_key
+from chat.gateway.server_frames import (
     Ack,
-    Disconnected,
     ErrorFrame,
-    Event,
     HistoryPage,
     MessagePosted,
     MessageUpdated,
@@ -33,14 +34,10 @@ from chat.client.events import (
     ServerPong,
     Subscribed,
     TypingChanged,
-    UnknownFrame,
     UnreadCount,
     Unsubscribed,
     Welcome,
-    parse_frame,
 )
-from chat.client.session import ClientSession, Completion, Phase, ReconnectPlan
-from chat.client.timeline import Timeline, order_key
 
 __all__ = [
     "DEFAULT_BACKOFF",

@@ -16,25 +16,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from chat.gateway.server_frames import (
-    SERVER_FRAMES,
-    Ack,
-    ErrorFrame,
-    HistoryPage,
-    MessagePosted,
-    MessageUpdated,
-    Ok,
-    PresenceChanged,
-    ReactionChanged,
-    ServerFrame,
-    ServerPing,
-    ServerPong,
-    Subscribed,
-    TypingChanged,
-    UnreadCount,
-    Unsubscribed,
-    Welcome,
-)
+from chat.gateway.server_frames import SERVER_FRAMES, ServerFrame
 
 log = logging.getLogger(__name__)
 
@@ -77,27 +59,3 @@ def parse_frame(text: str | bytes) -> ServerFrame | UnknownFrame:
     except ValidationError as exc:
         log.warning("a %r frame does not match its declaration: %s", raw.get("type"), exc)
         return UnknownFrame(raw, f"does not match the {raw.get('type')!r} frame: {exc}")
-
-
-__all__ = [
-    "Ack",
-    "Disconnected",
-    "ErrorFrame",
-    "Event",
-    "HistoryPage",
-    "MessagePosted",
-    "MessageUpdated",
-    "Ok",
-    "PresenceChanged",
-    "ReactionChanged",
-    "ServerFrame",
-    "ServerPing",
-    "ServerPong",
-    "Subscribed",
-    "TypingChanged",
-    "UnknownFrame",
-    "UnreadCount",
-    "Unsubscribed",
-    "Welcome",
-    "parse_frame",
-]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
@@ -11,23 +10,8 @@ import pytest
 from chat.client import ClientSession, Disconnected, RequestFailed, UnknownFrame
 from chat.client.backoff import Backoff
 from chat.client.errors import ConnectionLost, FrameTooLarge
-from chat.domain.messages import encode_cursor
 from chat.gateway.server_frames import Ack, MessagePosted, Subscribed, UnreadCount
-
-LIMITS = {
-    "max_frame_bytes": 2000,
-    "send_rate_per_second": 10.0,
-    "send_burst": 3,
-    "max_subscriptions": 100,
-    "max_text_chars": 4000,
-    "max_attachments": 10,
-    "max_attachment_bytes": 2048,
-    "heartbeat_ms": 20000,
-    "idle_timeout_ms": 60000,
-    "auth_timeout_ms": 10000,
-    "outgoing_queue_size": 1000,
-    "history_max_limit": 100,
-}
+from tests.client.frames import LIMITS, message_fields
 
 
 class Clock:
@@ -56,24 +40,7 @@ def sent(session: ClientSession) -> list[dict[str, Any]]:
 
 
 def message(event_id: int, text: str) -> dict[str, Any]:
-    message_id = uuid.uuid1()
-    return {
-        "event_id": event_id,
-        "message_id": str(message_id),
-        "cursor": encode_cursor(message_id),
-        "created_at": "2025-03-01T09:30:00+00:00",
-        "sender_id": 2,
-        "sender_name": None,
-        "sender_profile_url": None,
-        "client_msg_id": text,
-        "message_type": "text",
-        "text": text,
-        "attachments": [],
-        "metadata": {},
-        "reply_to": None,
-        "edited_at": None,
-        "is_deleted": False,
-    }
+    return message_fields(event_id, text)
 
 
 def test_hello_goes_first_and_the_welcome_opens_the_session() -> None:

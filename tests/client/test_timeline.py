@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from chat.client import MessagePosted, Timeline, order_key
 from chat.domain.messages import MessageIdGenerator, encode_cursor
 from chat.gateway.server_frames import ChatMessage
+from tests.client.frames import message_fields
 
 
 def chat_message(message_id: uuid.UUID, text: str, event_id: int = 7) -> ChatMessage:
-    fields: dict[str, Any] = {
-        "event_id": event_id,
-        "message_id": message_id,
-        "cursor": encode_cursor(message_id),
-        "created_at": "2025-03-01T09:30:00+00:00",
-        "sender_id": 1,
-        "sender_name": None,
-        "sender_profile_url": None,
-        "client_msg_id": text,
-        "message_type": "text",
-        "text": text,
-        "attachments": [],
-        "metadata": {},
-        "reply_to": None,
-        "edited_at": None,
-        "is_deleted": False,
-    }
-    return ChatMessage.model_validate(fields)
+    return ChatMessage.model_validate(message_fields(event_id, text, message_id))
 
 
 def test_messages_arriving_out_of_order_and_twice_are_held_once_in_id_order() -> None:
