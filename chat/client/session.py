@@ -224,7 +224,18 @@ class ClientSession:
         return self.request({"type": "subscribe", "event_id": event_id})
 
     def unsubscribe(self, event_id: int) -> int:
-        self._subscriptions.pop(event_id, None)
+        """End a subscription. Without a connection, or before its ``subscribe`` was written,
+        the server holds nothing to end: the answer is given here, with no frame."""
+        sub = self._subscriptions.pop(event_id, None)
+        subscribing = any(
+            r.kind == "subscribe" and r.frame["event_id"] == event_id and r.sent_as is not None
+            for r in self._outbox.values()
+        )
+        if self.phase is not Phase.OPEN or (sub is not None and not sub.live and not subscribing):
+            handle = next(self._handles)
+            done = Unsubscribed(type="unsubscribed", event_id=event_id, reason="requested")
+            self._completions.append(Completion(handle, answer=done))
+            return handle
         return self.request({"type": "unsubscribe", "event_id": event_id})
 
     def send(self, event_id: int, text: str = "", **fields: Any) -> tuple[int, str]:
@@ -377,7 +388,12 @@ class ClientSession:
         if request.kind == "subscribe":
             sub = self._subscriptions.get(int(frame["event_id"]))
             if sub is None:  # unsubscribed while the request waited
-                self._complete(request, None)
+                refused = ErrorFrame(
+                    type="error",
+                    code=ErrorCode.NOT_SUBSCRIBED.value,
+                    message="unsubscribed before the subscription was made",
+                )
+                self._fail(request, RequestFailed(refused))
                 return
             if sub.cursor is not None:
                 frame["since"] = sub.cursor

@@ -10,7 +10,7 @@ import pytest
 from chat.client import ClientSession, Disconnected, RequestFailed, UnknownFrame
 from chat.client.backoff import Backoff
 from chat.client.errors import ConnectionLost, FrameTooLarge
-from chat.gateway.server_frames import Ack, MessagePosted, Subscribed, UnreadCount
+from chat.gateway.server_frames import Ack, MessagePosted, Subscribed, UnreadCount, Unsubscribed
 from tests.client.frames import LIMITS, message_fields
 
 
@@ -221,3 +221,17 @@ def test_a_frame_over_the_servers_limit_fails_without_being_sent() -> None:
     assert sent(session) == []
     (done,) = [c for c in session.completions() if c.handle == handle]
     assert isinstance(done.error, FrameTooLarge)
+
+
+def test_a_subscription_withdrawn_before_it_was_written_fails_without_a_frame() -> None:
+    session = ClientSession(auth_by_hello=False, token="t", clock=Clock())
+    handle = session.subscribe(7)
+    withdrawn = session.unsubscribe(7)
+    session.connection_opened()
+    feed(session, type="welcome", user_id=1, session_id="s", heartbeat_ms=1, limits=LIMITS)
+    assert sent(session) == []  # nothing to subscribe, nothing to unsubscribe
+    completions = {c.handle: c for c in session.completions()}
+    assert isinstance(completions[withdrawn].answer, Unsubscribed)
+    done = completions[handle]
+    assert isinstance(done.error, RequestFailed)
+    assert done.error.error_code == "not_subscribed"

@@ -277,9 +277,13 @@ export class ChatClient extends EventTarget {
     return this.request({ type: "subscribe", event_id: eventId });
   }
 
-  /** @param {number} eventId */
+  /**
+   * End a subscription; without a connection the server holds none, so it ends here.
+   * @param {number} eventId
+   */
   unsubscribe(eventId) {
     this._subscriptions.delete(eventId);
+    if (this.state !== "open") return Promise.resolve({ type: "unsubscribed", event_id: eventId, reason: "requested" });
     return this.request({ type: "unsubscribe", event_id: eventId });
   }
 
@@ -530,7 +534,8 @@ export class ChatClient extends EventTarget {
     if (frame.type === "subscribe") {
       const sub = this._subscriptions.get(frame.event_id);
       if (!sub) {
-        this._settle(request, { type: "unsubscribed", event_id: frame.event_id, reason: "requested" });
+        const refused = { type: "error", code: "not_subscribed", message: "unsubscribed before the subscription was made" };
+        this._settle(request, null, new RequestFailed(refused));
         return;
       }
       if (sub.cursor) frame.since = sub.cursor;

@@ -425,15 +425,49 @@ function renderLog(toBottom = false) {
   const log = $("chat-log");
   const timeline = timelineOf(eventId);
   const creator = state.detail?.id === eventId ? state.detail.creator_id : null;
-  const items = timeline.messages.map((m) => messageItem(m, timeline, creator));
+  const connected = state.client?.state === "open";
+  /** @type {[string, string, () => HTMLElement][]} key, what it shows, how to draw it */
+  const wanted = timeline.messages.map((m) => [
+    `m:${m.message_id}`,
+    JSON.stringify([m.text, m.edited_at, m.is_deleted, timeline.reactions.get(m.message_id), REACTIONS.map((e) => state.myReactions.has(`${m.message_id}|${e}`)), creator]),
+    () => messageItem(m, timeline, creator),
+  ]);
   for (const [clientMsgId, local] of state.pending.get(eventId) ?? []) {
-    items.push(pendingItem(clientMsgId, local));
+    wanted.push([`p:${clientMsgId}`, JSON.stringify([local.state, connected]), () => pendingItem(clientMsgId, local)]);
   }
-  log.replaceChildren(...items);
+  reconcile(log, wanted);
   const older = $("older");
   older.disabled = state.noOlder.has(eventId);
   older.textContent = older.disabled ? "No older messages" : "Load older messages";
   if (atBottom) wrap.scrollTop = wrap.scrollHeight;
+}
+
+/**
+ * Make the list show `wanted` in order, touching only what changed: new messages are the only
+ * nodes added to the live region (so a screen reader announces just them), and a message being
+ * edited keeps its edit form while others arrive.
+ * @param {HTMLElement} list @param {[string, string, () => HTMLElement][]} wanted
+ */
+function reconcile(list, wanted) {
+  const existing = new Map([...list.children].map((el) => [/** @type {HTMLElement} */ (el).dataset.key, el]));
+  const keys = new Set(wanted.map(([key]) => key));
+  for (const [key, element] of existing) if (!keys.has(key)) element.remove();
+  let next = list.firstElementChild;
+  for (const [key, shows, draw] of wanted) {
+    let element = /** @type {HTMLElement|undefined} */ (existing.get(key));
+    if (!element || element.dataset.shows !== shows) {
+      const drawn = draw();
+      drawn.dataset.key = key;
+      drawn.dataset.shows = shows;
+      if (element) {
+        if (next === element) next = drawn;
+        element.replaceWith(drawn);
+      }
+      element = drawn;
+    }
+    if (element === next) next = next.nextElementSibling;
+    else list.insertBefore(element, next);
+  }
 }
 
 /** @param {any} message @param {Timeline} timeline @param {number|null} creator */
@@ -527,13 +561,19 @@ function startEdit(item, message) {
   const save = document.createElement("button");
   save.type = "submit";
   save.textContent = "Save";
-  const cancel = actionButton("Cancel", () => renderLog());
+  const cancel = actionButton("Cancel", () => {
+    item.dataset.shows = "";
+    renderLog();
+  });
   form.append(label, area, save, cancel);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     state.client
       ?.edit(message.event_id, message.message_id, area.value)
-      .then(() => renderLog())
+      .then(() => {
+        item.dataset.shows = "";
+        renderLog();
+      })
       .catch((error) => showError("workspace-error", error));
   });
   item.querySelector(".text")?.replaceWith(form);
