@@ -29,9 +29,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from chat.client.backoff import DEFAULT_BACKOFF, Backoff
-from chat.client.errors import ClientClosed
-from chat.client.events import Event
+from chat.client.errors import ClientClosed, ConnectionLost, RequestFailed
+from chat.client.events import Event, UnknownFrame
 from chat.client.session import ClientSession, Phase
+from chat.gateway.frames import ErrorCode
 from chat.gateway.server_frames import (
     Ack,
     HistoryPage,
@@ -88,7 +89,7 @@ class ChatClient:
         self._event_added = asyncio.Event()
         self._event_taken = asyncio.Event()
         self._consuming = False
-        self._waiters: dict[int, asyncio.Future[ServerFrame | None]] = {}
+        self._waiters: dict[int, asyncio.Future[ServerFrame | UnknownFrame | None]] = {}
         self._outgoing: asyncio.Queue[str] | None = None
         self._ws: ClientConnection | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -158,18 +159,29 @@ class ChatClient:
             await self._event_added.wait()
 
     async def refresh_token(self, token: str) -> None:
-        """Use ``token`` from now on. The protocol has no in-session token refresh yet, so the
-        client reconnects with it (subscriptions resume from their cursors; unanswered
-        requests are written again)."""
+        """Use ``token`` from now on: on the live session with a ``refresh`` frame, or - when
+        the server answers ``unknown_type`` (it has no in-session refresh) - by reconnecting
+        with it (subscriptions resume from their cursors, unanswered requests are written
+        again). Without a connection, the next one uses it."""
         self.session.new_token(token)
-        if self._ws is not None:
-            await self._ws.close(1000, "token refresh")
+        if not self.connected:
+            return
+        try:
+            await self.request({"type": "refresh", "token": token})
+        except ConnectionLost:
+            return  # the reconnect authenticates with the new token
+        except RequestFailed as refused:
+            if refused.error_code != ErrorCode.UNKNOWN_TYPE:
+                raise
+            if self._ws is not None:
+                await self._ws.close(1000, "token refresh")
 
     # ------------------------------------------------------------------ requests
 
-    async def request(self, frame: dict[str, Any]) -> ServerFrame | None:
-        """Any client frame (without ``id``); its answer. Raises RequestFailed on an error
-        answer that retrying cannot fix."""
+    async def request(self, frame: dict[str, Any]) -> ServerFrame | UnknownFrame | None:
+        """Any client frame (without ``id``); its answer (an :class:`UnknownFrame` when this
+        version does not know the answer's type). Raises RequestFailed on an error answer that
+        retrying cannot fix."""
         return await self._await(self.session.request(frame))
 
     async def subscribe(self, event_id: int, since: str | None = None) -> Subscribed:
@@ -244,13 +256,13 @@ class ChatClient:
         return self._expect(ServerPong, await self.request({"type": "ping"}))
 
     @staticmethod
-    def _expect(kind: type[_Answer], answer: ServerFrame | None) -> _Answer:
+    def _expect(kind: type[_Answer], answer: ServerFrame | UnknownFrame | None) -> _Answer:
         if not isinstance(answer, kind):
             raise TypeError(f"expected a {kind.__name__} answer, got {answer!r}")
         return answer
 
-    async def _await(self, handle: int) -> ServerFrame | None:
-        future: asyncio.Future[ServerFrame | None] = self._loop.create_future()
+    async def _await(self, handle: int) -> ServerFrame | UnknownFrame | None:
+        future: asyncio.Future[ServerFrame | UnknownFrame | None] = self._loop.create_future()
         self._waiters[handle] = future
         self._dispatch()
         try:

@@ -76,7 +76,7 @@ from chat.gateway.server_frames import (
 
 WRITES = frozenset({"send", "edit", "delete", "react", "unreact"})
 """Frames that draw on the server's per-connection write rate."""
-NOT_RETRIED = frozenset({"typing", "ping"})
+NOT_RETRIED = frozenset({"typing", "ping", "refresh"})
 """Requests that fail on a dropped connection instead of being written again."""
 RETRYABLE_ERRORS = frozenset({ErrorCode.UNAVAILABLE.value, ErrorCode.INTERNAL_ERROR.value})
 RECENT_IDS_PER_EVENT = 4096
@@ -118,7 +118,7 @@ class Completion:
     """The outcome of the request ``handle``: its answer, or the error it failed with."""
 
     handle: int
-    answer: ServerFrame | None = None
+    answer: ServerFrame | UnknownFrame | None = None
     error: ChatError | None = None
 
 
@@ -266,7 +266,15 @@ class ClientSession:
     def receive_text(self, text: str | bytes) -> None:
         frame = parse_frame(text)
         if isinstance(frame, UnknownFrame):
-            self._events.append(frame)
+            # The answer to a request may be a frame this version does not know (a newer
+            # server's): it still answers the request.
+            raw = frame.raw if isinstance(frame.raw, dict) else {}
+            answered = self._in_flight.pop(str(raw.get("ref")), None) if "ref" in raw else None
+            if answered is not None:
+                self._complete(answered, frame)
+            else:
+                self._events.append(frame)
+            self._pump()
             return
         ref = getattr(frame, "ref", None)
         request = self._in_flight.pop(str(ref), None) if ref is not None else None
@@ -456,7 +464,7 @@ class ClientSession:
             self._subscriptions.pop(frame.event_id, None)
         self._events.append(frame)
 
-    def _complete(self, request: _Request, answer: ServerFrame | None) -> None:
+    def _complete(self, request: _Request, answer: ServerFrame | UnknownFrame | None) -> None:
         self._outbox.pop(request.handle, None)
         self._completions.append(Completion(request.handle, answer=answer))
 

@@ -264,3 +264,40 @@ async def test_the_javascript_client_knows_every_server_frame_of_the_asyncapi_do
         if key.startswith("server_")
     }
     assert set(known) == documented
+
+
+async def test_the_javascript_client_refreshes_its_token_and_keeps_its_subscription(
+    browser: Browser, base_url: str
+) -> None:
+    page = await new_page(browser)
+    await sign_up(page, base_url, "Refresher")
+    result = await page.evaluate(
+        """async () => {
+            const { ChatClient } = await import('/console/chat-client.js');
+            const token = sessionStorage.getItem('timingle-chat-token');
+            const client = new ChatClient(`ws://${location.host}/v1/ws`, { token });
+            let welcomes = 0;
+            const connected = () => new Promise((resolve) =>
+                client.addEventListener('connected', () => resolve(++welcomes), { once: true }));
+            const first = connected();
+            client.start();
+            await first;
+            const event = await (await fetch('/v1/events', {
+                method: 'POST',
+                headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+                body: JSON.stringify({ title: 'Refresh', start_time: '2031-01-01T10:00:00Z',
+                                       end_time: '2031-01-01T11:00:00Z' }),
+            })).json();
+            await client.subscribe(event.id);
+            const again = connected();
+            await client.refreshToken(token);  // this server: `unknown_type`, so a reconnect
+            await again;
+            const ack = await client.send(event.id, 'after the refresh');
+            const page = await client.history(event.id, { limit: 5 });
+            client.close();
+            return { welcomes, texts: page.messages.map((m) => m.text), acked: ack.type };
+        }"""
+    )
+    assert result["welcomes"] == 2
+    assert result["acked"] == "ack"
+    assert result["texts"] == ["after the refresh"]

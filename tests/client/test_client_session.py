@@ -235,3 +235,14 @@ def test_a_subscription_withdrawn_before_it_was_written_fails_without_a_frame() 
     done = completions[handle]
     assert isinstance(done.error, RequestFailed)
     assert done.error.error_code == "not_subscribed"
+
+
+def test_an_answer_of_a_type_this_client_does_not_know_still_answers_its_request() -> None:
+    session = open_session(Clock())
+    handle = session.request({"type": "refresh", "token": "new"})
+    (refresh,) = sent(session)
+    feed(session, type="refreshed", ref=refresh["id"], expires_at=None)
+    (done,) = [c for c in session.completions() if c.handle == handle]
+    assert isinstance(done.answer, UnknownFrame)
+    assert done.answer.raw["type"] == "refreshed"
+    assert not any(isinstance(e, UnknownFrame) for e in session.events())

@@ -69,7 +69,7 @@ export const SERVER_FRAME_TYPES = new Set([
 /** Frames that draw on the server's per-connection write rate. */
 export const WRITES = new Set(["send", "edit", "delete", "react", "unreact"]);
 /** Requests that fail on a dropped connection instead of being written again. */
-export const NOT_RETRIED = new Set(["typing", "ping"]);
+export const NOT_RETRIED = new Set(["typing", "ping", "refresh"]);
 const RETRYABLE = new Set(["unavailable", "internal_error"]);
 const RECENT_IDS_PER_EVENT = 4096;
 
@@ -249,11 +249,23 @@ export class ChatClient extends EventTarget {
     return [...this._outbox.values()].map((r) => ({ ...r.frame }));
   }
 
-  /** Use a new token: the protocol has no in-session refresh yet, so reconnect with it. @param {string} token */
-  refreshToken(token) {
+  /**
+   * Use a new token: on the live session with a `refresh` frame, or - when the server answers
+   * `unknown_type` (no in-session refresh) - by reconnecting with it. Without a connection,
+   * the next one uses it.
+   * @param {string} token
+   */
+  async refreshToken(token) {
     this.token = token;
     this._authRefused = false;
-    if (this._ws) this._ws.close(1000, "token refresh");
+    if (this.state !== "open") return;
+    try {
+      await this.request({ type: "refresh", token });
+    } catch (error) {
+      if (error instanceof ConnectionLost) return;
+      if (!(error instanceof RequestFailed) || error.code !== "unknown_type") throw error;
+      this._ws?.close(1000, "token refresh");
+    }
   }
 
   // ---------------------------------------------------------------- requests
@@ -447,7 +459,14 @@ export class ChatClient extends EventTarget {
       return;
     }
     if (frame === null || typeof frame !== "object" || !SERVER_FRAME_TYPES.has(frame.type)) {
-      this._emit("unknown", { raw: frame });
+      // A newer server's answer to a request still answers it.
+      const answered = frame?.ref !== undefined ? this._inFlight.get(String(frame.ref)) : undefined;
+      if (answered) {
+        this._inFlight.delete(String(frame.ref));
+        this._settle(answered, frame);
+      } else {
+        this._emit("unknown", { raw: frame });
+      }
       return;
     }
     if (this.welcome) this._armIdleTimer(2 * this.welcome.heartbeat_ms + 5000);
