@@ -29,7 +29,8 @@ The algorithm, which docs/clients.md spells out for other languages:
   drops, what was written but not answered is written again on the next connection: a
   ``send`` with its original ``client_msg_id`` (the server answers a retry with the original
   ``ack``), edits, deletions, reactions, reads and history requests as they are (each is
-  idempotent). Only ``typing`` and ``ping`` fail with :class:`ConnectionLost`: stale by then.
+  idempotent). Only ``typing``, ``ping`` and ``refresh`` fail with :class:`ConnectionLost`:
+  stale by then (a reconnect authenticates with the newest token anyway).
 - **Back-off.** ``rate_limited`` retries after ``retry_after_ms``; ``unavailable`` and
   ``internal_error`` after a jittered exponential back-off per request. Writes are paced by a
   token bucket built from ``welcome.limits``, and a write waiting for its retry holds back the
