@@ -15,14 +15,18 @@ because some types (``ping``, ``pong``, ``typing``, ``history``) exist in both d
 
 from __future__ import annotations
 
+import ast
+import inspect
 from collections.abc import Mapping
+from enum import Enum
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chat import __version__
-from chat.gateway.frames import CLIENT_FRAMES, CloseCode
+from chat.gateway.frames import CLIENT_FRAMES, CloseCode, ErrorCode
 from chat.gateway.server_frames import (
     ANSWERS,
     EXAMPLE_CURSOR,
@@ -81,12 +85,14 @@ with a `type`. docs/protocol.md is the prose contract; docs/clients.md the clien
 - Unknown fields in a client frame are rejected (`unknown_field`). Clients should ignore
   fields and frame types they do not know: newer servers may add them.
 - Sends are idempotent on `client_msg_id`; resume a subscription with `since` (a cursor).
-- Close codes are listed in the channel's `x-close-codes`.
+- Error codes (the `code` of `error`) and close codes are listed with their meaning in the
+  channel's `x-error-codes` and `x-close-codes`.
 """
 
 
 def build_asyncapi(host: str, *, secure: bool = False) -> dict[str, Any]:
     """The document, with the server named by ``host`` (``host:port`` the client used)."""
+    close_docs, error_docs = member_docs(CloseCode), member_docs(ErrorCode)
     _, schemas = models_json_schema(
         [(model, "validation") for model in (*CLIENT_FRAMES.values(), *SERVER_FRAMES.values())],
         ref_template=_SCHEMA_REF,
@@ -138,7 +144,13 @@ def build_asyncapi(host: str, *, secure: bool = False) -> dict[str, Any]:
                         "bindingVersion": "0.1.0",
                     }
                 },
-                "x-close-codes": [{"code": int(code), "name": code.name} for code in CloseCode],
+                "x-close-codes": [
+                    {"code": int(code), "name": code.name, "description": close_docs[code.name]}
+                    for code in CloseCode
+                ],
+                "x-error-codes": [
+                    {"code": code.value, "description": error_docs[code.name]} for code in ErrorCode
+                ],
             }
         },
         "operations": {**_receive_operations(), **_send_operations()},
@@ -227,3 +239,23 @@ def _send_operations() -> dict[str, Any]:
         }
         for kind in PUSHED
     }
+
+
+@cache
+def member_docs(enum: type[Enum]) -> dict[str, str]:
+    """The docstring under each member of ``enum`` (read from its source with ``ast``): the
+    meaning of each error and close code, written once beside the code itself."""
+    docs = {member.name: "" for member in enum}
+    body = ast.parse(inspect.getsource(enum)).body[0]
+    assert isinstance(body, ast.ClassDef)
+    for statement, following in zip(body.body, body.body[1:], strict=False):
+        if (
+            isinstance(statement, ast.Assign)
+            and isinstance(statement.targets[0], ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            text = " ".join(following.value.value.split())
+            docs[statement.targets[0].id] = text.replace("``", "`")
+    return docs

@@ -29,7 +29,7 @@ from chat.domain.messages import Message, SendAck
 from chat.errors import FieldError, ValidationFailed
 from chat.gateway import frames
 from chat.gateway.asyncapi import CLIENT_EXAMPLES
-from chat.gateway.frames import CLIENT_FRAMES, ErrorCode, FrameError, Limits
+from chat.gateway.frames import CLIENT_FRAMES, CloseCode, ErrorCode, FrameError, Limits
 from chat.gateway.server_frames import SERVER_FRAMES
 from tests.conftest import Api
 from tests.gateway.asyncapi_contract import FrameContract, asyncapi_spec_validator
@@ -67,6 +67,19 @@ def test_the_specification_schema_rejects_a_broken_document(document: Document) 
     del broken["operations"]["receive_send"]["action"]
     broken["channels"]["chat"]["adress"] = "/typo"
     assert len(list(asyncapi_spec_validator().iter_errors(broken))) >= 2
+
+
+def test_every_error_and_close_code_is_listed_with_its_meaning(document: Document) -> None:
+    channel = document["channels"]["chat"]
+    errors = {entry["code"]: entry["description"] for entry in channel["x-error-codes"]}
+    closes = {entry["code"]: entry["description"] for entry in channel["x-close-codes"]}
+    assert set(errors) == {code.value for code in ErrorCode}
+    assert set(closes) == {int(code) for code in CloseCode}
+    assert all(errors.values()), "an error code without a docstring in chat/gateway/frames.py"
+    assert all(closes.values()), "a close code without a docstring in chat/gateway/frames.py"
+    assert errors["rate_limited"].startswith("Too many writes")
+    error_schema = document["components"]["schemas"]["ErrorFrame"]["properties"]["code"]
+    assert set(error_schema["enum"]) == set(errors)
 
 
 # --------------------------------------------------------------------------- client frames
