@@ -1,10 +1,11 @@
 """One event's messages in store order, built from whatever frames arrive in whatever order.
 
-The store orders an event's messages by their time-based ``message_id`` (its 60-bit timestamp,
-then its remaining bits for the rare tie). Frames reach a client from live delivery, resume
-replays and ``history`` pages, possibly overlapping and, across gateway nodes, possibly out of
-order; inserting each message at its place by that key, and replacing a message already held
-(same ``message_id``) instead of adding it again, gives the one order with no duplicate.
+The store orders an event's messages by their time-based ``message_id``: its 60-bit
+timestamp, then, for the rare tie of two nodes in one 100-ns tick, its last 8 bytes as signed
+bytes. Frames reach a client from live delivery, resume replays and ``history`` pages,
+possibly overlapping and, across gateway nodes, possibly out of order; inserting each message
+at its place by that key, and replacing a message already held (same ``message_id``) instead
+of adding it again, gives the one order with no duplicate.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from chat.gateway.server_frames import (
     ReactionChanged,
 )
 
-OrderKey = tuple[int, int]
+OrderKey = tuple[int, bytes]
+
+_FLIP_SIGN = bytes(b ^ 0x80 for b in range(256))
 
 
 def order_key(message_id: uuid.UUID) -> OrderKey:
-    """The store's order of a message: the id's timestamp, then its clock sequence and node."""
-    return (message_id.time, message_id.int & ((1 << 64) - 1))
+    """The store's order of a message: the id's timestamp, then its last 8 bytes compared as
+    signed bytes, as CQL compares timeuuids (flipping each byte's sign bit makes the unsigned
+    comparison of ``bytes`` agree)."""
+    return (message_id.time, message_id.bytes[8:].translate(_FLIP_SIGN))
 
 
 class Timeline:

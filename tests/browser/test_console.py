@@ -237,16 +237,18 @@ async def test_the_javascript_timeline_orders_by_message_id_and_keeps_each_messa
               '1b3e0c80-f5e1-11ef-8000-010000000001',  // earliest
               '0a3e0c80-f5e2-11ef-8000-010000000001',  // later: the high bits decide
               '1b3e0c80-f5e1-11ef-8000-010000000002',  // same tick, next node
+              '1b3e0c80-f5e1-11ef-8000-800000000000',  // same tick: 0x80 is -128, first
             ];
             const msg = (id, text) => ({event_id: 7, message_id: id, text});
             const timeline = new Timeline(7);
             timeline.add([msg(ids[1], 'third'), msg(ids[0], 'first')]);
             timeline.add([msg(ids[2], 'second'), msg(ids[0], 'first again')]);
             timeline.add([msg(ids[0], 'other event'), {...msg(ids[1], 'x'), event_id: 8}]);
+            timeline.add([msg(ids[3], 'signed first')]);
             return timeline.messages.map((m) => m.text);
         }"""
     )
-    assert texts == ["other event", "second", "third"]
+    assert texts == ["signed first", "other event", "second", "third"]
 
 
 async def test_the_javascript_client_knows_every_server_frame_of_the_asyncapi_document(

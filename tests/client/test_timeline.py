@@ -30,3 +30,9 @@ def test_the_order_key_is_the_ids_timestamp_before_its_node() -> None:
     later = uuid.UUID("0a3e0c80-f5e2-11ef-8000-010000000001")
     same_tick = uuid.UUID("1b3e0c80-f5e1-11ef-8000-010000000100")
     assert order_key(early) < order_key(same_tick) < order_key(later)
+
+
+def test_a_tie_in_one_tick_is_broken_by_signed_bytes_as_cql_compares_timeuuids() -> None:
+    negative = uuid.UUID("1b3e0c80-f5e1-11ef-8000-800000000000")  # byte 0x80 is -128
+    positive = uuid.UUID("1b3e0c80-f5e1-11ef-8000-7f0000000000")  # byte 0x7f is 127
+    assert order_key(negative) < order_key(positive)

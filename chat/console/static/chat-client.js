@@ -101,13 +101,15 @@ export function backoffDelay(backoff, attempt) {
 }
 
 /**
- * The store's order of a message: its time-based id's 60-bit timestamp, then the rest.
- * Returned as a string that compares in that order ("hhh" + "mmmm" + "llllllll" + rest).
+ * The store's order of a message: its time-based id's 60-bit timestamp, then its last 8 bytes
+ * compared as signed bytes (as CQL compares timeuuids). Returned as a string that compares in
+ * that order: "hhh" + "mmmm" + "llllllll", then the last 8 bytes with each sign bit flipped.
  * @param {string} messageId @returns {string}
  */
 export function orderKey(messageId) {
   const [low, mid, high, seq, node] = messageId.toLowerCase().split("-");
-  return high.slice(1) + mid + low + seq + node;
+  const tieBreak = (seq + node).replace(/../g, (byte) => (parseInt(byte, 16) ^ 0x80).toString(16).padStart(2, "0"));
+  return high.slice(1) + mid + low + tieBreak;
 }
 
 /** One event's messages in store order, each once (see chat/client/timeline.py). */
