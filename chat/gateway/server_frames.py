@@ -23,12 +23,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from chat.config import Settings
 from chat.domain.messages import encode_cursor
 from chat.gateway.frames import ErrorCode, Limits
 
 EXAMPLE_MESSAGE_ID = "1b3e0c80-f5e1-11ef-8000-010000000001"
 EXAMPLE_CURSOR = encode_cursor(uuid.UUID(EXAMPLE_MESSAGE_ID))
 """A cursor the gateway accepts, for the examples of the client and server frames."""
+DEFAULT_LIMITS = Limits.from_settings(Settings.model_construct()).as_dict()
+"""``welcome.limits`` with every setting at its default (not read from the environment)."""
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -113,20 +116,7 @@ class Welcome(ServerFrame):
             "user_id": 42,
             "session_id": "3f2c9a1e",
             "heartbeat_ms": 20000,
-            "limits": {
-                "max_frame_bytes": 65536,
-                "send_rate_per_second": 10.0,
-                "send_burst": 20,
-                "max_subscriptions": 100,
-                "max_text_chars": 4000,
-                "max_attachments": 10,
-                "max_attachment_bytes": 2048,
-                "heartbeat_ms": 20000,
-                "idle_timeout_ms": 60000,
-                "auth_timeout_ms": 10000,
-                "outgoing_queue_size": 1000,
-                "history_max_limit": 100,
-            },
+            "limits": DEFAULT_LIMITS,
         }
     )
 

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
+from chat.config import Settings
 from chat.domain.messages import encode_cursor
 from chat.gateway.frames import Limits
 
-LIMITS = Limits(
+LIMITS = dataclasses.replace(
+    Limits.from_settings(Settings.model_construct()),
     max_frame_bytes=2000,
     send_rate_per_second=10.0,
     send_burst=3,
-    max_subscriptions=100,
-    max_text_chars=4000,
-    max_attachments=10,
-    max_attachment_bytes=2048,
-    heartbeat_ms=20000,
-    idle_timeout_ms=60000,
-    auth_timeout_ms=10000,
-    outgoing_queue_size=1000,
 ).as_dict()
 """``welcome.limits``: small frames, a burst of 3 writes, 10 writes per second."""
 

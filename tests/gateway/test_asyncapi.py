@@ -144,7 +144,7 @@ _MESSAGE = Message(
     is_deleted=False,
     metadata={"k": "v"},
 )
-_LIMITS = Limits(65536, 10.0, 20, 100, 4000, 10, 2048, 20000, 60000, 10000, 1000)
+_LIMITS = Limits.from_settings(Settings.model_construct())
 
 BUILDER_SAMPLES: dict[str, list[Callable[[], bytes]]] = {
     "welcome": [lambda: frames.welcome(user_id=1, session_id="s", limits=_LIMITS, ref=1)],
