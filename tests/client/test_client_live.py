@@ -167,7 +167,7 @@ async def test_a_refused_request_raises_with_the_servers_code(base_url: str, api
         assert chat.session.subscriptions == frozenset()
 
 
-async def test_refresh_token_reconnects_with_the_new_token_and_keeps_the_subscription(
+async def test_refresh_token_keeps_the_session_or_reconnects_and_keeps_the_subscription(
     base_url: str, api: Api
 ) -> None:
     (ada, bo), event_id = await users_and_event(api, 2)
@@ -178,11 +178,17 @@ async def test_refresh_token_reconnects_with_the_new_token_and_keeps_the_subscri
         await a.subscribe(event_id)
         await b.send(event_id, "one")
         await seen_by_a.wait_messages(event_id, 1)
-        await a.refresh_token(api.tokens.mint(ada))
-        await seen_by_a.wait(lambda seen: sum(isinstance(e, Welcome) for e in seen) >= 2)
+        fresh = api.tokens.mint(ada)
+        await a.refresh_token(fresh)
+        await a.wait_connected()
         await b.send(event_id, "two")
         assert await seen_by_a.wait_messages(event_id, 2) == ["one", "two"]
-        assert a.session.token != ""
+        assert a.session.token == fresh
+        # A server with in-session refresh answers `refreshed`; one without answers
+        # `unknown_type`, and the client reconnects (closing with 1000) with the new token.
+        drops = [e.close_code for e in seen_by_a.seen if isinstance(e, Disconnected)]
+        assert drops in ([], [1000])
+        assert seen_by_a.count(Welcome) == 1 + len(drops)
 
 
 async def test_clients_ride_through_a_gateway_restart_and_lose_no_send(
