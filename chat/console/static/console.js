@@ -146,7 +146,10 @@ function connect() {
   const client = new ChatClient(`${scheme}//${location.host}/v1/ws`, { token: /** @type {string} */ (state.token) });
   state.client = client;
   setConnection("connecting", "Connecting…");
-  client.addEventListener("connected", () => setConnection("open", "Connected"));
+  client.addEventListener("connected", () => {
+    setConnection("open", "Connected");
+    renderLog();
+  });
   client.addEventListener("disconnected", (/** @type {any} */ e) => {
     setConnection("disconnected", `Offline: reconnecting in ${e.detail.reconnectIn.toFixed(1)} s`);
     renderLog();
