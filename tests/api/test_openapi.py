@@ -124,9 +124,7 @@ def test_every_operation_declares_rate_limits_and_outages_as_problems(
     for path, item in document["paths"].items():
         for method, spec in item.items():
             for code in (
-                ("429", "503")
-                if path.startswith("/v1/") and path not in _DOCUMENTS
-                else ("429",)
+                ("429", "503") if path.startswith("/v1/") and path not in _DOCUMENTS else ("429",)
             ):
                 response = spec["responses"][code]
                 assert response["content"] == {
