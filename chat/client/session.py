@@ -64,7 +64,6 @@ from chat.client.errors import (
 from chat.client.events import Disconnected, Event, UnknownFrame, parse_frame
 from chat.errors import ChatError
 from chat.gateway.frames import CloseCode, ErrorCode
-from chat.gateway.protocol import TokenBucket
 from chat.gateway.server_frames import (
     ErrorFrame,
     MessagePosted,
@@ -74,6 +73,7 @@ from chat.gateway.server_frames import (
     Unsubscribed,
     Welcome,
 )
+from chat.ratelimit import TokenBucket
 
 WRITES = frozenset({"send", "edit", "delete", "react", "unreact"})
 """Frames that draw on the server's per-connection write rate."""

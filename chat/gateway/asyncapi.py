@@ -41,6 +41,7 @@ _SCHEMA_REF = "#/components/schemas/{model}"
 
 CLIENT_EXAMPLES: Mapping[str, dict[str, Any]] = {
     "hello": {"type": "hello", "id": 1, "token": "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"},
+    "refresh": {"type": "refresh", "id": 13, "token": "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"},
     "ping": {"type": "ping", "id": "p1"},
     "pong": {"type": "pong"},
     "subscribe": {"type": "subscribe", "id": 2, "event_id": 7, "since": EXAMPLE_CURSOR},

@@ -115,6 +115,7 @@ class Welcome(ServerFrame):
             "ref": 1,
             "user_id": 42,
             "session_id": "3f2c9a1e",
+            "expires_at": "2025-03-01T10:30:00+00:00",
             "heartbeat_ms": 20000,
             "limits": DEFAULT_LIMITS,
         }
@@ -124,8 +125,31 @@ class Welcome(ServerFrame):
     ref: Ref = None
     user_id: int
     session_id: str
+    expires_at: datetime | None = Field(
+        None, description="When the session ends unless refreshed (the token's `exp`); null: never."
+    )
     heartbeat_ms: int
     limits: Limits
+
+
+class Refreshed(ServerFrame):
+    """The answer to ``refresh``: the session now lasts until the new token's ``exp``."""
+
+    model_config = _examples(
+        {
+            "type": "refreshed",
+            "ref": 9,
+            "user_id": 42,
+            "session_id": "3f2c9a1e",
+            "expires_at": "2025-03-01T10:30:00+00:00",
+        }
+    )
+
+    type: Literal["refreshed"]
+    ref: Ref = None
+    user_id: int
+    session_id: str
+    expires_at: datetime | None
 
 
 class Subscribed(ServerFrame):
@@ -364,6 +388,7 @@ class ServerPing(ServerFrame):
 
 SERVER_FRAMES: Mapping[str, type[ServerFrame]] = {
     "welcome": Welcome,
+    "refreshed": Refreshed,
     "subscribed": Subscribed,
     "unsubscribed": Unsubscribed,
     "ack": Ack,
@@ -383,6 +408,7 @@ SERVER_FRAMES: Mapping[str, type[ServerFrame]] = {
 
 ANSWERS: Mapping[str, tuple[str, ...]] = {
     "hello": ("welcome",),
+    "refresh": ("refreshed",),
     "ping": ("pong",),
     "pong": (),
     "subscribe": ("subscribed",),

@@ -148,6 +148,7 @@ _LIMITS = Limits.from_settings(Settings.model_construct())
 
 BUILDER_SAMPLES: dict[str, list[Callable[[], bytes]]] = {
     "welcome": [lambda: frames.welcome(user_id=1, session_id="s", limits=_LIMITS, ref=1)],
+    "refreshed": [lambda: frames.refreshed(user_id=1, session_id="s", expires_at=2e9, ref=2)],
     "subscribed": [
         lambda: frames.subscribed(7, None, ref="r"),
         lambda: frames.subscribed(7, "cursor"),
@@ -285,6 +286,8 @@ async def test_a_live_session_sends_every_documented_frame_and_nothing_else(
         await a.expect("presence")
         await a.expect("unread")
         assert (await a.request(type="ping"))["type"] == "pong"
+        refreshed = await a.request(type="refresh", token=api.tokens.mint(ada))
+        assert refreshed["type"] == "refreshed", refreshed
         await a.send(type="pong")
         ack = await a.send_message(event_id, "hello")
         message_id = ack["message_id"]

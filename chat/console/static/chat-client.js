@@ -63,7 +63,7 @@
 
 /** The server frame types this client knows; others are dispatched as `unknown` events. */
 export const SERVER_FRAME_TYPES = new Set([
-  "welcome", "subscribed", "unsubscribed", "ack", "ok", "message", "message_updated", "reaction",
+  "welcome", "refreshed", "subscribed", "unsubscribed", "ack", "ok", "message", "message_updated", "reaction",
   "typing", "unread", "presence", "history", "error", "pong", "ping",
 ]);
 /** Frames that draw on the server's per-connection write rate. */
