@@ -1,4 +1,5 @@
-"""The ``chat`` command: serve, migrate, mint tokens, run the embedded CQL server."""
+"""The ``chat`` command: serve, migrate, mint tokens, manage accounts, run the embedded CQL
+server."""
 
 from __future__ import annotations
 
@@ -14,9 +15,21 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from pydantic import ValidationError
+
 from chat.config import Settings
 from chat.gc_tuning import tune_for_server
 from chat.logs import configure_logging, logging_config
+
+
+def configuration_errors(exc: ValidationError) -> str:
+    """One line per invalid setting, naming its variable; never the value (it may be a secret)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        where = f"CHAT_{name}: " if name else ""
+        lines.append(f"  {where}{error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -50,6 +63,9 @@ def _serve(settings: Settings) -> int:
         # uvicorn applies this dict itself: its loggers propagate to the service's one handler.
         log_config=logging_config(settings.log_level, settings.log_format),
         lifespan="on",
+        # The app decides whose X-Forwarded-For to believe (CHAT_TRUSTED_PROXIES); uvicorn's
+        # own default would trust any local process.
+        proxy_headers=False,
         # SIGTERM: stop accepting, let every connection answer what it received and close
         # with 1001 (chat.gateway.transport); past the deadline uvicorn cancels what is left.
         # The lifespan then flushes the stores, so an acked message is always durable.
@@ -156,6 +172,31 @@ async def _migrate(settings: Settings, action: str, steps: int) -> int:
     return 0
 
 
+async def _user(settings: Settings, action: str, user_id: int, role: str | None) -> int:
+    """Operator changes to an account: its role, or whether it may sign in at all."""
+    import asyncpg
+
+    from chat.app import postgres_dsn
+    from chat.store import users
+
+    async with postgres_dsn(settings) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if action == "set-role":
+                assert role is not None
+                user = await users.set_role(conn, user_id, role)
+            else:
+                user = await users.set_active(conn, user_id, action == "activate")
+        finally:
+            await conn.close()
+    if user is None:
+        print(f"no user {user_id}", file=sys.stderr)
+        return 1
+    state = "active" if user.is_active else "deactivated"
+    print(f"user {user.id} ({user.name}): role {user.role}, {state}")
+    return 0
+
+
 def _token(settings: Settings, user_id: int, ttl: int | None) -> int:
     from chat.auth import TokenService
 
@@ -188,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("user_id", type=int)
     token.add_argument("--ttl", type=int, help="lifetime in seconds (CHAT_TOKEN_TTL_SECONDS)")
 
+    user = sub.add_parser("user", help="operator changes to an account (role, deactivation)")
+    user_actions = user.add_subparsers(dest="action", required=True)
+    set_role = user_actions.add_parser("set-role", help="make USER_ID a USER or a BUSINESS")
+    set_role.add_argument("user_id", type=int)
+    set_role.add_argument("role", choices=["USER", "BUSINESS"])
+    for action, text in (
+        ("deactivate", "refuse USER_ID's tokens on REST and WebSocket from now on"),
+        ("activate", "let a deactivated USER_ID sign in again"),
+    ):
+        user_actions.add_parser(action, help=text).add_argument("user_id", type=int)
+
     cql = sub.add_parser("cql-server", help="run the embedded CQL server", add_help=False)
     cql.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -203,7 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {}
     if args.command == "serve":
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"chat: invalid configuration\n{configuration_errors(exc)}", file=sys.stderr)
+        return 2
     _configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
         if args.command == "serve":
@@ -216,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings, args.action, args.steps))
         if args.command == "token":
             return _token(settings, args.user_id, args.ttl)
+        if args.command == "user":
+            return asyncio.run(
+                _user(settings, args.action, args.user_id, getattr(args, "role", None))
+            )
     return 0
 
 

@@ -108,6 +108,17 @@ class MethodNotAllowed(ChatError):
     title = "Method not allowed"
 
 
+class UpgradeRequired(ChatError):
+    """A plain HTTP request to the WebSocket endpoint."""
+
+    status = 426
+    code = "upgrade_required"
+    title = "Upgrade required"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+
+
 class Conflict(ChatError):
     status = 409
     code = "conflict"
@@ -153,3 +164,10 @@ class ServiceUnavailable(ChatError):
     status = 503
     code = "unavailable"
     title = "Service unavailable"
+
+
+class TooManyConnections(RateLimited):
+    """A user opened more WebSocket connections than one server process allows them."""
+
+    code = "too_many_connections"
+    title = "Too many connections"

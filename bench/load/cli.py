@@ -3,6 +3,7 @@
 - ``write-load``   the gateway's write path under open- or closed-loop load (issue 6);
 - ``connections``  many idle authenticated connections: connect time, memory per connection;
 - ``fanout``       one sender to N subscribers: delivery latency;
+- ``abuse``        hostile clients against default limits: RSS, a victim's ping p99, limits;
 - ``store-write``  the message store alone (delegates to ``bench/store_write.py``);
 - ``cql-server``   the embedded CQL server alone (delegates to ``bench/cql_server.py``).
 
@@ -18,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.load.abuse import ATTACKS
 from bench.load.report import machine, results_dir
 from bench.load.verify import DELIVERY_ORDERS
 from bench.load.write_load import WriteLoadOptions, run_write_load
@@ -28,6 +30,17 @@ def _env_pair(text: str) -> tuple[str, str]:
     if not eq or not name.startswith("CHAT_"):
         raise argparse.ArgumentTypeError(f"expected CHAT_NAME=value, got {text!r}")
     return name, value
+
+
+def _gateway_env_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--gateway-env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="CHAT_NAME=value",
+        help=help_text,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,14 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--baseline", choices=["echo"], help="also run against a bare echo server")
     w.add_argument("--results", type=Path, help="results root (bench/results)")
-    w.add_argument(
-        "--gateway-env",
-        type=_env_pair,
-        action="append",
-        default=[],
-        metavar="CHAT_NAME=value",
-        help="extra setting for the gateway subprocess (repeatable)",
-    )
+    _gateway_env_option(w, "extra setting for the gateway subprocess (repeatable)")
 
     c = sub.add_parser("connections", help="idle authenticated connections: time and memory")
     c.add_argument("--count", type=int, default=10000, help="connections (10000)")
@@ -77,6 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--processes", type=int, default=2, help="generator processes (2)")
     f.add_argument("--url", help="target a running gateway")
     f.add_argument("--results", type=Path, help="results root (bench/results)")
+
+    a = sub.add_parser("abuse", help="hostile clients: gateway RSS, victim p99, how limited")
+    a.add_argument(
+        "--attacks",
+        default=",".join(ATTACKS),
+        help=f"comma-separated, in order ({','.join(ATTACKS)})",
+    )
+    a.add_argument("--duration", type=float, default=10.0, help="seconds per attack (10)")
+    a.add_argument("--url", help="target a running gateway (no RSS figure then)")
+    a.add_argument("--results", type=Path, help="results root (bench/results)")
+    _gateway_env_option(
+        a, "setting for the gateway subprocess (repeatable); its limits are the defaults"
+    )
 
     sub.add_parser("store-write", help="bench/store_write.py", add_help=False)
     sub.add_parser("cql-server", help="bench/cql_server.py", add_help=False)
@@ -136,6 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  {key:<32} {value:,.2f}" if isinstance(value, float) else f"  {key:<32} {value}"
             )
         _save(f"connections: {args.count}", command, figures, args.results)
+        return 0
+    if args.command == "abuse":
+        from bench.load.abuse import print_table, run_abuse
+
+        attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
+        unknown = sorted(set(attacks) - set(ATTACKS))
+        if unknown:
+            raise SystemExit(f"unknown attacks {unknown}; known: {', '.join(ATTACKS)}")
+        rows = run_abuse(attacks, args.duration, args.url, dict(args.gateway_env))
+        print_table(rows)
+        _save(f"abuse: {', '.join(attacks)}", command, rows, args.results)
         return 0
     if args.command == "fanout":
         from bench.load.fanout import run_fanout
