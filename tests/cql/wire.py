@@ -14,17 +14,41 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from chat.embedded.cql.frames import (
+    OP_AUTH_RESPONSE,
+    OP_AUTH_SUCCESS,
+    OP_AUTHENTICATE,
+    OP_BATCH,
+    OP_ERROR,
+    OP_EXECUTE,
+    OP_OPTIONS,
+    OP_PREPARE,
+    OP_QUERY,
+    OP_READY,
+    OP_RESULT,
+    OP_STARTUP,
+    OP_SUPPORTED,
+    RESULT_PREPARED,
+)
+
+# The protocol's opcodes come from the codec; tests read them from here.
+__all__ = [
+    "OP_AUTHENTICATE",
+    "OP_AUTH_RESPONSE",
+    "OP_AUTH_SUCCESS",
+    "OP_BATCH",
+    "OP_ERROR",
+    "OP_EXECUTE",
+    "OP_OPTIONS",
+    "OP_QUERY",
+    "OP_READY",
+    "OP_RESULT",
+    "OP_SUPPORTED",
+    "Reply",
+    "WireClient",
+]
+
 HEADER = struct.Struct(">BBhBi")
-OP_ERROR = 0x00
-OP_STARTUP = 0x01
-OP_READY = 0x02
-OP_AUTHENTICATE = 0x03
-OP_OPTIONS = 0x05
-OP_SUPPORTED = 0x06
-OP_QUERY = 0x07
-OP_RESULT = 0x08
-OP_AUTH_RESPONSE = 0x0F
-OP_AUTH_SUCCESS = 0x10
 
 
 @dataclass(frozen=True)
@@ -66,10 +90,6 @@ def string_map(values: dict[str, str]) -> bytes:
     )
 
 
-OP_PREPARE = 0x09
-OP_EXECUTE = 0x0A
-OP_BATCH = 0x0D
-RESULT_PREPARED = 0x0004
 NULL = object()
 UNSET = object()
 

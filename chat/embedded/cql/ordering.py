@@ -102,32 +102,27 @@ def _enc_decimal(b: bytes) -> bytes:
     return b"\x81" + body
 
 
-def _enc_listlike(element: Encoder) -> Encoder:
-    """Element by element, a shorter sequence before its extensions (frozen list/set)."""
+def _enc_elements(pairs: bool, item: Callable[[bytes, bytes], bytes]) -> Encoder:
+    """Element by element, a shorter collection before its extensions (frozen collections)."""
 
     def encode(b: bytes) -> bytes:
         if not b:
             return b"\x00"
         try:
-            items = split_collection(b, False)
+            elements = split_collection(b, pairs)
         except MarshalError:
             return b"\x00" + _enc_bytes(b)
-        return b"".join(b"\x01" + element(item or b"") for item, _ in items) + b"\x00"
+        return b"".join(b"\x01" + item(k or b"", v or b"") for k, v in elements) + b"\x00"
 
     return encode
+
+
+def _enc_listlike(element: Encoder) -> Encoder:
+    return _enc_elements(False, lambda item, _unused: element(item))
 
 
 def _enc_map(key: Encoder, value: Encoder) -> Encoder:
-    def encode(b: bytes) -> bytes:
-        if not b:
-            return b"\x00"
-        try:
-            entries = split_collection(b, True)
-        except MarshalError:
-            return b"\x00" + _enc_bytes(b)
-        return b"".join(b"\x01" + key(k or b"") + value(v or b"") for k, v in entries) + b"\x00"
-
-    return encode
+    return _enc_elements(True, lambda k, v: key(k) + value(v))
 
 
 def _enc_tuple(elements: list[Encoder]) -> Encoder:

@@ -331,6 +331,22 @@ class KeyedWrite:
     def cas(self, applied: bool, old: OldRow) -> Rows:
         return cas_result(self.table, self.cas_columns, applied, [old])
 
+    def timestamp(self, values: Values, default: int) -> int:
+        """The statement's USING TIMESTAMP, else ``default`` (the request's or the batch's)."""
+        if self.has_ts:
+            t = self.ts_get(values)
+            if t is not None:
+                return t
+        return default
+
+    def condition(self, values: Values, now: int, checked: bool) -> tuple[bool, Rows | None]:
+        """(whether to write, the result set) of the statement's IF, if it has one to check."""
+        if not self.conditional or checked:
+            return True, None
+        pv, pkey, ckey = self.target(values)
+        holds, old = self.check(values, pv, pkey, ckey, now)
+        return holds, self.cas(holds, old)
+
 
 def _tuple_getter(terms: Sequence[ast.Term]) -> Callable[[Values], tuple[Any, ...]] | None:
     """One C-level ``itemgetter`` returning a tuple, when every term is a bind marker."""
@@ -460,10 +476,7 @@ class InsertPlan(KeyedWrite):
 
     def _timing(self, values: Values, ts: int, now: int) -> tuple[int, int, int]:
         """(write timestamp, expiry in seconds or 0, TTL), validated."""
-        if self.has_ts:
-            t = self.ts_get(values)
-            if t is not None:
-                ts = t
+        ts = self.timestamp(values, ts)
         ttl = self.ttl_get(values) if self.has_ttl else None
         if ttl is None:
             ttl = self.default_ttl
@@ -785,19 +798,12 @@ class UpdatePlan(KeyedWrite):
         self, values: Values, ts: int, now: int, *, checked: bool = False
     ) -> tuple[list[Pending], Rows | None]:
         """Stage every row named; ``checked``: the IF was already checked (batches)."""
-        if self.has_ts:
-            t = self.ts_get(values)
-            if t is not None:
-                ts = t
+        ts = self.timestamp(values, ts)
         ttl = _check_ttl(self.ttl_get(values), self.table)
         exp = now + ttl if ttl else 0
-        result: Rows | None = None
-        if self.conditional and not checked:
-            pv, pkey, ckey = self.target(values)
-            holds, old = self.check(values, pv, pkey, ckey, now)
-            result = self.cas(holds, old)
-            if not holds:
-                return [], result
+        holds, result = self.condition(values, now, checked)
+        if not holds:
+            return [], result
         staged: list[Pending] = []
         data = self.table.data
         counters = now if self.table.is_counter else None
@@ -853,17 +859,10 @@ class DeletePlan(KeyedWrite):
         self, values: Values, ts: int, now: int, *, checked: bool = False
     ) -> tuple[list[Pending], Rows | None]:
         """Stage every deletion named; ``checked``: the IF was already checked (batches)."""
-        if self.has_ts:
-            t = self.ts_get(values)
-            if t is not None:
-                ts = t
-        result: Rows | None = None
-        if self.conditional and not checked:
-            pv, pkey, ckey = self.target(values)
-            holds, old = self.check(values, pv, pkey, ckey, now)
-            result = self.cas(holds, old)
-            if not holds:
-                return [], result
+        ts = self.timestamp(values, ts)
+        holds, result = self.condition(values, now, checked)
+        if not holds:
+            return [], result
         data = self.table.data
         tid = self.tid
         staged: list[Pending] = []
