@@ -163,7 +163,10 @@ class Subscribed(ServerFrame):
     ref: Ref = None
     event_id: int
     cursor: str | None = Field(
-        description="The newest message the client now has; null when the event has none."
+        description=(
+            "The newest message the client now has; when the event has none yet, a cursor of"
+            " its beginning, so there is always one to resume from."
+        )
     )
 
 
