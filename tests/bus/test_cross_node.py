@@ -7,7 +7,6 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -17,10 +16,13 @@ import pytest
 
 from chat.auth import TokenService
 from chat.bus.hub import NODE_SUBJECT
+from chat.bus.wire import position_hex
 from chat.client import Unsubscribed
 from chat.config import Settings
-from chat.domain.messages import MessageIdGenerator
+from chat.domain.messages import MessageIdGenerator, NewMessage
+from chat.store.cql import open_cql
 from chat.store.message_history import Position
+from chat.store.messages import MessageStore, SendAttempt, claim_key
 from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
 from tests.client.live import chat_client
 from tests.conftest import Api
@@ -152,21 +154,6 @@ async def test_concurrent_senders_on_both_nodes_reach_everyone_once(
             assert mine == [x["message_id"] for x in sent]
 
 
-async def until_answered(c: WsClient, kind: str, **frame: Any) -> Frame:
-    """Send ``frame`` until it is answered with ``kind`` rather than ``error unavailable``
-    (a node cut off from NATS, or warming up after it rejoined), within 20 s."""
-
-    async def answered() -> Frame | None:
-        answer = await c.request(**frame)
-        if answer["type"] == kind:
-            return answer
-        assert answer.get("code") == "unavailable", answer
-        return None
-
-    answer: Frame = await until(answered, within=20, interval=0.2, what=f"{kind} to {frame}")
-    return answer
-
-
 async def test_nats_restart_tells_subscribers_to_resume_refuses_sends_and_loses_nothing(
     nats: NatsServer, nodes: tuple[Node, Node], node_api: Api
 ) -> None:
@@ -188,7 +175,7 @@ async def test_nats_restart_tells_subscribers_to_resume_refuses_sends_and_loses_
         refused = await s.request(**during)  # cut off from the other node: must not write
         assert (refused["type"], refused["code"]) == ("error", "unavailable"), refused
         await nats.start()
-        acked = await until_answered(s, "ack", **during)
+        acked = await s.request_when_ready("ack", **during)
         assert not acked["duplicate"]
         assert await seen.wait_messages(event_id, 2) == ["before", "d"]  # replayed
         await s.send_message(event_id, "after")
@@ -338,7 +325,7 @@ async def test_a_removal_lost_while_nats_was_down_takes_effect_once_it_is_back(
         )
         assert removed.status_code == 204, removed.text
         await nats.start()
-        answer = await until_answered(m, "error", type="subscribe", event_id=event_id)
+        answer = await m.request_when_ready("error", type="subscribe", event_id=event_id)
         assert answer["code"] == "not_found", answer
         sent = await m.request(type="send", event_id=event_id, client_msg_id="x", text="x")
         assert sent["code"] == "not_found", sent
@@ -402,3 +389,57 @@ async def test_a_cancellation_on_one_node_makes_the_event_read_only_on_the_other
 
         answer = await until(refused, within=10, what="the other node to refuse writes")
         assert "CANCELED" in answer["message"]
+
+
+async def test_messages_a_node_stored_and_never_published_reach_every_subscriber_once_in_order(
+    settings: Settings, nats: NatsServer, nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    """A node (played here by the test on the bus and the store) stores two messages and dies
+    before publishing either: one whose opening it announced, one it never spoke of. Both
+    reach the subscribers on both live nodes from the store, once each, in store order
+    ahead of a later live message."""
+    a, b = nodes
+    (sender, on_a_user, on_b_user, ghost_user), event_id = await users_and_event(node_api, 4)
+    ids = MessageIdGenerator()
+    ghost = f"ghost-{secrets.token_hex(4)}"
+    floor = position_hex(Position.after_ticks(ids.floor_ticks()))
+    heard = {"n": ghost, "c": 0.0, "fl": floor, "lo": floor}
+    async with (
+        client(a.url, node_api, on_a_user) as on_a,
+        client(b.url, node_api, on_b_user) as on_b,
+        client(a.url, node_api, sender) as s,
+        open_cql(settings, migrate=False) as cql,
+    ):
+        for reader in (on_a, on_b):
+            await reader.subscribe_when_ready(event_id)
+        nc = await nats_client.connect(nats.url)
+        try:
+            beat = {"k": "beat", "s": 1, "b": 1, "i": 0, "m": 1, "ttl": 1.5}
+            events = {str(event_id): [ghost_user]}
+            await nc.publish(NODE_SUBJECT, orjson.dumps({**heard, **beat, "events": events}))
+            for reader in (on_a, on_b):  # both nodes now know the ghost and its floor
+                await reader.expect(lambda f: f["type"] == "presence" and ghost_user in f["joined"])
+            announced, unannounced = ids.next(), ids.next()
+            opened = [
+                [event_id, position_hex(Position.of(announced)), claim_key(ghost_user, "announced")]
+            ]
+            await nc.publish(NODE_SUBJECT, orjson.dumps({**heard, "k": "q", "s": 2, "o": opened}))
+            await nc.flush()
+        finally:
+            await nc.close()
+        store = MessageStore(cql, settings)
+        await store.start()
+        try:
+            for message_id, text in ((announced, "announced"), (unannounced, "unannounced")):
+                new = NewMessage(event_id, ghost_user, text, text)
+                await store.send(new, SendAttempt(message_id))
+        finally:
+            await store.close()
+        live = await s.send_message(event_id, "live")  # held behind the ghost's floor
+        expected = [str(announced), str(unannounced), live["message_id"]]
+        for reader in (on_a, on_b):  # the ghost falls silent: taken for dead after the TTL
+            got = await reader.collect(is_message(event_id), 3)
+            assert [f["message"]["message_id"] for f in got] == expected
+        for reader in (on_a, on_b):
+            await reader.drain()
+            assert not reader.kept(is_message(event_id)), "a message arrived twice"

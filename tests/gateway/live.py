@@ -108,19 +108,25 @@ class WsClient:
         assert answer["type"] == "subscribed", answer
         return answer
 
-    async def subscribe_when_ready(self, event_id: int, within: float = 30.0) -> Frame:
-        """Subscribe, retrying while the node answers ``unavailable`` (a node of several that
-        is still joining the others, as docs/protocol.md tells clients to)."""
+    async def request_when_ready(self, kind: str, within: float = 30.0, **frame: Any) -> Frame:
+        """Send ``frame`` until it is answered with ``kind`` rather than ``error unavailable``
+        (a node of several that is still joining the others, or cut off from the bus), as
+        docs/protocol.md tells clients to."""
 
         async def attempt() -> Frame | None:
-            answer = await self.request(type="subscribe", event_id=event_id)
-            if answer["type"] == "subscribed":
+            answer = await self.request(**frame)
+            if answer["type"] == kind:
                 return answer
             assert answer.get("code") == "unavailable", answer
             return None
 
-        found: Frame = await until(attempt, within=within, interval=0.2, what="a subscription")
+        found: Frame = await until(attempt, within=within, interval=0.2, what=f"{kind} {frame}")
         return found
+
+    async def subscribe_when_ready(self, event_id: int, within: float = 30.0) -> Frame:
+        return await self.request_when_ready(
+            "subscribed", within, type="subscribe", event_id=event_id
+        )
 
     async def send_message(self, event_id: int, text: str, **fields: Any) -> Frame:
         cmid = fields.pop("client_msg_id", None) or f"m-{secrets.token_hex(6)}"
