@@ -5,12 +5,10 @@ and uses core NATS (no JetStream: the store is the source of truth, the bus only
 
 - ``chat.event.<id>`` carries every frame published to an event, **encoded once** by the node
   that made it; headers say which node sent it (``n``), its per-(node, event) sequence number
-  (``s``), the message's position and sender for ``message`` frames (``p``, ``u``) and the
-  user to leave out (``x``). A sender forgets the number of an event idle for
-  ``sequence_idle`` seconds and starts again at 1; a receiver takes 1, and the first frame of
-  each node after it starts listening to an event, as a new baseline. A node subscribes to an
-  event's subject only while one of its connections does, and :meth:`NatsHub.ready` waits
-  until NATS confirmed that interest.
+  (``s``, :mod:`chat.bus.sequences`), the message's position and sender for ``message``
+  frames (``p``, ``u``) and the user to leave out (``x``). A node subscribes to an event's
+  subject only while one of its connections does, and :meth:`NatsHub.ready` waits until NATS
+  confirmed that interest.
 - ``chat.node`` is the node-level subject, numbered per node (``s``): every message carries
   the node's floor and low for the cross-node order and the sends it opened and settled since
   its last message (:mod:`chat.gateway.ordering`; docs/deploy.md, "One order across nodes");
@@ -57,6 +55,7 @@ from chat.bus.outbox import Outbox
 from chat.bus.presence import PRESENCE_PART_BYTES, PresenceTable, presence_parts, set_typing
 from chat.bus.probe import BusProbe
 from chat.bus.relays import Relays
+from chat.bus.sequences import EventSequences
 from chat.bus.settling import MessageSource, Settling
 from chat.bus.wire import (
     SequenceFacts,
@@ -133,16 +132,7 @@ class NatsHub(LocalHub):
         self._interest: dict[int, _EventInterest] = {}
         self._sent_presence: dict[int, frozenset[int]] = {}
         self._typing: dict[int, set[int]] = {}
-        # Outgoing sequence numbers per event, in two generations: a sweep every
-        # ``sequence_idle`` seconds drops the entries of the older one (no frame for a whole
-        # period) and demotes the current one, so the hot path is one dict lookup.
-        self._seq_out: dict[int, int] = {}
-        self._seq_idle: dict[int, int] = {}
-        self._sequence_idle = sequence_idle
-        self._next_seq_sweep = clock() + sequence_idle
-        # The last sequence number seen per event and origin node; an event's entry lives only
-        # while this node listens to the event (a new interest starts from new baselines).
-        self._seq_in: dict[int, dict[str, int]] = {}
+        self._sequences = EventSequences(sequence_idle, clock())
         # The node-level stream: this node's numbering, and what its next message announces.
         self._node_seq = 0
         self._opened: list[list[Any]] = []
@@ -385,11 +375,7 @@ class NatsHub(LocalHub):
     # ---------------------------------------------------------------- outgoing
 
     def _publish_event(self, event_id: int, frame: bytes, headers: dict[str, str]) -> None:
-        seq = self._seq_out.get(event_id)
-        if seq is None:
-            seq = self._seq_idle.pop(event_id, 0)
-        seq += 1
-        self._seq_out[event_id] = seq
+        seq = self._sequences.next(event_id)
         headers.update(n=self.node_id, s=str(seq), t=repr(time.time()))
         self._enqueue(EVENT_SUBJECT.format(event_id), frame, headers)
 
@@ -449,7 +435,7 @@ class NatsHub(LocalHub):
         A new interest starts from new baselines: the first frame of each other node is not a
         gap however far its sequence number moved meanwhile, and nobody types until told so.
         """
-        self._seq_in.pop(event_id, None)
+        self._sequences.stop_listening(event_id)
         self._presence.stop_listening(event_id)
         return self._interest.pop(event_id, None)
 
@@ -462,7 +448,7 @@ class NatsHub(LocalHub):
             if not self._check_lease():
                 self._expire()
             self._beat()
-            self._forget_idle_sequences()
+            self._sequences.sweep(self._clock())
             self._run_settling()
             holding = self.order.holding()
             now = self._clock()
@@ -487,14 +473,6 @@ class NatsHub(LocalHub):
         if self._settling is not None and self.bus_up and not self._closing:
             self._settling.run(orphans_older_than=self.ttl)
 
-    def _forget_idle_sequences(self) -> None:
-        """Drop the sequence numbers of events this node sent nothing to for a whole period."""
-        now = self._clock()
-        if now < self._next_seq_sweep:
-            return
-        self._next_seq_sweep = now + self._sequence_idle
-        self._seq_idle, self._seq_out = self._seq_out, {}
-
     def _beat(self) -> None:
         """The whole presence map, in parts that stay far below NATS's ``max_payload``."""
         limit = min(PRESENCE_PART_BYTES, max(1024, self._max_payload() // 4))
@@ -517,13 +495,8 @@ class NatsHub(LocalHub):
         if origin == self.node_id:
             return
         seq = int(headers.get("s", "0"))
-        seen = self._seq_in.get(event_id)
-        if seen is None:
-            seen = self._seq_in[event_id] = {}
-        last = seen.get(origin)
-        seen[origin] = seq
-        # 1 starts a new count (the sender forgot an idle event's number): a new baseline.
-        if last is not None and seq != last + 1 and seq != 1:
+        last = self._sequences.received(event_id, origin, seq)
+        if last is not None:
             log.warning(
                 "bus gap from %s on event %d (%d -> %d): resync", origin, event_id, last, seq
             )
@@ -646,8 +619,7 @@ class NatsHub(LocalHub):
             LocalHub.publish(
                 self, event_id, self._merged_typing(event_id), latest=_typing_key(event_id)
             )
-        for seen in self._seq_in.values():
-            seen.pop(origin, None)
+        self._sequences.forget_node(origin)
 
     def _announce_changes(self, before: dict[int, set[int]]) -> None:
         for event_id, was in before.items():
@@ -755,7 +727,7 @@ class NatsHub(LocalHub):
         self._retired.append((old.node_id, opens, settled))
         self._node_seq = 0
         self._opened, self._orphans_settled = [], []
-        self._seq_out, self._seq_idle = {}, {}
+        self._sequences.restart()
         now = self._clock()
         self._warm_until = now + 2 * self.heartbeat
         self._last_echo = now
@@ -782,7 +754,7 @@ class NatsHub(LocalHub):
         self.bus_up = False
         for origin in list(self._presence.nodes):
             self._forget(origin)
-        self._seq_in.clear()
+        self._sequences.forget_received()
         self._outbox.clear()
 
     async def reconnected(self) -> None:

@@ -1,4 +1,5 @@
-"""The bus's bounded pieces without a server: the outbox's byte budget, presence in parts."""
+"""The bus's pieces without a server: the outbox's byte budget, presence in parts, and the
+event frames' numbers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import orjson
 
 from chat.bus.outbox import Outbox
 from chat.bus.presence import PresenceTable, presence_parts
+from chat.bus.sequences import EventSequences
 
 
 def test_the_outbox_drops_and_counts_frames_past_its_byte_budget() -> None:
@@ -48,3 +50,21 @@ def test_a_heartbeat_with_a_lost_part_never_replaces_the_last_complete_one() -> 
     # Part 1 of beat 2 never comes; beat 3 starts afresh.
     assert table.heartbeat_part("other", {"b": 3, "i": 1, "m": 2, "events": {}, "ttl": 5.0}) is None
     assert table.nodes["other"].events == {1: {5}}
+
+
+def test_a_skipped_event_frame_number_is_a_gap_and_a_restart_at_one_is_a_new_baseline() -> None:
+    seqs = EventSequences(idle=10.0, now=0.0)
+    assert [seqs.received(7, "a", n) for n in (5, 6)] == [None, None]  # first: a baseline
+    assert seqs.received(7, "a", 8) == 6  # 7 was lost
+    assert seqs.received(7, "a", 1) is None  # the sender forgot the idle event's number
+    seqs.forget_node("a")
+    assert seqs.received(7, "a", 40) is None
+
+
+def test_an_event_unused_for_a_whole_idle_period_is_numbered_from_one_again() -> None:
+    seqs = EventSequences(idle=10.0, now=0.0)
+    assert [seqs.next(7), seqs.next(7), seqs.next(8)] == [1, 2, 1]
+    seqs.sweep(10.0)
+    assert seqs.next(8) == 2  # used in the period before: kept
+    seqs.sweep(20.0)
+    assert (seqs.next(7), seqs.next(8)) == (1, 3)

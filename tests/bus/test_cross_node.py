@@ -7,6 +7,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -171,7 +172,12 @@ async def test_nats_restart_tells_subscribers_to_resume_refuses_sends_and_loses_
         nats.stop()
         await seen.wait(lambda events: any(isinstance(e, Unsubscribed) for e in events))
         assert [e.reason for e in seen.seen if isinstance(e, Unsubscribed)] == ["resync"]
-        during = {"type": "send", "event_id": event_id, "client_msg_id": "during", "text": "d"}
+        during: dict[str, Any] = {
+            "type": "send",
+            "event_id": event_id,
+            "client_msg_id": "during",
+            "text": "d",
+        }
         refused = await s.request(**during)  # cut off from the other node: must not write
         assert (refused["type"], refused["code"]) == ("error", "unavailable"), refused
         await nats.start()

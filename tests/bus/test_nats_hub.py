@@ -150,7 +150,7 @@ async def test_a_node_that_listens_again_takes_the_others_frames_without_a_resyn
     assert (await reader.next("message"))["message"]["text"] == "first"
 
     a.leave(reader, event_id)
-    assert event_id not in a.hub._seq_in  # nothing kept about an event nobody listens to
+    assert event_id not in a.hub._sequences.seen  # nothing kept about an event nobody listens to
     for i in range(3):  # B's numbers move on while A does not listen
         b.hub.publish(event_id, message(event_id, f"missed {i}"))
     for text in ("first", "missed 0", "missed 1", "missed 2"):  # through NATS, before A is back
@@ -216,12 +216,12 @@ async def test_an_idle_event_loses_its_sequence_number_and_receivers_take_the_re
 
     # Two sweeps: the first finds the event used in the period before, the second idle.
     clock.now += 10.0
-    b.hub._forget_idle_sequences()
-    assert event_id in b.hub._seq_idle
+    b.hub._sequences.sweep(clock.now)
+    assert event_id in b.hub._sequences.idle
     clock.now += 10.0
-    b.hub._forget_idle_sequences()
-    assert b.hub._seq_out == {}
-    assert b.hub._seq_idle == {}
+    b.hub._sequences.sweep(clock.now)
+    assert b.hub._sequences.current == {}
+    assert b.hub._sequences.idle == {}
 
     b.hub.publish(event_id, message(event_id, "restarted"))
     assert (await reader.next("message"))["message"]["text"] == "restarted"

@@ -108,7 +108,7 @@ class WsClient:
         assert answer["type"] == "subscribed", answer
         return answer
 
-    async def request_when_ready(self, kind: str, within: float = 30.0, **frame: Any) -> Frame:
+    async def request_when_ready(self, kind: str, *, within: float = 30.0, **frame: Any) -> Frame:
         """Send ``frame`` until it is answered with ``kind`` rather than ``error unavailable``
         (a node of several that is still joining the others, or cut off from the bus), as
         docs/protocol.md tells clients to."""
@@ -125,7 +125,7 @@ class WsClient:
 
     async def subscribe_when_ready(self, event_id: int, within: float = 30.0) -> Frame:
         return await self.request_when_ready(
-            "subscribed", within, type="subscribe", event_id=event_id
+            "subscribed", within=within, type="subscribe", event_id=event_id
         )
 
     async def send_message(self, event_id: int, text: str, **fields: Any) -> Frame:
