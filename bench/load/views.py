@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
-from bench.load.verify import EXAMPLES, StoredMessage
+from bench.load.verify import Problems, StoredMessage
 
 VIEW_FAILURES = ("gap", "duplicate", "out_of_order", "not_stored", "after_removal")
 
@@ -38,20 +38,9 @@ class ClientView:
 
 
 @dataclass
-class ViewCheck:
+class ViewCheck(Problems):
+    FAILURES: ClassVar[tuple[str, ...]] = VIEW_FAILURES
     checked: int = 0
-    counts: Counter[str] = field(default_factory=Counter)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-
-    def problem(self, kind: str, detail: str, n: int = 1) -> None:
-        self.counts[kind] += n
-        shown = self.examples.setdefault(kind, [])
-        if len(shown) < EXAMPLES:
-            shown.append(detail)
-
-    @property
-    def ok(self) -> bool:
-        return not any(self.counts[kind] for kind in VIEW_FAILURES)
 
     @property
     def gaps(self) -> int:
