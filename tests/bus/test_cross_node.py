@@ -337,6 +337,17 @@ async def test_a_removal_lost_while_nats_was_down_takes_effect_once_it_is_back(
         assert sent["code"] == "not_found", sent
 
 
+async def as_a_node(nats: NatsServer, *bodies: dict[str, Any]) -> None:
+    """Publish ``chat.node`` messages as a node would (the bus carries them to every node)."""
+    nc = await nats_client.connect(nats.url)
+    try:
+        for body in bodies:
+            await nc.publish(NODE_SUBJECT, orjson.dumps(body))
+        await nc.flush()
+    finally:
+        await nc.close()
+
+
 async def test_a_gap_in_another_nodes_frames_rechecks_live_subscriptions(
     settings: Settings, nodes: tuple[Node, Node], node_api: Api, nats: NatsServer
 ) -> None:
@@ -356,15 +367,9 @@ async def test_a_gap_in_another_nodes_frames_rechecks_live_subscriptions(
             )
         finally:
             await conn.close()
-        far = Position.after_ticks(MessageIdGenerator().floor_ticks() + 10**12).id_bytes.hex()
-        nc = await nats_client.connect(nats.url)
-        try:
-            for seq in (1, 3):  # frame 2 was "lost"
-                body = {"k": "q", "n": "ghost", "s": seq, "c": 0.0, "fl": far, "lo": far}
-                await nc.publish(NODE_SUBJECT, orjson.dumps(body))
-            await nc.flush()
-        finally:
-            await nc.close()
+        far = position_hex(Position.after_ticks(MessageIdGenerator().floor_ticks() + 10**12))
+        ghost = {"k": "q", "n": f"ghost-{secrets.token_hex(4)}", "c": 0.0, "fl": far, "lo": far}
+        await as_a_node(nats, {**ghost, "s": 1}, {**ghost, "s": 3})  # frame 2 was "lost"
         ended = await m.expect("unsubscribed")
         assert ended == {"type": "unsubscribed", "event_id": event_id, "reason": "removed"}
 
@@ -418,21 +423,14 @@ async def test_messages_a_node_stored_and_never_published_reach_every_subscriber
     ):
         for reader in (on_a, on_b):
             await reader.subscribe_when_ready(event_id)
-        nc = await nats_client.connect(nats.url)
-        try:
-            beat = {"k": "beat", "s": 1, "b": 1, "i": 0, "m": 1, "ttl": 1.5}
-            events = {str(event_id): [ghost_user]}
-            await nc.publish(NODE_SUBJECT, orjson.dumps({**heard, **beat, "events": events}))
-            for reader in (on_a, on_b):  # both nodes now know the ghost and its floor
-                await reader.expect(lambda f: f["type"] == "presence" and ghost_user in f["joined"])
-            announced, unannounced = ids.next(), ids.next()
-            opened = [
-                [event_id, position_hex(Position.of(announced)), claim_key(ghost_user, "announced")]
-            ]
-            await nc.publish(NODE_SUBJECT, orjson.dumps({**heard, "k": "q", "s": 2, "o": opened}))
-            await nc.flush()
-        finally:
-            await nc.close()
+        beat = {"k": "beat", "s": 1, "b": 1, "i": 0, "m": 1, "ttl": 1.5}
+        await as_a_node(nats, {**heard, **beat, "events": {str(event_id): [ghost_user]}})
+        for reader in (on_a, on_b):  # both nodes now know the ghost and its floor
+            await reader.expect(lambda f: f["type"] == "presence" and ghost_user in f["joined"])
+        announced, unannounced = ids.next(), ids.next()
+        key = claim_key(ghost_user, "announced")
+        opened = [[event_id, position_hex(Position.of(announced)), key]]
+        await as_a_node(nats, {**heard, "k": "q", "s": 2, "o": opened})
         store = MessageStore(cql, settings)
         await store.start()
         try:
