@@ -119,9 +119,11 @@ class ErrorCode(StrEnum):
     VALIDATION_FAILED = "validation_failed"
     """The service's rules rejected the content; ``errors`` lists each field."""
     CONFLICT = "conflict"
-    """E.g. a ``client_msg_id`` reused with different content."""
+    """E.g. a ``client_msg_id`` reused with different content, or a write to a ``CANCELED``
+    event (its chat is read-only)."""
     UNAVAILABLE = "unavailable"
-    """The store is overloaded or down; retry later with the same ``client_msg_id``."""
+    """The store is overloaded or down, or (with several gateway nodes) this node is cut off
+    from the others or still joining them; retry later with the same ``client_msg_id``."""
     INTERNAL_ERROR = "internal_error"
     """A server bug; nothing internal is disclosed. Retrying may work."""
 
