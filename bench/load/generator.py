@@ -200,8 +200,7 @@ class Worker:
             for delay in RETRY_DELAYS:
                 answer = await self.request(conn, frame)
                 if answer.get("type") == "subscribed":
-                    conn.cursors[event_id] = answer["cursor"]
-                    break
+                    break  # its cursor was taken on arrival (see received)
                 if answer.get("code") != "unavailable":
                     raise RuntimeError(f"subscribe to {event_id} failed: {answer}")
                 await asyncio.sleep(delay)
@@ -287,8 +286,13 @@ class Worker:
         elif kind == "welcome":
             if not conn.welcomed.done():
                 conn.welcomed.set_result(None)
-        elif (ref := frame.get("ref")) in conn.replies:
-            conn.replies.pop(ref).set_result(frame)
+        else:
+            if kind == "subscribed" and frame.get("cursor") is not None:
+                # Taken now, in arrival order: live messages that follow it may be received
+                # before the subscribing task runs again, and their cursors are newer.
+                conn.cursors[frame["event_id"]] = frame["cursor"]
+            if (ref := frame.get("ref")) in conn.replies:
+                conn.replies.pop(ref).set_result(frame)
 
     def closed(self, conn: Conn) -> None:
         """The connection ended: an abnormal close not of our making is an error."""
