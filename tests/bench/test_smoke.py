@@ -35,6 +35,32 @@ def test_a_tiny_open_loop_run_verifies_and_writes_its_results(tmp_path: Path) ->
     assert (directory / "plot.png").exists()
 
 
+def test_a_run_against_two_workers_with_drops_sees_every_message_once_in_store_order(
+    tmp_path: Path,
+) -> None:
+    """``chat serve --workers 2`` (a private nats-server between the workers) and clients
+    dropped abruptly and resumed: the store order holds for every client view."""
+    command = [
+        sys.executable, "-m", "bench", "write-load", "--workers", "2", "--drops", "30",
+        "--rate", "40", "--duration", "3", "--warmup", "0.5", "--drain", "30",
+        "--processes", "1", "--events", "4", "--participants", "3",
+        "--delivery-order", "store", "--results", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (directory,) = tmp_path.iterdir()
+    result = json.loads((directory / "result.json").read_text())
+    verification = result["verification"]
+    assert verification["ok"], verification
+    assert verification["delivery_order"] == "store"
+    assert verification["checked_deliveries"] == 12
+    summary = result["summary"]
+    assert summary["drops"] > 0, summary
+    assert (summary["client_gaps"], summary["client_duplicates"]) == (0, 0), summary
+
+
 def test_a_short_abuse_run_reports_each_attack_and_how_it_was_limited(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "bench", "abuse",
