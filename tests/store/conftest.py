@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chat.config import Settings
-from chat.store.cql import CqlStore, open_cql
+from chat.domain.messages import MessageIdGenerator
+from chat.store.cql import CqlStore, execute_async, open_cql
 from chat.store.cql_migrations import migrate_up
 from chat.store.messages import MessageStore
 
@@ -49,3 +50,66 @@ async def message_store(cql_store: CqlStore, settings: Settings) -> AsyncIterato
         yield store
     finally:
         await store.close()
+
+
+class SettableClock:
+    """A clock for the id generator that reads whatever millisecond the test set."""
+
+    def __init__(self) -> None:
+        self.now_ms = 0
+
+    def __call__(self) -> int:
+        return self.now_ms * 1_000_000
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+@pytest.fixture
+async def timed_store(
+    cql_store: CqlStore, settings: Settings, clock: SettableClock
+) -> AsyncIterator[MessageStore]:
+    """A MessageStore whose message ids (and so times and buckets) follow ``clock``."""
+    store = MessageStore(cql_store, settings, ids=MessageIdGenerator(clock))
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+class ServerReads:
+    """The CQL server's read counters (``system.embedded_stats``), per table of the keyspace.
+
+    Tests run one at a time against the session's server, so the difference between two
+    snapshots is what the code under test asked for.
+    """
+
+    def __init__(self, cql: CqlStore, keyspace: str) -> None:
+        self._cql = cql
+        self._prefix = f"selects:{keyspace}."
+        self._start: dict[str, int] = {}
+
+    async def _snapshot(self) -> dict[str, int]:
+        rows = await execute_async(
+            self._cql.session, "SELECT name, value FROM system.embedded_stats"
+        )
+        stats = {r.name: r.value for r in rows}
+        out = {k[len(self._prefix) :]: v for k, v in stats.items() if k.startswith(self._prefix)}
+        out["rows_read"] = stats["rows_read"]
+        return out
+
+    async def start(self) -> None:
+        self._start = await self._snapshot()
+
+    async def since_start(self) -> dict[str, int]:
+        """Reads per table (and ``rows_read``) since :meth:`start`."""
+        now = await self._snapshot()
+        return {k: v - self._start.get(k, 0) for k, v in now.items() if v != self._start.get(k, 0)}
+
+
+@pytest.fixture
+def server_reads(cql_store: CqlStore, settings: Settings) -> ServerReads:
+    return ServerReads(cql_store, settings.cql_keyspace)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from chat.config import Settings
 from chat.domain.messages import (
     BUCKET_MS,
-    MessageIdGenerator,
     NewMessage,
     datetime_from_ms,
     encode_cursor,
@@ -24,43 +22,15 @@ from chat.errors import ValidationFailed
 from chat.store.cql import CqlStore, execute_async
 from chat.store.message_history import MAX_PAGE_SIZE, MessageHistory, MessagePage
 from chat.store.messages import MessageStore
-from tests.store.conftest import new_event_id, new_user_id
+from tests.store.conftest import SettableClock, new_event_id, new_user_id
 
 BOUNDARY_BUCKET = 2000
 BOUNDARY_MS = BOUNDARY_BUCKET * BUCKET_MS  # a bucket boundary in October 2024
 
 
-class SettableClock:
-    """A clock for the id generator that reads whatever millisecond the test set."""
-
-    def __init__(self) -> None:
-        self.now_ms = 0
-
-    def __call__(self) -> int:
-        return self.now_ms * 1_000_000
-
-
 @pytest.fixture
 def history(cql_store: CqlStore, settings: Settings) -> MessageHistory:
     return MessageHistory(cql_store, settings)
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock()
-
-
-@pytest.fixture
-async def timed_store(
-    cql_store: CqlStore, settings: Settings, clock: SettableClock
-) -> AsyncIterator[MessageStore]:
-    """A MessageStore whose message ids (and so times and buckets) follow ``clock``."""
-    store = MessageStore(cql_store, settings, ids=MessageIdGenerator(clock))
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def post(store: MessageStore, event_id: int, sender_id: int, text: str = "hi") -> uuid.UUID:
