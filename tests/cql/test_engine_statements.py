@@ -397,7 +397,8 @@ def test_embedded_stats_count_each_tables_selects_and_each_page(db: Db) -> None:
     for c in range(5):
         db.run("INSERT INTO t (p, c) VALUES (0, ?)", c)
     first = db.run("SELECT c FROM t WHERE p = 0", page_size=3)
-    assert isinstance(first, Rows) and first.paging_state is not None
+    assert isinstance(first, Rows)
+    assert first.paging_state is not None
     db.rows("SELECT c FROM t WHERE p = 0", page_size=3, paging_state=first.paging_state)
     db.rows("SELECT p FROM u")
     stats = dict(db.rows("SELECT name, value FROM system.embedded_stats"))

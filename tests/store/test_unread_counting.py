@@ -193,3 +193,32 @@ async def test_counts_are_exact_after_retried_sends_while_many_users_count_at_on
     counts = await asyncio.gather(*(unread.count(user, event_id) for user in users))
     for user, count in zip(users, counts, strict=True):
         assert count == await recount(history, unread, user, event_id)
+
+
+async def test_a_count_over_sparse_buckets_reads_only_those_after_the_position(
+    unread: UnreadStore,
+    history: MessageHistory,
+    timed_store: MessageStore,
+    clock: SettableClock,
+    server_reads: ServerReads,
+) -> None:
+    event_id, reader, other = new_event_id(), new_user_id(), new_user_id()
+    buckets = list(range(4000, 4120, 3))  # 40 messages, one in every third of 120 buckets
+    ids = []
+    for bucket in buckets:
+        clock.now_ms = bucket * BUCKET_MS + 5
+        ids.append(await post(timed_store, event_id, other))
+    await unread.mark_read(reader, event_id, ids[29])
+    await server_reads.start()
+    assert await unread.count(reader, event_id) == 10
+    reads = await server_reads.since_start()
+    # The ten buckets after the position: the newest in the grouped read, then one read each
+    # for the other nine, and the position's own bucket (read above the position): 11.
+    assert reads["chat_messages_by_event"] <= 11
+    assert reads["chat_event_buckets"] == 1
+    await server_reads.start()
+    assert await unread.count(new_user_id(), event_id) == 40  # no position: every bucket
+    reads = await server_reads.since_start()
+    assert reads["chat_messages_by_event"] <= 40
+    assert reads["chat_event_buckets"] <= 1 + 40 // 16  # listed sixteen at a time
+    assert await recount(history, unread, reader, event_id) == 10
