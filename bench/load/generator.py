@@ -249,7 +249,7 @@ class Worker:
                 record_ns(self.ack_outside, now - due_ns)
             if self.config.kind == "chat":
                 key = (conn.spec.user_id, ref)
-                self.sent[key] = _with_id(self.sent[key], str(ack["message_id"]))
+                self.sent[key] = _with_id(self.sent[key], str(ack["message_id"]), now)
         if self.config.mode == "closed" and now < self.sending_until:
             task = asyncio.create_task(self.send(conn, time.monotonic_ns()))
             task.add_done_callback(_report_failure)
@@ -401,7 +401,7 @@ def _fold(inside: HdrHistogram, outside: HdrHistogram, total: HdrHistogram) -> b
     return encode(inside)
 
 
-def _with_id(message: SentMessage, message_id: str) -> SentMessage:
+def _with_id(message: SentMessage, message_id: str, acked_ns: int) -> SentMessage:
     return SentMessage(
         message.event_id,
         message.sender_id,
@@ -409,6 +409,7 @@ def _with_id(message: SentMessage, message_id: str) -> SentMessage:
         message.text,
         message.seq,
         message_id,
+        acked_ns,
     )
 
 

@@ -51,6 +51,9 @@ MAX_PAGE_SIZE = 500
 MIN_TIMEUUID = uuid.UUID(fields=(0, 0, 0x1000, 0x80, 0x80, 0x808080808080))
 """A version-1 UUID with the smallest timestamp: sorts before every real id of a millisecond."""
 
+SPREAD_BUCKETS = 16
+"""Most buckets one newest-first read takes at once (``bucket IN ?``)."""
+
 INT_MIN = -(2**31)
 INT_MAX = 2**31 - 1
 """The range of a bucket number (a CQL ``int``)."""
@@ -174,6 +177,8 @@ class BucketedTable:
     oldest_buckets: PreparedStatement
     newest_slice: PreparedStatement
     oldest_slice: PreparedStatement
+    newest_spread: PreparedStatement
+    """Several buckets of one owner at once (``bucket IN ?``), newest rows of each first."""
 
     @classmethod
     async def prepare(
@@ -185,11 +190,17 @@ class BucketedTable:
             f"SELECT {columns} FROM {table} WHERE {owner} = ? AND bucket = ?"
             " AND (created_at, message_id) > (?, ?) AND (created_at, message_id) < (?, ?)"
         )
+        spread = (
+            f"SELECT {columns} FROM {table} WHERE {owner} = ? AND bucket IN ?"
+            " AND (created_at, message_id) > (?, ?) AND (created_at, message_id) < (?, ?)"
+            " PER PARTITION LIMIT ?"
+        )
         statements = await asyncio.gather(
             cql.prepare_read(buckets + " LIMIT ?"),
             cql.prepare_read(buckets + " ORDER BY bucket ASC LIMIT ?"),
             cql.prepare_read(sliced + " LIMIT ?"),
             cql.prepare_read(sliced + " ORDER BY created_at ASC, message_id ASC LIMIT ?"),
+            cql.prepare_read(spread),
         )
         return cls(*statements)
 
@@ -248,11 +259,46 @@ class BucketedTable:
         listed = await self.buckets(
             cql, owner, first, last, newest=newest, limit=want - len(rows) + 2
         )
-        for bucket in listed:
-            rows.extend(await self.slice(cql, owner, bucket, lo, hi, want - len(rows), newest))
-            if len(rows) >= want:
-                break
-        return rows
+        # Newest first, buckets that turn out sparse are read several at a time: one request
+        # for 2, then 4, ... of them, never more than the rows still wanted (each holds at
+        # least one). Oldest first reads one at a time: with ``IN`` over partitions ScyllaDB
+        # cannot order rows ascending while paging, nor keep the oldest of each partition.
+        group = 1
+        while listed and len(rows) < want:
+            size = min(group, want - len(rows)) if newest else 1
+            chunk, listed = listed[:size], listed[size:]
+            if len(chunk) == 1:
+                rows.extend(
+                    await self.slice(cql, owner, chunk[0], lo, hi, want - len(rows), newest)
+                )
+            else:
+                rows.extend(await self.spread(cql, owner, chunk, lo, hi, want - len(rows)))
+            group = min(2 * group, SPREAD_BUCKETS)
+        return rows[:want]
+
+    async def spread(
+        self,
+        cql: CqlStore,
+        owner: int,
+        buckets: list[int],
+        lo: Position | None,
+        hi: Position | None,
+        limit: int,
+    ) -> list[Any]:
+        """Up to ``limit`` rows of each of ``buckets`` (newest first) between the bounds, in
+        walk order: the buckets' order, then each bucket's newest first."""
+        low = lo if lo is not None else Position.before_ms(min(buckets) * BUCKET_MS)
+        high = hi if hi is not None else Position.before_ms((max(buckets) + 1) * BUCKET_MS)
+        rows = await execute_async(
+            cql.session,
+            self.newest_spread,
+            (owner, buckets, *low.bind(), *high.bind(), limit),
+            execution_profile=READS,
+        )
+        by_bucket: dict[int, list[Any]] = {b: [] for b in buckets}
+        for row in rows:  # partitions in any order, each one's rows newest first
+            by_bucket[bucket_of(created_at_ms_of(row.message_id))].append(row)
+        return [row for bucket in buckets for row in by_bucket[bucket]]
 
     async def slice(
         self,
@@ -263,8 +309,10 @@ class BucketedTable:
         hi: Position | None,
         limit: int,
         newest: bool,
+        profile: Any = READS,
     ) -> list[Any]:
-        """Up to ``limit`` rows of one bucket strictly between ``lo`` and ``hi``."""
+        """Up to ``limit`` rows of one bucket strictly between ``lo`` and ``hi`` (rows as the
+        execution ``profile`` makes them: named tuples by default)."""
         low = lo if lo is not None else Position.before_ms(bucket * BUCKET_MS)
         high = hi if hi is not None else Position.before_ms((bucket + 1) * BUCKET_MS)
         statement = self.newest_slice if newest else self.oldest_slice
@@ -272,7 +320,7 @@ class BucketedTable:
             cql.session,
             statement,
             (owner, bucket, *low.bind(), *high.bind(), limit),
-            execution_profile=READS,
+            execution_profile=profile,
         )
 
 

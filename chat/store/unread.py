@@ -193,7 +193,7 @@ class UnreadStore(PreparedOnce[_Statements]):
             f"{ks}.chat_messages_by_event",
             f"{ks}.chat_event_buckets",
             "event_id",
-            "sender_id, is_deleted, created_at, message_id",
+            "message_id, sender_id, is_deleted",
         )
         grouped_newest = await cql.prepare_read(
             f"SELECT event_id, message_id, sender_id, is_deleted FROM {ks}.chat_messages_by_event"
@@ -441,9 +441,16 @@ class UnreadStore(PreparedOnce[_Statements]):
                 bucket = walk.buckets[0]
                 lo = walk.lower(bucket)
                 rows = await statements.messages.slice(
-                    self._cql, walk.event_id, bucket, lo, walk.hi, CHUNK, newest=True
+                    self._cql,
+                    walk.event_id,
+                    bucket,
+                    lo,
+                    walk.hi,
+                    CHUNK,
+                    newest=True,
+                    profile=statements.tuples,
                 )
-                walk.took([(r.message_id, r.sender_id, r.is_deleted) for r in rows], CHUNK, lo)
+                walk.took(rows, CHUNK, lo)
 
     async def _list_older(self, statements: _Statements, walk: _EventCount) -> None:
         """The next buckets below those listed so far, down to the lowest position's."""

@@ -305,3 +305,17 @@ async def test_a_page_within_the_cursors_bucket_is_one_read(
     reads = await server_reads.since_start()
     assert reads["chat_messages_by_event"] == 1
     assert "chat_event_buckets" not in reads  # the index is not needed for a full page
+
+
+async def test_newest_first_reads_sparse_buckets_several_at_a_time(
+    history: MessageHistory, sparse_event: tuple[int, list[uuid.UUID]], server_reads: ServerReads
+) -> None:
+    event_id, ids = sparse_event
+    await server_reads.start()
+    page = await history.latest(event_id, 19)
+    reads = await server_reads.since_start()
+    assert [m.message_id for m in page.messages] == ids[::-1][:19]
+    assert page.next_cursor is not None
+    # 20 rows wanted from 20 one-message buckets: 1, then 2, 4, 8 and the last 5 at once.
+    assert reads["chat_messages_by_event"] == 5
+    assert reads["chat_event_buckets"] == 1
