@@ -35,6 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 from hdrh.histogram import HdrHistogram
 
 from bench.load import rest
@@ -335,7 +336,8 @@ def reader_configs(
             unread_lag=options.unread_lag if transport == "store" else 0.0,
         )
         for n, (transport, rate, mix) in enumerate(plans)
-        if rate > 0
+        # The store process also keeps the readers' positions behind (``unread_lag``).
+        if rate > 0 or (transport == "store" and options.unread_lag > 0)
     ]
 
 
@@ -404,6 +406,19 @@ class StormFigures:
     reads: dict[str, int] = field(default_factory=dict)
     replayed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    coalesced: dict[str, float] = field(default_factory=dict)
+    """The gateway's ``chat_store_coalesced_reads`` during the storm, ``read:count``."""
+
+
+def coalesced_reads(url: str) -> dict[str, float]:
+    """``chat_store_coalesced_reads`` from the gateway's ``/metrics``, as ``read:count``."""
+    import re
+
+    text = httpx.get(url + "/metrics", timeout=30).text
+    pattern = r'^chat_store_coalesced_reads\{count="(\w+)",read="(\w+)"\} (\S+)$'
+    return {
+        f"{read}:{count}": float(value) for count, read, value in re.findall(pattern, text, re.M)
+    }
 
 
 def run_storm(
@@ -429,9 +444,9 @@ def run_storm(
         )
         for n in range(processes)
     ]
-    before = counters.read()
+    before, coalesced_before = counters.read(), coalesced_reads(gateway.url)
     results, _ = run_fleet(configs, live=False)
-    after = counters.read()
+    after, coalesced_after = counters.read(), coalesced_reads(gateway.url)
     prefix = f"selects:{KEYSPACE}."
     figures = StormFigures(subscribers=len(users))
     figures.reads = {
@@ -439,6 +454,7 @@ def run_storm(
         for k in after
         if k.startswith(prefix) and after[k] != before.get(k, 0)
     }
+    figures.coalesced = {k: v - coalesced_before.get(k, 0.0) for k, v in coalesced_after.items()}
     figures.resumed = sum(r.operations["storm"] for r in results)
     figures.replayed = sum(r.replayed[0] for r in results if r.replayed)
     figures.latency_ms = summary_ms(merge(h for r in results for h in r.histograms.values()))
@@ -673,6 +689,16 @@ def build_result(
             (
                 "storm: CQL reads by table",
                 ", ".join(f"{k} {v:,}" for k, v in sorted(storm.reads.items())),
+            ),
+            (
+                "storm: history pages asked / read",
+                f"{storm.coalesced.get('history_page:callers', 0):,.0f} / "
+                f"{storm.coalesced.get('history_page:reads', 0):,.0f}",
+            ),
+            (
+                "storm: unread counts asked / read",
+                f"{storm.coalesced.get('unread_count:callers', 0):,.0f} / "
+                f"{storm.coalesced.get('unread_count:reads', 0):,.0f}",
             ),
         ]
     rows += [

@@ -616,6 +616,7 @@ class ReadWorker:
             end_ns = measure_from + round(config.duration * NS)
             self.window = (measure_from, end_ns)
             await self.schedule(start_ns, end_ns)
+            await asyncio.sleep(max(0.0, (end_ns - time.monotonic_ns()) / NS))
             if self.running:
                 await asyncio.wait(set(self.running), timeout=config.drain)
             for task in self.running:
