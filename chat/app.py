@@ -21,13 +21,14 @@ from starlette.routing import BaseRoute, Route
 from chat.api import convertors, uuid_path
 from chat.api.endpoint import json_response
 from chat.api.health import healthz, metrics, readyz
-from chat.api.openapi import build_openapi
-from chat.api.problems import EXCEPTION_HANDLERS
+from chat.api.openapi import build_openapi, problem_response
+from chat.api.problems import EXCEPTION_HANDLERS, upgrade_required
 from chat.api.request_ids import RequestIdMiddleware
 from chat.api.routes import build_api
 from chat.auth import TokenService
 from chat.config import Settings
 from chat.embedded.postgres import embedded_postgres
+from chat.gateway.runtime import PATH as WS_PATH
 from chat.gateway.runtime import open_gateway, websocket_route
 from chat.metrics import Metrics
 from chat.state import AppState
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         *api.routes(),
         websocket_route(),
+        # The same path over plain HTTP: 426 for GET without an Upgrade, 405 for other methods.
+        Route(WS_PATH, upgrade_required, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,
@@ -114,32 +117,32 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
 
 
+def _probe(operation_id: str, summary: str, ok: dict[str, Any], *errors: int) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": ok}
+    for code in (*errors, 429):
+        responses[str(code)] = problem_response(code)
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "responses": responses,
+        }
+    }
+
+
+def _json(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {}}}}
+
+
+# The probes and the document itself. The WebSocket endpoint (/v1/ws) is not a REST operation
+# and is left out: its contract is docs/protocol.md.
 OPENAPI_EXTRA_PATHS: dict[str, Any] = {
-    "/healthz": {"get": {"summary": "Process is up", "responses": {"200": {"description": "ok"}}}},
-    "/readyz": {
-        "get": {
-            "summary": "Dependencies answer",
-            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
-        }
-    },
-    "/v1/ws": {
-        "get": {
-            "summary": "WebSocket chat gateway",
-            "description": (
-                "Upgrade to a WebSocket speaking the timingle chat protocol (JSON text frames), "
-                "documented in docs/protocol.md. Authenticate with `Authorization: Bearer` at the "
-                "upgrade or with a `hello` frame."
-            ),
-            "responses": {"101": {"description": "Switching to the WebSocket protocol"}},
-        }
-    },
-    "/metrics": {
-        "get": {
-            "summary": "Prometheus metrics (text exposition format)",
-            "responses": {"200": {"description": "metrics"}},
-        }
-    },
-    "/v1/openapi.json": {
-        "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
-    },
+    "/healthz": _probe("healthz", "The process serves requests", _json("ok")),
+    "/readyz": _probe("readyz", "Every dependency answers", _json("ready"), 503),
+    "/metrics": _probe(
+        "metrics",
+        "Metrics in the Prometheus text exposition format",
+        {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+    ),
+    "/v1/openapi.json": _probe("openapi", "This document", _json("OpenAPI 3.1")),
 }

@@ -1,4 +1,5 @@
-"""The ``chat`` command: serve, migrate, mint tokens, run the embedded CQL server."""
+"""The ``chat`` command: serve, migrate, mint tokens, manage accounts, run the embedded CQL
+server."""
 
 from __future__ import annotations
 
@@ -156,6 +157,31 @@ async def _migrate(settings: Settings, action: str, steps: int) -> int:
     return 0
 
 
+async def _user(settings: Settings, action: str, user_id: int, role: str | None) -> int:
+    """Operator changes to an account: its role, or whether it may sign in at all."""
+    import asyncpg
+
+    from chat.app import postgres_dsn
+    from chat.store import users
+
+    async with postgres_dsn(settings) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if action == "set-role":
+                assert role is not None
+                user = await users.set_role(conn, user_id, role)
+            else:
+                user = await users.set_active(conn, user_id, action == "activate")
+        finally:
+            await conn.close()
+    if user is None:
+        print(f"no user {user_id}", file=sys.stderr)
+        return 1
+    state = "active" if user.is_active else "deactivated"
+    print(f"user {user.id} ({user.name}): role {user.role}, {state}")
+    return 0
+
+
 def _token(settings: Settings, user_id: int, ttl: int | None) -> int:
     from chat.auth import TokenService
 
@@ -188,6 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("user_id", type=int)
     token.add_argument("--ttl", type=int, help="lifetime in seconds (CHAT_TOKEN_TTL_SECONDS)")
 
+    user = sub.add_parser("user", help="operator changes to an account (role, deactivation)")
+    user_actions = user.add_subparsers(dest="action", required=True)
+    set_role = user_actions.add_parser("set-role", help="make USER_ID a USER or a BUSINESS")
+    set_role.add_argument("user_id", type=int)
+    set_role.add_argument("role", choices=["USER", "BUSINESS"])
+    for action, text in (
+        ("deactivate", "refuse USER_ID's tokens on REST and WebSocket from now on"),
+        ("activate", "let a deactivated USER_ID sign in again"),
+    ):
+        user_actions.add_parser(action, help=text).add_argument("user_id", type=int)
+
     cql = sub.add_parser("cql-server", help="run the embedded CQL server", add_help=False)
     cql.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -216,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings, args.action, args.steps))
         if args.command == "token":
             return _token(settings, args.user_id, args.ttl)
+        if args.command == "user":
+            return asyncio.run(
+                _user(settings, args.action, args.user_id, getattr(args, "role", None))
+            )
     return 0
 
 

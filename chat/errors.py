@@ -108,6 +108,17 @@ class MethodNotAllowed(ChatError):
     title = "Method not allowed"
 
 
+class UpgradeRequired(ChatError):
+    """A plain HTTP request to the WebSocket endpoint."""
+
+    status = 426
+    code = "upgrade_required"
+    title = "Upgrade required"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+
+
 class Conflict(ChatError):
     status = 409
     code = "conflict"

@@ -6,11 +6,12 @@ import itertools
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -19,6 +20,7 @@ from chat.auth import TokenService
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.embedded.postgres import embedded_postgres
+from chat.store import users
 from tests.servers import run_server
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 32
@@ -78,18 +80,36 @@ class Api:
 
     http: httpx.AsyncClient
     tokens: TokenService
+    pg_dsn: str | None = None
 
     def auth(self, user_id: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.mint(user_id)}"}
 
     async def create_user(self, role: str = "USER", **fields: Any) -> dict[str, Any]:
-        """Signs up a fresh user with a unique phone number; returns the created user."""
-        body = {"phone": unique_phone(), "name": f"user {secrets.token_hex(3)}", "role": role}
+        """Signs up a fresh user with a unique phone number; returns the created user.
+
+        Sign-up always makes a USER; another role is then given as an operator gives it
+        (the store function behind ``chat user set-role``).
+        """
+        body = {"phone": unique_phone(), "name": f"user {secrets.token_hex(3)}"}
         body.update(fields)
         response = await self.http.post("/v1/users", json=body)
         assert response.status_code == 201, response.text
         user: dict[str, Any] = response.json()["user"]
+        if role != "USER":
+            await self.operator(users.set_role, user["id"], role)
+            user["role"] = role
         return user
+
+    async def operator(self, change: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run an operator's account change (a :mod:`chat.store.users` function) directly on
+        the app's database, as the ``chat user`` command does."""
+        assert self.pg_dsn, "this Api was built without the app's database"
+        conn = await asyncpg.connect(self.pg_dsn)
+        try:
+            return await change(conn, *args)
+        finally:
+            await conn.close()
 
 
 _phones = itertools.count(1)
@@ -101,6 +121,6 @@ def unique_phone() -> str:
 
 
 @pytest.fixture(scope="session")
-async def api(base_url: str, tokens: TokenService) -> AsyncIterator[Api]:
+async def api(base_url: str, tokens: TokenService, pg_dsn: str) -> AsyncIterator[Api]:
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-        yield Api(http, tokens)
+        yield Api(http, tokens, pg_dsn)

@@ -10,7 +10,8 @@ from pathlib import Path
 from chat.auth import TokenService
 from chat.config import Settings
 from chat.store import migrations
-from tests.conftest import TEST_JWT_SECRET
+from tests.api.builders import in_hours
+from tests.conftest import TEST_JWT_SECRET, Api
 
 
 async def _chat(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
@@ -54,3 +55,51 @@ async def test_migrate_status_lists_every_migration_as_applied(pg_dsn: str, base
     lines = out.strip().splitlines()
     assert len(lines) == len(migrations.discover())
     assert all("pending" not in line for line in lines)
+
+
+async def test_user_set_role_makes_a_business_that_may_offer_slots(api: Api, pg_dsn: str) -> None:
+    user = await api.create_user()
+    slot = {"service_type": "haircut", "title": "Cut", "start_time": in_hours(24)}
+    before = await api.http.post("/v1/slots", json=slot, headers=api.auth(user["id"]))
+    assert before.status_code == 403
+
+    code, out, err = await _chat(
+        "user", "set-role", str(user["id"]), "BUSINESS", env={"CHAT_PG_DSN": pg_dsn}
+    )
+    assert code == 0, err
+    assert out.startswith(f"user {user['id']} ")
+    assert "role BUSINESS" in out
+    after = await api.http.post("/v1/slots", json=slot, headers=api.auth(user["id"]))
+    assert after.status_code == 201, after.text
+    me = await api.http.get("/v1/users/me", headers=api.auth(user["id"]))
+    assert me.json()["role"] == "BUSINESS"
+
+
+async def test_user_deactivate_refuses_the_users_tokens_and_activate_restores_them(
+    api: Api, pg_dsn: str
+) -> None:
+    user = await api.create_user()
+    env = {"CHAT_PG_DSN": pg_dsn}
+    code, out, err = await _chat("user", "deactivate", str(user["id"]), env=env)
+    assert code == 0, err
+    assert "deactivated" in out
+    me = await api.http.get("/v1/users/me", headers=api.auth(user["id"]))
+    assert me.status_code == 401
+    code, out, err = await _chat("user", "activate", str(user["id"]), env=env)
+    assert code == 0, err
+    me = await api.http.get("/v1/users/me", headers=api.auth(user["id"]))
+    assert me.status_code == 200
+
+
+async def test_user_commands_on_an_unknown_user_fail_and_say_so(pg_dsn: str) -> None:
+    code, _, err = await _chat(
+        "user", "set-role", str(2**62), "BUSINESS", env={"CHAT_PG_DSN": pg_dsn}
+    )
+    assert code == 1
+    assert f"no user {2**62}" in err
+
+
+async def test_user_set_role_refuses_a_role_that_does_not_exist(pg_dsn: str) -> None:
+    code, _, err = await _chat("user", "set-role", "1", "ADMIN", env={"CHAT_PG_DSN": pg_dsn})
+    assert code == 2
+    assert "invalid choice" in err

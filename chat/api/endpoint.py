@@ -24,13 +24,28 @@ from chat.errors import (
     FieldError,
     MalformedJson,
     PayloadTooLarge,
+    Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from chat.state import AppState
+from chat.store import users as user_store
 
 MAX_BODY_BYTES = 256 * 1024
-_PATH_PARAM = re.compile(r"\{([a-z_]+)(?::[a-z]+)?\}")
+_PATH_PARAM = re.compile(r"\{([a-z_]+)(?::([a-z]+))?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An input rule JSON Schema cannot state (it compares fields, or depends on the clock, the
+    caller or stored data). The OpenAPI document lists it in the operation's description and
+    in ``x-rules``; a request breaking it is a 422 naming one of ``fields``."""
+
+    fields: tuple[str, ...]
+    text: str
+
+
+CURSOR_RULE = Rule(("cursor",), "A cursor is a `next_cursor` this operation returned, unchanged.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +87,8 @@ class Operation:
     status: int
     errors: tuple[int, ...]
     auth: bool
+    rules: tuple[Rule, ...] = ()
+    also: tuple[tuple[int, str], ...] = ()
 
     @property
     def operation_id(self) -> str:
@@ -83,7 +100,12 @@ class Operation:
 
     @property
     def path_params(self) -> list[str]:
-        return _PATH_PARAM.findall(self.path)
+        return [name for name, _ in _PATH_PARAM.findall(self.path)]
+
+    @property
+    def path_param_types(self) -> dict[str, str]:
+        """Each path parameter's convertor (``id`` or ``uuid``)."""
+        return {name: kind or "str" for name, kind in _PATH_PARAM.findall(self.path)}
 
 
 def json_response(
@@ -170,7 +192,12 @@ class Api:
         status: int = 200,
         errors: Sequence[int] = (),
         auth: bool = True,
+        rules: Sequence[Rule] = (),
+        also: Sequence[tuple[int, str]] = (),
     ) -> Callable[[Handler], Handler]:
+        """Declare an operation. ``status`` is its success status; ``also`` lists other
+        success statuses it may answer (with the same body), with what they mean."""
+
         def register(handler: Handler) -> Handler:
             self.operations.append(
                 Operation(
@@ -185,6 +212,8 @@ class Api:
                     status,
                     tuple(errors),
                     auth,
+                    tuple(rules),
+                    tuple(also),
                 )
             )
             return handler
@@ -213,11 +242,21 @@ def _dispatcher(by_method: dict[str, Operation]) -> Callable[[Request], Awaitabl
     return endpoint
 
 
+async def authenticate(state: AppState, request: Request) -> int:
+    """The caller's user id: a valid token of a live, active account (as the gateway checks).
+
+    A deactivated or deleted account's tokens are refused at once, not when they expire.
+    """
+    user_id = state.tokens.verify(bearer_token(request.headers.get("authorization")))
+    async with state.pg.acquire() as conn:
+        if not await user_store.is_active_user(conn, user_id):
+            raise Unauthorized("the token's user does not exist or is deactivated")
+    return user_id
+
+
 async def _run(op: Operation, request: Request) -> Response:
     state: AppState = request.state.app
-    user_id = 0
-    if op.auth:
-        user_id = state.tokens.verify(bearer_token(request.headers.get("authorization")))
+    user_id = await authenticate(state, request) if op.auth else 0
     query = _validated_query(request, op.query) if op.query else None
     body = await _validated_body(request, op.body) if op.body else None
     result = await op.handler(Call(request, state, user_id, body, query))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from chat.api.endpoint import Api, Call
+from chat.api.endpoint import CURSOR_RULE, Api, Call, Rule
 from chat.api.events_models import (
     AddParticipant,
     ChangeStatus,
@@ -28,7 +28,7 @@ from chat.api.events_models import (
     encode_cursor,
 )
 from chat.domain.events import EventStatus
-from chat.errors import FieldError, NotFound, Unauthorized, ValidationFailed
+from chat.errors import FieldError, NotFound, ValidationFailed
 from chat.store import events as store
 from chat.store import users as user_store
 from chat.store.events import Actor, Event
@@ -59,24 +59,30 @@ async def _detail(conn: Connection, event: Event) -> EventDetail:
     response=EventDetail,
     status=201,
     errors=(401, 422),
+    rules=(
+        Rule(("start_time", "end_time"), "end_time is after start_time."),
+        Rule(
+            ("participant_ids",),
+            "Every id is a live, active user; the answer does not say which one is not.",
+        ),
+    ),
 )
 async def create_event(call: Call) -> EventDetail:
     """Create a PROPOSED event with the caller as creator and (already confirmed) participant.
 
-    ``participant_ids`` must all be existing users (422 listing the unknown ids); they start
-    unconfirmed. Start times in the past are accepted; only end_time > start_time is required.
+    ``participant_ids`` must all be users who can be added (422 otherwise, without saying
+    which: the answer never tells which user ids exist); they start unconfirmed. Start times
+    in the past are accepted; only end_time > start_time is required.
     """
     body: CreateEvent = call.body
     async with call.state.pg.acquire() as conn, conn.transaction():
-        if await user_store.get_user(conn, call.user_id) is None:
-            raise Unauthorized(f"the token's user {call.user_id} does not exist (or was deleted)")
         wanted = sorted(set(body.participant_ids))
-        unknown = sorted(set(wanted) - await user_store.existing_user_ids(conn, wanted))
-        if unknown:
+        if await user_store.count_addable(conn, wanted) != len(wanted):
             raise ValidationFailed(
-                f"unknown user ids: {', '.join(map(str, unknown))}",
-                errors=[FieldError("body/participant_ids", f"no such users: {unknown}")],
-                unknown_user_ids=unknown,
+                "participant_ids names users who cannot be added to events",
+                errors=[
+                    FieldError("body/participant_ids", "contains ids of users who cannot be added")
+                ],
             )
         event = await store.insert_event(
             conn,
@@ -113,6 +119,7 @@ async def get_event(call: Call) -> EventDetail:
     query=ListEventsQuery,
     response=EventPage,
     errors=(401, 422),
+    rules=(CURSOR_RULE,),
 )
 async def list_my_events(call: Call) -> EventPage:
     """Events I take part in that are PROPOSED or CONFIRMED and start now or later, soonest
@@ -137,6 +144,12 @@ async def list_my_events(call: Call) -> EventPage:
     body=UpdateEvent,
     response=EventDetail,
     errors=(401, 403, 404, 409, 422),
+    rules=(
+        Rule(
+            ("start_time", "end_time"),
+            "After the change end_time is after start_time; a time left out keeps its value.",
+        ),
+    ),
 )
 async def update_event(call: Call) -> EventDetail:
     """Change title, description, times or location. Creator only; not once DONE or CANCELED
@@ -161,6 +174,7 @@ async def update_event(call: Call) -> EventDetail:
     response=EventDetail,
     status=201,
     errors=(401, 403, 404, 409, 422),
+    rules=(Rule(("user_id",), "A live, active user; the answer does not say which is missing."),),
 )
 async def add_participant(call: Call) -> EventDetail:
     """Add an existing user (creator only). Allowed only while the event is PROPOSED: a
@@ -186,7 +200,8 @@ async def add_participant(call: Call) -> EventDetail:
 )
 async def remove_participant(call: Call) -> None:
     """Remove a participant (creator only, while PROPOSED). The creator cannot be removed
-    (409: cancel the event instead); a user who does not take part is a 404."""
+    (409: cancel the event instead); a user who does not take part is a 404. Participants
+    leave by themselves with ``POST /v1/events/{event_id}/leave``."""
     async with call.state.pg.acquire() as conn:
         await store.remove_participant(
             conn, _actor(call), call.path_id("event_id"), call.path_id("user_id")
@@ -195,6 +210,25 @@ async def remove_participant(call: Call) -> None:
     call.state.notifications.participants_changed(
         call.path_id("event_id"), call.path_id("user_id"), present=False
     )
+
+
+@api.operation(
+    "POST",
+    PATH + "/leave",
+    summary="Leave an event",
+    tag=TAG,
+    status=204,
+    errors=(401, 404, 409),
+)
+async def leave_event(call: Call) -> None:
+    """Stop taking part in an event I was added to, whatever its status: being added is not
+    consent. I no longer see the event, its chat or its history, and my live subscriptions to it
+    end at once. The creator cannot leave (409: cancel the event instead). A CONFIRMED event
+    stays CONFIRMED: everyone still in it agreed; the audit log records who left."""
+    event_id = call.path_id("event_id")
+    async with call.state.pg.acquire() as conn:
+        await store.leave_event(conn, _actor(call), event_id)
+    call.state.notifications.participants_changed(event_id, call.user_id, present=False)
 
 
 @api.operation(

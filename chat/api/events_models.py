@@ -5,12 +5,22 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from chat.api.fields import Id, LongText, ShortText, Timestamp, Title, bounded_utc
+from chat.api.fields import (
+    Cursor,
+    Id,
+    LongText,
+    NotNull,
+    QueryInt,
+    ShortText,
+    Timestamp,
+    Title,
+    bounded_utc,
+)
 from chat.domain.events import EventStatus, allowed_transitions
 from chat.errors import FieldError, ValidationFailed
 from chat.store.events import Event, Participant
@@ -40,23 +50,16 @@ class CreateEvent(BaseModel):
 
 
 class UpdateEvent(BaseModel):
-    """Only the fields sent change; ``null`` clears description or location."""
+    """Only the fields sent change; ``null`` clears description or location (title and times
+    may be left out but not cleared)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
+    title: Annotated[Title | None, NotNull()] = None
     description: LongText | None = None
-    start_time: Timestamp | None = None
-    end_time: Timestamp | None = None
+    start_time: Annotated[Timestamp | None, NotNull()] = None
+    end_time: Annotated[Timestamp | None, NotNull()] = None
     location: ShortText | None = None
-
-    @field_validator("title", "start_time", "end_time")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        # Runs only for values the client sent: these columns cannot be cleared.
-        if value is None:
-            raise ValueError("may not be null")
-        return value
 
     _check_end = field_validator("end_time")(_end_after_start)
 
@@ -78,8 +81,8 @@ class ChangeStatus(BaseModel):
 class ListEventsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=200, description="next_cursor of the last page")
+    limit: QueryInt = Field(20, ge=1, le=100)
+    cursor: Cursor | None = None
 
 
 class ParticipantOut(BaseModel):

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from chat.api import stores
-from chat.api.endpoint import Api, Call, Handler
+from chat.api.endpoint import CURSOR_RULE, Api, Call, Handler
+from chat.api.fields import Cursor, QueryInt
 from chat.errors import NotFound
 from chat.store import events as event_store
 from chat.store.event_history import HistoryEntry, tracking_staged
@@ -65,8 +66,8 @@ def _relaying(handler: Handler) -> Handler:
 class HistoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, min_length=1, max_length=200)
+    limit: QueryInt = Field(50, ge=1, le=200)
+    cursor: Cursor | None = None
 
 
 class HistoryActor(BaseModel):
@@ -83,12 +84,19 @@ class HistoryItem(BaseModel):
     old_value: Any = Field(description="The value before the change (JSON), if any.")
     new_value: Any = Field(description="The value after the change (JSON), if any.")
     actor: HistoryActor
-    ip_address: str | None
-    user_agent: str | None
+    ip_address: str | None = Field(
+        description="Where the change came from: shown only on the caller's own changes."
+    )
+    user_agent: str | None = Field(
+        description="The client that made the change: shown only on the caller's own changes."
+    )
     metadata: dict[str, str]
 
     @classmethod
-    def of(cls, entry: HistoryEntry) -> HistoryItem:
+    def of(cls, entry: HistoryEntry, viewer_id: int) -> HistoryItem:
+        """The entry as ``viewer_id`` may see it: other people's addresses and user agents
+        are personal data and stay with the operators (the ``event_history`` table)."""
+        own = entry.actor_id == viewer_id
         return cls(
             change_id=entry.change_id,
             event_id=entry.event_id,
@@ -98,8 +106,8 @@ class HistoryItem(BaseModel):
             old_value=orjson.loads(entry.old_value) if entry.old_value is not None else None,
             new_value=orjson.loads(entry.new_value) if entry.new_value is not None else None,
             actor=HistoryActor(id=entry.actor_id, name=entry.actor_name),
-            ip_address=entry.ip_address,
-            user_agent=entry.user_agent,
+            ip_address=entry.ip_address if own else None,
+            user_agent=entry.user_agent if own else None,
             metadata=entry.metadata,
         )
 
@@ -117,13 +125,17 @@ class HistoryPageOut(BaseModel):
     query=HistoryQuery,
     response=HistoryPageOut,
     errors=(401, 404, 422),
+    rules=(CURSOR_RULE,),
 )
 async def get_event_history(call: Call) -> HistoryPageOut:
-    """Every change made to the event, newest first, with who made it and from where.
+    """Every change made to the event, newest first, with who made it.
 
-    Participants only (404 otherwise, as for every event operation). Records whose relay to
-    ScyllaDB has not happened yet are relayed first, so the page is never missing a change that
-    committed. Pass ``next_cursor`` back as ``cursor`` for older changes.
+    The IP address and user agent a change came from are shown only on the caller's own
+    changes; on everyone else's they are null, for the event's creator too (an address locates
+    a person). Operators keep the full record. Participants only (404 otherwise, as for every
+    event operation). Records whose relay to ScyllaDB has not happened yet are relayed first, so
+    the page is never missing a change that committed. Pass ``next_cursor`` back as ``cursor``
+    for older changes.
     """
     query: HistoryQuery = call.query
     event_id = call.path_id("event_id")
@@ -137,5 +149,6 @@ async def get_event_history(call: Call) -> HistoryPageOut:
         log.warning("relaying event %d's queued history failed", event_id, exc_info=True)
     page = await history.page(event_id, query.limit, query.cursor)
     return HistoryPageOut(
-        items=[HistoryItem.of(e) for e in page.entries], next_cursor=page.next_cursor
+        items=[HistoryItem.of(e, call.user_id) for e in page.entries],
+        next_cursor=page.next_cursor,
     )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from chat.api import stores
-from chat.api.endpoint import Api, Call
+from chat.api.endpoint import CURSOR_RULE, Api, Call
+from chat.api.fields import Cursor, QueryInt
 from chat.store import events as event_store
 from chat.store.message_history import ActivityItem
 from chat.store.unread import UNREAD_CAP
@@ -22,8 +22,8 @@ TAG = "me"
 class ActivityQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(50, ge=1, le=200)
-    cursor: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    limit: QueryInt = Field(50, ge=1, le=200)
+    cursor: Cursor | None = None
 
 
 class ActivityOut(BaseModel):
@@ -68,6 +68,7 @@ class UnreadSummary(BaseModel):
     query=ActivityQuery,
     response=ActivityPageOut,
     errors=(401, 422),
+    rules=(CURSOR_RULE,),
 )
 async def my_activity(call: Call) -> ActivityPageOut:
     """The messages I sent, across all events, newest first; ``next_cursor`` pages older."""

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from chat.api import stores
-from chat.api.endpoint import Api, Call
-from chat.api.fields import Timestamp
+from chat.api.endpoint import Api, Call, Rule
+from chat.api.fields import Cursor, QueryInt, Timestamp, Uuid
 from chat.api.uuid_path import path_uuid
 from chat.domain.messages import Message
 from chat.errors import FieldError, NotFound, ValidationFailed
@@ -32,7 +31,6 @@ api = Api(prefix="")
 
 TAG = "messages"
 PATH = "/events/{event_id:id}"
-Cursor = Annotated[str, Field(min_length=1, max_length=200)]
 
 # Open ends of a time range: a CQL timestamp holds these, and no message is outside them.
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -45,7 +43,7 @@ class MessagesQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    limit: int = Field(50, ge=1, le=200)
+    limit: QueryInt = Field(50, ge=1, le=200)
     before: Cursor | None = None
     after: Cursor | None = None
     start: Timestamp | None = Field(None, alias="from")
@@ -102,7 +100,7 @@ class MessagePageOut(BaseModel):
 class MarkRead(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message_id: uuid.UUID = Field(description="The newest message the reader has seen.")
+    message_id: Uuid = Field(description="The newest message the reader has seen.")
 
 
 class UnreadOut(BaseModel):
@@ -128,6 +126,15 @@ async def _event_for(call: Call) -> Event:
     query=MessagesQuery,
     response=MessagePageOut,
     errors=(401, 404, 422),
+    rules=(
+        Rule(
+            ("before", "after", "cursor"),
+            "`before` and `after` are cursors this API returned (a `next_cursor`), unchanged.",
+        ),
+        Rule(("before", "after"), "`before` and `after` are not sent together."),
+        Rule(("after",), "`after` is not combined with `from`/`to`."),
+        Rule(("from", "to"), "`from` is before `to`."),
+    ),
 )
 async def list_messages(call: Call) -> MessagePageOut:
     """The event's messages in a stable ``(created_at, message_id)`` order.

@@ -14,8 +14,8 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from chat.api.endpoint import Api, Call, json_response
-from chat.api.fields import Id
+from chat.api.endpoint import Api, Call, Rule, json_response
+from chat.api.fields import DecimalAmount, Id
 from chat.api.slots import Currency
 from chat.domain.payments import (
     AMOUNT_DECIMAL_PLACES,
@@ -59,12 +59,11 @@ def _small_json_object(value: dict[str, Any]) -> dict[str, Any]:
 
 Amount = Annotated[
     Decimal,
-    Field(
-        gt=0,
-        lt=MAX_AMOUNT_EXCLUSIVE,
-        decimal_places=AMOUNT_DECIMAL_PLACES,
-        allow_inf_nan=False,
-        description="Positive, at most two decimals, below 10^8; a JSON number or string.",
+    DecimalAmount(
+        positive=True,
+        below=MAX_AMOUNT_EXCLUSIVE,
+        places=AMOUNT_DECIMAL_PLACES,
+        description="Above 0, at most two decimals, below 10^8; a decimal string or a number.",
     ),
 ]
 Metadata = Annotated[dict[str, Any], AfterValidator(_small_json_object)]
@@ -144,7 +143,16 @@ async def _require_event(conn: Connection, event_id: int, user_id: int) -> None:
     body=CreatePayment,
     response=PaymentOut,
     status=201,
+    also=((200, "The payment this transaction_id created before, as it is now"),),
     errors=(404, 409),
+    rules=(
+        Rule(("receiver_id",), "Another participant of the event, not the caller."),
+        Rule(
+            ("metadata",),
+            f"Nests at most {MAX_METADATA_DEPTH} levels, has no NUL characters, and is at "
+            f"most {MAX_METADATA_BYTES} bytes as JSON.",
+        ),
+    ),
 )
 async def create_payment(call: Call) -> PaymentOut | Response:
     """The caller pays ``receiver_id``; both must take part in the event (404 for the event if

@@ -14,7 +14,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chat.errors import BadRequest, ChatError, MethodNotAllowed, NotFound, ServiceUnavailable
+from chat.errors import (
+    BadRequest,
+    ChatError,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+    UpgradeRequired,
+)
 from chat.store.failures import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,17 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     if exc.headers:
         response.headers.update(exc.headers)
     return response
+
+
+async def upgrade_required(request: Request) -> Response:
+    """The WebSocket endpoint asked for over plain HTTP (no ``Upgrade: websocket``)."""
+    return problem_response(
+        UpgradeRequired(
+            f"{request.url.path} speaks WebSocket only: connect with an Upgrade: websocket "
+            "request (docs/protocol.md)"
+        ),
+        request.url.path,
+    )
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> Response:

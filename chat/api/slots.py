@@ -14,27 +14,48 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
-from chat.api.endpoint import Api, Call
-from chat.api.fields import MAX_ID, LongText, Name, ShortText, Timestamp, Title
-from chat.domain.currencies import is_active_currency
+from chat.api.endpoint import CURSOR_RULE, Api, Call, Rule
+from chat.api.fields import (
+    MAX_ID,
+    Cursor,
+    DecimalAmount,
+    LongText,
+    Name,
+    NotNull,
+    QueryInt,
+    ShortText,
+    Timestamp,
+    Title,
+    integral,
+)
+from chat.domain.currencies import ISO_4217_ACTIVE, is_active_currency
 from chat.domain.slots import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES, check_slot_start
 from chat.errors import (
     Conflict,
     FieldError,
     Forbidden,
     NotFound,
-    Unauthorized,
     ValidationFailed,
 )
 from chat.store import slots as store
 from chat.store import users as user_store
 from chat.store.events import Actor
-from chat.store.pg import Connection
 
 api = Api(prefix="")
 
+SLOT_START_RULE = Rule(
+    ("start_time",), "start_time is in the future, and at most three years ahead."
+)
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
 
@@ -45,9 +66,31 @@ def _currency(code: str) -> str:
     return code
 
 
-Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_currency)]
-Price = Annotated[Decimal, Field(ge=0, lt=10**8, decimal_places=2, allow_inf_nan=False)]
-Duration = Annotated[int, Field(ge=MIN_DURATION_MINUTES, le=MAX_DURATION_MINUTES, strict=True)]
+Currency = Annotated[
+    str,
+    AfterValidator(_currency),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(ISO_4217_ACTIVE),
+            "description": "An active ISO 4217 currency code.",
+        }
+    ),
+]
+Price = Annotated[
+    Decimal,
+    DecimalAmount(
+        positive=False,
+        below=10**8,
+        places=2,
+        description="At least 0, at most two decimals, below 10^8; a decimal string or a number.",
+    ),
+]
+Duration = Annotated[
+    int,
+    Field(ge=MIN_DURATION_MINUTES, le=MAX_DURATION_MINUTES, strict=True),
+    BeforeValidator(integral),
+]
 Region = Annotated[ShortText, Field(min_length=1, max_length=50)]
 ServiceType = Annotated[Name, Field(max_length=100)]
 
@@ -68,25 +111,21 @@ class CreateSlot(BaseModel):
 class UpdateSlot(BaseModel):
     """Only the fields present change; ``description``, ``price`` and ``region`` may be null."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    service_type: ServiceType | None = None
-    title: Title | None = None
+    service_type: Annotated[ServiceType | None, NotNull()] = None
+    title: Annotated[Title | None, NotNull()] = None
     description: LongText | None = None
-    start_time: Timestamp | None = None
-    duration_minutes: Duration | None = None
+    start_time: Annotated[Timestamp | None, NotNull()] = None
+    duration_minutes: Annotated[Duration | None, NotNull()] = None
     price: Price | None = None
-    currency: Currency | None = None
+    currency: Annotated[Currency | None, NotNull()] = None
     region: Region | None = None
 
     @model_validator(mode="after")
-    def _required_fields_not_null(self) -> UpdateSlot:
-        nullable = {"description", "price", "region"}
+    def _something_to_change(self) -> UpdateSlot:
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
-        for name in self.model_fields_set - nullable:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
         return self
 
 
@@ -146,8 +185,8 @@ class SearchSlots(BaseModel):
         None, alias="from", description="Earliest start (never earlier than now)."
     )
     to: Timestamp | None = Field(None, description="Slots starting before this time.")
-    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
-    cursor: str | None = Field(None, max_length=200, description="next_cursor of the last page.")
+    limit: QueryInt = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    cursor: Cursor | None = None
 
 
 class Booking(BaseModel):
@@ -189,18 +228,10 @@ def _refusal(problem: store.SlotProblem, slot_id: int, action: str) -> Exception
     return Conflict(f"slot {slot_id} is already booked; a booked slot cannot be {action}ed")
 
 
-async def _require_user(conn: Connection, user_id: int) -> user_store.User:
-    """The caller's live account: a valid token of a deleted user is refused like F1 does."""
-    user = await user_store.get_user(conn, user_id)
-    if user is None:
-        raise Unauthorized(f"the token's user {user_id} does not exist (or was deleted)")
-    return user
-
-
 async def _require_business(call: Call) -> None:
     async with call.state.pg.acquire() as conn:
-        user = await _require_user(conn, call.user_id)
-    if user.role != "BUSINESS":
+        user = await user_store.get_user(conn, call.user_id)
+    if user is None or user.role != "BUSINESS":
         raise Forbidden("only business accounts (role BUSINESS) can offer slots")
 
 
@@ -213,6 +244,7 @@ async def _require_business(call: Call) -> None:
     response=SlotOut,
     status=201,
     errors=(401, 403),
+    rules=(SLOT_START_RULE,),
 )
 async def create_slot(call: Call) -> SlotOut:
     """Business accounts only (403 otherwise). The slot must start in the future."""
@@ -242,6 +274,7 @@ async def create_slot(call: Call) -> SlotOut:
     tag="slots",
     query=SearchSlots,
     response=SlotPage,
+    rules=(CURSOR_RULE,),
 )
 async def search_slots(call: Call) -> SlotPage:
     """Reference query 2: available slots (optionally in one region) that have not started,
@@ -291,6 +324,7 @@ async def get_slot(call: Call) -> SlotOut:
     body=UpdateSlot,
     response=SlotOut,
     errors=(403, 404, 409),
+    rules=(SLOT_START_RULE,),
 )
 async def update_slot(call: Call) -> SlotOut:
     """The owner only (403 for others), and only while the slot is not booked (409)."""
@@ -344,7 +378,6 @@ async def book_slot(call: Call) -> Booking:
     slot_id = call.path_id("slot_id")
     actor = Actor(call.user_id, call.client_ip, call.user_agent)
     async with call.state.pg.acquire() as conn:
-        await _require_user(conn, call.user_id)
         result = await store.book_slot(conn, slot_id, actor)
     if isinstance(result, store.SlotProblem):
         raise _refusal(result, slot_id, "book")

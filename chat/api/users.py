@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -15,7 +14,7 @@ from pydantic import (
 )
 
 from chat.api.endpoint import Api, Call
-from chat.api.fields import Name, no_nul
+from chat.api.fields import NO_NUL_PATTERN, WHITESPACE_CLASS, Name, NotNull
 from chat.errors import Unauthorized
 from chat.store import users as store
 from chat.store.users import User
@@ -24,23 +23,26 @@ api = Api(prefix="")
 
 TAG = "users"
 
-# The same rules as the CHECK constraints in sql/000001, so a bad value is a 422, not a DB error.
+# At least the CHECK constraints in sql/000001 (so a bad value is a 422, not a DB error), with
+# control characters and every kind of whitespace spelled out instead of a regex's \s.
+_NOT_IN_ADDRESSES = rf"@\x00-\x20\x7f{WHITESPACE_CLASS}"
 Phone = Annotated[
     str, StringConstraints(pattern=r"^\+?[0-9]{6,15}$"), Field(examples=["+821012345678"])
 ]
 Email = Annotated[
     str,
-    StringConstraints(max_length=255, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$"),
+    StringConstraints(
+        max_length=255, pattern=rf"^[^{_NOT_IN_ADDRESSES}]+@[^{_NOT_IN_ADDRESSES}]+$"
+    ),
     Field(examples=["kim@example.com"]),
 ]
-DisplayName = Annotated[str, StringConstraints(max_length=100), AfterValidator(no_nul)]
-ImageUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s\x00]+$")]
-Region = Annotated[str, StringConstraints(max_length=50), AfterValidator(no_nul)]
-Interest = Annotated[
+DisplayName = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL_PATTERN)]
+ImageUrl = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
-    AfterValidator(no_nul),
+    StringConstraints(max_length=2048, pattern=rf"^https?://[^\x00-\x20\x7f{WHITESPACE_CLASS}]+$"),
 ]
+Region = Annotated[str, StringConstraints(max_length=50, pattern=NO_NUL_PATTERN)]
+Interest = Annotated[Name, StringConstraints(max_length=50)]
 Interests = Annotated[list[Interest], Field(max_length=20)]
 
 
@@ -54,29 +56,35 @@ class CreateUser(BaseModel):
     profile_image_url: ImageUrl | None = None
     region: Region | None = None
     interests: Interests = []
-    role: Literal["USER", "BUSINESS"] = "USER"
+    role: Literal["USER"] = Field(
+        "USER",
+        description="Always USER: an operator makes an account BUSINESS "
+        "(`chat user set-role USER_ID BUSINESS`).",
+    )
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _only_user(cls, value: Any) -> Any:
+        if value != "USER":
+            raise ValueError(
+                "a new account is always USER; business accounts are granted by an operator"
+            )
+        return value
 
 
 class UpdateProfile(BaseModel):
-    """Only the fields sent change; ``null`` clears an optional field."""
+    """Only the fields sent change; ``null`` clears email, display_name, profile_image_url or
+    region (phone, name and interests may be left out but not cleared)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: Phone | None = None
+    phone: Annotated[Phone | None, NotNull()] = None
     email: Email | None = None
-    name: Name | None = None
+    name: Annotated[Name | None, NotNull()] = None
     display_name: DisplayName | None = None
     profile_image_url: ImageUrl | None = None
     region: Region | None = None
-    interests: Interests | None = None
-
-    @field_validator("phone", "name", "interests")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        # Runs only for values the client sent: these columns cannot be cleared.
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+    interests: Annotated[Interests | None, NotNull()] = None
 
 
 class UserOut(BaseModel):
@@ -150,7 +158,6 @@ async def create_user(call: Call) -> SignedUp:
             profile_image_url=body.profile_image_url,
             region=body.region,
             interests=body.interests,
-            role=body.role,
         )
     token: str | None
     try:
@@ -182,7 +189,7 @@ async def get_me(call: Call) -> UserOut:
 async def update_me(call: Call) -> UserOut:
     """Change profile fields; a phone or email already used by someone else is a 409.
 
-    The role is not a profile field: becoming a business is a separate (future) process.
+    The role is not a profile field: an operator grants BUSINESS (``chat user set-role``).
     """
     body: UpdateProfile = call.body
     changes = {name: getattr(body, name) for name in body.model_fields_set}

@@ -99,6 +99,19 @@ def check_participants_changeable(status: EventStatus) -> None:
         )
 
 
+def check_can_leave(user_id: int, creator_id: int) -> None:
+    """Any participant but the creator may leave, whatever the event's status.
+
+    Being added to an event is not consent, so leaving is never blocked by the status machine:
+    a participant of a CONFIRMED event who leaves takes back their own agreement only (everyone
+    left still agreed, so the event stays CONFIRMED, and the creator sees who left in the audit
+    log), and a DONE or CANCELED event's chat stays readable to the participants only. The
+    creator owns the event and cannot walk away from it: they cancel it instead.
+    """
+    if user_id == creator_id:
+        raise Conflict("the creator cannot leave their own event; cancel it instead")
+
+
 def check_confirmable(status: EventStatus) -> None:
     """A participant may confirm while the event is PROPOSED or CONFIRMED (idempotent there)."""
     if is_terminal(status):

@@ -352,9 +352,10 @@ async def update_event(
 
 
 async def add_participant(conn: Connection, actor: Actor, event_id: int, user_id: int) -> Event:
-    """Add an existing user to a PROPOSED event (creator only).
+    """Add an active user to a PROPOSED event (creator only).
 
-    An unknown user is a 422 naming ``user_id``; already taking part is a 409.
+    A user who cannot be added (unknown, deleted or deactivated: the answer does not say which)
+    is a 422 naming ``user_id``; already taking part is a 409.
     """
     assert actor.user_id is not None
     async with _transaction(conn):
@@ -362,10 +363,13 @@ async def add_participant(conn: Connection, actor: Actor, event_id: int, user_id
         _require_creator(event, actor, "add participants")
         rules.check_participants_changeable(event.status)
         if not await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)", user_id
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL "
+            "AND is_active)",
+            user_id,
         ):
             raise ValidationFailed(
-                f"no user {user_id}", errors=[FieldError("body/user_id", "no such user")]
+                "this user cannot be added to events",
+                errors=[FieldError("body/user_id", "not a user who can be added")],
             )
         status = await conn.execute(
             """
@@ -390,6 +394,11 @@ async def remove_participant(conn: Connection, actor: Actor, event_id: int, user
     assert actor.user_id is not None
     async with _transaction(conn):
         event = await _lock_for(conn, event_id, actor.user_id)
+        if user_id == actor.user_id != event.creator_id:
+            raise Forbidden(
+                f"only the event's creator removes participants; to leave, "
+                f"POST /v1/events/{event_id}/leave"
+            )
         _require_creator(event, actor, "remove participants")
         if user_id == event.creator_id:
             raise Conflict("the creator cannot be removed from their own event; cancel it instead")
@@ -405,6 +414,35 @@ async def remove_participant(conn: Connection, actor: Actor, event_id: int, user
             conn,
             actor,
             Change(event_id, ChangeType.PARTICIPANT_REMOVED, "participant", user_id, None),
+        )
+        return event
+
+
+async def leave_event(conn: Connection, actor: Actor, event_id: int) -> Event:
+    """The actor stops taking part in the event (any status; never the creator).
+
+    Recorded as a removal whose actor is the participant themselves, with reason ``left``.
+    """
+    assert actor.user_id is not None
+    async with _transaction(conn):
+        event = await _lock_for(conn, event_id, actor.user_id)
+        rules.check_can_leave(actor.user_id, event.creator_id)
+        await conn.execute(
+            "DELETE FROM event_participants WHERE event_id = $1 AND user_id = $2",
+            event_id,
+            actor.user_id,
+        )
+        await history.stage(
+            conn,
+            actor,
+            Change(
+                event_id,
+                ChangeType.PARTICIPANT_REMOVED,
+                "participant",
+                actor.user_id,
+                None,
+                metadata={"reason": "left"},
+            ),
         )
         return event
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -32,6 +32,9 @@ PROFILE_FIELDS = (
     "region",
     "interests",
 )
+
+# The CHECK constraint on users.role; a new account is always USER.
+ROLES = ("USER", "BUSINESS")
 
 _UNIQUE_FIELD = {"users_phone_key": "phone", "users_email_key": "email"}
 
@@ -92,13 +95,46 @@ async def get_user(conn: Connection, user_id: int) -> User | None:
     return _user(row) if row else None
 
 
-async def existing_user_ids(conn: Connection, user_ids: Sequence[int]) -> set[int]:
-    """Which of ``user_ids`` are live users (to report the unknown ones by id)."""
-    rows = await conn.fetch(
-        "SELECT id FROM users WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL",
-        list(user_ids),
+async def is_active_user(conn: Connection, user_id: int) -> bool:
+    """Whether ``user_id`` is a live, active account: what every authenticated request needs."""
+    active: bool | None = await conn.fetchval(
+        "SELECT is_active FROM users WHERE id = $1 AND deleted_at IS NULL", user_id
     )
-    return {r["id"] for r in rows}
+    return bool(active)
+
+
+async def count_addable(conn: Connection, user_ids: Sequence[int]) -> int:
+    """How many of the distinct ``user_ids`` are live, active users (who may join events)."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM users WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL "
+        "AND is_active",
+        list(set(user_ids)),
+    )
+    return count
+
+
+async def set_role(conn: Connection, user_id: int, role: str) -> User | None:
+    """The operator's path to a role (``chat user set-role``); None for an unknown user."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    return await _set_account_column(conn, user_id, "role", role)
+
+
+async def set_active(conn: Connection, user_id: int, active: bool) -> User | None:
+    """Deactivate (or reactivate) an account; a deactivated user's tokens are refused."""
+    return await _set_account_column(conn, user_id, "is_active", active)
+
+
+async def _set_account_column(
+    conn: Connection, user_id: int, column: Literal["role", "is_active"], value: object
+) -> User | None:
+    row = await conn.fetchrow(
+        f"UPDATE users SET {column} = $2 WHERE id = $1 AND deleted_at IS NULL "
+        f"RETURNING {_USER_COLUMNS}",
+        user_id,
+        value,
+    )
+    return _user(row) if row else None
 
 
 async def insert_user(
@@ -111,15 +147,15 @@ async def insert_user(
     profile_image_url: str | None,
     region: str | None,
     interests: Sequence[str],
-    role: str,
 ) -> User:
-    """Create a user; 409 naming the field when the phone or email is taken."""
+    """Create a USER; 409 naming the field when the phone or email is taken. Only an operator
+    makes an account BUSINESS (:func:`set_role`)."""
     try:
         row = await conn.fetchrow(
             f"""
             INSERT INTO users (phone, email, name, display_name, profile_image_url, region,
-                               interests, role)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                               interests)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
             RETURNING {_USER_COLUMNS}
             """,
             phone,
@@ -129,7 +165,6 @@ async def insert_user(
             profile_image_url,
             region,
             list(interests),
-            role,
         )
     except asyncpg.UniqueViolationError as exc:
         raise _duplicate(exc) from None

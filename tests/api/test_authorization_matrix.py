@@ -42,6 +42,7 @@ OUTSIDER: dict[str, int | str] = {
     "add_participant": 404,
     "remove_participant": 404,
     "confirm_participation": 404,
+    "leave_event": 404,
     "change_status": 404,
     "create_slot": 403,
     "search_slots": "public",

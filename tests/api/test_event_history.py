@@ -70,7 +70,7 @@ async def test_creating_an_event_records_created_with_actor_ip_and_user_agent(ap
     response = await api.http.post("/v1/events", json=body, headers=headers(api, creator["id"]))
     assert response.status_code == 201, response.text
 
-    [created] = await items(api, response.json()["id"], guest["id"])
+    [created] = await items(api, response.json()["id"], creator["id"])
     assert created["change_type"] == "CREATED"
     assert created["actor"] == {"id": creator["id"], "name": creator["name"]}
     assert created["ip_address"] == "127.0.0.1"
@@ -152,6 +152,49 @@ async def test_participant_added_confirmed_and_removed_are_recorded(api: Api) ->
     )
 
 
+async def test_other_peoples_addresses_and_user_agents_are_shown_to_nobody(api: Api) -> None:
+    creator, guest = [(await api.create_user())["id"] for _ in range(2)]
+    event = await create_event(api, creator, guest)
+    path = f"/v1/events/{event['id']}"
+    confirmed = await api.http.post(f"{path}/confirm", headers=headers(api, guest))
+    assert confirmed.status_code == 200
+
+    as_creator = await items(api, event["id"], creator)
+    as_guest = await items(api, event["id"], guest)
+    assert [e["change_type"] for e in as_creator] == ["PARTICIPANT_CONFIRMED", "CREATED"]
+    # Each sees the address and user agent of their own change only, the creator included.
+    guests_change, creators_change = as_creator
+    assert (guests_change["ip_address"], guests_change["user_agent"]) == (None, None)
+    assert creators_change["ip_address"] == "127.0.0.1"
+    guests_change, creators_change = as_guest
+    assert (guests_change["ip_address"], guests_change["user_agent"]) == (
+        "127.0.0.1",
+        USER_AGENT,
+    )
+    assert (creators_change["ip_address"], creators_change["user_agent"]) == (None, None)
+    # Everything else about the change is the same for both.
+    hidden = {"ip_address", "user_agent"}
+    assert [{k: v for k, v in e.items() if k not in hidden} for e in as_creator] == [
+        {k: v for k, v in e.items() if k not in hidden} for e in as_guest
+    ]
+
+
+async def test_leaving_is_recorded_with_the_leaver_as_actor(api: Api) -> None:
+    creator, guest = [(await api.create_user())["id"] for _ in range(2)]
+    event = await create_event(api, creator, guest)
+    left = await api.http.post(f"/v1/events/{event['id']}/leave", headers=headers(api, guest))
+    assert left.status_code == 204, left.text
+    [leaving, _] = await items(api, event["id"], creator)
+    assert leaving["change_type"] == "PARTICIPANT_REMOVED"
+    assert leaving["actor"]["id"] == guest
+    assert leaving["metadata"] == {"reason": "left"}
+    assert (leaving["field_name"], leaving["old_value"], leaving["new_value"]) == (
+        "participant",
+        guest,
+        None,
+    )
+
+
 async def test_status_changes_record_old_and_new_status(api: Api) -> None:
     creator, guest = [(await api.create_user())["id"] for _ in range(2)]
     event = await create_event(api, creator, guest)
@@ -229,7 +272,10 @@ async def test_booking_a_slot_records_the_event_creation_and_the_booking(api: Ap
         "slot_id": str(slot["id"]),
         "business_user_id": str(business),
     }
-    assert booked["user_agent"] == USER_AGENT
+    # The booker sees where their own booking came from; the business does not.
+    [booked_as_seen_by_booker, _] = await items(api, response.json()["event_id"], booker["id"])
+    assert booked_as_seen_by_booker["user_agent"] == USER_AGENT
+    assert (booked["ip_address"], booked["user_agent"]) == (None, None)
 
 
 async def test_payments_record_their_creation_and_status_changes(api: Api) -> None:

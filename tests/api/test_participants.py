@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chat.store import users
 from tests.api.events_helpers import confirm, create_event, get_event, set_status
 from tests.conftest import Api
 
@@ -46,12 +47,22 @@ async def test_adding_someone_already_taking_part_is_409(api: Api) -> None:
     assert "already" in response.json()["detail"]
 
 
-async def test_adding_an_unknown_user_is_422_naming_user_id(api: Api) -> None:
-    creator = await api.create_user()
+async def test_adding_an_unknown_or_deactivated_user_is_the_same_422(api: Api) -> None:
+    creator, deactivated = await api.create_user(), await api.create_user()
+    await api.operator(users.set_active, deactivated["id"], False)
     event = await create_event(api, creator["id"])
-    response = await _add(api, creator["id"], event["id"], 2**62 + 11)
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "body/user_id"
+    answers = []
+    for user_id in (2**62 + 11, deactivated["id"]):
+        response = await _add(api, creator["id"], event["id"], user_id)
+        assert response.status_code == 422
+        assert str(user_id) not in response.text
+        answers.append(response.json())
+    assert (
+        answers[0]["errors"]
+        == answers[1]["errors"]
+        == [{"field": "body/user_id", "message": "not a user who can be added"}]
+    )
+    assert answers[0]["detail"] == answers[1]["detail"]
 
 
 @pytest.mark.parametrize("user_id", [0, -5, "7", None, 2**63, True])
@@ -135,7 +146,9 @@ async def test_participant_who_is_not_the_creator_cannot_remove(api: Api) -> Non
     creator, a, b = [await api.create_user() for _ in range(3)]
     event = await create_event(api, creator["id"], participants=[a["id"], b["id"]])
     assert (await _remove(api, a["id"], event["id"], b["id"])).status_code == 403
-    assert (await _remove(api, a["id"], event["id"], a["id"])).status_code == 403
+    myself = await _remove(api, a["id"], event["id"], a["id"])
+    assert myself.status_code == 403
+    assert f"/v1/events/{event['id']}/leave" in myself.json()["detail"]
 
 
 async def test_confirming_my_participation_is_recorded_and_idempotent(api: Api) -> None:
@@ -238,3 +251,56 @@ async def test_confirmation_racing_own_removal_never_leaves_a_ghost_participant(
         else:
             assert confirmed.status_code == 404
         assert _ids(await get_event(api, creator["id"], event["id"])) == {creator["id"]}
+
+
+async def _leave(api: Api, user_id: int, event_id: int) -> Any:
+    return await api.http.post(f"/v1/events/{event_id}/leave", headers=api.auth(user_id))
+
+
+@pytest.mark.parametrize("path", [[], ["CONFIRMED"], ["CANCELED"], ["CONFIRMED", "DONE"]])
+async def test_a_participant_leaves_an_event_in_any_status_and_loses_sight_of_it(
+    api: Api, path: list[str]
+) -> None:
+    creator, friend, other = [await api.create_user() for _ in range(3)]
+    event = await create_event(api, creator["id"], participants=[friend["id"], other["id"]])
+    for user in (friend, other):
+        assert (await confirm(api, user["id"], event["id"])).status_code == 200
+    for status in path:
+        assert (await set_status(api, creator["id"], event["id"], status)).status_code == 200
+
+    response = await _leave(api, friend["id"], event["id"])
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+    for what in ("", "/history", "/messages", "/payments"):
+        gone = await api.http.get(f"/v1/events/{event['id']}{what}", headers=api.auth(friend["id"]))
+        assert gone.status_code == 404, what
+    seen = await get_event(api, creator["id"], event["id"])
+    assert _ids(seen) == {creator["id"], other["id"]}
+    # Leaving does not move the status machine: everyone still in it agreed.
+    assert seen["status"] == (path[-1] if path else "PROPOSED")
+    again = await _leave(api, friend["id"], event["id"])
+    assert again.status_code == 404
+
+
+async def test_the_creator_cannot_leave_their_own_event(api: Api) -> None:
+    creator, friend = await api.create_user(), await api.create_user()
+    event = await create_event(api, creator["id"], participants=[friend["id"]])
+    response = await _leave(api, creator["id"], event["id"])
+    assert response.status_code == 409
+    assert "cancel" in response.json()["detail"]
+    assert _ids(await get_event(api, creator["id"], event["id"])) == {creator["id"], friend["id"]}
+
+
+async def test_leaving_an_event_one_never_took_part_in_is_404(api: Api) -> None:
+    creator, stranger = await api.create_user(), await api.create_user()
+    event = await create_event(api, creator["id"])
+    assert (await _leave(api, stranger["id"], event["id"])).status_code == 404
+    assert (await _leave(api, stranger["id"], 2**62)).status_code == 404
+
+
+async def test_leaving_the_last_unconfirmed_place_lets_the_creator_confirm(api: Api) -> None:
+    creator, friend = await api.create_user(), await api.create_user()
+    event = await create_event(api, creator["id"], participants=[friend["id"]])
+    assert (await set_status(api, creator["id"], event["id"], "CONFIRMED")).status_code == 409
+    assert (await _leave(api, friend["id"], event["id"])).status_code == 204
+    assert (await set_status(api, creator["id"], event["id"], "CONFIRMED")).status_code == 200

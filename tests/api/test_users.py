@@ -30,13 +30,12 @@ async def test_signup_returns_the_user_and_a_token_that_works(api: Api) -> None:
         profile_image_url="https://img.example.com/k.png",
         region="Seoul",
         interests=["golf", " tea "],
-        role="BUSINESS",
     )
     assert response.status_code == 201, response.text
     body = response.json()
     user = body["user"]
     assert user["email"] == email
-    assert user["role"] == "BUSINESS"
+    assert user["role"] == "USER"
     assert user["interests"] == ["golf", "tea"]
     assert user["region"] == "Seoul"
     me = await api.http.get(
@@ -53,6 +52,24 @@ async def test_signup_defaults_role_to_user_and_interests_to_empty(api: Api) -> 
     assert user["role"] == "USER"
     assert user["interests"] == []
     assert user["email"] is None
+
+
+@pytest.mark.parametrize("role", ["BUSINESS", "ADMIN", None, 1])
+async def test_signup_cannot_choose_a_role_other_than_user(api: Api, role: Any) -> None:
+    phone = unique_phone()
+    response = await _signup(api, phone=phone, role=role)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "body/role"
+    assert "operator" in error["message"]
+    # Nothing was created: the phone number is still free.
+    assert (await _signup(api, phone=phone)).status_code == 201
+
+
+async def test_signup_may_still_say_role_user(api: Api) -> None:
+    response = await _signup(api, role="USER")
+    assert response.status_code == 201, response.text
+    assert response.json()["user"]["role"] == "USER"
 
 
 async def test_signup_needs_no_token(api: Api) -> None:
@@ -92,7 +109,6 @@ async def test_concurrent_signups_with_one_phone_exactly_one_wins(api: Api) -> N
         ({"email": "not-an-email"}, "body/email"),
         ({"name": "   "}, "body/name"),
         ({"name": "x" * 101}, "body/name"),
-        ({"role": "ADMIN"}, "body/role"),
         ({"interests": ["x"] * 21}, "body/interests"),
         ({"interests": [""]}, "body/interests/0"),
         ({"profile_image_url": "javascript:alert(1)"}, "body/profile_image_url"),
