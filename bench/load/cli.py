@@ -114,18 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--writer-processes", type=int, default=2, help="writer processes (2)")
     m.add_argument(
-        "--read-rate", type=float, default=100.0, help="reads/s over WebSocket and REST (100)"
+        "--read-rate", type=float, default=40.0, help="reads/s over WebSocket and REST (40)"
     )
     m.add_argument(
-        "--store-read-rate", type=float, default=100.0, help="reads/s at the store level (100)"
+        "--store-read-rate", type=float, default=40.0, help="reads/s at the store level (40)"
     )
     m.add_argument(
         "--mix",
         type=_mix,
-        default=MixedOptions.mix,
+        default=MixedOptions().mix,
         help="operation weights (latest=0.3,scroll=0.3,since=0.2,unread=0.2)",
     )
     m.add_argument("--absence", type=int, default=50, help="messages missed before a since (50)")
+    m.add_argument(
+        "--unread-lag", type=float, default=1.0, help="readers' positions kept behind by (1 s)"
+    )
     m.add_argument("--page", type=int, default=50, help="messages per history page (50)")
     m.add_argument(
         "--storm-subscribers", type=int, default=1000, help="resume storm size; 0 skips it (1000)"
@@ -214,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mix=args.mix,
                 absence=args.absence,
                 page=args.page,
+                unread_lag=args.unread_lag,
                 storm_subscribers=args.storm_subscribers,
                 storm_window=args.storm_window,
                 results_root=args.results,

@@ -140,8 +140,10 @@ async def populate(url: str, options: MixedOptions) -> Population:
         events = await rest.bounded(
             [partial(rest.create_event, http, m, f"mixed {tag} #{i}") for i, m in enumerate(plans)]
         )
-        storm = None
-        if storm_users:
+    storm = None
+    if storm_users:
+        # A fresh client: connections left idle by the last step may have been closed by now.
+        async with rest.api_client(url) as http:
             storm = await rest.create_event(http, storm_users, f"mixed {tag} storm")
     return Population(events[: options.events], events[options.events :], readers, storm)
 

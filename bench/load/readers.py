@@ -530,11 +530,13 @@ class ReadWorker:
             self.result.operations[operation] += 1
         try:
             await ops[operation](user, event_id, due)
-        except (ReadFailed, ConnectionError, ClosedError, httpx.HTTPError) as exc:
-            code = str(exc) or type(exc).__name__
-            if code != "busy":
-                self.result.errors[code] += 1
+        except ReadFailed as exc:
+            if str(exc) != "busy":
+                self.result.errors[str(exc)] += 1
                 self.interval["read_errors"] += 1
+        except Exception as exc:  # a timeout, a dropped connection: counted by kind
+            self.result.errors[type(exc).__name__] += 1
+            self.interval["read_errors"] += 1
 
     # ------------------------------------------------------------------ the run
 
