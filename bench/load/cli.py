@@ -46,6 +46,30 @@ def _mix(text: str) -> tuple[tuple[str, float], ...]:
     return tuple(pairs)
 
 
+def _run_length(parser: argparse.ArgumentParser, *, duration: float, warmup: float) -> None:
+    parser.add_argument(
+        "--duration", type=float, default=duration, help=f"measured seconds ({duration:g})"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=warmup, help=f"unmeasured seconds first ({warmup:g})"
+    )
+    parser.add_argument(
+        "--drain", type=float, default=15.0, help="max seconds to wait for what is outstanding (15)"
+    )
+
+
+def _results_and_gateway_env(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, help="results root (bench/results)")
+    parser.add_argument(
+        "--gateway-env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="CHAT_NAME=value",
+        help="extra setting for the gateway subprocess (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,9 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop = w.add_mutually_exclusive_group()
     loop.add_argument("--rate", type=float, help="open loop: messages/s at fixed arrival times")
     loop.add_argument("--concurrency", type=int, help="closed loop: sends in flight (default 256)")
-    w.add_argument("--duration", type=float, default=10.0, help="measured seconds (10)")
-    w.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first (2)")
-    w.add_argument("--drain", type=float, default=15.0, help="max seconds to wait for acks (15)")
+    _run_length(w, duration=10.0, warmup=2.0)
     w.add_argument("--processes", type=int, default=2, help="load-generator processes (2)")
     w.add_argument("--events", type=int, default=100, help="events (100)")
     w.add_argument("--participants", type=int, default=5, help="participants per event (5)")
@@ -70,15 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="deliveries in store order (one node), or in each sender's order (several nodes)",
     )
     w.add_argument("--baseline", choices=["echo"], help="also run against a bare echo server")
-    w.add_argument("--results", type=Path, help="results root (bench/results)")
-    w.add_argument(
-        "--gateway-env",
-        type=_env_pair,
-        action="append",
-        default=[],
-        metavar="CHAT_NAME=value",
-        help="extra setting for the gateway subprocess (repeatable)",
-    )
+    _results_and_gateway_env(w)
 
     c = sub.add_parser("connections", help="idle authenticated connections: time and memory")
     c.add_argument("--count", type=int, default=10000, help="connections (10000)")
@@ -95,9 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--results", type=Path, help="results root (bench/results)")
 
     m = sub.add_parser("mixed", help="reads under write load, a resume storm, page exactness")
-    m.add_argument("--duration", type=float, default=20.0, help="measured seconds (20)")
-    m.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (3)")
-    m.add_argument("--drain", type=float, default=15.0, help="max seconds to wait at the end (15)")
+    _run_length(m, duration=20.0, warmup=3.0)
     m.add_argument("--events", type=int, default=200, help="live events (200)")
     m.add_argument("--writers", type=int, default=5, help="writers per live event (5)")
     m.add_argument("--readers", type=int, default=4, help="reader users, in every event (4)")
@@ -136,15 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--storm-window", type=float, default=1.0, help="seconds the storm is spread over (1)"
     )
-    m.add_argument("--results", type=Path, help="results root (bench/results)")
-    m.add_argument(
-        "--gateway-env",
-        type=_env_pair,
-        action="append",
-        default=[],
-        metavar="CHAT_NAME=value",
-        help="extra setting for the gateway subprocess (repeatable)",
-    )
+    _results_and_gateway_env(m)
 
     sub.add_parser("store-write", help="bench/store_write.py", add_help=False)
     sub.add_parser("cql-server", help="bench/cql_server.py", add_help=False)

@@ -47,13 +47,12 @@ from bench.load.histograms import encode, new_histogram, record_ns
 from bench.load.schedule import OpenLoopSchedule
 from bench.load.servers import raise_nofile
 from bench.load.verify_reads import PageRead
-from bench.load.ws import ClosedError, PicowsClient
+from bench.load.ws import ClosedError, PicowsClient, handle_common_frame
 
 Transport = Literal["ws", "rest", "store"]
 READ_KINDS = ("latest", "before", "since", "unread")
 OPERATIONS = ("latest", "scroll", "since", "unread")
 NS = 1_000_000_000
-PONG = b'{"type":"pong"}'
 REPLAY_PAGES = 10
 """``after`` pages a REST or store replay reads at most before it counts as caught up."""
 
@@ -147,11 +146,20 @@ class Reader:
     async def before(self, user: ReaderUser, event_id: int, cursor: str, limit: int) -> Page:
         raise NotImplementedError
 
+    async def after(self, user: ReaderUser, event_id: int, cursor: str, limit: int) -> Page:
+        raise NotImplementedError
+
     async def replay(
         self, user: ReaderUser, event_id: int, since: str, limit: int
     ) -> list[tuple[list[str], bool]]:
-        """The messages after ``since``, as pages: ``(ids oldest first, complete)``."""
-        raise NotImplementedError
+        """The messages after ``since``, as pages: ``(ids oldest first, complete)`` — ``after``
+        pages until caught up (at most ``REPLAY_PAGES``)."""
+        pages: list[tuple[list[str], bool]] = []
+        cursor: str | None = since
+        while cursor is not None and len(pages) < REPLAY_PAGES:
+            ids, cursor = await self.after(user, event_id, cursor, limit)
+            pages.append((ids, cursor is None))
+        return pages
 
     async def unread(self, user: ReaderUser) -> dict[int, int]:
         raise NotImplementedError
@@ -177,14 +185,8 @@ class WsConnection:
             replay = self.replaying.get(frame["event_id"])
             if replay is not None:
                 replay.append(frame["message"]["message_id"])
-        elif kind == "ping":
-            with contextlib.suppress(ClosedError):
-                self.ws.send(PONG)
-        elif kind == "welcome":
-            if not self.welcomed.done():
-                self.welcomed.set_result(None)
-        elif (ref := frame.get("ref")) in self.replies:
-            self.replies.pop(ref).set_result(frame)
+        else:
+            handle_common_frame(frame, self.ws, self.welcomed, self.replies)
 
     def closed(self) -> None:
         error = ConnectionError(f"connection closed ({self.ws.close_code})")
@@ -315,15 +317,8 @@ class RestReader(Reader):
     async def before(self, user: ReaderUser, event_id: int, cursor: str, limit: int) -> Page:
         return await self._messages(user, event_id, {"limit": limit, "before": cursor})
 
-    async def replay(
-        self, user: ReaderUser, event_id: int, since: str, limit: int
-    ) -> list[tuple[list[str], bool]]:
-        pages: list[tuple[list[str], bool]] = []
-        cursor: str | None = since
-        while cursor is not None and len(pages) < REPLAY_PAGES:
-            ids, cursor = await self._messages(user, event_id, {"limit": limit, "after": cursor})
-            pages.append((ids, cursor is None))
-        return pages
+    async def after(self, user: ReaderUser, event_id: int, cursor: str, limit: int) -> Page:
+        return await self._messages(user, event_id, {"limit": limit, "after": cursor})
 
     async def unread(self, user: ReaderUser) -> dict[int, int]:
         data = await self._get(user, "/v1/me/unread", {})
@@ -404,15 +399,8 @@ class StoreReader(Reader):
     async def before(self, user: ReaderUser, event_id: int, cursor: str, limit: int) -> Page:
         return self._page(await self.history.before(event_id, cursor, limit))
 
-    async def replay(
-        self, user: ReaderUser, event_id: int, since: str, limit: int
-    ) -> list[tuple[list[str], bool]]:
-        pages: list[tuple[list[str], bool]] = []
-        cursor: str | None = since
-        while cursor is not None and len(pages) < REPLAY_PAGES:
-            ids, cursor = self._page(await self.history.after(event_id, cursor, limit))
-            pages.append((ids, cursor is None))
-        return pages
+    async def after(self, user: ReaderUser, event_id: int, cursor: str, limit: int) -> Page:
+        return self._page(await self.history.after(event_id, cursor, limit))
 
     async def unread(self, user: ReaderUser) -> dict[int, int]:
         counts: dict[int, int] = await self.unread_store.counts(user.user_id, user.events)

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -318,51 +318,55 @@ class UnreadStore(PreparedOnce[_Statements]):
         readers = {event_id: {u: positions.get(u) for u in user_ids}}
         return (await self._count(statements, readers, listings))[event_id]
 
+    async def _grouped(
+        self,
+        statement: PreparedStatement,
+        chunks: list[tuple[list[int], bytes | None]],
+        values: Callable[[list[int]], tuple[Any, ...]],
+        profile: Any,
+    ) -> list[list[Any]]:
+        """One read per chunk of keys, all at once, each routed by its chunk's key."""
+        return await asyncio.gather(
+            *(
+                execute_async(
+                    self._cql.session,
+                    routed(statement, values(chunk), key),
+                    execution_profile=profile,
+                )
+                for chunk, key in chunks
+            )
+        )
+
     async def _positions_of_user(
         self, statements: _Statements, user_id: int, event_ids: list[int]
     ) -> dict[int, Position]:
         """One user's positions: one read per 100 events (a clustering-key ``IN``)."""
-        reads = [
-            execute_async(
-                self._cql.session,
-                statements.positions_of_user,
-                (user_id, event_ids[i : i + MAX_IN_KEYS]),
-                execution_profile=statements.tuples,
-            )
-            for i in range(0, len(event_ids), MAX_IN_KEYS)
-        ]
-        return {e: Position.of(m) for rows in await asyncio.gather(*reads) for e, m in rows}
+        chunks = chunks_by_replica(event_ids, bigint_key, None)  # one partition: no routing
+        found = await self._grouped(
+            statements.positions_of_user, chunks, lambda c: (user_id, c), statements.tuples
+        )
+        return {e: Position.of(m) for rows in found for e, m in rows}
 
     async def _positions_in_event(
         self, statements: _Statements, event_id: int, user_ids: list[int]
     ) -> dict[int, Position]:
         """Many users' positions in one event: one read per 100 users that share a replica."""
         chunks = chunks_by_replica(user_ids, bigint_key, self._replicas())
-        reads = [
-            execute_async(
-                self._cql.session,
-                routed(statements.positions_in_event, (chunk, event_id), key),
-                execution_profile=statements.tuples,
-            )
-            for chunk, key in chunks
-        ]
-        return {u: Position.of(m) for rows in await asyncio.gather(*reads) for u, m in rows}
+        found = await self._grouped(
+            statements.positions_in_event, chunks, lambda c: (c, event_id), statements.tuples
+        )
+        return {u: Position.of(m) for rows in found for u, m in rows}
 
     async def _list_buckets(
         self, statements: _Statements, event_ids: list[int]
     ) -> dict[int, list[int]]:
         """The newest ``BUCKET_LISTING`` non-empty buckets of each event, newest first."""
         chunks = chunks_by_replica(event_ids, bigint_key, self._replicas())
-        reads = [
-            execute_async(
-                self._cql.session,
-                routed(statements.grouped_buckets, (chunk, BUCKET_LISTING), key),
-                execution_profile=statements.tuples,
-            )
-            for chunk, key in chunks
-        ]
+        found = await self._grouped(
+            statements.grouped_buckets, chunks, lambda c: (c, BUCKET_LISTING), statements.tuples
+        )
         listed: dict[int, list[int]] = {e: [] for e in event_ids}
-        for rows in await asyncio.gather(*reads):
+        for rows in found:
             for event_id, bucket in rows:
                 listed[event_id].append(bucket)
         return listed

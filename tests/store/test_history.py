@@ -6,7 +6,6 @@ boundaries and with an empty bucket in between, so that paging must cross partit
 
 from __future__ import annotations
 
-import secrets
 import uuid
 
 import pytest
@@ -14,7 +13,6 @@ import pytest
 from chat.config import Settings
 from chat.domain.messages import (
     BUCKET_MS,
-    NewMessage,
     datetime_from_ms,
     encode_cursor,
 )
@@ -22,20 +20,10 @@ from chat.errors import ValidationFailed
 from chat.store.cql import CqlStore, execute_async
 from chat.store.message_history import MAX_PAGE_SIZE, MessageHistory, MessagePage
 from chat.store.messages import MessageStore
-from tests.store.conftest import ServerReads, SettableClock, new_event_id, new_user_id
+from tests.store.conftest import ServerReads, SettableClock, new_event_id, new_user_id, post
 
 BOUNDARY_BUCKET = 2000
 BOUNDARY_MS = BOUNDARY_BUCKET * BUCKET_MS  # a bucket boundary in October 2024
-
-
-@pytest.fixture
-def history(cql_store: CqlStore, settings: Settings) -> MessageHistory:
-    return MessageHistory(cql_store, settings)
-
-
-async def post(store: MessageStore, event_id: int, sender_id: int, text: str = "hi") -> uuid.UUID:
-    message = NewMessage(event_id, sender_id, secrets.token_hex(8), text)
-    return (await store.send(message)).message_id
 
 
 async def post_at(

@@ -8,18 +8,15 @@ the real CQL server, counting its requests.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 
 import pytest
 
-from chat.config import Settings
-from chat.domain.messages import NewMessage, encode_cursor
-from chat.store.cql import CqlStore
+from chat.domain.messages import encode_cursor
 from chat.store.message_history import MessageHistory
 from chat.store.messages import MessageStore
 from chat.store.read_coalescing import ReadCoalescer
-from tests.store.conftest import ServerReads, new_event_id, new_user_id
+from tests.store.conftest import ServerReads, new_event_id, new_user_id, post
 
 
 class Store:
@@ -117,16 +114,6 @@ async def test_a_read_that_returns_no_value_for_a_key_fails_that_caller_only() -
     )
     assert found == 1
     assert isinstance(missing, LookupError)
-
-
-@pytest.fixture
-def history(cql_store: CqlStore, settings: Settings) -> MessageHistory:
-    return MessageHistory(cql_store, settings)
-
-
-async def post(store: MessageStore, event_id: int, sender_id: int) -> uuid.UUID:
-    message = NewMessage(event_id, sender_id, secrets.token_hex(8), "hello")
-    return (await store.send(message)).message_id
 
 
 async def test_a_resume_storm_on_one_event_costs_one_read_per_page(

@@ -8,48 +8,23 @@ the CQL server's own per-table counters.
 from __future__ import annotations
 
 import asyncio
-import secrets
-import uuid
-
-import pytest
 
 from chat.config import Settings
-from chat.domain.messages import BUCKET_MS, NewMessage, encode_cursor
+from chat.domain.messages import BUCKET_MS, NewMessage
 from chat.store.cql import CqlStore
 from chat.store.message_history import MessageHistory
 from chat.store.messages import MessageStore
 from chat.store.unread import CHUNK, GROUP_WINDOW, UNREAD_SCAN_LIMIT, UnreadStore
-from tests.store.conftest import ServerReads, SettableClock, new_event_id, new_user_id
+from tests.store.conftest import (
+    ServerReads,
+    SettableClock,
+    new_event_id,
+    new_user_id,
+    post,
+    recount,
+)
 
 MESSAGES = "chat_messages_by_event"
-
-
-@pytest.fixture
-def unread(cql_store: CqlStore, settings: Settings) -> UnreadStore:
-    return UnreadStore(cql_store, settings)
-
-
-@pytest.fixture
-def history(cql_store: CqlStore, settings: Settings) -> MessageHistory:
-    return MessageHistory(cql_store, settings)
-
-
-async def post(store: MessageStore, event_id: int, sender_id: int) -> uuid.UUID:
-    message = NewMessage(event_id, sender_id, secrets.token_hex(8), "hello")
-    return (await store.send(message)).message_id
-
-
-async def recount(history: MessageHistory, unread: UnreadStore, reader: int, event_id: int) -> int:
-    """Others' messages after the reader's position, from the history (no scan bound)."""
-    position = await unread.read_position(reader, event_id)
-    cursor = encode_cursor(position) if position is not None else None
-    total = 0
-    while True:
-        page = await history.after(event_id, cursor, 500)
-        total += sum(1 for m in page.messages if m.sender_id != reader and not m.is_deleted)
-        if page.next_cursor is None:
-            return total
-        cursor = page.next_cursor
 
 
 async def test_a_count_looks_at_no_more_than_the_scan_limit_of_own_messages(
