@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-rate", type=float, default=40.0, help="reads/s over WebSocket and REST (40)"
     )
     m.add_argument(
-        "--store-read-rate", type=float, default=40.0, help="reads/s at the store level (40)"
+        "--store-read-rate", type=float, default=20.0, help="reads/s at the store level (20)"
     )
     m.add_argument(
         "--mix",
