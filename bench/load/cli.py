@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mix",
         type=_mix,
         default=MixedOptions().mix,
-        help="operation weights (latest=0.3,scroll=0.3,since=0.2,unread=0.2)",
+        help="operation weights (latest=0.35,scroll=0.3,since=0.25,unread=0.1)",
     )
     m.add_argument("--absence", type=int, default=50, help="messages missed before a since (50)")
     m.add_argument(

@@ -92,10 +92,10 @@ class MixedOptions:
     read_rate: float = 40.0
     store_read_rate: float = 20.0
     mix: tuple[tuple[str, float], ...] = (
-        ("latest", 0.3),
+        ("latest", 0.35),
         ("scroll", 0.3),
-        ("since", 0.2),
-        ("unread", 0.2),
+        ("since", 0.25),
+        ("unread", 0.1),
     )
     absence: int = 50
     page: int = 50

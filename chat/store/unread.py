@@ -35,10 +35,11 @@ driver request than the server spends on a small partition:
 2. the newest :data:`GROUP_WINDOW` messages of up to 100 events with the same newest bucket
    in one request (``event_id IN ? AND bucket = ? ... PER PARTITION LIMIT``), above the lowest
    position among them: most counts are decided here;
-3. what is still open — more than ``GROUP_WINDOW`` messages to look at, or positions in older
-   buckets — continues event by event with single-partition slices of
-   :data:`CHUNK` rows (at most :data:`CONCURRENT_EVENTS` events at a time), only through the
-   buckets the index lists.
+3. what is still open goes on in rounds, only through the buckets the index lists: events
+   whose counts reach into an older bucket read its newest rows grouped again (one request per
+   100 events with the same next bucket); an event with more than ``GROUP_WINDOW`` messages
+   to look at in one bucket continues alone with single-partition slices of :data:`CHUNK`
+   rows (at most :data:`CONCURRENT_EVENTS` events at a time).
 
 Counts of one event asked for by many users at about the same time (a resume storm) are one
 such read for all of them: :meth:`UnreadStore.count` is coalesced per event
@@ -380,7 +381,7 @@ class UnreadStore(PreparedOnce[_Statements]):
         readers: dict[int, dict[int, Position | None]],
         listings: dict[int, list[int]],
     ) -> dict[int, dict[int, int]]:
-        """Every reader's count of every event: grouped newest rows, then event by event."""
+        """Every reader's count of every event, in rounds until all are decided."""
         walks = [
             _EventCount(
                 event_id,
@@ -391,15 +392,24 @@ class UnreadStore(PreparedOnce[_Statements]):
             for event_id, event_readers in readers.items()
         ]
         open_walks = [w for w in walks if not w.settled()]
-        await self._read_newest(statements, open_walks)
-        still_open = [w for w in open_walks if not w.settled()]
         limiter = asyncio.Semaphore(CONCURRENT_EVENTS)
-        await asyncio.gather(*(self._walk_on(statements, w, limiter) for w in still_open))
+        while open_walks:
+            # At the top of a bucket: grouped with every other event at the top of the same
+            # bucket. Inside a bucket (more than a group's window to count): one by one.
+            at_top = [w for w in open_walks if w.buckets and w.hi is None]
+            inside = [w for w in open_walks if w.buckets and w.hi is not None]
+            unlisted = [w for w in open_walks if not w.buckets]
+            await asyncio.gather(
+                self._read_tops(statements, at_top),
+                *(self._read_on(statements, w, limiter) for w in inside),
+                *(self._list_older(statements, w) for w in unlisted),
+            )
+            open_walks = [w for w in open_walks if not w.settled()]
         return {w.event_id: w.counts for w in walks}
 
-    async def _read_newest(self, statements: _Statements, walks: list[_EventCount]) -> None:
-        """The newest ``GROUP_WINDOW`` rows of many events, one request per group of events
-        that share their newest bucket (and, on a cluster, a replica)."""
+    async def _read_tops(self, statements: _Statements, walks: list[_EventCount]) -> None:
+        """The newest ``GROUP_WINDOW`` rows of the next bucket of many events, one request per
+        group of events with the same next bucket (and, on a cluster, the same replica)."""
         by_bucket: dict[int, list[_EventCount]] = {}
         for walk in walks:
             by_bucket.setdefault(walk.buckets[0], []).append(walk)
@@ -433,28 +443,24 @@ class UnreadStore(PreparedOnce[_Statements]):
         for walk in walks:
             walk.took(by_event[walk.event_id], GROUP_WINDOW, lo)
 
-    async def _walk_on(
+    async def _read_on(
         self, statements: _Statements, walk: _EventCount, limiter: asyncio.Semaphore
     ) -> None:
-        """Continue one event's counts bucket by bucket until every one is decided."""
+        """The next ``CHUNK`` rows of one event inside the bucket it is reading."""
         async with limiter:
-            while not walk.settled():
-                if not walk.buckets:
-                    await self._list_older(statements, walk)
-                    continue
-                bucket = walk.buckets[0]
-                lo = walk.lower(bucket)
-                rows = await statements.messages.slice(
-                    self._cql,
-                    walk.event_id,
-                    bucket,
-                    lo,
-                    walk.hi,
-                    CHUNK,
-                    newest=True,
-                    profile=statements.tuples,
-                )
-                walk.took(rows, CHUNK, lo)
+            bucket = walk.buckets[0]
+            lo = walk.lower(bucket)
+            rows = await statements.messages.slice(
+                self._cql,
+                walk.event_id,
+                bucket,
+                lo,
+                walk.hi,
+                CHUNK,
+                newest=True,
+                profile=statements.tuples,
+            )
+            walk.took(rows, CHUNK, lo)
 
     async def _list_older(self, statements: _Statements, walk: _EventCount) -> None:
         """The next buckets below those listed so far, down to the lowest position's."""

@@ -197,3 +197,20 @@ async def test_a_count_over_sparse_buckets_reads_only_those_after_the_position(
     assert reads["chat_messages_by_event"] <= 40
     assert reads["chat_event_buckets"] <= 1 + 40 // 16  # listed sixteen at a time
     assert await recount(history, unread, reader, event_id) == 10
+
+
+async def test_counts_reaching_into_older_buckets_read_them_for_many_events_at_once(
+    unread: UnreadStore, timed_store: MessageStore, clock: SettableClock, server_reads: ServerReads
+) -> None:
+    reader, other = new_user_id(), new_user_id()
+    events = [new_event_id() for _ in range(150)]
+    for bucket in (5000, 5002, 5003):  # every event: one message in each, 5001 stays empty
+        for n, event_id in enumerate(events):
+            clock.now_ms = bucket * BUCKET_MS + n
+            await post(timed_store, event_id, other)
+    await server_reads.start()
+    assert await unread.counts(reader, events) == dict.fromkeys(events, 3)  # never read
+    reads = await server_reads.since_start()
+    # Three buckets, each read for 100 and then 50 events at once: not once per event.
+    assert reads[MESSAGES] == 6
+    assert reads["chat_event_buckets"] == 2
