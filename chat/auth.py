@@ -20,6 +20,15 @@ _MAX_USER_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A token that passed :meth:`TokenService.verify`: whose it is and when it expires."""
+
+    user_id: int
+    expires_at: float
+    """The ``exp`` claim, in Unix seconds: a WebSocket session ends then unless refreshed."""
+
+
+@dataclass(frozen=True, slots=True)
 class TokenService:
     """Mints (HS256 only) and verifies access tokens according to the settings."""
 
@@ -81,7 +90,9 @@ class TokenService:
                 token,
                 self.verify_key,
                 algorithms=[self.algorithm],
-                issuer=self.issuer,
+                # A list, not a string: PyJWT before 2.12.1 compared a string issuer with `in`,
+                # so a token whose `iss` was any substring of it passed.
+                issuer=[self.issuer] if self.issuer else None,
                 audience=self.audience,
                 options={"require": ["exp", "sub"]},
             )
@@ -96,6 +107,17 @@ class TokenService:
         if not 0 < user_id <= _MAX_USER_ID:
             raise Unauthorized("the access token's `sub` claim is out of range")
         return user_id
+
+    def verify_expiring(self, token: str) -> VerifiedToken:
+        """:meth:`verify`, and the token's expiry (a long-lived connection must end with it).
+
+        The claims are read again without checking the signature: :meth:`verify` has just
+        checked it (and required ``exp``), and keeping it the one verifying path keeps every
+        rule of verification in one place.
+        """
+        user_id = self.verify(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return VerifiedToken(user_id, float(claims["exp"]))
 
 
 def bearer_token(authorization: str | None) -> str:

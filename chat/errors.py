@@ -164,3 +164,10 @@ class ServiceUnavailable(ChatError):
     status = 503
     code = "unavailable"
     title = "Service unavailable"
+
+
+class TooManyConnections(RateLimited):
+    """A user opened more WebSocket connections than one server process allows them."""
+
+    code = "too_many_connections"
+    title = "Too many connections"

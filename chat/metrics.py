@@ -21,6 +21,8 @@ Metric names (every one is documented with its help text below and in ``docs/dep
     chat_nats_publish_errors_total          counter  NATS publishes that failed
     chat_nats_delivered_total               counter  frames received from NATS and delivered
     chat_nats_delivery_lag_seconds          histogram publish (on any node) -> local delivery
+    chat_rest_rate_limited_total{policy}    counter  REST requests refused with 429, by policy
+    chat_rest_rate_limit_keys{policy}       gauge    clients a REST limiter table tracks
 
 **For the NATS bus (chat/bus):** the instance is ``state.metrics`` (:class:`Metrics`); call
 ``metrics.nats_published.inc()`` after each publish, ``metrics.nats_publish_errors.inc()``
@@ -142,6 +144,18 @@ class Metrics:
             ["read", "count"],
             registry=r,
         )
+        self.rest_rate_limited = Counter(
+            "chat_rest_rate_limited",
+            "REST requests refused with 429, by the policy whose quota was spent.",
+            ["policy"],
+            registry=r,
+        )
+        self.rest_rate_limit_keys = Gauge(
+            "chat_rest_rate_limit_keys",
+            "Clients (addresses or users) a REST limiter table tracks (bounded).",
+            ["policy"],
+            registry=r,
+        )
         self._in_children: dict[type, Counter] = {}
         self._out_children: dict[str, Counter] = {}
         self._error_children: dict[type, Counter] = {}
@@ -182,6 +196,11 @@ class Metrics:
         """Read the message writer's queue depths at scrape time."""
         self.pending_statements.set_function(pending_statements)
         self.sends_in_progress.set_function(sends_in_progress)
+
+    def observe_rate_limit_tables(self, sizes: dict[str, Callable[[], float]]) -> None:
+        """Read each REST limiter table's size (by policy name) at scrape time."""
+        for policy, size in sizes.items():
+            self.rest_rate_limit_keys.labels(policy).set_function(size)
 
     def forget_sources(self) -> None:
         """The gateway and stores are closing: stop calling into them."""

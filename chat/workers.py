@@ -30,6 +30,7 @@ REUSE_PORT_ENV = "CHAT_WORKER_REUSE_PORT"
 @contextlib.asynccontextmanager
 async def _shared_databases(settings: Settings) -> AsyncIterator[dict[str, str]]:
     env: dict[str, str] = {}
+    settings.secure_data_dir()
     async with contextlib.AsyncExitStack() as stack:
         if settings.pg_dsn is None:
             from chat.embedded.postgres import embedded_postgres

@@ -60,6 +60,12 @@ def settings(pg_dsn: str, data_dir: Path, cql_server: EmbeddedCqlServer) -> Sett
         auto_migrate=True,
         jwt_secret=TEST_JWT_SECRET,
         event_sweep_seconds=0.2,
+        # Every test signs up and calls from 127.0.0.1: the REST limits stay on (every request
+        # goes through them) with quotas no test run reaches. tests/api/test_rate_limits.py
+        # proves the limits with small quotas on apps of its own.
+        rest_address_quota=10_000_000,
+        rest_user_quota=10_000_000,
+        rest_signup_quota=10_000_000,
     )
 
 

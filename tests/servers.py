@@ -7,16 +7,22 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from chat.gateway.transport import GatewayWebSocketProtocol
 
 
 @contextlib.asynccontextmanager
-async def run_server(app: Starlette, host: str = "127.0.0.1") -> AsyncIterator[str]:
+async def run_server(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
     """Serve ``app`` on a free port; yields its base URL and shuts it down on exit."""
     config = uvicorn.Config(
-        app, host=host, port=0, lifespan="on", log_level="warning", ws=GatewayWebSocketProtocol
+        app,
+        host=host,
+        port=0,
+        lifespan="on",
+        log_level="warning",
+        ws=GatewayWebSocketProtocol,
+        proxy_headers=False,  # as `chat serve`: the app alone decides whose X-Forwarded-For counts
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -109,20 +110,33 @@ def test_compose_spec_schema_check_rejects_an_unknown_service_key() -> None:
     assert not jsonschema.Draft7Validator(_compose_spec_schema()).is_valid(broken)
 
 
-def test_compose_reference_implementation_accepts_the_file(tmp_path: Path) -> None:
+def _compose_config(home: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config`` on the file, with ``variables`` as the only ``CHAT_*`` ones."""
     binary = _compose_binary()
     assert binary is not None, _NO_COMPOSE
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
-    result = subprocess.run(
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_", "CHAT_"))
+    }
+    return subprocess.run(
         [str(binary), "-f", str(COMPOSE_FILE), "config", "--quiet"],
         cwd=ROOT,
-        env={**env, "HOME": str(tmp_path)},
+        env={**env, "HOME": str(home), **variables},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_compose_reference_implementation_accepts_the_file(tmp_path: Path) -> None:
+    result = _compose_config(tmp_path, CHAT_JWT_SECRET=secrets.token_urlsafe(48))
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_start_without_a_jwt_secret(tmp_path: Path) -> None:
+    result = _compose_config(tmp_path)
+    assert result.returncode != 0
+    assert "set CHAT_JWT_SECRET to a random secret of at least 32 bytes" in result.stderr
 
 
 def test_every_chat_variable_the_compose_file_passes_is_a_setting() -> None:
@@ -138,7 +152,7 @@ def test_every_chat_variable_the_compose_file_passes_is_a_setting() -> None:
 
 def test_the_settings_the_compose_file_passes_are_valid_values() -> None:
     environment = {
-        key: str(value).replace("${CHAT_JWT_SECRET:-", "").rstrip("}")
+        key: secrets.token_urlsafe(48) if key == "CHAT_JWT_SECRET" else str(value)
         for key, value in _services()["gateway"]["environment"].items()
         if key.startswith("CHAT_")
     }

@@ -11,7 +11,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def test_readme_configuration_table_lists_exactly_the_settings() -> None:
-    documented = set(re.findall(r"^\| `(CHAT_[A-Z_]+)` \|", README, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `(CHAT_[A-Z0-9_]+)` \|", README, flags=re.MULTILINE))
     declared = {f"CHAT_{name.upper()}" for name in Settings.model_fields}
     assert documented == declared
 

@@ -5,6 +5,7 @@
 - ``fanout``       one sender to N subscribers: delivery latency;
 - ``mixed``        reads (history pages, ``since`` replays, unread) under open-loop writes, a
                    resume storm, and the exactness of every page read;
+- ``abuse``        hostile clients against default limits: RSS, a victim's ping p99, limits;
 - ``store-write``  the message store alone (delegates to ``bench/store_write.py``);
 - ``cql-server``   the embedded CQL server alone (delegates to ``bench/cql_server.py``).
 
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.load.abuse import ATTACKS
 from bench.load.mixed import MixedOptions
 from bench.load.readers import OPERATIONS
 from bench.load.report import machine, results_dir
@@ -58,15 +60,14 @@ def _run_length(parser: argparse.ArgumentParser, *, duration: float, warmup: flo
     )
 
 
-def _results_and_gateway_env(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", type=Path, help="results root (bench/results)")
+def _gateway_env_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
         "--gateway-env",
         type=_env_pair,
         action="append",
         default=[],
         metavar="CHAT_NAME=value",
-        help="extra setting for the gateway subprocess (repeatable)",
+        help=help_text,
     )
 
 
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="deliveries in store order (one node), or in each sender's order (several nodes)",
     )
     w.add_argument("--baseline", choices=["echo"], help="also run against a bare echo server")
-    _results_and_gateway_env(w)
+    w.add_argument("--results", type=Path, help="results root (bench/results)")
+    _gateway_env_option(w, "extra setting for the gateway subprocess (repeatable)")
 
     c = sub.add_parser("connections", help="idle authenticated connections: time and memory")
     c.add_argument("--count", type=int, default=10000, help="connections (10000)")
@@ -148,7 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--storm-window", type=float, default=1.0, help="seconds the storm is spread over (1)"
     )
-    _results_and_gateway_env(m)
+    m.add_argument("--results", type=Path, help="results root (bench/results)")
+    _gateway_env_option(m, "extra setting for the gateway subprocess (repeatable)")
+
+    a = sub.add_parser("abuse", help="hostile clients: gateway RSS, victim p99, how limited")
+    a.add_argument(
+        "--attacks",
+        default=",".join(ATTACKS),
+        help=f"comma-separated, in order ({','.join(ATTACKS)})",
+    )
+    a.add_argument("--duration", type=float, default=10.0, help="seconds per attack (10)")
+    a.add_argument("--url", help="target a running gateway (no RSS figure then)")
+    a.add_argument("--results", type=Path, help="results root (bench/results)")
+    _gateway_env_option(
+        a, "setting for the gateway subprocess (repeatable); its limits are the defaults"
+    )
 
     sub.add_parser("store-write", help="bench/store_write.py", add_help=False)
     sub.add_parser("cql-server", help="bench/cql_server.py", add_help=False)
@@ -238,6 +254,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  {key:<32} {value:,.2f}" if isinstance(value, float) else f"  {key:<32} {value}"
             )
         _save(f"connections: {args.count}", command, figures, args.results)
+        return 0
+    if args.command == "abuse":
+        from bench.load.abuse import print_table, run_abuse
+
+        attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
+        unknown = sorted(set(attacks) - set(ATTACKS))
+        if unknown:
+            raise SystemExit(f"unknown attacks {unknown}; known: {', '.join(ATTACKS)}")
+        rows = run_abuse(attacks, args.duration, args.url, dict(args.gateway_env))
+        print_table(rows)
+        _save(f"abuse: {', '.join(attacks)}", command, rows, args.results)
         return 0
     if args.command == "fanout":
         from bench.load.fanout import run_fanout

@@ -33,10 +33,20 @@ from bench.cql_server import process_cpu_seconds
 RUN_LIMITS = {
     "CHAT_WS_SEND_RATE_PER_SECOND": "1000000",
     "CHAT_WS_SEND_BURST": "1000000",
+    "CHAT_WS_USER_SEND_RATE_PER_SECOND": "1000000",
+    "CHAT_WS_USER_SEND_BURST": "1000000",
+    "CHAT_WS_FRAME_RATE_PER_SECOND": "1000000",
+    "CHAT_WS_FRAME_BURST": "1000000",
     "CHAT_WS_OUTGOING_QUEUE_SIZE": "100000",
     "CHAT_WS_MAX_SUBSCRIPTIONS": "1000",
+    "CHAT_WS_MAX_CONNECTIONS_PER_USER": "100000",
+    # Every simulated user signs up and creates events from the one bench address.
+    "CHAT_REST_ADDRESS_QUOTA": "0",
+    "CHAT_REST_USER_QUOTA": "0",
+    "CHAT_REST_SIGNUP_QUOTA": "0",
 }
-"""Per-connection limits raised for a load run (the defaults are sized for one phone)."""
+"""Limits raised for a load run (the defaults are sized for one phone, one address; a load run
+is many users' traffic squeezed into few connections, users and one address)."""
 
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
@@ -179,9 +189,13 @@ class Gateway:
 
 @contextlib.contextmanager
 def gateway_subprocess(
-    env: Mapping[str, str] | None = None, *, keep_dir: Path | None = None
+    env: Mapping[str, str] | None = None,
+    *,
+    keep_dir: Path | None = None,
+    limits: Mapping[str, str] = RUN_LIMITS,
 ) -> Iterator[Gateway]:
-    """``chat serve`` with embedded PostgreSQL + CQL in a temporary data directory."""
+    """``chat serve`` with embedded PostgreSQL + CQL in a temporary data directory, with
+    ``limits`` (a load run's raised limits unless told otherwise) and then ``env``."""
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as scratch:
         data_dir = keep_dir or Path(scratch)
         port, cql_port = free_port(), free_port()
@@ -191,7 +205,7 @@ def gateway_subprocess(
             "CHAT_PORT": str(port),
             "CHAT_CQL_PORT": str(cql_port),
             "CHAT_LOG_LEVEL": "warning",
-            **RUN_LIMITS,
+            **limits,
             **(env or {}),
         }
         url = f"http://127.0.0.1:{port}"

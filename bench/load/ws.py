@@ -164,6 +164,28 @@ class PicowsClient(WSListener):
             raise ClosedError(f"the connection is closed ({self.close_code})")
         transport.send(_TEXT, payload)
 
+    @property
+    def closed_by_us(self) -> bool:
+        """Whether this side started the close (:meth:`close` or :meth:`drop`)."""
+        return self._own_close
+
+    def drop(self) -> None:
+        """Cut the connection without a closing handshake (an attacker leaving; a server that
+        stopped reading would not take the close frame anyway)."""
+        transport = self.transport
+        self._own_close = True
+        if transport is not None:
+            transport.disconnect(graceful=False)
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes sent but not yet taken by the socket (a server that stops reading grows it)."""
+        transport = self.transport
+        if transport is None:
+            return 0
+        size: int = transport.underlying_transport.get_write_buffer_size()
+        return size
+
     async def close(self, code: int = 1000) -> None:
         """Send a close frame and wait for the server's close (or the connection's end), at most
         5 s; then drop the connection."""

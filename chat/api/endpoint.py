@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chat.api.rate_limits import charge_user
 from chat.auth import bearer_token
 from chat.errors import (
     FieldError,
@@ -256,7 +257,10 @@ async def authenticate(state: AppState, request: Request) -> int:
 
 async def _run(op: Operation, request: Request) -> Response:
     state: AppState = request.state.app
-    user_id = await authenticate(state, request) if op.auth else 0
+    user_id = 0
+    if op.auth:
+        user_id = await authenticate(state, request)
+        charge_user(request, user_id)
     query = _validated_query(request, op.query) if op.query else None
     body = await _validated_body(request, op.body) if op.body else None
     result = await op.handler(Call(request, state, user_id, body, query))

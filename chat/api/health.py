@@ -7,11 +7,19 @@ trip, a synthetic CQL write read back at the app's consistency
 ``state.extras["readiness_checks"]`` (the NATS bus adds a publish/receive round trip there).
 The checks run concurrently, each under :data:`READINESS_TIMEOUT_S`, so a hung dependency
 makes the probe answer 503 quickly instead of hanging the orchestrator's probe.
+
+Probing costs a database write, so however many requests arrive, one probe runs at a time
+(:class:`SharedReadiness`): requests that arrive while it runs wait for its result, and a
+result is answered again for :data:`READINESS_REUSE_S`. A failing check is named in the answer
+as ``failed`` or ``timeout``; why it failed (exception text, which may name hosts, users or
+paths) goes to the log only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -24,8 +32,12 @@ from chat.metrics import CONTENT_TYPE_LATEST
 from chat.state import AppState
 from chat.store.readiness import CqlReadinessProbe
 
+log = logging.getLogger(__name__)
+
 READINESS_TIMEOUT_S = 2.0
+READINESS_REUSE_S = 1.0
 PROBE_KEY = "cql_readiness_probe"
+SHARED_KEY = "shared_readiness"
 
 ReadinessCheck = Callable[[AppState], Awaitable[None]]
 
@@ -50,20 +62,66 @@ async def _run_check(name: str, check: ReadinessCheck, state: AppState) -> tuple
     try:
         await asyncio.wait_for(check(state), READINESS_TIMEOUT_S)
     except TimeoutError:
-        return name, f"failed: no answer within {READINESS_TIMEOUT_S:g} s"
-    except Exception as exc:  # any failure means "not ready"; the reason is reported
-        return name, f"failed: {type(exc).__name__}: {exc}"[:200]
+        log.warning("readiness check %s: no answer within %g s", name, READINESS_TIMEOUT_S)
+        return name, "timeout"
+    except Exception as exc:  # any failure means "not ready"; the reason goes to the log
+        log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
+        return name, "failed"
     return name, "ok"
+
+
+async def _probe(state: AppState) -> dict[str, str]:
+    checks: dict[str, ReadinessCheck] = {"postgres": check_postgres, "cql": check_cql}
+    checks.update(state.extras.get("readiness_checks", {}))
+    return dict(await asyncio.gather(*(_run_check(name, c, state) for name, c in checks.items())))
+
+
+class SharedReadiness:
+    """One readiness probe at a time; its result shared by every caller for a short while.
+
+    A caller that arrives while a probe runs awaits that same probe (shielded: a caller that
+    goes away does not cancel it for the others); one that arrives within ``reuse_seconds``
+    of its end gets its result without probing.
+    """
+
+    def __init__(
+        self, reuse_seconds: float = READINESS_REUSE_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.reuse_seconds = reuse_seconds
+        self.clock = clock
+        self.probes_run = 0
+        self._running: asyncio.Task[dict[str, str]] | None = None
+        self._result: dict[str, str] | None = None
+        self._finished_at = 0.0
+
+    async def result(self, state: AppState) -> dict[str, str]:
+        if self._result is not None and self.clock() - self._finished_at < self.reuse_seconds:
+            return self._result
+        if self._running is None:
+            self._running = asyncio.create_task(self._run(state), name="readiness-probe")
+        return await asyncio.shield(self._running)
+
+    async def _run(self, state: AppState) -> dict[str, str]:
+        self.probes_run += 1
+        try:
+            result = await _probe(state)
+        finally:
+            self._running = None
+        self._result, self._finished_at = result, self.clock()
+        return result
+
+
+def shared_readiness(state: AppState) -> SharedReadiness:
+    shared = state.extras.get(SHARED_KEY)
+    if not isinstance(shared, SharedReadiness):
+        shared = state.extras[SHARED_KEY] = SharedReadiness()
+    return shared
 
 
 async def readyz(request: Request) -> Response:
     """200 ``{"status": "ready", "checks": ...}``, or 503 problem+json naming what failed."""
     state: AppState = request.state.app
-    checks: dict[str, ReadinessCheck] = {"postgres": check_postgres, "cql": check_cql}
-    checks.update(state.extras.get("readiness_checks", {}))
-    results = dict(
-        await asyncio.gather(*(_run_check(name, c, state) for name, c in checks.items()))
-    )
+    results = await shared_readiness(state).result(state)
     failing = [name for name, result in results.items() if result != "ok"]
     if not failing:
         return json_response({"status": "ready", "checks": results})

@@ -40,7 +40,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,9 +50,10 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
+from chat.bus.connect_options import is_encrypted
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
-from chat.gateway.hub import LocalHub, Mailbox, Subscription
+from chat.gateway.hub import LatestKey, LocalHub, Mailbox, Subscription
 from chat.gateway.membership import Membership
 from chat.metrics import Metrics
 from chat.store.message_history import Position
@@ -263,14 +264,21 @@ class NatsHub(LocalHub):
         *,
         position: Position | None = None,
         exclude_user: int | None = None,
+        latest: LatestKey | None = None,
     ) -> None:
         if frame.startswith(_TYPING_PREFIX):
             _set_typing(self._typing, event_id, orjson.loads(frame)["user_ids"])
             LocalHub.publish(
-                self, event_id, self._merged_typing(event_id), exclude_user=exclude_user
+                self,
+                event_id,
+                self._merged_typing(event_id),
+                exclude_user=exclude_user,
+                latest=_typing_key(event_id),
             )
         else:
-            LocalHub.publish(self, event_id, frame, position=position, exclude_user=exclude_user)
+            LocalHub.publish(
+                self, event_id, frame, position=position, exclude_user=exclude_user, latest=latest
+            )
         seq = self._seq_out.get(event_id)
         if seq is None:
             seq = self._seq_idle.pop(event_id, 0)
@@ -283,9 +291,19 @@ class NatsHub(LocalHub):
             headers["x"] = str(exclude_user)
         self._enqueue(EVENT_SUBJECT.format(event_id), frame, headers)
 
-    def send_to_user(self, user_id: int, frame: bytes, *, exclude: Mailbox | None = None) -> None:
-        super().send_to_user(user_id, frame, exclude=exclude)
-        self._node_message({"k": "user", "u": user_id, "f": frame.decode()})
+    def send_to_user(
+        self,
+        user_id: int,
+        frame: bytes,
+        *,
+        exclude: Mailbox | None = None,
+        latest: LatestKey | None = None,
+    ) -> None:
+        super().send_to_user(user_id, frame, exclude=exclude, latest=latest)
+        body: dict[str, Any] = {"k": "user", "u": user_id, "f": frame.decode()}
+        if latest is not None:
+            body["l"] = list(latest)
+        self._node_message(body)
 
     def online(self, event_id: int) -> set[int]:
         users = self.local_online(event_id)
@@ -396,7 +414,9 @@ class NatsHub(LocalHub):
             node = self._node(origin)
             _set_typing(node.typing, event_id, orjson.loads(msg.data)["user_ids"])
             frame = self._merged_typing(event_id)
-            LocalHub.publish(self, event_id, frame, exclude_user=exclude_user)
+            LocalHub.publish(
+                self, event_id, frame, exclude_user=exclude_user, latest=_typing_key(event_id)
+            )
             return
         hex_id = headers.get("p")
         position = Position.of(uuid.UUID(hex=hex_id)) if hex_id else None
@@ -421,7 +441,9 @@ class NatsHub(LocalHub):
                 self._forget(origin)
             elif kind == "user":
                 self._count_delivered()
-                LocalHub.send_to_user(self, int(body["u"]), str(body["f"]).encode())
+                key = body.get("l")
+                latest = (str(key[0]), int(key[1])) if key else None
+                LocalHub.send_to_user(self, int(body["u"]), str(body["f"]).encode(), latest=latest)
             elif kind == "member" and self._membership is not None:
                 self._relaying = True
                 try:
@@ -461,7 +483,9 @@ class NatsHub(LocalHub):
             return
         self._announce_changes({e: self.online(e) | u for e, u in node.events.items()})
         for event_id in node.typing:  # only events where some of its users were typing
-            LocalHub.publish(self, event_id, self._merged_typing(event_id))
+            LocalHub.publish(
+                self, event_id, self._merged_typing(event_id), latest=_typing_key(event_id)
+            )
         for seen in self._seq_in.values():
             seen.pop(origin, None)
 
@@ -559,6 +583,11 @@ class NatsHub(LocalHub):
         self._beat()
 
 
+def _typing_key(event_id: int) -> LatestKey:
+    """``typing`` frames carry the whole current set: a newer one supersedes a queued one."""
+    return ("typing", event_id)
+
+
 def _set_typing(typing: dict[int, set[int]], event_id: int, user_ids: list[int]) -> None:
     """Record who types in the event; an event nobody types in has no entry."""
     if user_ids:
@@ -568,15 +597,27 @@ def _set_typing(typing: dict[int, set[int]], event_id: int, user_ids: list[int])
 
 
 @contextlib.asynccontextmanager
-async def open_nats_hub(url: str, **options: Any) -> AsyncIterator[NatsHub]:
-    """Connect to NATS (reconnecting forever) and run a :class:`NatsHub` on it."""
+async def open_nats_hub(
+    url: str, connect_options: Mapping[str, Any] | None = None, **options: Any
+) -> AsyncIterator[NatsHub]:
+    """Connect to NATS (reconnecting forever) and run a :class:`NatsHub` on it.
+
+    ``connect_options`` carry the credentials and TLS context
+    (:func:`chat.bus.connect_options.nats_connect_options`); with a TLS context, a connection
+    the server left in plaintext is refused (closed), at start and after every reconnect.
+    """
     hub: NatsHub | None = None
+    tls_required = (connect_options or {}).get("tls") is not None
 
     async def on_disconnect() -> None:
         if hub is not None:
             await hub.disconnected()
 
     async def on_reconnect() -> None:
+        if tls_required and not is_encrypted(nc):
+            log.error("NATS server %s did not start TLS; closing the bus connection", url)
+            await nc.close()
+            return
         if hub is not None:
             await hub.reconnected()
 
@@ -594,7 +635,14 @@ async def open_nats_hub(url: str, **options: Any) -> AsyncIterator[NatsHub]:
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,
+        **(connect_options or {}),
     )
+    if tls_required and not is_encrypted(nc):
+        await nc.close()
+        raise ConnectionError(
+            f"the NATS server at {url} did not start TLS, which the CHAT_NATS_TLS* settings "
+            "ask for; enable TLS on the server (a `tls {}` block makes it require TLS)"
+        )
     hub = NatsHub(nc, **options)
     try:
         await hub.start()

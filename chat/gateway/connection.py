@@ -20,9 +20,16 @@ A thin adapter in the python-websockets mould: every protocol decision is the
   over: it waits for the transport, so a slow client slows only itself.
   The socket's buffers are bounded (:mod:`chat.gateway.transport`), so a client that stops
   reading stalls the writer, its frames pile up in the mailbox, and when it falls
-  ``outgoing_queue_size`` frames behind the hub cuts it off with 4008: the stalled writer is
-  cancelled and the close frame is sent (or, when the client never reads it, the socket is
-  dropped after ``CLOSE_TIMEOUT``);
+  ``outgoing_queue_size`` frames (or twice ``outgoing_queue_bytes``) behind the hub cuts it off
+  with 4008: the stalled writer is cancelled and the close frame is sent (or, when the client
+  never reads it, the socket is dropped after ``CLOSE_TIMEOUT``). Large answers (``history``,
+  a resume's replay) wait for room in the mailbox instead of piling up, and a mailbox that
+  stays full (over ``outgoing_queue_bytes``, or with an answer waiting for room) while the
+  client takes nothing for ``write_stall_ms`` is cut off the same way (the *stall watch*);
+- reading is **paused** while too much work waits for the worker (``COMMANDS_HIGH`` commands
+  or ``COMMAND_BYTES_HIGH`` of them) and while the session's frame bucket is empty (a timer
+  resumes it when a token is back): a client sending faster than it may is slowed by TCP, and
+  costs the gateway nothing for the frames it cannot send yet;
 - the **ticker** — a timer of the event loop, not a task — calls ``session.tick()`` at the
   session's next deadline (auth timeout, pings, idle timeout) and re-arms itself for the next
   one (a task that polled every second cost every idle connection a wake-up per second).
@@ -58,6 +65,7 @@ from chat.gateway.protocol import (
     History,
     React,
     Read,
+    Refresh,
     Send,
     Session,
     State,
@@ -65,6 +73,7 @@ from chat.gateway.protocol import (
     Typing,
     Unreact,
     Unsubscribe,
+    command_bytes,
 )
 from chat.gateway.service import Client
 from chat.gateway.transport import EXTENSION, WRITE_BUFFER_HIGH, TransportControl
@@ -94,6 +103,15 @@ faster than the store answers them would grow the queue — memory — without l
 the client is slowed by TCP instead; nothing is dropped."""
 COMMANDS_LOW = 32
 """Commands waiting at or below which a paused connection reads again."""
+COMMAND_BYTES_HIGH = 1024 * 1024
+"""Bytes of waiting commands (:func:`~chat.gateway.protocol.command_bytes`) at which the
+connection stops reading too: 128 ``send`` frames of 64 KiB would be megabytes."""
+COMMAND_BYTES_LOW = 256 * 1024
+"""Bytes of waiting commands at or below which (and ``COMMANDS_LOW``) reading resumes."""
+
+TIMER_SLACK = 0.002
+"""Added to a timer that must fire *after* a token is back (the loop's clock has millisecond
+steps: a timer firing a fraction early would find the bucket still empty)."""
 
 WRITE_BATCH_CHARS = WRITE_BUFFER_HIGH
 """About the most text one transport write of the writer carries (it may exceed it by one
@@ -155,15 +173,26 @@ class Connection:
             gateway.limits.outgoing_queue_size,
             on_overflow=self._too_slow,
             on_removed=self._removed,
+            max_bytes=gateway.limits.outgoing_queue_bytes,
+            on_full=self._watch_stall,
         )
         self.client: Client | None = None
+        self._admitted: int | None = None
+        """The user whose connection count this connection holds (released at the end)."""
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._stall_mark = (0, 0)
+        # Why reading is paused: too much work waiting, or the frame bucket is empty (the
+        # timer resumes it when a token is back).
+        self._busy = False
+        self._frame_timer: asyncio.TimerHandle | None = None
         self.metrics = gateway.metrics
         self._wake = asyncio.Event()
         self._tick_handle: asyncio.TimerHandle | None = None
         self._acked: Send | None = None
         # The worker's queue: a deque and a future while it waits (an asyncio.Queue costs
         # twice the calls per command and maintains join() bookkeeping nobody uses).
-        self._commands: collections.deque[Command | None] = collections.deque()
+        self._commands: collections.deque[tuple[Command | None, int]] = collections.deque()
+        self._command_bytes = 0
         self._command_waiter: asyncio.Future[None] | None = None
         self._close_code: int | None = None
         self._close_reason = ""
@@ -189,6 +218,11 @@ class Connection:
     def queued_commands(self) -> int:
         """Commands received and waiting for the worker (not counting the one it runs)."""
         return len(self._commands)
+
+    @property
+    def queued_command_bytes(self) -> int:
+        """About the memory the waiting commands hold."""
+        return self._command_bytes
 
     # ---------------------------------------------------------------- the endpoint
 
@@ -227,12 +261,19 @@ class Connection:
             if self._tick_handle is not None:
                 self._tick_handle.cancel()
                 self._tick_handle = None
+            for timer in (self._stall_timer, self._frame_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._stall_timer = self._frame_timer = None
             tasks = [t for t in (*self._tasks, self._closer) if t is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if self.client is not None:
                 self.gateway.service.disconnected(self.client)
+            if self._admitted is not None:
+                self.gateway.quotas.release(self._admitted)
+                self._admitted = None
             if self.session.state is not State.CLOSED:
                 self.session.connection_closed()
             self.done.set()
@@ -267,8 +308,35 @@ class Connection:
             else:
                 session.receive_bytes(frame)
             self._pump()
+            if self._frame_timer is None and session.state < State.CLOSING:
+                wait = session.frame_wait()
+                if wait > 0:
+                    # Out of frame tokens: read nothing more until one is back (the client
+                    # waits in TCP; the next frame is not refused).
+                    self._frame_timer = self._loop.call_later(
+                        wait + TIMER_SLACK, self._frame_token_back
+                    )
+                    self._update_reading()
         except Exception:
             self._failed()
+
+    def _frame_token_back(self) -> None:
+        self._frame_timer = None
+        try:
+            self._update_reading()  # may deliver held-back frames at once (and pause again)
+        except Exception:
+            self._failed()
+
+    def _update_reading(self) -> None:
+        """Pause the socket's reading while commands pile up or the frame bucket is empty;
+        read again when neither holds (and always once closing: the close must get through)."""
+        control = self.control
+        if control is None:
+            return
+        if self._close_code is None and (self._busy or self._frame_timer is not None):
+            control.pause_reading()
+        else:
+            control.resume_reading()
 
     def _failed(self) -> None:
         """A bug in a callback of the event loop (which must not raise): log it and close
@@ -397,6 +465,37 @@ class Connection:
         self.session.close(CloseCode.TOO_SLOW, "too slow; resume from your cursor")
         self._request_close(int(CloseCode.TOO_SLOW), self.session.close_reason, abort=True)
 
+    def _watch_stall(self) -> None:
+        """The mailbox is full (over its byte budget, or an answer waits for room): unless the
+        client takes bytes within ``write_stall_ms``, it is cut off like an overflow."""
+        if self._stall_timer is None and not self.mailbox.closed:
+            self._stall_mark = self._write_progress()
+            delay = self.gateway.limits.write_stall_ms / 1000
+            self._stall_timer = self._loop.call_later(delay, self._check_stall)
+
+    def _write_progress(self) -> tuple[int, int]:
+        """Frames taken from the mailbox, and bytes the transport still holds: a client that
+        reads moves one or the other (a megabyte page leaves the mailbox at once and then
+        drains from the transport as fast as the client reads)."""
+        unsent = self.control.unsent_bytes if self.control is not None else 0
+        return self.mailbox.progress, unsent
+
+    def _check_stall(self) -> None:
+        self._stall_timer = None
+        mailbox = self.mailbox
+        if mailbox.closed or not mailbox.full:
+            return
+        (taken, unsent), (taken_before, unsent_before) = self._write_progress(), self._stall_mark
+        if taken != taken_before or unsent < unsent_before:
+            self._watch_stall()  # the client reads, if slowly: watch the next period
+            return
+        log.info(
+            "WebSocket client took nothing for %d ms with %d bytes queued; closing (4008)",
+            self.gateway.limits.write_stall_ms,
+            mailbox.queued_bytes,
+        )
+        mailbox.overflow()
+
     def _removed(self, event_id: int, reason: EndReason) -> None:
         if self.session.state is State.OPEN:
             self.session.subscription_ended(event_id, reason)
@@ -434,10 +533,16 @@ class Connection:
 
     def _queue_command(self, command: Command | None) -> None:
         """Queue a command for the worker (None: stop after the ones before it); past
-        ``COMMANDS_HIGH`` waiting, stop reading the socket until the worker catches up."""
-        self._commands.append(command)
-        if len(self._commands) >= COMMANDS_HIGH and self.control is not None:
-            self.control.pause_reading()
+        ``COMMANDS_HIGH`` waiting (or ``COMMAND_BYTES_HIGH``), stop reading the socket until
+        the worker catches up."""
+        size = 0 if command is None else command_bytes(command)
+        self._commands.append((command, size))
+        self._command_bytes += size
+        if not self._busy and (
+            len(self._commands) >= COMMANDS_HIGH or self._command_bytes >= COMMAND_BYTES_HIGH
+        ):
+            self._busy = True
+            self._update_reading()
         waiter = self._command_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -449,9 +554,15 @@ class Connection:
                 await self._command_waiter
             finally:
                 self._command_waiter = None
-        command = self._commands.popleft()
-        if len(self._commands) <= COMMANDS_LOW and self.control is not None:
-            self.control.resume_reading()
+        command, size = self._commands.popleft()
+        self._command_bytes -= size
+        if (
+            self._busy
+            and len(self._commands) <= COMMANDS_LOW
+            and self._command_bytes <= COMMAND_BYTES_LOW
+        ):
+            self._busy = False
+            self._update_reading()
         return command
 
     async def _work(self) -> None:
@@ -469,17 +580,19 @@ class Connection:
         session = self.session
         try:
             if isinstance(command, Authenticate):
-                identity = await self.gateway.service.authenticate(command.token)
-                if session.state is not State.AWAITING_AUTH:
-                    return
-                self.client = self.gateway.service.connected(identity, self.mailbox)
-                session.authenticated(command, identity.user_id, secrets.token_hex(8))
-                self._schedule_tick()  # the deadlines are now pings and idleness
+                await self._authenticate(command)
                 return
             client = self.client
             assert client is not None, "the session sent a command before authentication"
             service = self.gateway.service
-            if isinstance(command, Subscribe):
+            if isinstance(command, Refresh):
+                token = service.verify_token(command.token)
+                if token.user_id != client.user_id:
+                    raise Unauthorized("the new token is for another user")
+                await service.load_identity(token.user_id)  # still active
+                session.refreshed(command, token.expires_at)
+                self._schedule_tick()  # the session's end moved
+            elif isinstance(command, Subscribe):
                 cursor, count, pending = await service.subscribe(client, command)
                 session.subscribed(command, cursor)
                 self._pump()  # `subscribed` after the replay, before anything live
@@ -507,6 +620,10 @@ class Connection:
             elif isinstance(command, Read):
                 session.read_done(command, await service.read(client, command))
             elif isinstance(command, History):
+                # A page can be megabytes: read it only once the client has taken the last.
+                await self.mailbox.wait_for_room()
+                if self.mailbox.closed:
+                    return
                 messages, next_cursor = await service.history(client, command)
                 session.history_page(command, messages, next_cursor)
         except ChatError as exc:
@@ -518,6 +635,32 @@ class Connection:
         except Exception:
             log.exception("%s failed unexpectedly", type(command).__name__)
             session.close(CloseCode.INTERNAL_ERROR, "internal error")
+
+    async def _authenticate(self, command: Authenticate) -> None:
+        """Verify the token (no I/O), count the connection against the user's cap (before the
+        database round trip, so a flood of one user's connections is refused cheaply), then
+        load the user (active?) and open the session until the token expires."""
+        service, quotas, session = self.gateway.service, self.gateway.quotas, self.session
+        token = service.verify_token(command.token)
+        quotas.admit(token.user_id)
+        self._admitted = token.user_id
+        try:
+            identity = await service.load_identity(token.user_id)
+        except BaseException:
+            self._admitted = None
+            quotas.release(token.user_id)
+            raise
+        if session.state is not State.AWAITING_AUTH:
+            return
+        self.client = service.connected(identity, self.mailbox)
+        session.authenticated(
+            command,
+            identity.user_id,
+            secrets.token_hex(8),
+            expires_at=token.expires_at,
+            user_writes=quotas.writes(identity.user_id),
+        )
+        self._schedule_tick()  # the deadlines are now pings, idleness and the token's expiry
 
     def _ack_now(self, command: Send, send_ack: SendAck) -> None:
         """Answer a send the moment the store has it, from the store's completion callback:
@@ -556,7 +699,8 @@ class Connection:
                 await asyncio.wait_for(asyncio.shield(worker), CLOSE_TIMEOUT)
         # Whatever arrived after the marker is failed, not run: the store is closing next.
         while self._commands:
-            command = self._commands.popleft()
+            command, size = self._commands.popleft()
+            self._command_bytes -= size
             if command is not None:
                 self.session.failed(command, ServiceUnavailable("the server is shutting down"))
         self.session.close(CloseCode.GOING_AWAY, "the server is shutting down")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal, cast
 
@@ -88,7 +89,11 @@ class ErrorCode(StrEnum):
     ALREADY_AUTHENTICATED = "already_authenticated"
     """A ``hello`` arrived after authentication had started or finished."""
     RATE_LIMITED = "rate_limited"
-    """Too many writes; ``retry_after_ms`` says when the next one will be accepted."""
+    """Too many frames, or too many writes (of the connection or of the user); the frame was
+    not acted on and ``retry_after_ms`` says when the next one will be accepted."""
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    """The user already has ``limits.max_connections_per_user`` connections open on this
+    server; the connection closes with 4429."""
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     """The connection already has ``limits.max_subscriptions`` subscriptions."""
     ALREADY_SUBSCRIBED = "already_subscribed"
@@ -129,12 +134,18 @@ class CloseCode(IntEnum):
     """A frame exceeded ``limits.max_frame_bytes``."""
     INTERNAL_ERROR = 1011
     """A server bug; nothing internal is disclosed. Reconnect and resume."""
+    TRY_AGAIN_LATER = 1013
+    """Authentication could not be checked (the database is unavailable); the token may well
+    be good: reconnect with it after a delay."""
     TOO_SLOW = 4008
     """The client fell too far behind its outgoing queue; reconnect and resume from the cursor."""
     UNAUTHORIZED = 4401
-    """No valid token within ``limits.auth_timeout_ms``, or the token was rejected."""
+    """No valid token within ``limits.auth_timeout_ms``, the token was rejected, or it expired
+    while the connection was open."""
     IDLE_TIMEOUT = 4408
     """Nothing was received from the client for ``limits.idle_timeout_ms``."""
+    TOO_MANY_CONNECTIONS = 4429
+    """The user already has ``limits.max_connections_per_user`` connections on this server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +163,13 @@ class Limits:
     idle_timeout_ms: int
     auth_timeout_ms: int
     outgoing_queue_size: int
+    outgoing_queue_bytes: int
+    write_stall_ms: int
+    frame_rate_per_second: float
+    frame_burst: int
+    max_connections_per_user: int
+    user_send_rate_per_second: float
+    user_send_burst: int
     history_max_limit: int = HISTORY_MAX_LIMIT
 
     @classmethod
@@ -168,6 +186,13 @@ class Limits:
             idle_timeout_ms=settings.ws_idle_timeout_ms,
             auth_timeout_ms=settings.ws_auth_timeout_ms,
             outgoing_queue_size=settings.ws_outgoing_queue_size,
+            outgoing_queue_bytes=settings.ws_outgoing_queue_bytes,
+            write_stall_ms=settings.ws_write_stall_ms,
+            frame_rate_per_second=settings.ws_frame_rate_per_second,
+            frame_burst=settings.ws_frame_burst,
+            max_connections_per_user=settings.ws_max_connections_per_user,
+            user_send_rate_per_second=settings.ws_user_send_rate_per_second,
+            user_send_burst=settings.ws_user_send_burst,
         )
 
     def as_dict(self) -> dict[str, int | float]:
@@ -226,6 +251,14 @@ class Hello(_ClientFrame):
     """Authenticate with an access token (instead of an ``Authorization`` header)."""
 
     type: Literal["hello"]
+    token: Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS)]
+
+
+class RefreshFrame(_ClientFrame):
+    """Extend the session with a fresh access token of the same user before the current one
+    expires; answered with ``refreshed``."""
+
+    type: Literal["refresh"]
     token: Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS)]
 
 
@@ -326,6 +359,7 @@ class HistoryFrame(_ClientFrame):
 
 ClientFrame = Annotated[
     Hello
+    | RefreshFrame
     | Ping
     | Pong
     | SubscribeFrame
@@ -344,6 +378,7 @@ ClientFrame = Annotated[
 
 CLIENT_FRAMES: Mapping[str, type[_ClientFrame]] = {
     "hello": Hello,
+    "refresh": RefreshFrame,
     "ping": Ping,
     "pong": Pong,
     "subscribe": SubscribeFrame,
@@ -421,6 +456,19 @@ def decode_client_frame(text: str | bytes) -> ClientFrame:
         return cast(ClientFrame, model.model_validate(raw))
     except ValidationError as exc:
         raise _frame_error(exc.errors(include_url=False, include_input=False)[0], ref) from None
+
+
+def peek_frame(text: str | bytes) -> tuple[str | None, FrameId | None]:
+    """The ``type`` and usable ``id`` of a frame, without validating it (both None when it is
+    not a JSON object): enough to answer a frame that is refused before it is looked at."""
+    try:
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(raw, dict):
+        return None, None
+    kind = raw.get("type")
+    return (kind if isinstance(kind, str) else None), _usable_ref(raw.get("id"))
 
 
 def _usable_ref(value: object) -> FrameId | None:
@@ -536,17 +584,48 @@ def message_payload(message: Message) -> dict[str, Any]:
     }
 
 
-def welcome(*, user_id: int, session_id: str, limits: Limits, ref: FrameId | None = None) -> bytes:
+def welcome(
+    *,
+    user_id: int,
+    session_id: str,
+    limits: Limits,
+    expires_at: float | None = None,
+    ref: FrameId | None = None,
+) -> bytes:
+    """``expires_at``: the token's ``exp`` (Unix seconds), when the session ends unless
+    refreshed."""
     return _encode(
         {
             "type": "welcome",
             "user_id": user_id,
             "session_id": session_id,
+            "expires_at": _timestamp(expires_at),
             "heartbeat_ms": limits.heartbeat_ms,
             "limits": limits.as_dict(),
         },
         ref,
     )
+
+
+def refreshed(
+    *, user_id: int, session_id: str, expires_at: float | None, ref: FrameId | None = None
+) -> bytes:
+    """The answer to ``refresh``: the session now lasts until the new token's ``exp``."""
+    return _encode(
+        {
+            "type": "refreshed",
+            "user_id": user_id,
+            "session_id": session_id,
+            "expires_at": _timestamp(expires_at),
+        },
+        ref,
+    )
+
+
+def _timestamp(unix_seconds: float | None) -> str | None:
+    if unix_seconds is None:
+        return None
+    return datetime.fromtimestamp(unix_seconds, UTC).isoformat()
 
 
 def subscribed(event_id: int, cursor: str | None, *, ref: FrameId | None = None) -> bytes:

@@ -5,10 +5,10 @@ that keep one slow phone from hurting everyone else (see /work/shared/reference/
 
 - a frame is encoded once by its publisher and the *same* text object is put into every
   recipient's mailbox with a non-blocking put — the hub never awaits a recipient;
-- every mailbox is bounded (``limits.outgoing_queue_size``); a mailbox that overflows is cut off
-  at once (close 4008, "too slow; resume from your cursor") instead of buffering without end.
-  Nothing is lost for the client: every message is in the store and ``subscribe`` with
-  ``since`` replays it.
+- every mailbox is bounded in frames (``limits.outgoing_queue_size``) and in bytes
+  (``limits.outgoing_queue_bytes``); a mailbox that overflows is cut off (close 4008, "too
+  slow; resume from your cursor") instead of buffering without end. Nothing is lost for the
+  client: every message is in the store and ``subscribe`` with ``since`` replays it.
 
 Everything the chat service needs from fan-out is in the :class:`Hub` protocol: this module's
 :class:`LocalHub` implements it in one process, and the NATS hub (:mod:`chat.bus.hub`) across
@@ -26,6 +26,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import sys
 from collections.abc import Callable, Hashable
 from typing import Literal, Protocol
 
@@ -36,16 +37,32 @@ log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+"""A mailbox's byte budget unless given (``CHAT_WS_OUTGOING_QUEUE_BYTES``' default)."""
+
+LatestKey = tuple[str, int]
+"""What a latest-value frame supersedes: its kind and event, e.g. ``("typing", 7)``."""
+
+
+def frame_bytes(frame: str) -> int:
+    """The memory a queued frame takes: what the byte budget counts.
+
+    ``sys.getsizeof`` of the text, not its UTF-8 length: a ``str`` holding one emoji stores
+    every character in four bytes, so memory is what the wire length would understate.
+    """
+    return sys.getsizeof(frame)
+
 
 class _Latest:
     """A queued frame that a newer frame with the same key supersedes (see
     :meth:`Mailbox.put_latest`); ``frame`` is None once superseded."""
 
-    __slots__ = ("frame", "key")
+    __slots__ = ("frame", "key", "size")
 
     def __init__(self, key: Hashable, frame: str) -> None:
         self.key = key
         self.frame: str | None = frame
+        self.size = frame_bytes(frame)
 
 
 class Mailbox:
@@ -54,6 +71,14 @@ class Mailbox:
     The connection's writer task drains it (:meth:`pop_batch`); producers only ever call
     :meth:`put` or :meth:`put_latest`, which never block. Overflow calls ``on_overflow`` once
     — the connection closes itself with 4008 — and every later put is dropped.
+
+    Two bounds, because frames can be of any size (a ``history`` page of long messages is
+    megabytes): ``maxsize`` frames, and ``max_bytes`` of memory (:func:`frame_bytes`). A put
+    overflows when ``maxsize`` frames are queued, or more than twice ``max_bytes``. Between
+    ``max_bytes`` and that, the mailbox is :attr:`full`: the connection's own large answers
+    wait for room (:meth:`wait_for_room`) rather than pile up, and ``on_full`` is called so that
+    the connection can cut off a client that takes nothing for a while (its stall watch,
+    which compares :attr:`progress`).
 
     Frames that only carry a current value (the ``unread`` count pushed on every new message)
     go in with :meth:`put_latest`: at most one such frame per key waits in the queue, so a busy
@@ -68,11 +93,20 @@ class Mailbox:
         *,
         on_overflow: Callable[[Mailbox], None],
         on_removed: Callable[[int, EndReason], None],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        on_full: Callable[[], None] | None = None,
     ) -> None:
         self.id = next(_ids)
         self.user_id = user_id
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self.hard_max_bytes = 2 * max_bytes
+        """Bytes queued past which the next put overflows."""
         self.closed = False
+        self.progress = 0
+        """Frames taken by the writer so far: a client that reads moves it."""
+        self._bytes = 0
+        self._on_full = on_full
         self._frames: collections.deque[str | _Latest] = collections.deque()
         # The queued latest-value frame of each key, and how many superseded ones (None
         # frames) still sit in the deque until the writer passes them.
@@ -82,20 +116,38 @@ class Mailbox:
         self._on_removed = on_removed
         self._waiter: Callable[[], None] | None = None
         self._room: asyncio.Future[None] | None = None
-        self._room_below = 0
 
     def __repr__(self) -> str:
-        return f"<Mailbox {self.id} user={self.user_id} queued={len(self)}>"
+        return f"<Mailbox {self.id} user={self.user_id} queued={len(self)} bytes={self._bytes}>"
+
+    @property
+    def queued_bytes(self) -> int:
+        """Memory the queued frames take (:func:`frame_bytes`)."""
+        return self._bytes
+
+    @property
+    def full(self) -> bool:
+        """At or over the byte budget, or an answer waits for room: the client must read."""
+        return self._bytes >= self.max_bytes or self._room is not None
+
+    def _fits(self) -> bool:
+        return len(self._frames) - self._stale < self.maxsize and self._bytes <= self.hard_max_bytes
+
+    def _added(self, size: int) -> None:
+        self._bytes += size
+        if self._bytes >= self.max_bytes and self._on_full is not None:
+            self._on_full()
+        self._wake()
 
     def put(self, frame: str) -> bool:
         """Queue ``frame``; False (and the connection is being cut off) when it did not fit."""
         if self.closed:
             return False
-        if len(self._frames) - self._stale >= self.maxsize:
+        if not self._fits():
             self.overflow()
             return False
         self._frames.append(frame)
-        self._wake()
+        self._added(frame_bytes(frame))
         return True
 
     def put_latest(self, key: Hashable, frame: str) -> bool:
@@ -110,18 +162,19 @@ class Mailbox:
             return False
         old = self._latest.get(key)
         if old is None:
-            if len(self._frames) - self._stale >= self.maxsize:
+            if not self._fits():
                 self.overflow()
                 return False
         else:
             old.frame = None
+            self._bytes -= old.size
             self._stale += 1
             if self._stale > self.maxsize:
                 self._compact()
         slot = _Latest(key, frame)
         self._latest[key] = slot
         self._frames.append(slot)
-        self._wake()
+        self._added(slot.size)
         return True
 
     def _compact(self) -> None:
@@ -146,24 +199,29 @@ class Mailbox:
         self._frames.clear()
         self._latest.clear()
         self._stale = 0
+        self._bytes = 0
 
     def _next(self) -> str | None:
         frames = self._frames
         while frames:
             item = frames.popleft()
             if isinstance(item, str):
+                self._bytes -= frame_bytes(item)
+                self.progress += 1
                 return item
             if item.frame is None:
                 self._stale -= 1
                 continue
             del self._latest[item.key]
+            self._bytes -= item.size
+            self.progress += 1
             return item.frame
         return None
 
     def pop(self) -> str | None:
         """The oldest queued frame, or None."""
         frame = self._next()
-        if self._room is not None and len(self) < self._room_below:
+        if self._room is not None and self._has_room():
             self._make_room()
         return frame
 
@@ -179,20 +237,28 @@ class Mailbox:
         while size < max_chars and (frame := self._next()) is not None:
             out.append(frame)
             size += len(frame)
-        if self._room is not None and len(self) < self._room_below:
+        if self._room is not None and self._has_room():
             self._make_room()
         return out
 
-    async def wait_below(self, count: int) -> None:
-        """Wait until fewer than ``count`` frames are queued (or the mailbox is closed).
+    def _has_room(self) -> bool:
+        return len(self) < max(1, self.maxsize // 2) and self._bytes < self.max_bytes
 
-        For a connection's own bulk output — the replay of a resume — which must not fill the
-        queue faster than the client reads (it would be cut off, resume, and be cut off again).
-        Fan-out never calls this: it must not wait for any recipient.
+    async def wait_for_room(self) -> None:
+        """Wait until fewer than half of ``maxsize`` frames and less than ``max_bytes`` are
+        queued (or the mailbox is closed).
+
+        For a connection's own large output — ``history`` pages, the replay of a resume —
+        which must not fill the queue faster than the client reads (it would be cut off,
+        resume, and be cut off again; or, not reading at all, hold the gateway's memory).
+        While it waits the mailbox is :attr:`full`, so a client that reads nothing is cut off
+        by the connection's stall watch. Fan-out never calls this: it must not wait for any
+        recipient.
         """
-        while not self.closed and len(self) >= count:
+        while not self.closed and not self._has_room():
             self._room = asyncio.get_running_loop().create_future()
-            self._room_below = count
+            if self._on_full is not None:
+                self._on_full()
             try:
                 await self._room
             finally:
@@ -241,45 +307,59 @@ class Subscription:
     their live copies, buffered or still to come, are dropped once each.
     """
 
-    __slots__ = ("_buffer", "_limit", "event_id", "mailbox", "skip")
+    __slots__ = ("_buffer", "_buffered_bytes", "_limit", "event_id", "mailbox", "skip")
 
     def __init__(self, mailbox: Mailbox, event_id: int) -> None:
         self.mailbox = mailbox
         self.event_id = event_id
-        self._buffer: list[tuple[Position | None, str]] | None = []
+        self._buffer: list[tuple[Position | None, str, LatestKey | None]] | None = []
         # A replay that takes long while the event is busy must not buffer without bound
-        # either: past the mailbox size the client is as far behind as an overflowing one.
+        # either: past the mailbox's bounds the client is as far behind as an overflowing one.
         self._limit = mailbox.maxsize
+        self._buffered_bytes = 0
         self.skip: set[Position] = set()
 
     @property
     def live(self) -> bool:
         return self._buffer is None
 
-    def deliver(self, frame: str, position: Position | None) -> None:
+    def deliver(
+        self, frame: str, position: Position | None, latest: LatestKey | None = None
+    ) -> None:
+        """Queue a frame of the event (``latest``: a current value, see
+        :meth:`Mailbox.put_latest`), or buffer it while the subscription is being set up."""
         if self.skip and position is not None and position in self.skip:
             self.skip.discard(position)
             return
         buffer = self._buffer
         if buffer is None:
-            self.mailbox.put(frame)
+            if latest is None:
+                self.mailbox.put(frame)
+            else:
+                self.mailbox.put_latest(latest, frame)
             return
-        if len(buffer) >= self._limit:
+        size = frame_bytes(frame)
+        if len(buffer) >= self._limit or self._buffered_bytes + size > self.mailbox.hard_max_bytes:
             self._buffer = None
             self.mailbox.overflow()
             return
-        buffer.append((position, frame))
+        self._buffered_bytes += size
+        buffer.append((position, frame, latest))
 
     def go_live(self, after: Position | None) -> None:
         """Flush buffered frames, skipping messages at or before ``after`` (already replayed)."""
         buffer, self._buffer = self._buffer, None
-        for position, frame in buffer or ():
+        self._buffered_bytes = 0
+        for position, frame, latest in buffer or ():
             if position is not None and after is not None and position <= after:
                 continue
             if position is not None and position in self.skip:
                 self.skip.discard(position)
                 continue
-            self.mailbox.put(frame)
+            if latest is None:
+                self.mailbox.put(frame)
+            else:
+                self.mailbox.put_latest(latest, frame)
 
 
 class Hub(Protocol):
@@ -320,11 +400,24 @@ class Hub(Protocol):
         *,
         position: Position | None = None,
         exclude_user: int | None = None,
+        latest: LatestKey | None = None,
     ) -> None:
-        """Deliver ``frame`` to every subscriber of the event; never waits for any of them."""
+        """Deliver ``frame`` to every subscriber of the event; never waits for any of them.
 
-    def send_to_user(self, user_id: int, frame: bytes, *, exclude: Mailbox | None = None) -> None:
-        """Deliver ``frame`` to every connection of the user (but ``exclude``)."""
+        With ``latest`` the frame is a current value (``typing``): it supersedes a frame of
+        the same key still queued for a recipient (:meth:`Mailbox.put_latest`).
+        """
+
+    def send_to_user(
+        self,
+        user_id: int,
+        frame: bytes,
+        *,
+        exclude: Mailbox | None = None,
+        latest: LatestKey | None = None,
+    ) -> None:
+        """Deliver ``frame`` to every connection of the user (but ``exclude``); ``latest`` as
+        for :meth:`publish`."""
 
     def subscribers(self, event_id: int) -> list[Mailbox]:
         """The mailboxes subscribed to the event (live or buffering)."""
@@ -420,6 +513,7 @@ class LocalHub:
         *,
         position: Position | None = None,
         exclude_user: int | None = None,
+        latest: LatestKey | None = None,
     ) -> None:
         topic = self._topics.get(event_id)
         if not topic:
@@ -428,14 +522,24 @@ class LocalHub:
         # A copy: an overflow closes a connection, which may change the topic while we iterate.
         for subscription in list(topic.values()):
             if subscription.mailbox.user_id != exclude_user:
-                subscription.deliver(text, position)
+                subscription.deliver(text, position, latest)
 
-    def send_to_user(self, user_id: int, frame: bytes, *, exclude: Mailbox | None = None) -> None:
+    def send_to_user(
+        self,
+        user_id: int,
+        frame: bytes,
+        *,
+        exclude: Mailbox | None = None,
+        latest: LatestKey | None = None,
+    ) -> None:
         mailboxes = [m for m in self._users.get(user_id, {}).values() if m is not exclude]
         if mailboxes:
             text = frame.decode()
             for mailbox in mailboxes:
-                mailbox.put(text)
+                if latest is None:
+                    mailbox.put(text)
+                else:
+                    mailbox.put_latest(latest, text)
 
     def subscribers(self, event_id: int) -> list[Mailbox]:
         return [s.mailbox for s in self._topics.get(event_id, {}).values()]

@@ -2,9 +2,10 @@
 
 Every chat frame that names an event needs a membership check, and a busy event sees many
 frames per second; asking PostgreSQL each time would make the database the gateway's limit.
-So *positive* answers are cached per ``(event_id, user_id)``. Negative answers are not: they
-are rare (a client probing events it is not in) and caching them would need an invalidation
-on every event creation too.
+So *positive* answers are cached per ``(event_id, user_id)``. Negative answers are not
+cached here (they would need an invalidation on every event creation too); the gateway keeps
+them only briefly, in front of this cache (:mod:`chat.gateway.member_checks`), so that a client
+probing events it is not in cannot keep the pool busy.
 
 The cache must never let a removed participant keep reading. The REST layer therefore reports
 every participant add/remove right after it commits (``AppState.notifications``, see
@@ -77,6 +78,11 @@ class Membership:
     def remembered_changes(self) -> int:
         """Pairs whose last change is remembered for :meth:`epoch` (at most ``max_entries``)."""
         return len(self._epochs)
+
+    def cached(self, event_id: int, user_id: int) -> bool:
+        """Whether a positive answer for the pair is cached (no database round trip needed)."""
+        expires = self._cache.get((event_id, user_id))
+        return expires is not None and expires > self._clock()
 
     async def is_participant(self, event_id: int, user_id: int) -> bool:
         key = (event_id, user_id)

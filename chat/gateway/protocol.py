@@ -28,7 +28,8 @@ knows the request's ``ref`` and kind without the adapter tracking them:
 =====================  =====================================================================
 command                report back with
 =====================  =====================================================================
-Authenticate           ``authenticated(cmd, user_id, session_id)``
+Authenticate           ``authenticated(cmd, user_id, session_id, expires_at=..., user_writes=...)``
+Refresh                ``refreshed(cmd, expires_at)``
 Subscribe              ``subscribed(cmd, cursor)`` — after queueing the replayed messages
 Unsubscribe            ``unsubscribed(cmd)``
 Send                   ``acked(cmd, send_ack)`` — only once the message is durable
@@ -36,8 +37,22 @@ Edit, Delete, React,   ``done(cmd)``
 Unreact, Typing
 Read                   ``read_done(cmd, unread_count)``
 History                ``history_page(cmd, messages, next_cursor)``
-any                    ``failed(cmd, chat_error)`` (``Authenticate`` failing closes with 4401)
+any                    ``failed(cmd, chat_error)`` (``Authenticate`` failing closes: 4401,
+                       1013 when the service is unavailable, 4429 with too many connections;
+                       ``Refresh`` failing closes with 4401 unless the service is unavailable)
 =====================  =====================================================================
+
+Frames that arrive while authentication is pending (a ``hello`` sent, or the token of the
+upgrade header being checked) are held — at most :data:`HELD_FRAMES` frames and
+:data:`HELD_BYTES` bytes — and handled in order right after ``welcome``; a failed
+authentication drops them with the session.
+
+Every frame draws on the connection's frame bucket (``limits.frame_rate_per_second``); writes
+also on its write bucket and, once authenticated, on the user's (``user_writes``, shared by
+all of the user's connections on the server). A frame over a rate is answered with
+``error rate_limited`` and not acted on. An adapter that can stop reading its socket asks
+``frame_wait()`` after each frame and reads no further frame until then, so that frames over
+the frame rate wait in TCP instead of being refused.
 
 Fan-out frames (``message``, ``message_updated``, ``reaction``, ``typing``, ``unread``,
 ``presence``) do not pass through the session: the hub encodes each once with the builders in
@@ -53,6 +68,8 @@ a call that makes no sense in the current state raises :class:`InvalidState` nam
 from __future__ import annotations
 
 import math
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -76,12 +93,14 @@ from chat.gateway.frames import (
     Pong,
     ReactFrame,
     ReadFrame,
+    RefreshFrame,
     SendFrame,
     SubscribeFrame,
     TypingFrame,
     UnreactFrame,
     UnsubscribeFrame,
 )
+from chat.ratelimit import TokenBucket
 
 
 class State(IntEnum):
@@ -105,6 +124,14 @@ class InvalidState(ChatError):
 @dataclass(frozen=True, slots=True)
 class Authenticate:
     """Verify ``token``; from a ``hello`` frame, or the upgrade header (``ref`` None)."""
+
+    token: str = field(repr=False)
+    ref: FrameId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """Verify ``token`` (the same user's, still active) and extend the session to its expiry."""
 
     token: str = field(repr=False)
     ref: FrameId | None = None
@@ -220,6 +247,7 @@ class History:
 
 Command = (
     Authenticate
+    | Refresh
     | Subscribe
     | Unsubscribe
     | Send
@@ -242,27 +270,44 @@ _OP_NAMES: dict[type[Command], str] = {
 }
 
 RATE_LIMITED_FRAMES = (SendFrame, EditFrame, DeleteFrame, ReactFrame, UnreactFrame)
-"""The frames that write chat content, and so draw on the per-connection token bucket."""
+"""The frames that write chat content, and so draw on the write buckets (the connection's and
+the user's) besides the frame bucket every frame draws on."""
+
+HELD_FRAMES = 64
+"""Most frames held while authentication is pending (more get ``not_authenticated``)."""
+HELD_BYTES = 256 * 1024
+"""Most bytes of frame text held while authentication is pending."""
+
+WriteQuota = Callable[[], int]
+"""Takes one write from a bucket shared beyond the connection (the user's): 0 when granted,
+else the milliseconds until one will be available."""
+
+COMMAND_OVERHEAD_BYTES = 256
+"""About what a queued command costs besides its strings (the object, its ids, its slot)."""
+
+_CLOSE_ON_AUTH_FAILURE: dict[str, tuple[CloseCode, str]] = {
+    ErrorCode.UNAVAILABLE: (CloseCode.TRY_AGAIN_LATER, "authentication is unavailable; retry"),
+    ErrorCode.TOO_MANY_CONNECTIONS: (CloseCode.TOO_MANY_CONNECTIONS, "too many connections"),
+}
+"""How a failed authentication closes, by error code; anything else is 4401."""
 
 
-class TokenBucket:
-    """``burst`` tokens, refilled at ``rate`` per second; one write costs one token."""
+def command_bytes(command: Command) -> int:
+    """About the memory a command holds while it waits to run: its strings and an overhead.
 
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._updated = now
-
-    def take(self, now: float) -> int:
-        """0 when a token was taken, else the milliseconds until one will be available."""
-        elapsed = max(0.0, now - self._updated)
-        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0
-        return max(1, math.ceil((1.0 - self._tokens) / self.rate * 1000))
+    The adapter bounds the bytes of queued commands with it, not only their number (a ``send``
+    can carry 64 KiB of text, attachments and metadata).
+    """
+    size = COMMAND_OVERHEAD_BYTES
+    if isinstance(command, Send):
+        size += sys.getsizeof(command.text)
+        size += sum(sys.getsizeof(a) for a in command.attachments)
+        size += sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in command.metadata.items())
+    elif isinstance(command, Edit):
+        size += sys.getsizeof(command.text)
+    elif isinstance(command, Authenticate | Refresh):
+        size += sys.getsizeof(command.token)
+    return size
 
 
 # --------------------------------------------------------------------------- session
@@ -271,12 +316,20 @@ class TokenBucket:
 class Session:
     """One connection's protocol state: frames in, answers and commands out. No I/O.
 
-    ``clock`` returns monotonic seconds (the adapter passes ``loop.time``; tests a fake).
+    ``clock`` returns monotonic seconds (the adapter passes ``loop.time``; tests a fake);
+    ``wall_clock`` Unix seconds, to turn a token's ``exp`` into a deadline of ``clock``.
     """
 
-    def __init__(self, limits: Limits, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.limits = limits
         self._clock = clock
+        self._wall_clock = wall_clock
         now = clock()
         self._state = State.AWAITING_AUTH
         self.close_code: CloseCode | None = None
@@ -292,6 +345,13 @@ class Session:
         self._last_received = now
         self._last_ping = now
         self._bucket = TokenBucket(limits.send_rate_per_second, limits.send_burst, now)
+        self._frame_bucket = TokenBucket(limits.frame_rate_per_second, limits.frame_burst, now)
+        self._user_writes: WriteQuota | None = None
+        self._held: list[frames.ClientFrame] = []
+        self._held_bytes = 0
+        self.expires_at: float | None = None
+        """The token's ``exp`` (Unix seconds) once authenticated; the session ends then."""
+        self._token_deadline = math.inf
 
     @property
     def state(self) -> State:
@@ -312,6 +372,15 @@ class Session:
         out, self._commands = self._commands, []
         return out
 
+    def frame_wait(self) -> float:
+        """Seconds until the frame bucket has a token again (0: now). An adapter that can
+        stop reading its socket does so for that long, so that a client sending faster than
+        ``limits.frame_rate_per_second`` is slowed by TCP instead of answered
+        ``rate_limited`` frame after frame."""
+        bucket = self._frame_bucket
+        tokens = bucket.tokens(self._clock())
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / bucket.rate
+
     @property
     def subscriptions(self) -> frozenset[int]:
         """Events this connection is subscribed to (confirmed by ``subscribed``)."""
@@ -325,6 +394,7 @@ class Session:
             return min(
                 self._last_received + self.limits.idle_timeout_ms / 1000,
                 self._last_ping + self.limits.heartbeat_ms / 1000,
+                self._token_deadline,
             )
         return math.inf
 
@@ -334,12 +404,18 @@ class Session:
         """A text frame from the client. Never raises for anything the client can send."""
         if self._ignoring_input("receive a text frame"):
             return
-        self._last_received = self._clock()
+        now = self._last_received = self._clock()
         if self._too_big(text):
+            return
+        retry_after_ms = self._frame_bucket.take(now)
+        if retry_after_ms:
+            kind, ref = frames.peek_frame(text)  # parsed only to answer under its `id`
+            if kind != "pong":  # a pong never gets an answer
+                self._frames.append(self._too_many_frames(retry_after_ms, ref).to_frame())
             return
         try:
             frame = frames.decode_client_frame(text)
-            self._handle(frame)
+            self._handle(frame, len(text))
         except FrameError as exc:
             self._frames.append(exc.to_frame())
 
@@ -347,9 +423,13 @@ class Session:
         """A binary frame: the protocol has none, so it gets an error (or 1009 if huge)."""
         if self._ignoring_input("receive a binary frame"):
             return
-        self._last_received = self._clock()
+        now = self._last_received = self._clock()
         if len(data) > self.limits.max_frame_bytes:
             self._close_too_big(len(data))
+            return
+        retry_after_ms = self._frame_bucket.take(now)
+        if retry_after_ms:
+            self._frames.append(self._too_many_frames(retry_after_ms, None).to_frame())
             return
         self._frames.append(
             frames.error(
@@ -377,6 +457,16 @@ class Session:
                 )
                 self._start_closing(CloseCode.UNAUTHORIZED, "authentication timed out")
             return
+        if now >= self._token_deadline:
+            self._frames.append(
+                frames.error(
+                    ErrorCode.UNAUTHORIZED,
+                    "the access token has expired; connect again with a new one "
+                    "(send `refresh` with a new token before `expires_at` to stay connected)",
+                )
+            )
+            self._start_closing(CloseCode.UNAUTHORIZED, "the access token expired")
+            return
         if now - self._last_received >= self.limits.idle_timeout_ms / 1000:
             self._start_closing(CloseCode.IDLE_TIMEOUT, "no frame from the client in time")
             return
@@ -399,7 +489,17 @@ class Session:
 
     # ---------------------------------------------------------------- answers from the service
 
-    def authenticated(self, cmd: Authenticate, user_id: int, session_id: str) -> None:
+    def authenticated(
+        self,
+        cmd: Authenticate,
+        user_id: int,
+        session_id: str,
+        *,
+        expires_at: float | None = None,
+        user_writes: WriteQuota | None = None,
+    ) -> None:
+        """``expires_at``: the token's ``exp`` (Unix seconds; None: never). ``user_writes``:
+        the user's write bucket, shared with their other connections."""
         if self._dropping_answer():
             return
         self._require(State.AWAITING_AUTH, "complete authentication")
@@ -407,11 +507,49 @@ class Session:
         self.user_id = user_id
         self.session_id = session_id
         self._auth_pending = False
+        self._user_writes = user_writes
         now = self._clock()
         self._last_ping = now
+        self._expire_at(expires_at)
         self._frames.append(
-            frames.welcome(user_id=user_id, session_id=session_id, limits=self.limits, ref=cmd.ref)
+            frames.welcome(
+                user_id=user_id,
+                session_id=session_id,
+                limits=self.limits,
+                expires_at=expires_at,
+                ref=cmd.ref,
+            )
         )
+        held, self._held, self._held_bytes = self._held, [], 0
+        for frame in held:
+            try:
+                self._handle_open(frame)
+            except FrameError as exc:
+                self._frames.append(exc.to_frame())
+
+    def refreshed(self, cmd: Refresh, expires_at: float | None) -> None:
+        """A fresh token of the same user was accepted: the session now ends at its expiry."""
+        if self._dropping_answer():
+            return
+        self._require(State.OPEN, "confirm a refresh")
+        self._expire_at(expires_at)
+        assert self.user_id is not None
+        assert self.session_id is not None
+        self._frames.append(
+            frames.refreshed(
+                user_id=self.user_id,
+                session_id=self.session_id,
+                expires_at=expires_at,
+                ref=cmd.ref,
+            )
+        )
+
+    def _expire_at(self, expires_at: float | None) -> None:
+        self.expires_at = expires_at
+        if expires_at is None:
+            self._token_deadline = math.inf
+        else:
+            self._token_deadline = self._clock() + (expires_at - self._wall_clock())
 
     def subscribed(self, cmd: Subscribe, cursor: str | None) -> None:
         """The subscription is live; the replay (if any) is already queued before this."""
@@ -472,7 +610,10 @@ class Session:
     def failed(self, cmd: Command, error: ChatError) -> None:
         """The service refused or could not do ``cmd``; the client hears ``error.code``.
 
-        A failed authentication ends the session (4401); anything else leaves it usable.
+        A failed authentication ends the session: 4401, or 1013 when the service could not
+        check the token (``unavailable``: the token may be good), or 4429 for one connection
+        too many. A failed refresh ends it with 4401 unless the service was unavailable (the
+        current token is still good). Anything else leaves it usable.
         """
         if self._dropping_answer():
             return
@@ -481,11 +622,17 @@ class Session:
         self._frames.append(frames.error_from(error, ref=cmd.ref))
         if isinstance(cmd, Authenticate):
             self._auth_pending = False
-            self._start_closing(CloseCode.UNAUTHORIZED, "authentication failed")
+            self._held, self._held_bytes = [], 0
+            code, reason = _CLOSE_ON_AUTH_FAILURE.get(
+                error.code, (CloseCode.UNAUTHORIZED, "authentication failed")
+            )
+            self._start_closing(code, reason)
+        elif isinstance(cmd, Refresh) and error.code != ErrorCode.UNAVAILABLE:
+            self._start_closing(CloseCode.UNAUTHORIZED, "the refresh token was rejected")
 
     # ---------------------------------------------------------------- internals
 
-    def _handle(self, frame: frames.ClientFrame) -> None:
+    def _handle(self, frame: frames.ClientFrame, size: int) -> None:
         if isinstance(frame, Ping):
             self._frames.append(frames.pong(ref=frame.id))
             return
@@ -502,14 +649,36 @@ class Session:
             self._commands.append(Authenticate(frame.token, frame.id))
             return
         if self.state is not State.OPEN:
+            if self._auth_pending:
+                self._hold(frame, size)
+                return
             raise FrameError(
                 ErrorCode.NOT_AUTHENTICATED,
                 f"send `hello` with a token first; `{frame.type}` needs an authenticated session",
                 ref=frame.id,
             )
+        self._handle_open(frame)
+
+    def _hold(self, frame: frames.ClientFrame, size: int) -> None:
+        """Keep a frame that arrived while authentication is pending, for after ``welcome``."""
+        if len(self._held) >= HELD_FRAMES or self._held_bytes + size > HELD_BYTES:
+            raise FrameError(
+                ErrorCode.NOT_AUTHENTICATED,
+                f"at most {HELD_FRAMES} frames ({HELD_BYTES // 1024} KiB) are held while "
+                f"authentication is pending; wait for `welcome` before sending `{frame.type}`",
+                ref=frame.id,
+            )
+        self._held.append(frame)
+        self._held_bytes += size
+
+    def _handle_open(self, frame: frames.ClientFrame) -> None:
         if isinstance(frame, RATE_LIMITED_FRAMES):
-            retry_after_ms = self._bucket.take(self._clock())
-            if retry_after_ms:
+            now = self._clock()
+            # The connection's token is taken only once the user's was granted: a write
+            # refused by one bucket costs the other nothing.
+            tokens = self._bucket.tokens(now)
+            if tokens < 1.0:
+                retry_after_ms = max(1, math.ceil((1.0 - tokens) / self._bucket.rate * 1000))
                 raise FrameError(
                     ErrorCode.RATE_LIMITED,
                     f"too many writes; at most {self.limits.send_rate_per_second:g} per second "
@@ -517,11 +686,32 @@ class Session:
                     ref=frame.id,
                     retry_after_ms=retry_after_ms,
                 )
+            if self._user_writes is not None and (retry_after_ms := self._user_writes()):
+                raise FrameError(
+                    ErrorCode.RATE_LIMITED,
+                    "too many writes from all your connections together; at most "
+                    f"{self.limits.user_send_rate_per_second:g} per second (bursts of "
+                    f"{self.limits.user_send_burst}); retry in {retry_after_ms} ms",
+                    ref=frame.id,
+                    retry_after_ms=retry_after_ms,
+                )
+            self._bucket.take(now)
         frames.check_limits(frame, self.limits)
         self._commands.append(self._command_for(frame))
 
+    def _too_many_frames(self, retry_after_ms: int, ref: FrameId | None) -> FrameError:
+        return FrameError(
+            ErrorCode.RATE_LIMITED,
+            f"too many frames; at most {self.limits.frame_rate_per_second:g} per second "
+            f"(bursts of {self.limits.frame_burst}); retry in {retry_after_ms} ms",
+            ref=ref,
+            retry_after_ms=retry_after_ms,
+        )
+
     def _command_for(self, frame: frames.ClientFrame) -> Command:
         ref = frame.id
+        if isinstance(frame, RefreshFrame):
+            return Refresh(frame.token, ref)
         if isinstance(frame, SubscribeFrame):
             event_id = frame.event_id
             if event_id in self._subscribed or event_id in self._subscribing:

@@ -23,6 +23,7 @@ from chat.gateway.connection import CLOSE_TIMEOUT, Connection, FrameCounter
 from chat.gateway.frames import CloseCode, Limits
 from chat.gateway.hub import Hub, LocalHub
 from chat.gateway.membership import membership
+from chat.gateway.quotas import UserQuotas
 from chat.gateway.service import ChatService, Stores
 from chat.logs import connection_context
 from chat.metrics import Metrics
@@ -45,6 +46,11 @@ class Gateway:
         self.frames_out = FrameCounter(self.metrics)
         self.hub: Hub = service.hub
         self.limits = limits
+        self.quotas = UserQuotas(
+            max_connections=limits.max_connections_per_user,
+            write_rate=limits.user_send_rate_per_second,
+            write_burst=limits.user_send_burst,
+        )
         self.closing = False
         self.connections: set[Connection] = set()
         self.metrics.observe_gateway(
@@ -99,11 +105,13 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
         nats_hub = None
         if settings.nats_url:
             # Imported here: a single-process install never loads the NATS client.
+            from chat.bus.connect_options import nats_connect_options
             from chat.bus.hub import open_nats_hub
 
             nats_hub = await stack.enter_async_context(
                 open_nats_hub(
                     settings.nats_url,
+                    nats_connect_options(settings),
                     presence_heartbeat=settings.nats_presence_heartbeat_seconds,
                     presence_ttl=settings.nats_presence_ttl_seconds,
                     metrics=state.metrics,

@@ -5,8 +5,9 @@ call here and reports the outcome back to the session. This module owns the guar
 ``docs/protocol.md``:
 
 - **Membership.** Every call naming an event checks that the user takes part in it
-  (:class:`~chat.gateway.membership.Membership`, PostgreSQL behind a cache); a REST removal ends
-  the user's live subscriptions at once (:meth:`ChatService.participant_changed`).
+  (:class:`~chat.gateway.membership.Membership`, PostgreSQL behind a cache, and in front of it
+  :class:`~chat.gateway.member_checks.MemberChecks`, which makes a "no" cheap); a REST removal
+  ends the user's live subscriptions at once (:meth:`ChatService.participant_changed`).
 - **REST writes reach live sockets.** A message deleted or a read position moved over REST is
   announced through ``AppState.notifications`` (:mod:`chat.notifications`), and
   :meth:`ChatService.message_changed` / :meth:`ChatService.read_moved` deliver it.
@@ -34,12 +35,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat.auth import TokenService
+from chat.auth import TokenService, VerifiedToken
 from chat.config import Settings
 from chat.domain.messages import Message, SendAck, encode_cursor
 from chat.errors import NotFound, ServiceUnavailable, Unauthorized
 from chat.gateway import frames
 from chat.gateway.hub import Hub, Mailbox, Subscription
+from chat.gateway.member_checks import MemberChecks
 from chat.gateway.membership import Membership
 from chat.gateway.protocol import (
     Delete,
@@ -52,6 +54,7 @@ from chat.gateway.protocol import (
     Typing,
     Unreact,
 )
+from chat.gateway.throttle import BroadcastThrottle
 from chat.state import AppState
 from chat.store import events as event_store
 from chat.store import users as user_store
@@ -70,6 +73,10 @@ the replay waits while the connection's mailbox is half full)."""
 SEAM_MEMORY_MS = 60_000
 """With several nodes, how long a resumed subscription remembers replayed messages so that
 their live copies, still on the bus, are dropped (far above any bus delay)."""
+
+TYPING_BROADCAST_SECONDS = 1.0
+"""At most one ``typing`` broadcast per user and event in this long (the state as it is at
+the end of it goes out then): a start/stop flood costs the others one frame a second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,11 +259,21 @@ class ChatService:
         self._typing: dict[int, dict[int, asyncio.TimerHandle]] = {}
         self._subscriptions: dict[tuple[int, int], Subscription] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.member_checks = MemberChecks(
+            membership,
+            lookups_per_user=self.settings.ws_membership_lookups_per_user,
+            non_member_seconds=self.settings.ws_non_member_cache_seconds,
+        )
+        self._typing_broadcasts = BroadcastThrottle[tuple[int, int]](
+            TYPING_BROADCAST_SECONDS, self._broadcast_typing
+        )
         membership.add_listener(self.participant_changed)
 
     async def close(self) -> None:
         """Stop timers; wait for sends under way (their messages publish) and clean-ups."""
         self.membership.remove_listener(self.participant_changed)
+        self.member_checks.close()
+        self._typing_broadcasts.close()
         for users in self._typing.values():
             for handle in users.values():
                 handle.cancel()
@@ -266,9 +283,14 @@ class ChatService:
 
     # ---------------------------------------------------------------- connections
 
-    async def authenticate(self, token: str) -> Identity:
-        """The user a token speaks for; Unauthorized for a bad token or a deleted user."""
-        user_id = self._tokens.verify(token)
+    def verify_token(self, token: str) -> VerifiedToken:
+        """Whose token it is and when it expires; Unauthorized for a bad token. No I/O: the
+        connection can apply per-user limits before it costs a database round trip."""
+        return self._tokens.verify_expiring(token)
+
+    async def load_identity(self, user_id: int) -> Identity:
+        """The user a verified token speaks for; Unauthorized for a deleted or deactivated
+        user (a dependency error when PostgreSQL is down: the token may be good)."""
         async with self._state.pg.acquire() as conn:
             user = await user_store.get_user(conn, user_id)
         if user is None or not user.is_active:
@@ -300,8 +322,7 @@ class ChatService:
     # ---------------------------------------------------------------- membership
 
     async def _require_member(self, client: Client, event_id: int) -> None:
-        if not await self.membership.is_participant(event_id, client.user_id):
-            raise NotFound(f"no event {event_id}")
+        await self.member_checks.require(event_id, client.user_id)
 
     def participant_changed(self, event_id: int, user_id: int, present: bool) -> None:
         """REST added or removed a participant; a removed one loses the event at once."""
@@ -388,8 +409,8 @@ class ChatService:
                     return cursor  # the rest comes live: it is published after the cut
                 if beyond:
                     subscription.skip.add(position)
-                # Keep half the queue for live frames: the replay goes at the client's pace.
-                await mailbox.wait_below(max(1, mailbox.maxsize // 2))
+                # Keep room for live frames: the replay goes at the client's pace.
+                await mailbox.wait_for_room()
                 if mailbox.closed:
                     break
                 mailbox.put(frames.message(message).decode())
@@ -518,6 +539,7 @@ class ChatService:
         self.hub.publish(cmd.event_id, frames.message_updated(message))
 
     async def delete(self, client: Client, cmd: Delete) -> None:
+        await self._require_member(client, cmd.event_id)  # cheap for a non-member
         async with self._state.pg.acquire() as conn:
             event = await event_store.get_event_for(conn, cmd.event_id, client.user_id)
         if event is None:
@@ -565,7 +587,9 @@ class ChatService:
         key = (user_id, event_id)
         if key in self._unread:
             self._unread[key] = count  # later messages count up from the exact value
-        self.hub.send_to_user(user_id, frames.unread(event_id, count), exclude=exclude)
+        self.hub.send_to_user(
+            user_id, frames.unread(event_id, count), exclude=exclude, latest=("unread", event_id)
+        )
 
     def message_changed(self, message: Message) -> None:
         """REST edited or deleted a message: its subscribers get ``message_updated``."""
@@ -615,11 +639,26 @@ class ChatService:
             del self._typing[event_id]
         if store:
             self._background(self.stores.typing.stop(event_id, user_id))
-        self._publish_typing(event_id, user_id)
+        # Gone (disconnected, removed) is said at once: it happens once per connection.
+        self._publish_typing(event_id, user_id, at_once=store)
 
-    def _publish_typing(self, event_id: int, actor_id: int) -> None:
+    def _publish_typing(self, event_id: int, actor_id: int, *, at_once: bool = False) -> None:
+        if at_once:
+            self._typing_broadcasts.flush((event_id, actor_id))
+        else:
+            self._typing_broadcasts.request((event_id, actor_id))
+
+    def _broadcast_typing(self, key: tuple[int, int]) -> None:
+        """The event's typing users as they are now, to its subscribers but the actor; queued
+        as a current value, superseding one not yet written."""
+        event_id, actor_id = key
         users = sorted(self._typing.get(event_id, {}))
-        self.hub.publish(event_id, frames.typing(event_id, users), exclude_user=actor_id)
+        self.hub.publish(
+            event_id,
+            frames.typing(event_id, users),
+            exclude_user=actor_id,
+            latest=("typing", event_id),
+        )
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:

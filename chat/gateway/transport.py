@@ -95,6 +95,11 @@ class TransportControl:
         protocol.write_texts(texts)
 
     @property
+    def unsent_bytes(self) -> int:
+        """Bytes written but not yet taken by the kernel: it shrinks as the client reads."""
+        return self._transport.get_write_buffer_size()
+
+    @property
     def writable(self) -> bool:
         """Whether the transport takes more data now (it is not paused)."""
         protocol = self._protocol

@@ -18,12 +18,14 @@ import contextlib
 import io
 import logging
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cassandra import ConsistencyLevel
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     _NOT_SET,
     EXEC_PROFILE_DEFAULT,
@@ -41,6 +43,7 @@ from cassandra.protocol import BatchMessage
 from cassandra.query import BatchStatement, PreparedStatement
 
 from chat.config import Settings
+from chat.tls import client_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +249,26 @@ def with_large_buffers(connection_class: type[Any]) -> type[Any]:
     )
 
 
+def cql_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of the connections to ScyllaDB, or None for plain TCP."""
+    if not settings.cql_uses_tls:
+        return None
+    return client_ssl_context(
+        "CHAT_CQL_TLS",
+        ca_file=settings.cql_tls_ca_file,
+        cert_file=settings.cql_tls_cert_file,
+        key_file=settings.cql_tls_key_file,
+        verify_hostname=settings.cql_tls_verify_hostname,
+    )
+
+
+def cql_auth_provider(settings: Settings) -> PlainTextAuthProvider | None:
+    """Password authentication (ScyllaDB's PasswordAuthenticator, SASL PLAIN), when configured."""
+    if settings.cql_username is None or settings.cql_password is None:
+        return None
+    return PlainTextAuthProvider(settings.cql_username, settings.cql_password.get_secret_value())
+
+
 def connect_blocking(
     settings: Settings,
     contact_points: list[str],
@@ -290,6 +313,8 @@ def connect_blocking(
         # into ~40 ms stalls: the send-path bench ran at a third of its speed.
         sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         connection_class=with_large_buffers(connection_class),
+        auth_provider=cql_auth_provider(settings),
+        ssl_context=cql_ssl_context(settings),
     )
     return CqlStore(cluster, cluster.connect(), settings.cql_read_page_size)
 

@@ -117,6 +117,15 @@ class AppLoopConnection(AsyncioConnection):  # type: ignore[misc]  # the driver 
         finally:
             self._transport_ready.set()
 
+    async def _setup_ssl_and_run(self) -> None:
+        """TLS: the driver's handshake over a loop transport (it runs instead of
+        :meth:`handle_read`); then what was queued meanwhile goes out, as after a plain connect.
+        """
+        try:
+            await super()._setup_ssl_and_run()
+        finally:
+            self._transport_ready.set()
+
     async def handle_write(self) -> None:
         """Write what was queued before the transport existed (or off the loop), in order."""
         ready = self._transport_ready

@@ -56,3 +56,24 @@ def test_a_tiny_mixed_run_checks_its_pages_and_writes_its_results(tmp_path: Path
     assert result["storm"]["resumed"] == 20
     assert any(name.startswith("store:") for name in result["reads"])
     assert (directory / "plot.png").exists()
+
+
+def test_a_short_abuse_run_reports_each_attack_and_how_it_was_limited(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "bench", "abuse",
+        "--attacks", "typing,connections", "--duration", "2",
+        "--results", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "victim p99" in done.stdout  # the live progress lines
+    (directory,) = tmp_path.iterdir()
+    typing, connections = json.loads((directory / "result.json").read_text())["result"]
+    assert typing["attack"] == "typing"
+    assert typing["rss_growth_mib"] is not None
+    assert typing["victim"]["answered"] > 0
+    assert typing["victim"]["typing_frames"] <= 4  # about one a second, not one per toggle
+    assert connections["attacker"]["closes"]["4429"] == 190
+    assert connections["details"]["accepted"] == 10

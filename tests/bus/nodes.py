@@ -27,6 +27,8 @@ class NatsServer:
 
     port: int
     process: subprocess.Popen[bytes] | None = None
+    options: tuple[str, ...] = ()
+    """More nats-server flags (authentication, TLS)."""
 
     @property
     def url(self) -> str:
@@ -34,7 +36,7 @@ class NatsServer:
 
     async def start(self) -> None:
         self.process = subprocess.Popen(  # noqa: ASYNC220 - a test fixture, started once
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)],
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), *self.options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -53,8 +55,8 @@ class NatsServer:
 
 
 @contextlib.contextmanager
-def nats_server() -> Iterator[NatsServer]:
-    server = NatsServer(free_port())
+def nats_server(*options: str) -> Iterator[NatsServer]:
+    server = NatsServer(free_port(), options=options)
     try:
         yield server
     finally:
@@ -91,6 +93,14 @@ async def gateway_node(settings: Settings, nats_url: str, log: Path) -> AsyncIte
         "CHAT_LOG_LEVEL": "warning",
         "CHAT_WS_SEND_RATE_PER_SECOND": "1000",
         "CHAT_WS_SEND_BURST": "1000",
+        "CHAT_WS_USER_SEND_RATE_PER_SECOND": "1000",
+        "CHAT_WS_USER_SEND_BURST": "1000",
+        "CHAT_WS_FRAME_RATE_PER_SECOND": "1000",
+        "CHAT_WS_FRAME_BURST": "1000",
+        # The tests sign up and call from one address: quotas no test reaches.
+        "CHAT_REST_ADDRESS_QUOTA": "10000000",
+        "CHAT_REST_USER_QUOTA": "10000000",
+        "CHAT_REST_SIGNUP_QUOTA": "10000000",
     }
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: ASYNC220 - a test fixture, started once

@@ -14,13 +14,25 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.api.events_helpers import create_event
 from tests.conftest import Api
 
 Frame = dict[str, Any]
 TIMEOUT = 10.0
+
+UNLIMITED_RATES: dict[str, Any] = {
+    "ws_frame_rate_per_second": 100000.0,
+    "ws_frame_burst": 100000,
+    "ws_send_rate_per_second": 100000.0,
+    "ws_send_burst": 100000,
+    "ws_user_send_rate_per_second": 100000.0,
+    "ws_user_send_burst": 100000,
+}
+"""Settings that take every rate limit out of the way of a test about something else."""
 
 _ids = itertools.count(1)
 
@@ -61,6 +73,19 @@ class WsClient:
                     return received
                 self.frames.append(received)
 
+    async def close_code(self, wait: float = TIMEOUT) -> int:
+        """Read until the server closes the connection; the code of its close frame."""
+        with pytest.raises(ConnectionClosed) as closed:
+            await self._keep_everything(wait)
+        received = closed.value.rcvd
+        assert received is not None, "the connection ended without a close frame"
+        return received.code
+
+    async def _keep_everything(self, wait: float) -> None:
+        async with asyncio.timeout(wait):
+            while True:
+                self.frames.append(orjson.loads(await self.ws.recv()))
+
     async def collect(self, condition: Callable[[Frame], bool], count: int) -> list[Frame]:
         return [await self.expect(condition) for _ in range(count)]
 
@@ -93,6 +118,11 @@ class WsClient:
 
 def _of_type(kind: str) -> Callable[[Frame], bool]:
     return lambda frame: frame.get("type") == kind
+
+
+def answer_to(ref: str | int) -> Callable[[Frame], bool]:
+    """The direct answer to the request sent with ``id`` ``ref``."""
+    return lambda frame: frame.get("ref") == ref
 
 
 def is_message(event_id: int) -> Callable[[Frame], bool]:

@@ -41,6 +41,7 @@ def test_every_client_frame_type_decodes_from_a_minimal_valid_frame() -> None:
     message_id = str(new_message_id())
     examples: list[dict[str, Any]] = [
         {"type": "hello", "token": "t"},
+        {"type": "refresh", "token": "t"},
         {"type": "ping"},
         {"type": "pong"},
         {"type": "subscribe", "event_id": 1},

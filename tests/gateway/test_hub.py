@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 
 from chat.domain.messages import new_message_id
+from chat.gateway import frames
 from chat.gateway.hub import LocalHub, Mailbox
 from chat.store.message_history import Position
 
@@ -106,3 +109,95 @@ def test_pop_batch_takes_frames_in_order_up_to_about_the_size_cap() -> None:
     assert mailbox.pop_batch(1000) == ["frame-4", "frame-5", "latest"]
     assert mailbox.pop_batch(1000) == []
     assert len(mailbox) == 0
+
+
+def _budgeted(cut_off: list[int], full: list[int], max_bytes: int) -> Mailbox:
+    return Mailbox(
+        1,
+        1000,
+        on_overflow=lambda m: cut_off.append(m.id),
+        on_removed=lambda e, reason: None,
+        max_bytes=max_bytes,
+        on_full=lambda: full.append(1),
+    )
+
+
+def test_a_mailbox_over_its_byte_budget_is_full_and_past_twice_it_overflows() -> None:
+    cut_off: list[int] = []
+    full: list[int] = []
+    page = "x" * 10_000
+    mailbox = _budgeted(cut_off, full, max_bytes=25_000)
+    assert mailbox.put(page)
+    assert mailbox.put(page)
+    assert not mailbox.full
+    assert full == []
+    assert mailbox.put(page)  # 30 KB: over the budget, below twice it
+    assert mailbox.full
+    assert full == [1]
+    assert mailbox.queued_bytes >= 30_000
+    assert mailbox.put(page)
+    assert mailbox.put(page)  # 50 KB
+    assert cut_off == []
+    assert not mailbox.put("one more")  # past 50 KB: cut off at once
+    assert cut_off == [mailbox.id]
+    assert mailbox.queued_bytes == 0
+
+
+def test_a_frame_of_emoji_counts_four_bytes_a_character() -> None:
+    cut_off: list[int] = []
+    mailbox = _budgeted(cut_off, [], max_bytes=1_000_000)
+    mailbox.put("😀" * 1000)
+    assert mailbox.queued_bytes >= 4000
+    assert mailbox.pop() == "😀" * 1000
+    assert mailbox.queued_bytes == 0
+    assert mailbox.progress == 1
+
+
+async def test_a_large_answer_waits_for_room_until_the_writer_takes_frames() -> None:
+    cut_off: list[int] = []
+    full: list[int] = []
+    mailbox = _budgeted(cut_off, full, max_bytes=25_000)
+    for _ in range(3):
+        mailbox.put("x" * 10_000)
+    waiting = asyncio.create_task(mailbox.wait_for_room())
+    await asyncio.sleep(0)  # let it start waiting
+    assert not waiting.done()
+    assert mailbox.full
+    mailbox.pop()  # 20 KB left: below the budget
+    await asyncio.wait_for(waiting, 1)
+    assert not mailbox.full
+
+
+def test_typing_frames_supersede_each_other_in_a_mailbox_that_is_not_read() -> None:
+    hub, cut_off = LocalHub(), list[int]()
+    reader = _mailbox(2, cut_off)
+    hub.connect(reader)
+    hub.subscribe(reader, 7).go_live(None)
+    for i in range(100):
+        users = [1] if i % 2 == 0 else []
+        hub.publish(7, frames.typing(7, users), exclude_user=1, latest=("typing", 7))
+    assert cut_off == []
+    assert [orjson.loads(f)["user_ids"] for f in reader.take()] == [[]]
+
+
+def test_a_subscription_being_set_up_buffers_a_bounded_number_of_bytes() -> None:
+    cut_off: list[int] = []
+    mailbox = _budgeted(cut_off, [], max_bytes=20_000)
+    hub = LocalHub()
+    hub.connect(mailbox)
+    hub.subscribe(mailbox, 7)  # buffering: not live yet
+    for i in range(5):
+        hub.publish(7, orjson.dumps({"n": i, "text": "x" * 10_000}))
+    assert cut_off == [mailbox.id]
+
+
+def test_unread_counts_pushed_to_a_user_supersede_each_other_while_queued() -> None:
+    hub, cut_off = LocalHub(), list[int]()
+    phone, tablet = _mailbox(5, cut_off), _mailbox(5, cut_off)
+    hub.connect(phone)
+    hub.connect(tablet)
+    for count in range(50, -1, -1):  # a `read` flood on the phone: each moves the count
+        hub.send_to_user(5, frames.unread(7, count), exclude=phone, latest=("unread", 7))
+    assert cut_off == []
+    assert phone.take() == []
+    assert [orjson.loads(f)["count"] for f in tablet.take()] == [0]

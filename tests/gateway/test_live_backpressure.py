@@ -24,10 +24,18 @@ from websockets.asyncio.client import connect
 from chat.app import create_app
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
-from chat.gateway.connection import COMMANDS_HIGH, Connection
+from chat.gateway.connection import COMMAND_BYTES_HIGH, COMMANDS_HIGH, Connection
 from chat.gateway.runtime import STATE_KEY, Gateway
 from tests.conftest import Api
-from tests.gateway.live import TIMEOUT, users_and_event, ws_url
+from tests.cql.conftest import wait_for_async
+from tests.gateway.live import (
+    TIMEOUT,
+    UNLIMITED_RATES,
+    WsClient,
+    answer_to,
+    users_and_event,
+    ws_url,
+)
 from tests.servers import run_server
 
 
@@ -47,7 +55,9 @@ class _CaptureState:
 @pytest.fixture(scope="module")
 async def captured(settings: Settings) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     state: dict[str, Any] = {}
-    app = create_app(settings)
+    # Frame and write rates out of the way: what is shown is what the socket reading bounds.
+    tuned = settings.model_copy(update=UNLIMITED_RATES)
+    app = create_app(tuned)
     app.add_middleware(_CaptureState, into=state)
     async with run_server(app) as url:
         yield url, state
@@ -126,3 +136,57 @@ async def test_commands_arriving_faster_than_they_run_pause_reading_and_all_are_
     assert answers == [f"h{i}" for i in range(count)]  # each once, in order
     assert [f["ref"] for f in received if f["type"] == "ack"] == ["s"]
     assert [f for f in received if f["type"] == "error"] == []
+
+
+async def test_large_commands_pause_reading_by_their_bytes_before_their_count(
+    captured: tuple[str, dict[str, Any]], api: Api, cql_server: EmbeddedCqlServer
+) -> None:
+    """Sends of ~36 KB each: reading stops once about 1 MiB of commands waits, far below
+    ``COMMANDS_HIGH`` commands; every send is acked once the store is back."""
+    url, state = captured
+    (ada,), event_id = await users_and_event(api, 1)
+    count = 100
+    text = "😀" * 4000
+    attachments = [f"https://files.test/{i}/" + "a" * 1980 for i in range(10)]
+    headers = {"Authorization": f"Bearer {api.tokens.mint(ada)}"}
+    async with connect(
+        ws_url(url), additional_headers=headers, open_timeout=TIMEOUT, compression=None
+    ) as ws:
+        c = WsClient(ws)
+        await c.expect("welcome")
+        await c.request(type="history", event_id=event_id)  # membership now cached
+        gateway = state["app"].extras[STATE_KEY]
+        assert isinstance(gateway, Gateway)
+        (connection,) = [
+            conn
+            for conn in gateway.connections
+            if conn.client is not None and conn.client.user_id == ada
+        ]
+        control = connection.control
+        assert control is not None
+
+        async def send_all() -> None:
+            for i in range(count):
+                await c.send(
+                    type="send",
+                    id=f"big-{i}",
+                    event_id=event_id,
+                    client_msg_id=f"big-{i}-{secrets.token_hex(4)}",
+                    text=text,
+                    attachments=attachments,
+                )
+
+        with _store_stopped(cql_server):
+            sender = asyncio.create_task(send_all())
+
+            async def reading_paused() -> bool:
+                return control.reading_paused
+
+            await wait_for_async(reading_paused, what="reading to pause")
+            queued, held = connection.queued_commands, connection.queued_command_bytes
+            assert queued < COMMANDS_HIGH // 2, queued
+            assert COMMAND_BYTES_HIGH <= held < COMMAND_BYTES_HIGH + 64 * 1024, held
+        async with asyncio.timeout(60):
+            await sender
+            answers = [await c.expect(answer_to(f"big-{i}"), wait=60) for i in range(count)]
+    assert [a["type"] for a in answers] == ["ack"] * count

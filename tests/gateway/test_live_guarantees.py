@@ -12,7 +12,14 @@ from websockets.exceptions import ConnectionClosed
 from chat.app import create_app
 from chat.config import Settings
 from tests.conftest import Api
-from tests.gateway.live import WsClient, client, is_message, users_and_event, ws_url
+from tests.gateway.live import (
+    UNLIMITED_RATES,
+    WsClient,
+    client,
+    is_message,
+    users_and_event,
+    ws_url,
+)
 from tests.servers import run_server
 
 
@@ -23,8 +30,7 @@ async def tuned_url(settings: Settings) -> AsyncIterator[str]:
         update={
             "typing_ttl_seconds": 1,
             "ws_outgoing_queue_size": 16,
-            "ws_send_rate_per_second": 100000.0,
-            "ws_send_burst": 100000,
+            **UNLIMITED_RATES,
             "ws_auth_timeout_ms": 300,
         }
     )

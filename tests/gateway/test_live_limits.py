@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,7 +17,16 @@ from websockets.exceptions import ConnectionClosed
 from chat.app import create_app
 from chat.config import Settings
 from tests.conftest import Api
-from tests.gateway.live import TIMEOUT, Frame, WsClient, client, is_message, users_and_event
+from tests.gateway.live import (
+    TIMEOUT,
+    UNLIMITED_RATES,
+    Frame,
+    WsClient,
+    answer_to,
+    client,
+    is_message,
+    users_and_event,
+)
 from tests.servers import run_server
 
 FLOOD = 150
@@ -34,8 +43,7 @@ async def small_queue_url(settings: Settings) -> AsyncIterator[str]:
     tuned = settings.model_copy(
         update={
             "ws_outgoing_queue_size": 16,
-            "ws_send_rate_per_second": 100000.0,
-            "ws_send_burst": 100000,
+            **UNLIMITED_RATES,
         }
     )
     async with run_server(create_app(tuned)) as url:
@@ -158,8 +166,3 @@ async def test_a_client_answering_pings_stays_connected_past_the_idle_timeout(
             pings += 1
         assert pings >= 5
         assert (await lively.request(type="ping"))["type"] == "pong"
-
-
-def answer_to(ref: str) -> Callable[[Frame], bool]:
-    """The direct answer to the request sent with ``id`` ``ref``."""
-    return lambda frame: frame.get("ref") == ref

@@ -68,6 +68,9 @@ class _Membership:
     def epoch(self, event_id: int, user_id: int) -> int:
         return 0
 
+    def cached(self, event_id: int, user_id: int) -> bool:
+        return True
+
     async def is_participant(self, event_id: int, user_id: int) -> bool:
         return True
 

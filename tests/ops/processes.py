@@ -64,6 +64,12 @@ def serve_env(settings: Settings, data_dir: Path, port: int, **extra: str) -> di
         CHAT_AUTO_MIGRATE="false",
         CHAT_WS_SEND_BURST="200",
         CHAT_WS_SEND_RATE_PER_SECOND="1000",
+        CHAT_WS_USER_SEND_BURST="200",
+        CHAT_WS_USER_SEND_RATE_PER_SECOND="1000",
+        # The tests sign up and call from one address: quotas no test reaches.
+        CHAT_REST_ADDRESS_QUOTA="10000000",
+        CHAT_REST_USER_QUOTA="10000000",
+        CHAT_REST_SIGNUP_QUOTA="10000000",
     )
     env.update(extra)
     return env

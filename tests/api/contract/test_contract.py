@@ -5,11 +5,14 @@ coverage, fuzzing and stateful phases with a fixed seed and a bounded number of 
 every check it has; the run fails on anything it reports. The stateful phase follows the
 document's links: it must create an event, a slot and a payment and go on using their ids.
 
-Two things are supplied from outside the document, as a tester would: a BUSINESS user's token
-(only an operator grants that role), and future times for slot starts (a slot must start in
-the future, a rule of the clock that JSON Schema cannot state; without them nearly every
-generated slot is refused and the slot links are never reached). Schema-valid requests may be
-refused only for the rules the document lists in ``x-rules`` (see ``checks.py``).
+Three things are supplied from outside the document, as a tester would: a BUSINESS user's token
+(only an operator grants that role), future times for slot starts (a slot must start in the
+future, a rule of the clock that JSON Schema cannot state; without them nearly every generated
+slot is refused and the slot links are never reached), and an event of that user's with a
+second participant for payments (a payment needs an event both sides take part in; reaching
+one only through three linked steps made the payment links a matter of luck). Schema-valid
+requests may be refused only for the rules the document lists in ``x-rules`` (see
+``checks.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import pytest
 
 from chat.app import create_app
 from chat.config import Settings
+from tests.api.builders import create_event
 from tests.conftest import Api
 from tests.servers import run_server
 
@@ -69,9 +73,13 @@ def _future_times() -> list[str]:
     ]
 
 
-def _config(path: Path) -> Path:
+def _config(path: Path, event_id: int, receiver_id: int) -> Path:
     times = json.dumps(_future_times())
     binding = '{ "body.start_time" = { dictionary = "future", probability = 0.7 } }'
+    payment = (
+        '{ "body.event_id" = { dictionary = "event", probability = 0.7 },'
+        ' "body.receiver_id" = { dictionary = "receiver", probability = 0.7 } }'
+    )
     path.write_text(
         f"""
 seed = {SEED}
@@ -87,10 +95,16 @@ enabled = false
 max-steps = 30
 
 [phases.stateful.generation]
-max-examples = 80
+max-examples = 150
 
 [dictionaries.future]
 values = {times}
+
+[dictionaries.event]
+values = [{event_id}]
+
+[dictionaries.receiver]
+values = [{receiver_id}]
 
 [[operations]]
 include-operation-id = "create_slot"
@@ -99,17 +113,23 @@ parameters = {binding}
 [[operations]]
 include-operation-id = "update_slot"
 parameters = {binding}
+
+[[operations]]
+include-operation-id = "create_payment"
+parameters = {payment}
 """
     )
     return path
 
 
-async def _schemathesis(url: str, token: str, workdir: Path) -> tuple[int, str]:
+async def _schemathesis(
+    url: str, token: str, workdir: Path, event_id: int, receiver_id: int
+) -> tuple[int, str]:
     st = Path(sys.executable).parent / "st"
     process = await asyncio.create_subprocess_exec(
         str(st),
         "--config-file",
-        str(_config(workdir / "schemathesis.toml")),
+        str(_config(workdir / "schemathesis.toml", event_id, receiver_id)),
         "run",
         f"{url}/v1/openapi.json",
         "--header",
@@ -166,8 +186,10 @@ async def test_schemathesis_finds_nothing_in_any_phase_and_follows_the_links(
 ) -> None:
     business = await api.create_user(role="BUSINESS")
     token = api.tokens.mint(business["id"], ttl_seconds=3600)
+    receiver = await api.create_user()
+    event = await create_event(api, business["id"], receiver["id"])
 
-    code, output = await _schemathesis(contract_url, token, tmp_path)
+    code, output = await _schemathesis(contract_url, token, tmp_path, event["id"], receiver["id"])
     report = json.loads(_report(tmp_path, "json").read_text())
     assert code == 0, output[-20_000:]
     assert report["failures"] == [], output[-20_000:]
