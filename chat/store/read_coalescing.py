@@ -19,8 +19,9 @@ A group may also gather several *keys* answered by one read (the unread counts o
 of one event share one read of the event's newest messages): the read function gets all the
 keys asked for and returns a value for each.
 
-Every caller gets the read's outcome — the value or the exception. Cancelling a caller does
-not cancel the read the others wait for. Memory is bounded by the callers waiting: a group
+Every caller gets the read's outcome — the value or the exception; a read that is itself
+cancelled (the loop shutting down) cancels its callers. Cancelling a caller does not cancel
+the read the others wait for. Memory is bounded by the callers waiting: a group
 holds at most the keys of one gathering read and one read under way.
 """
 
@@ -99,7 +100,11 @@ class ReadCoalescer(Generic[G, K, V]):
         except BaseException as exc:  # every caller gets the outcome, cancellation included
             for futures in waiters.values():
                 for future in futures:
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
                         future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise

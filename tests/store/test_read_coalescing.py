@@ -104,6 +104,23 @@ async def test_a_failed_read_fails_every_caller_and_the_next_read_is_fresh() -> 
     assert await reads.get("g", "a") == 3
 
 
+async def test_a_cancelled_read_cancels_its_callers_and_the_next_read_is_fresh() -> None:
+    cancelled = True
+
+    async def read(group: str, keys: list[str]) -> dict[str, int]:
+        if cancelled:
+            raise asyncio.CancelledError
+        return {k: 5 for k in keys}
+
+    reads: ReadCoalescer[str, str, int] = ReadCoalescer(read)
+    waiting = [reads.get("g", k) for k in ("a", "b")]
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    assert all(future.cancelled() for future in waiting)
+    cancelled = False
+    assert await reads.get("g", "a") == 5
+
+
 async def test_a_read_that_returns_no_value_for_a_key_fails_that_caller_only() -> None:
     async def partial(group: str, keys: list[str]) -> dict[str, int]:
         return {k: 1 for k in keys if k != "missing"}
