@@ -1,11 +1,13 @@
 """Benchmark of the embedded CQL server through the real scylla-driver.
 
-Driver processes (each with its own default ``Cluster``) send prepared INSERTs with many
-requests in flight against a server subprocess, either one row per request or UNLOGGED
-batches of ``--batch-size`` rows. The figures: rows/s over the measurement window, and the
+Driver processes (each with its own default ``Cluster``) send prepared statements with many
+requests in flight against a server subprocess: INSERTs of one row per request (``single``),
+UNLOGGED batches of ``--batch-size`` rows (``batch``), or single-partition slices
+(``slice``: ``WHERE room = ? AND at > ? LIMIT 20`` over pre-filled partitions, one request
+counting as one "row" in the figures). The figures: rows/s over the measurement window, and the
 server's CPU microseconds per row, from the server process's own CPU time (user + system) —
-which is what the targets of issue 3 are about, since the driver, not the server, is the
-ceiling for throughput.
+which is what the server's targets (docs/embedded-cql.md) are about, since the driver, not the
+server, is the ceiling for throughput.
 
     .venv/bin/python bench/cql_server.py --processes 2 --duration 10 --mode both
     .venv/bin/python bench/cql_server.py --data-dir /tmp/cqlbench   # with the commit log
@@ -39,7 +41,10 @@ SCHEMA = (
     "(room bigint, at bigint, author text, body text, PRIMARY KEY (room, at))",
 )
 INSERT = f"INSERT INTO {KEYSPACE}.messages (room, at, author, body) VALUES (?, ?, ?, ?)"
+SLICE = f"SELECT room, at, author, body FROM {KEYSPACE}.messages WHERE room = ? AND at > ? LIMIT 20"
 BODY = "x" * 80
+SLICE_ROOMS = 200
+SLICE_ROWS_PER_ROOM = 200
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Workload:
     batch_size: int  # 1 = single-row requests
     concurrency: int
     compression: bool = True
+    slices: bool = False  # single-partition SELECTs instead of INSERTs
 
 
 def worker(
@@ -64,7 +70,7 @@ def worker(
 
     cluster = Cluster([workload.host], port=workload.port, compression=workload.compression)
     session = cluster.connect()
-    prepared = session.prepare(INSERT)
+    prepared = session.prepare(SLICE if workload.slices else INSERT)
     sequence = itertools.count()
     done = 0
     errors = 0
@@ -75,6 +81,8 @@ def worker(
 
     def next_request() -> Any:
         n = next(sequence)
+        if workload.slices:
+            return prepared.bind((n % SLICE_ROOMS, n % (SLICE_ROWS_PER_ROOM - 20)))
         if workload.batch_size == 1:
             return prepared.bind((room_base + n % 1000, n, "bench", BODY))
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
@@ -183,14 +191,25 @@ def process_cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
-def prepare_schema(host: str, port: int) -> None:
+def prepare_schema(host: str, port: int, fill: bool) -> None:
+    """Create the table; with ``fill``, the partitions the slice workload reads."""
     from cassandra.cluster import Cluster
+    from cassandra.concurrent import execute_concurrent_with_args
 
     cluster = Cluster([host], port=port)
     try:
         session = cluster.connect()
         for statement in SCHEMA:
             session.execute(statement)
+        if fill:
+            insert = session.prepare(INSERT)
+            rows = [
+                (room, at, "bench", BODY)
+                for room in range(SLICE_ROOMS)
+                for at in range(SLICE_ROWS_PER_ROOM)
+            ]
+            execute_concurrent_with_args(session, insert, rows, concurrency=256)
+            print(f"filled {len(rows)} rows in {SLICE_ROOMS} partitions for slices", flush=True)
     finally:
         cluster.shutdown()
 
@@ -202,7 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--concurrency", type=int, default=256, help="requests in flight/process")
     parser.add_argument("--batch-size", type=int, default=16, help="rows per batch in batch mode")
-    parser.add_argument("--mode", choices=("single", "batch", "both"), default="both")
+    parser.add_argument(
+        "--mode",
+        choices=("single", "batch", "slice", "both", "all"),
+        default="both",
+        help="both: single and batch; all: single, batch and slice",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="durable server (commit log)")
     parser.add_argument("--commit-sync-ms", type=float, default=None)
     parser.add_argument(
@@ -213,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-pid", type=int, default=None, help="its pid, for CPU figures")
     args = parser.parse_args(argv)
 
-    modes = ["single", "batch"] if args.mode == "both" else [args.mode]
+    modes = {"both": ["single", "batch"], "all": ["single", "batch", "slice"]}.get(
+        args.mode, [args.mode]
+    )
     server: EmbeddedCqlServer | None = None
     with tempfile.TemporaryDirectory(prefix="cqlbench-") as scratch:
         if args.host is None:
@@ -233,13 +259,18 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         try:
-            prepare_schema(host, port)
+            prepare_schema(host, port, fill="slice" in modes)
             for mode in modes:
-                batch_size = 1 if mode == "single" else args.batch_size
+                batch_size = args.batch_size if mode == "batch" else 1
                 workload = Workload(
-                    host, port, batch_size, args.concurrency, not args.no_compression
+                    host,
+                    port,
+                    batch_size,
+                    args.concurrency,
+                    not args.no_compression,
+                    slices=mode == "slice",
                 )
-                label = "single" if batch_size == 1 else f"batch{batch_size}"
+                label = f"batch{batch_size}" if mode == "batch" else mode
                 figures = run(label, workload, args.processes, args.duration, args.warmup, pid)
                 print(
                     f"RESULT mode={label} processes={args.processes} "

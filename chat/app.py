@@ -29,7 +29,9 @@ from chat.api.request_ids import RequestIdMiddleware
 from chat.api.routes import build_api
 from chat.auth import TokenService
 from chat.config import Settings
+from chat.console import console_routes
 from chat.embedded.postgres import embedded_postgres
+from chat.gateway.asyncapi import build_asyncapi
 from chat.gateway.runtime import PATH as WS_PATH
 from chat.gateway.runtime import open_gateway, websocket_route
 from chat.metrics import Metrics
@@ -109,6 +111,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi(request: Request) -> Response:
         return json_response(build_openapi(api.operations, extra_paths))
 
+    async def asyncapi(request: Request) -> Response:
+        secure = request.url.scheme in {"https", "wss"}
+        return json_response(build_asyncapi(request.url.netloc, secure=secure))
+
     # With an admin listener, /metrics is served there only; the probes stay here as well.
     metrics_here = settings.admin_port is None
     admin_routes = [r for r in ADMIN_ROUTES if metrics_here or r.path != "/metrics"]
@@ -116,10 +122,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *admin_routes,
         Route("/v1/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/asyncapi.json", asyncapi, methods=["GET"]),
         *api.routes(),
         websocket_route(),
         # The same path over plain HTTP: 426 for GET without an Upgrade, 405 for other methods.
         Route(WS_PATH, upgrade_required, methods=["GET"]),
+        *console_routes(),
     ]
     middleware = [Middleware(RequestIdMiddleware)]
     if settings.trusted_proxy_list:
@@ -154,8 +162,9 @@ def _json(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {}}}}
 
 
-# The probes and the document itself. The WebSocket endpoint (/v1/ws) is not a REST operation
-# and is left out: its contract is docs/protocol.md.
+# The probes, the documents and the front page. The WebSocket endpoint (/v1/ws) is not a REST
+# operation and is left out: its contract is docs/protocol.md and /v1/asyncapi.json. Nor are the
+# web console's static files (/console/).
 OPENAPI_EXTRA_PATHS: dict[str, Any] = {
     "/healthz": _probe("healthz", "The process serves requests", _json("ok")),
     "/readyz": _probe("readyz", "Every dependency answers", _json("ready"), 503),
@@ -165,4 +174,12 @@ OPENAPI_EXTRA_PATHS: dict[str, Any] = {
         {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
     ),
     "/v1/openapi.json": _probe("openapi", "This document", _json("OpenAPI 3.1")),
+    "/v1/asyncapi.json": _probe(
+        "asyncapi", "The WebSocket protocol as an AsyncAPI 3.0 document", _json("AsyncAPI 3.0")
+    ),
+    "/": _probe(
+        "home",
+        "Front page: links to the web console and the API documents",
+        {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+    ),
 }

@@ -36,6 +36,7 @@ from pydantic import (
     Field,
     ValidationError,
     model_validator,
+    with_config,
 )
 from pydantic_core import ErrorDetails
 
@@ -148,6 +149,7 @@ class CloseCode(IntEnum):
     """The user already has ``limits.max_connections_per_user`` connections on this server."""
 
 
+@with_config(ConfigDict(json_schema_extra={"additionalProperties": False}))
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Every per-connection limit, as the client sees it in ``welcome.limits``."""
@@ -283,6 +285,8 @@ class SubscribeFrame(_ClientFrame):
 
 
 class UnsubscribeFrame(_ClientFrame):
+    """Stop receiving an event's frames."""
+
     type: Literal["unsubscribe"]
     event_id: EventId
 
@@ -301,6 +305,8 @@ class SendFrame(_ClientFrame):
 
 
 class EditFrame(_ClientFrame):
+    """Replace the text of one of your messages; everyone gets ``message_updated``."""
+
     type: Literal["edit"]
     event_id: EventId
     message_id: MessageId
@@ -308,12 +314,16 @@ class EditFrame(_ClientFrame):
 
 
 class DeleteFrame(_ClientFrame):
+    """Delete a message (your own; the event's creator may delete any)."""
+
     type: Literal["delete"]
     event_id: EventId
     message_id: MessageId
 
 
 class ReactFrame(_ClientFrame):
+    """Add a reaction to a message; everyone gets ``reaction``."""
+
     type: Literal["react"]
     event_id: EventId
     message_id: MessageId
@@ -321,6 +331,8 @@ class ReactFrame(_ClientFrame):
 
 
 class UnreactFrame(_ClientFrame):
+    """Remove your reaction from a message."""
+
     type: Literal["unreact"]
     event_id: EventId
     message_id: MessageId
@@ -328,6 +340,8 @@ class UnreactFrame(_ClientFrame):
 
 
 class TypingFrame(_ClientFrame):
+    """Show (``start``) or clear (``stop``) your typing indicator."""
+
     type: Literal["typing"]
     event_id: EventId
     state: Literal["start", "stop"]

@@ -11,10 +11,12 @@ import httpx
 import pytest
 
 from chat.auth import TokenService
+from chat.client import Unsubscribed
 from chat.config import Settings
 from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
+from tests.client.live import chat_client
 from tests.conftest import Api
-from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event
+from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event, ws_url
 
 
 @pytest.fixture(scope="module")
@@ -146,31 +148,23 @@ async def test_nats_restart_tells_subscribers_to_resume_and_loses_nothing(
 ) -> None:
     a, b = nodes
     (sender, reader), event_id = await users_and_event(node_api, 2)
-    async with client(a.url, node_api, sender) as s, client(b.url, node_api, reader) as r:
-        cursor = (await r.subscribe(event_id))["cursor"]
-        before = await s.send_message(event_id, "before")
-        cursor = (await r.expect(is_message(event_id)))["message"]["cursor"]
-        assert cursor == before["cursor"]
+    # The reader is the reference client: it resubscribes with `since` on `resync`, and
+    # retries after a back-off while the node answers `unavailable` (still reconnecting).
+    async with (
+        client(a.url, node_api, sender) as s,
+        chat_client(ws_url(b.url), node_api, reader) as (r, seen),
+    ):
+        await r.subscribe(event_id)
+        await s.send_message(event_id, "before")
+        assert await seen.wait_messages(event_id, 1) == ["before"]
         nats.stop()
-        ended = await r.expect("unsubscribed")
-        assert ended["reason"] == "resync"
-        during = await s.send_message(event_id, "during")  # the store takes it: acked
+        await seen.wait(lambda events: any(isinstance(e, Unsubscribed) for e in events))
+        assert [e.reason for e in seen.seen if isinstance(e, Unsubscribed)] == ["resync"]
+        await s.send_message(event_id, "during")  # the store takes it: acked
         await nats.start()
-        async with asyncio.timeout(20):
-            while True:  # the node refuses subscriptions (unavailable) until it reconnected
-                answer = await r.request(type="subscribe", event_id=event_id, since=cursor)
-                if answer["type"] == "subscribed":
-                    break
-                assert answer["code"] == "unavailable", answer
-                await r.expect("unsubscribed", wait=0.2) if r.kept(
-                    lambda f: f["type"] == "unsubscribed"
-                ) else None
-                await asyncio.sleep(0.2)
-        replayed = await r.expect(is_message(event_id))
-        assert replayed["message"]["message_id"] == during["message_id"]
-        after = await s.send_message(event_id, "after")
-        live = await r.expect(is_message(event_id))
-        assert live["message"]["message_id"] == after["message_id"]
+        assert await seen.wait_messages(event_id, 2) == ["before", "during"]  # replayed
+        await s.send_message(event_id, "after")
+        assert await seen.wait_messages(event_id, 3) == ["before", "during", "after"]
 
 
 async def test_sigkill_during_a_send_burst_loses_no_ack_and_presence_heals(

@@ -289,17 +289,21 @@ def test_collections_append_prepend_add_remove_and_element_ops(db: Db) -> None:
 
 def test_conditional_writes_report_applied_and_existing_values(db: Db) -> None:
     db.run("CREATE TABLE t (k int, c int, v text, PRIMARY KEY (k, c))")
+    # ScyllaDB's shape: the same columns applied or not, with the row as it was before.
     first = db.run("INSERT INTO t (k, c, v) VALUES (1, 1, 'a') IF NOT EXISTS")
-    assert decode(first) == [(True,)]
+    assert [s.name for s in first.columns] == ["[applied]", "k", "c", "v"]
+    assert decode(first) == [(True, None, None, None)]
     again = db.run("INSERT INTO t (k, c, v) VALUES (1, 1, 'b') IF NOT EXISTS")
     assert [s.name for s in again.columns] == ["[applied]", "k", "c", "v"]
     assert decode(again) == [(False, 1, 1, "a")]
     assert decode(db.run("UPDATE t SET v = 'c' WHERE k = 1 AND c = 1 IF v = 'zz'")) == [
         (False, "a")
     ]
-    assert decode(db.run("UPDATE t SET v = 'c' WHERE k = 1 AND c = 1 IF v = 'a'")) == [(True,)]
-    assert decode(db.run("UPDATE t SET v = 'd' WHERE k = 1 AND c = 2 IF EXISTS")) == [(False,)]
-    assert decode(db.run("DELETE FROM t WHERE k = 1 AND c = 1 IF EXISTS")) == [(True,)]
+    assert decode(db.run("UPDATE t SET v = 'c' WHERE k = 1 AND c = 1 IF v = 'a'")) == [(True, "a")]
+    assert decode(db.run("UPDATE t SET v = 'd' WHERE k = 1 AND c = 2 IF EXISTS")) == [
+        (False, None, None, None)
+    ]
+    assert decode(db.run("DELETE FROM t WHERE k = 1 AND c = 1 IF EXISTS")) == [(True, 1, 1, "c")]
     assert db.rows("SELECT * FROM t") == []
 
 
@@ -440,7 +444,9 @@ def test_conditional_batch_applies_all_or_nothing(db: Db) -> None:
         "ks",
     )
     assert isinstance(failed, Rows)
-    assert decode(failed) == [(False, "a")]
+    # One row per statement: [applied], the key and the condition columns, as they were.
+    assert [c.name for c in failed.columns] == ["[applied]", "k", "c", "v"]
+    assert decode(failed) == [(False, 1, 0, "a"), (False, None, None, None)]
     assert db.rows("SELECT c FROM t WHERE k = 1") == [(0,)]
     applied = db.engine.batch(
         0,
@@ -449,7 +455,7 @@ def test_conditional_batch_applies_all_or_nothing(db: Db) -> None:
         "ks",
     )
     assert isinstance(applied, Rows)
-    assert decode(applied) == [(True,)]
+    assert decode(applied) == [(True, 1, 0, "a"), (True, None, None, None)]
     assert db.rows("SELECT c, v FROM t WHERE k = 1") == [(0, "b"), (5, "x")]
 
 
@@ -486,18 +492,12 @@ def test_frame_timestamp_is_only_a_default_for_batch_statements(db: Db) -> None:
         )
 
 
-def test_in_with_order_by_pages_through_the_merged_order(db: Db) -> None:
+def test_in_with_order_by_merges_partitions_and_refuses_paging(db: Db) -> None:
     db.run("CREATE TABLE t (p int, c int, PRIMARY KEY (p, c))")
     for p in range(3):
         for c in range(4):
             db.run("INSERT INTO t (p, c) VALUES (?, ?)", p, c * 3 + p)
     query = "SELECT c FROM t WHERE p IN (0, 1, 2) ORDER BY c DESC"
-    seen: list[tuple[Any, ...]] = []
-    state: bytes | None = None
-    while True:
-        page = db.run(query, page_size=5, paging_state=state)
-        seen += decode(page)
-        state = page.paging_state
-        if state is None:
-            break
-    assert seen == [(c,) for c in range(11, -1, -1)]
+    assert decode(db.run(query)) == [(c,) for c in range(11, -1, -1)]
+    with pytest.raises(InvalidRequest, match="Cannot page queries with both ORDER BY and a IN"):
+        db.run(query, page_size=5)

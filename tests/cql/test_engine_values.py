@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat.embedded.cql import ast
-from chat.embedded.cql.values import composite_key, increment, ordering_encoder, token_of
+from chat.embedded.cql.ordering import increment, ordering_encoder
+from chat.embedded.cql.values import composite_key, token_of
 
 INT_TYPES = {
     "tinyint": (ct.ByteType, 8),

@@ -37,6 +37,7 @@ from cassandra.query import BatchType
 from chat.embedded.cql import frames
 from chat.embedded.cql.errors import AlreadyExists, InvalidRequest, ProtocolError, Unprepared
 from chat.embedded.cql.results import ColumnSpec, Prepared, Rows, SchemaChange
+from chat.embedded.cql.values import UNSET
 
 FEATURES = ProtocolFeatures()
 
@@ -50,6 +51,7 @@ def driver_request(message: Any, stream: int = 1, version: int = 4) -> bytes:
 def single_frame(data: bytes) -> frames.Frame:
     decoded = frames.FrameDecoder().feed(data)
     assert len(decoded) == 1
+    assert isinstance(decoded[0], frames.Frame)
     return decoded[0]
 
 
@@ -70,7 +72,7 @@ def test_decoder_yields_frames_split_at_every_byte_boundary() -> None:
     for cut in range(len(data) + 1):
         decoder = frames.FrameDecoder()
         got = decoder.feed(data[:cut]) + decoder.feed(data[cut:])
-        assert [(f.stream, f.opcode) for f in got] == [
+        assert [(f.stream, f.opcode) for f in got if isinstance(f, frames.Frame)] == [
             (3, frames.OP_OPTIONS),
             (4, frames.OP_OPTIONS),
         ]
@@ -80,11 +82,25 @@ def test_decoder_reassembles_a_large_frame_from_many_small_reads() -> None:
     query = "SELECT * FROM t WHERE k = '" + "x" * 100_000 + "'"
     data = driver_request(QueryMessage(query, ConsistencyLevel.ONE), stream=9)
     decoder = frames.FrameDecoder()
-    got: list[frames.Frame] = []
+    got: list[frames.Frame | frames.FrameTooLarge] = []
     for start in range(0, len(data), 1000):
         got += decoder.feed(data[start : start + 1000])
     assert len(got) == 1
+    assert isinstance(got[0], frames.Frame)
     assert frames.decode_query(got[0]).query == query
+
+
+def test_decoder_skips_the_body_of_a_frame_over_the_limit_and_resumes_after_it() -> None:
+    big = driver_request(QueryMessage("SELECT * FROM t WHERE k = '" + "x" * 5000 + "'", 1), 2)
+    after = driver_request(OptionsMessage(), stream=3)
+    data = big + after
+    for cut in (5, 9, 100, len(big) - 1, len(big), len(big) + 4):
+        decoder = frames.FrameDecoder(max_frame=1000)
+        got = decoder.feed(data[:cut]) + decoder.feed(data[cut:])
+        assert got[0] == frames.FrameTooLarge(4, 2, len(big) - 9)
+        assert isinstance(got[1], frames.Frame)
+        assert (got[1].stream, got[1].opcode) == (3, frames.OP_OPTIONS)
+        assert not decoder.pending
 
 
 def test_decoder_rejects_negative_body_length() -> None:
@@ -189,10 +205,17 @@ def test_named_values_are_decoded_with_their_names() -> None:
     assert request.params.values == [b"x", None]
 
 
-def test_unset_values_decode_as_none() -> None:
-    body = struct.pack(">H", 2) + b"id" + struct.pack(">HBHi", 1, frames.QF_VALUES, 1, -2)
+def test_unset_and_null_values_decode_as_distinct_markers() -> None:
+    body = struct.pack(">H", 2) + b"id" + struct.pack(">HBHii", 1, frames.QF_VALUES, 2, -2, -1)
     request = frames.decode_execute(frames.Frame(4, 0, 1, frames.OP_EXECUTE, body))
-    assert request.params.values == [None]
+    assert request.params.values == [UNSET, None]
+    assert request.params.values[0] is UNSET
+
+
+def test_a_value_length_below_minus_two_is_a_protocol_error() -> None:
+    body = struct.pack(">H", 2) + b"id" + struct.pack(">HBHi", 1, frames.QF_VALUES, 1, -3)
+    with pytest.raises(ProtocolError, match="invalid value length -3"):
+        frames.decode_execute(frames.Frame(4, 0, 1, frames.OP_EXECUTE, body))
 
 
 def test_truncated_execute_is_a_protocol_error() -> None:

@@ -15,6 +15,7 @@ from chat.embedded.cql.ast import (
     Batch,
     ColumnDef,
     Condition,
+    Constant,
     CqlType,
     CreateKeyspace,
     CreateTable,
@@ -36,7 +37,7 @@ from chat.embedded.cql.ast import (
     Update,
     Use,
 )
-from chat.embedded.cql.errors import ConfigurationError, CqlSyntaxError, InvalidRequest
+from chat.embedded.cql.errors import CqlSyntaxError, InvalidRequest
 from chat.embedded.cql.parser import parse
 from tests.cql.parsing import (
     const,
@@ -493,9 +494,17 @@ def test_empty_batch_parses() -> None:
     assert parse("BEGIN BATCH APPLY BATCH") == Batch("LOGGED", ())
 
 
-def test_conditional_statement_inside_batch_is_refused() -> None:
-    message = error_of("BEGIN BATCH INSERT INTO t (a) VALUES (1) IF NOT EXISTS APPLY BATCH")
-    assert message == "line 1:0 unsupported construct: conditional statement (IF) inside BATCH"
+def test_conditional_statements_inside_a_batch_keep_their_conditions() -> None:
+    batch = parse(
+        "BEGIN BATCH INSERT INTO t (a) VALUES (1) IF NOT EXISTS; "
+        "UPDATE t SET b = 2 WHERE a = 1 IF b = 1; APPLY BATCH"
+    )
+    assert isinstance(batch, Batch)
+    insert, update = batch.statements
+    assert isinstance(insert, Insert)
+    assert insert.if_not_exists
+    assert isinstance(update, Update)
+    assert update.conditions == (Condition("b", "=", Constant("integer", "1")),)
 
 
 def test_select_inside_batch_is_a_syntax_error() -> None:
@@ -518,9 +527,11 @@ def test_create_keyspace_with_replication_and_durable_writes() -> None:
     )
 
 
-def test_create_keyspace_without_replication_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError):
-        parse("CREATE KEYSPACE k WITH durable_writes = true")
+def test_create_keyspace_without_replication_leaves_the_defaults_to_the_engine() -> None:
+    statement = parse("CREATE KEYSPACE k WITH durable_writes = true")
+    assert isinstance(statement, CreateKeyspace)
+    assert statement.replication == {}
+    assert statement.durable_writes is True
 
 
 def test_create_keyspace_unknown_property_is_a_syntax_error() -> None:

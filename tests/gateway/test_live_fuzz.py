@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat.gateway.frames import ErrorCode
+from chat.gateway.server_frames import SERVER_FRAMES
 from tests.conftest import Api
 from tests.gateway.live import client, users_and_event
 
@@ -35,23 +36,7 @@ CLIENT_TYPES = [
     "read",
     "history",
 ]
-SERVER_TYPES = {
-    "welcome",
-    "subscribed",
-    "unsubscribed",
-    "ack",
-    "ok",
-    "message",
-    "message_updated",
-    "reaction",
-    "typing",
-    "unread",
-    "presence",
-    "history",
-    "error",
-    "pong",
-    "ping",
-}
+SERVER_TYPES = set(SERVER_FRAMES)
 MISTAKES = {code.value for code in ErrorCode} - {"internal_error"}
 """Every code but ``internal_error`` is a legitimate answer to a random frame."""
 

@@ -174,6 +174,15 @@ class AstBuilder(Transformer[Tok, ast.Statement]):
             return None, str(first)
         return str(first), str(second)
 
+    def marker_name(self, token: Tok) -> Tok:
+        return token
+
+    def marker_table_name(self, *parts: Tok) -> tuple[str | None, str]:
+        raise syntax_error(parts[-1], "Bind variables cannot be used for table names")
+
+    def marker_use(self, token: Tok) -> ast.Use:
+        raise syntax_error(token, "Bind variables cannot be used for keyspace names")
+
     def if_exists(self) -> bool:
         return True
 
@@ -392,11 +401,19 @@ class AstBuilder(Transformer[Tok, ast.Statement]):
         return tuple(str(n) for n in names)
 
     def tuple_relation(self, columns: tuple[str, ...], op: str, value: ast.Term) -> ast.Relation:
+        if len(columns) == 1 and isinstance(value, ast.TupleLiteral) and len(value.items) == 1:
+            return ast.Relation(columns, op, value.items[0])  # (c) = (1) is c = 1
         return ast.Relation(columns, op, value)
 
     def tuple_in_relation(
         self, columns: tuple[str, ...], values: ast.Term | tuple[ast.Term, ...]
     ) -> ast.Relation:
+        if (
+            len(columns) == 1
+            and isinstance(values, tuple)
+            and all(isinstance(v, ast.TupleLiteral) and len(v.items) == 1 for v in values)
+        ):  # (c) IN ((1), (2)) is c IN (1, 2)
+            return ast.Relation(columns, "IN", tuple(v.items[0] for v in values))  # type: ignore[union-attr]
         return ast.Relation(columns, "IN", values)
 
     def in_list(self, *values: ast.Term) -> tuple[ast.Term, ...]:
@@ -551,15 +568,6 @@ class AstBuilder(Transformer[Tok, ast.Statement]):
         inner: list[ast.Modification] = []
         previous = 1 if isinstance(timestamp, ast.BindMarker) else 0
         for statement in statements:
-            conditional = (
-                statement.if_not_exists
-                if isinstance(statement, ast.Insert)
-                else statement.if_exists or bool(statement.conditions)
-            )
-            if conditional:
-                raise syntax_error(
-                    begin, "unsupported construct: conditional statement (IF) inside BATCH"
-                )
             # Each inner statement was built with the running marker total; keep its own count.
             inner.append(replace(statement, bind_count=statement.bind_count - previous))
             previous = statement.bind_count
@@ -585,9 +593,9 @@ class AstBuilder(Transformer[Tok, ast.Statement]):
             if key in found:
                 raise CqlSyntaxError(f"Multiple definition for property '{key}'")
             found[key] = value
-        replication_term = found.get("replication")
+        replication_term = found.get("replication", ast.MapLiteral(()))
         if not isinstance(replication_term, ast.MapLiteral):
-            raise ConfigurationError("Missing mandatory replication strategy class")
+            raise ConfigurationError("Invalid value for property 'replication': expected a map")
         replication = {
             _option_text(k, "replication"): _option_text(v, "replication")
             for k, v in replication_term.entries

@@ -24,6 +24,17 @@ That is correct because every record is an idempotent last-write-wins merge (cou
 logged as absolute values), so replaying the new segment over a snapshot that may already
 contain some of those writes gives the same state. The snapshot is written to a temporary file
 in a thread, fsynced, and renamed into place; only then are older segments deleted.
+
+I/O errors: a failed write or fsync leaves the segment's tail unknown (torn bytes, or pages
+the kernel dropped), so nothing waiting on that flush is acknowledged: its future fails. The
+segment is then truncated back to the end of its last fsynced record and closed, and logging
+continues in a fresh segment; replay reads each segment up to its first bad record and then
+goes on with the next one, so no record that was acknowledged is ever skipped. If the
+truncation or the new segment fails too, the log enters the *failed* state: it refuses every
+further append (the engine refuses writes with an error) and says so at CRITICAL level, until
+the server is restarted.
+
+Files are private to the server's user: the directory is 0700, segments and snapshots 0600.
 """
 
 from __future__ import annotations
@@ -39,12 +50,16 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+from chat.embedded.cql.errors import WriteFailure
+
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">II")
 _SEGMENT = re.compile(r"commitlog-(\d+)\.log$")
 _SNAPSHOT = re.compile(r"snapshot-(\d+)\.bin$")
 EARLY_FLUSH_BYTES = 1 << 20
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 SNAPSHOT_SYNC_BYTES = 8 << 20
 """A snapshot file is flushed to disk every this many bytes (see ``CommitLog.snapshot``)."""
 
@@ -70,6 +85,10 @@ def read_frames(path: Path) -> Iterator[bytes]:
             return
         yield payload
         pos = start + size
+
+
+class CommitLogFailed(WriteFailure):
+    """The log cannot take writes any more (an I/O error it could not recover from)."""
 
 
 class CommitLog:
@@ -102,13 +121,15 @@ class CommitLog:
         self._hurry = False  # close() waits for the snapshot under way: stop pacing it
         self._last_snapshot_bytes = 0
         self.snapshots_written = 0
+        self.failed: str | None = None  # why the log refuses writes, once it does
+        self.io_errors = 0
 
     # ---------------------------------------------------------------------------------------
     # Start-up.
 
     def recover(self) -> Iterator[bytes]:
         """Payloads to replay: the newest snapshot's, then every later segment's, in order."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.dir)
         for leftover in self.dir.glob("*.tmp"):
             leftover.unlink()
         snapshots = sorted(
@@ -133,18 +154,28 @@ class CommitLog:
         self._task = asyncio.get_running_loop().create_task(self._flusher())
 
     def _open_segment(self, n: int) -> None:
-        path = self.dir / f"commitlog-{n}.log"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        _fsync_dir(self.dir)
+        fd = self._create_segment(n)
         old = self._fd
         self._fd, self._segment, self._segment_size = fd, n, 0
         if old >= 0:
             os.close(old)
 
+    def _create_segment(self, n: int) -> int:
+        path = self.dir / f"commitlog-{n}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        try:
+            _fsync_dir(self.dir)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
     # ---------------------------------------------------------------------------------------
     # Writing.
 
     def append(self, payload: bytes) -> None:
+        if self.failed is not None:
+            raise CommitLogFailed(self.failed)
         data = frame(payload)
         self._buffer.append(data)
         self._buffered += len(data)
@@ -194,12 +225,21 @@ class CommitLog:
         try:
             await loop.run_in_executor(None, _write_and_sync, self._fd, data)
         except OSError as exc:
-            # Every write waiting on this fsync fails (the server answers with an error); the
-            # flusher keeps running so later writes get their own attempt.
-            log.exception("commit log write failed")
-            if fut is not None and not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # mark retrieved: each waiter re-raises it
+            # Nothing waiting on this flush is acknowledged (the server answers each such
+            # write with a Write_failure); the segment is cut back to its last good record
+            # and logging goes on in a fresh one, or stops for good if that fails too.
+            self.io_errors += 1
+            log.error(
+                "commit log segment %d: %s after offset %d; %d bytes of writes not acknowledged",
+                self._segment,
+                exc,
+                self._segment_size,
+                len(data),
+            )
+            # Repair first, so that a client retrying on the error finds the log in its
+            # final state (a fresh segment, or refusing writes).
+            await self._recover(loop)
+            self._fail(fut, CommitLogWriteError(f"commit log write failed: {exc}"))
             return
         finally:
             self._inflight = None
@@ -214,6 +254,44 @@ class CommitLog:
             and not self._closing
         ):
             self._snapshot_task = loop.create_task(self._background_snapshot())
+
+    @staticmethod
+    def _fail(fut: asyncio.Future[None] | None, error: Exception) -> None:
+        if fut is not None and not fut.done():
+            fut.set_exception(error)
+            fut.exception()  # mark retrieved: each waiter re-raises it
+
+    async def _recover(self, loop: asyncio.AbstractEventLoop) -> None:
+        """After a failed flush: truncate to the last good record, continue in a new segment."""
+        old_fd, good = self._fd, self._segment_size
+        number = self._segment + 1
+        try:
+            new_fd = await loop.run_in_executor(None, self._cut_and_create, old_fd, good, number)
+        except OSError as exc:
+            self.failed = (
+                f"the commit log could not recover from an I/O error ({exc}); writes are "
+                "refused until the server is restarted"
+            )
+            log.critical("commit log FAILED: %s", self.failed)
+            self._fail(self._pending, CommitLogFailed(self.failed))
+            self._pending = None
+            self._buffer, self._buffered = [], 0
+            return
+        self._fd, self._segment, self._segment_size = new_fd, number, 0
+        with contextlib.suppress(OSError):
+            os.close(old_fd)
+        log.warning(
+            "commit log: segment %d truncated to its last good record (%d bytes); "
+            "continuing in segment %d",
+            number - 1,
+            good,
+            number,
+        )
+
+    def _cut_and_create(self, fd: int, good: int, number: int) -> int:
+        os.ftruncate(fd, good)
+        os.fsync(fd)
+        return self._create_segment(number)
 
     # ---------------------------------------------------------------------------------------
     # Snapshots.
@@ -252,7 +330,7 @@ class CommitLog:
             self._open_segment(number)
             tmp = self.dir / f"snapshot-{number}.bin.tmp"
             fd = await loop.run_in_executor(
-                None, lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                None, lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
             )
             try:
                 chunks = aiter(self._snapshot_source())
@@ -309,7 +387,8 @@ class CommitLog:
         if self._snapshot_task is not None:
             self._hurry = True
             await asyncio.shield(self._snapshot_task)
-        await self.sync()
+        with contextlib.suppress(WriteFailure):  # already logged; those writes were refused
+            await self.sync()
         self._closing = True
         self._wakeup.set()
         if self._task is not None:
@@ -317,6 +396,17 @@ class CommitLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+class CommitLogWriteError(WriteFailure):
+    """The flush covering a write failed: that write is not acknowledged."""
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) if needed and make it accessible to this user only."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    if path.stat().st_mode & 0o777 != DIR_MODE:
+        path.chmod(DIR_MODE)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -10,23 +10,27 @@ returns, and ``durable()`` hands the server the future of the group fsync coveri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import marshal
+import operator
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-from chat.embedded.cql import ast
-from chat.embedded.cql.commitlog import CommitLog, frame
-from chat.embedded.cql.errors import InvalidRequest, Unprepared
+from chat.embedded.cql import ast, consistency
+from chat.embedded.cql.binding import bind, bind_checks, bind_rows
+from chat.embedded.cql.commitlog import CommitLog, CommitLogFailed, frame
+from chat.embedded.cql.errors import InvalidRequest, Unprepared, WriteFailure
 from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
 from chat.embedded.cql.parser import parse
 from chat.embedded.cql.results import Prepared, Result
-from chat.embedded.cql.schema import Catalog
+from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
 from chat.embedded.cql.storage import NO_TS, OP_COLL_CLEAR, OP_COLL_ELEM
 from chat.embedded.cql.system_tables import NodeInfo
@@ -48,6 +52,7 @@ class QueryOptions:
     timestamp: int | None = None
     serial_consistency: int | None = None
     now_in_seconds: int | None = None
+    request_bytes: int = 0  # of a BATCH: its bound values, an upper bound of what it writes
 
 
 class Engine:
@@ -65,6 +70,8 @@ class Engine:
         self.catalog = Catalog()
         self.executor = Executor(self.catalog, node, self.stats)
         self._prepared: dict[bytes, Prepared] = {}
+        self._consistency_ok: set[tuple[bytes, int, int | None]] = set()
+        self._consistency_version: uuid.UUID | None = None
         self._log: CommitLog | None = None
         if data_dir is not None:
             self._log = CommitLog(
@@ -121,13 +128,64 @@ class Engine:
         self._log.append(payload)
 
     async def close(self) -> None:
-        """Flush and fsync the log, then snapshot so the next start replays little."""
+        """Flush and fsync the log, then snapshot so the next start replays little.
+
+        A log that failed is only closed: what it holds on disk is all that replay can trust.
+        """
         if self._log is None:
             return
-        await self._log.sync()
-        if self._log.segment_size > 0:
-            await self._log.compact()
+        with contextlib.suppress(WriteFailure):  # those writes were answered with the error
+            await self._log.sync()
+        if self._log.segment_size > 0 and self._log.failed is None:
+            try:
+                await self._log.compact()
+            except OSError:
+                log.exception("final snapshot failed; the commit log will be replayed instead")
         await self._log.close()
+
+    def _consistency_checked(self, prepared: Prepared, options: QueryOptions) -> bool:
+        """Whether the statement already passed at these levels since the last schema change."""
+        return self._consistency_version is self.catalog.version and (
+            (prepared.statement_id, options.consistency, options.serial_consistency)
+            in self._consistency_ok
+        )
+
+    def _check_consistency(self, prepared: Prepared, options: QueryOptions) -> None:
+        """Unavailable when the consistency level needs more replicas than this one node.
+
+        What passed is remembered per (statement, levels) until the next schema change.
+        """
+        if self._consistency_version is not self.catalog.version:
+            self._consistency_ok.clear()
+            self._consistency_version = self.catalog.version
+        plan: StatementPlan = prepared.plan
+        if plan.table is not None:
+            self._check_table_consistency(plan.table, options, prepared.is_write, plan.compiled)
+        elif isinstance(plan.compiled, list):
+            for inner in plan.compiled:
+                if inner.table is not None:
+                    self._check_table_consistency(inner.table, options, True, inner.compiled)
+        self._consistency_ok.add(
+            (prepared.statement_id, options.consistency, options.serial_consistency)
+        )
+
+    def _check_table_consistency(
+        self, table: TableMeta, options: QueryOptions, write: bool, compiled: Any
+    ) -> None:
+        if table.virtual:
+            return
+        ks = self.catalog.keyspaces.get(table.keyspace)
+        if ks is None:
+            return
+        total, local = consistency.replicas(ks.replication, self.node.data_center)
+        consistency.check(options.consistency, total, local, write=write)
+        if getattr(compiled, "conditional", False):
+            serial = options.serial_consistency or consistency.SERIAL
+            consistency.check(serial, total, local, write=False)
+
+    def _check_writable(self) -> None:
+        if self._log is not None and self._log.failed is not None:
+            raise CommitLogFailed(self._log.failed)
 
     async def snapshot(self) -> None:
         """Compact now (tests and operators); normally triggered by the log size."""
@@ -214,7 +272,7 @@ class Engine:
         def table_of(ks: str | None, name: str) -> Any:
             return self.executor.table(ks, name, keyspace)
 
-        binds, pk_indexes = bind_specs(stmt, table_of)
+        binds, pk_indexes, unset_ok = bind_specs(stmt, table_of)
         result_columns = (
             list(plan.compiled.columns) if isinstance(plan.compiled, SelectPlan) else None
         )
@@ -227,6 +285,7 @@ class Engine:
             result_columns=result_columns,
             is_write=isinstance(stmt, (ast.Insert, ast.Update, ast.Delete, ast.Batch)),
             plan=plan,
+            checks=bind_checks(binds, unset_ok),
         )
         if len(self._prepared) >= MAX_PREPARED:
             self._prepared.pop(next(iter(self._prepared)))
@@ -251,6 +310,15 @@ class Engine:
         options: QueryOptions,
         keyspace: str | None,
     ) -> Result:
+        if self._log is not None and self._log.failed is not None and _mutates(prepared):
+            raise CommitLogFailed(self._log.failed)
+        _check_count(prepared.plan, values)
+        values = bind(values, prepared.checks)
+        if not self._consistency_checked(prepared, options):
+            self._check_consistency(prepared, options)
+        size_hint = 0
+        if isinstance(prepared.plan.stmt, ast.Batch):  # its literals count as what it writes
+            size_hint = len(prepared.query) + sum(len(v) for v in values if isinstance(v, bytes))
         return self.executor.run(
             prepared.plan,
             values,
@@ -258,6 +326,7 @@ class Engine:
             options.paging_state,
             options.timestamp,
             options.now_in_seconds,
+            size_hint,
         )
 
     def query(
@@ -276,28 +345,61 @@ class Engine:
         options: QueryOptions,
         keyspace: str | None,
     ) -> Result:
-        compiled = []
-        fresh: dict[StatementPlan, StatementPlan] = {}  # a few statements, interleaved
-        last: StatementPlan | None = None
-        plan: StatementPlan | None = None
-        for prepared, values in items:
-            if prepared.plan is not last:
-                last = prepared.plan
-                plan = fresh.get(last)
-                if plan is None:
-                    plan = fresh[last] = self.executor.fresh(last)
-            assert plan is not None
-            if len(values) != plan.bind_count:
-                raise InvalidRequest(
-                    f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound "
-                    "variables"
-                )
-            compiled.append((plan.compiled, values))
+        self._check_writable()
+        first = items[0][0] if items else None
+        compiled: list[tuple[Any, Sequence[bytes | None]]]
+        if first is not None and all(map(operator.is_, map(_PREPARED, items), repeat(first))):
+            # One statement, many rows (the common batch): checked column by column.
+            plan = self.executor.fresh(first.plan)
+            rows = list(map(_VALUES, items))
+            if set(map(len, rows)) != {plan.bind_count}:
+                for values in rows:
+                    _check_count(plan, values)
+            compiled = list(zip(repeat(plan.compiled), bind_rows(rows, first.checks)))
+            if not self._consistency_checked(first, options):
+                self._check_consistency(first, options)
+        else:
+            compiled = []
+            checked: Prepared | None = None
+            fresh: dict[StatementPlan, StatementPlan] = {}  # a few statements, interleaved
+            last: StatementPlan | None = None
+            plan = None
+            for prepared, values in items:
+                if prepared.plan is not last:
+                    last = prepared.plan
+                    plan = fresh.get(last)
+                    if plan is None:
+                        plan = fresh[last] = self.executor.fresh(last)
+                assert plan is not None
+                _check_count(plan, values)
+                compiled.append((plan.compiled, bind(values, prepared.checks)))
+                if prepared is not checked and not self._consistency_checked(prepared, options):
+                    checked = prepared
+                    self._check_consistency(prepared, options)
         self.stats.statements += len(items)
         now = int(time.time()) if options.now_in_seconds is None else options.now_in_seconds
-        return self.executor.batch(batch_type, compiled, options.timestamp, now)
+        return self.executor.batch(
+            batch_type, compiled, options.timestamp, now, size_hint=options.request_bytes
+        )
 
     def durable(self) -> Awaitable[None] | None:
         if self._log is None:
             return None
         return self._log.durable()
+
+
+def _mutates(prepared: Prepared) -> bool:
+    """Whether executing the statement writes (data or schema): what a failed log refuses."""
+    plan: StatementPlan = prepared.plan
+    return not isinstance(plan.compiled, SelectPlan) and not isinstance(plan.stmt, ast.Use)
+
+
+_PREPARED = operator.itemgetter(0)
+_VALUES = operator.itemgetter(1)
+
+
+def _check_count(plan: StatementPlan, values: Sequence[bytes | None]) -> None:
+    if len(values) != plan.bind_count:
+        raise InvalidRequest(
+            f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound variables"
+        )

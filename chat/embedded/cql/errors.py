@@ -56,6 +56,32 @@ class AlreadyExists(CqlError):
         self.table = table
 
 
+class Unavailable(CqlError):
+    """Not enough replicas alive for the consistency level (required > alive)."""
+
+    code = 0x1000
+
+    def __init__(self, message: str, consistency: int, required: int, alive: int) -> None:
+        super().__init__(message)
+        self.consistency = consistency
+        self.required = required
+        self.alive = alive
+
+
+class WriteFailure(CqlError):
+    """A write that was not made durable (the commit log failed): never acknowledged.
+
+    Encoded with the protocol v4 Write_failure fields (consistency, received, block_for,
+    failures, write type); the driver raises it to the application instead of retrying.
+    """
+
+    code = 0x1500
+
+    def __init__(self, message: str, write_type: str = "SIMPLE") -> None:
+        super().__init__(message)
+        self.write_type = write_type
+
+
 class Unprepared(CqlError):
     """An EXECUTE named a statement id this server does not know (e.g. after a restart)."""
 

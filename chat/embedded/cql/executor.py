@@ -10,15 +10,18 @@ Mutations go to the storage at once and their records to ``log_sink`` (the commi
 from __future__ import annotations
 
 import marshal
+import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from cassandra import cqltypes as _ct
 
 from chat.embedded.cql import ast, gc_policy, system_tables
-from chat.embedded.cql.errors import InvalidRequest
+from chat.embedded.cql.errors import ConfigurationError, InvalidRequest
+from chat.embedded.cql.lwt import check_batch
 from chat.embedded.cql.results import ColumnSpec, Result, SchemaChange, SetKeyspace, Void
 from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
@@ -26,7 +29,6 @@ from chat.embedded.cql.storage import TableData
 from chat.embedded.cql.values import (
     base_name,
     driver_type,
-    int_getter,
     now_micros,
     parameterized,
 )
@@ -34,10 +36,12 @@ from chat.embedded.cql.write import (
     DeletePlan,
     InsertPlan,
     ListClock,
+    Pending,
     Record,
     UpdatePlan,
     WritePlan,
-    applied_rows,
+    commit,
+    timestamp_getter,
 )
 
 NO_KEYSPACE = (
@@ -93,8 +97,9 @@ def _keyspace_of(stmt_ks: str | None, session_ks: str | None) -> str:
 
 def bind_specs(
     stmt: Any, catalog_table: Callable[[str | None, str], TableMeta]
-) -> tuple[list[ColumnSpec], list[int]]:
-    """ColumnSpecs of the bind markers of ``stmt`` (by index) and the partition-key indexes."""
+) -> tuple[list[ColumnSpec], list[int], frozenset[int]]:
+    """ColumnSpecs of the bind markers of ``stmt`` (by index), the partition-key indexes and
+    the markers that may be bound to UNSET (values written, TTL, TIMESTAMP, LIMIT)."""
     binds = _BindSpecs(catalog_table)
     binds.statement(stmt)
     n = stmt.bind_count
@@ -107,7 +112,7 @@ def bind_specs(
                 pk_indexes = []
                 break
             pk_indexes.append(binds.pk_index[c.name])
-    return out, pk_indexes
+    return out, pk_indexes, frozenset(binds.unset_ok)
 
 
 class _BindSpecs:
@@ -122,12 +127,23 @@ class _BindSpecs:
         self.catalog_table = catalog_table
         self.specs: dict[int, ColumnSpec] = {}
         self.pk_index: dict[str, int] = {}
+        self.unset_ok: set[int] = set()
 
-    def mark(self, term: Any, table: TableMeta, name: str, t: Any, pk: bool = False) -> None:
+    def mark(
+        self,
+        term: Any,
+        table: TableMeta,
+        name: str,
+        t: Any,
+        pk: bool = False,
+        unset_ok: bool = False,
+    ) -> None:
         if isinstance(term, ast.BindMarker):
             self.specs[term.index] = ColumnSpec(table.keyspace, table.name, term.name or name, t)
             if pk:
                 self.pk_index.setdefault(name, term.index)
+            if unset_ok:
+                self.unset_ok.add(term.index)
         elif isinstance(term, (ast.ListLiteral, ast.SetLiteral, ast.TupleLiteral)) and hasattr(
             t, "subtypes"
         ):
@@ -154,8 +170,11 @@ class _BindSpecs:
                     if isinstance(v, ast.TupleLiteral):
                         for c, item in zip(cols, v.items, strict=False):
                             mark(item, table, c.name, c.driver)
+                    elif rel.op == "IN" and not isinstance(rel.value, tuple):
+                        tuples = parameterized(_ct.ListType, (tt,))
+                        mark(v, table, "in(" + ",".join(rel.columns) + ")", tuples)
                     else:
-                        mark(v, table, "in(" + ",".join(rel.columns) + ")", tt)
+                        mark(v, table, "(" + ",".join(rel.columns) + ")", tt)
                 continue
             col = cols[0]
             t = col.driver
@@ -184,9 +203,8 @@ class _BindSpecs:
         if isinstance(s, ast.Batch):
             for inner in s.statements:
                 self.statement(inner)
-            mark(
-                s.timestamp, system_tables.TABLES[("system", "local")], "[timestamp]", _ct.LongType
-            )
+            local = system_tables.TABLES[("system", "local")]
+            mark(s.timestamp, local, "[timestamp]", _ct.LongType, unset_ok=True)
             return
         if not isinstance(s, (ast.Select, ast.Insert, ast.Update, ast.Delete)):
             return
@@ -194,7 +212,8 @@ class _BindSpecs:
         if isinstance(s, ast.Insert):
             for name, term in zip(s.columns, s.values, strict=False):
                 col = table.column(name)
-                mark(term, table, name, col.driver, pk=col.kind == "partition_key")
+                regular = col.kind == "regular"
+                mark(term, table, name, col.driver, col.kind == "partition_key", regular)
         elif isinstance(s, ast.Update):
             for a in s.assignments:
                 col = table.column(a.column)
@@ -210,24 +229,30 @@ class _BindSpecs:
                     t = _ct.LongType
                 elif a.op == "sub" and base_name(col.type) == "map":
                     t = parameterized(_ct.SetType, (t.subtypes[0],))
-                mark(a.value, table, col.name, t)
+                mark(a.value, table, col.name, t, unset_ok=True)
         elif isinstance(s, ast.Delete):
             for target in s.columns:
                 col = table.column(target.column)
                 if target.key is not None:
                     kt = col.driver.subtypes[0] if base_name(col.type) == "map" else _ct.Int32Type
-                    mark(target.key, table, f"key({col.name})", kt)
+                    mark(target.key, table, f"key({col.name})", kt, unset_ok=True)
         if isinstance(s, (ast.Update, ast.Delete, ast.Select)):
             self.where(table, s.where)
         if isinstance(s, (ast.Update, ast.Delete)):
             self.conditions(table, s.conditions)
         if isinstance(s, (ast.Insert, ast.Update)):
-            mark(s.ttl, table, "[ttl]", _ct.Int32Type)
+            mark(s.ttl, table, "[ttl]", _ct.Int32Type, unset_ok=True)
         if isinstance(s, (ast.Insert, ast.Update, ast.Delete)):
-            mark(s.timestamp, table, "[timestamp]", _ct.LongType)
+            mark(s.timestamp, table, "[timestamp]", _ct.LongType, unset_ok=True)
         if isinstance(s, ast.Select):
-            mark(s.limit, table, "[limit]", _ct.Int32Type)
-            mark(s.per_partition_limit, table, "[per_partition_limit]", _ct.Int32Type)
+            mark(s.limit, table, "[limit]", _ct.Int32Type, unset_ok=True)
+            mark(
+                s.per_partition_limit,
+                table,
+                "[per_partition_limit]",
+                _ct.Int32Type,
+                unset_ok=True,
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,11 +325,9 @@ class Executor:
         paging_state: bytes | None,
         timestamp: int | None,
         now: int | None,
+        size_hint: int = 0,
     ) -> Result:
-        if len(values) != plan.bind_count:
-            raise InvalidRequest(
-                f"There were {plan.bind_count} markers(?) in CQL but {len(values)} bound variables"
-            )
+        """Execute a plan with ``values`` bound and validated (the engine's binding)."""
         self.stats.statements += 1
         plan = self.fresh(plan)
         compiled = plan.compiled
@@ -327,20 +350,19 @@ class Executor:
             return rows
         if isinstance(compiled, (InsertPlan, UpdatePlan, DeletePlan)):
             ts = timestamp if timestamp is not None else now_micros()
-            records, result = compiled.run(values, ts, now_s)
-            if records:
-                self.stats.rows_written += len(records)
-                if self.log_sink is not None:
-                    self.log_sink(records)
+            staged, result = compiled.run(values, ts, now_s)
+            if staged:
+                self.apply_staged(staged)
             return result if result is not None else Void()
         if isinstance(compiled, list):
             stmt: ast.Batch = plan.stmt
             batch_ts = timestamp
             if stmt.timestamp is not None:
-                batch_ts = int_getter(stmt.timestamp, "timestamp")(values)
+                batch_ts = timestamp_getter(stmt.timestamp)(values)
             kind = {"LOGGED": 0, "UNLOGGED": 1, "COUNTER": 2}[stmt.kind]
             items = [(p.compiled, values) for p in compiled]
-            return self.batch(kind, items, batch_ts, now_s, explicit=stmt.timestamp is not None)
+            explicit = stmt.timestamp is not None
+            return self.batch(kind, items, batch_ts, now_s, explicit=explicit, size_hint=size_hint)
         return self.ddl(plan.stmt, plan.keyspace)
 
     def stats_snapshot(self) -> dict[str, int]:
@@ -354,12 +376,14 @@ class Executor:
         now: int,
         *,
         explicit: bool = False,
+        size_hint: int = 0,
     ) -> Result:
         """Apply every statement with one timestamp; log them as one record (all or nothing).
 
         ``timestamp`` is the default for statements without ``USING TIMESTAMP`` (the frame's
         client timestamp); only a ``BEGIN BATCH USING TIMESTAMP`` (``explicit``) conflicts with
-        per-statement timestamps, as in Cassandra.
+        per-statement timestamps, as in Cassandra. ``size_hint``: the request's bytes, an upper
+        bound of the values it writes; only above the fail threshold are they counted.
         """
         self.stats.batches += 1
         plans: list[tuple[WritePlan, Sequence[bytes | None]]] = []
@@ -392,67 +416,57 @@ class Executor:
         ts = timestamp if timestamp is not None else now_micros()
         if any(p.conditional for p, _ in plans):
             return self._conditional_batch(plans, ts, now)
+        if size_hint > BATCH_FAIL_BYTES:
+            _refuse_large_batch(plans)
+        # Every statement is staged (and validated) before any is applied: a batch that fails
+        # leaves nothing behind.
+        first = plans[0][0] if plans else None
+        if type(first) is InsertPlan and all(map(operator.is_, map(_PLAN, plans), repeat(first))):
+            # One INSERT, many rows (the common batch): staged by one C-level map.
+            self.apply_staged(list(map(first.stage, map(_VALUES, plans), repeat(ts), repeat(now))))
+            return Void()
+        staged: list[Pending] = []
+        append = staged.append
+        extend = staged.extend
+        for compiled, values in plans:
+            if type(compiled) is InsertPlan:  # unconditional here: one row, no result
+                append(compiled.stage(values, ts, now))
+            else:
+                extend(compiled.run(values, ts, now)[0])
+        self.apply_staged(staged)
+        return Void()
+
+    def apply_staged(self, staged: list[Pending]) -> None:
+        """Apply staged writes to the memtable and hand their records to the commit log."""
         records: list[Record] = []
         append = records.append
-        extend = records.extend
         try:
-            for compiled, values in plans:
-                if type(compiled) is InsertPlan:  # unconditional here: one record, no result
-                    append(compiled.apply(values, ts, now))
-                else:
-                    extend(compiled.run(values, ts, now)[0])
-        except Exception:
-            # A statement failed validation after earlier ones were applied to the memtable:
-            # log those too, or a restart would silently drop rows clients could already read.
-            if records and self.log_sink is not None:
-                self.log_sink(records)
-            raise
-        self.stats.rows_written += len(records)
-        if records and self.log_sink is not None:
-            self.log_sink(records)
-        return Void()
+            for pending in staged:
+                append(commit(pending))
+        finally:
+            # Applying cannot fail on a request's values (staging validated them); should it
+            # fail anyway, what reached the memtable is logged, or a restart would drop rows
+            # clients could already read.
+            if records:
+                self.stats.rows_written += len(records)
+                if self.log_sink is not None:
+                    self.log_sink(records)
 
     def _conditional_batch(
         self, plans: list[tuple[WritePlan, Sequence[bytes | None]]], ts: int, now: int
     ) -> Result:
-        # Every condition is checked against the state before the batch, as in Cassandra, and
-        # all of them before anything is applied: a statement must not see (and fail on) what
-        # an earlier one in the same batch wrote, which would leave a half-applied batch in
-        # memory that the commit log never records.
+        # Every condition is checked against the state before the batch, as in ScyllaDB, and
+        # all of them before anything is staged or applied.
+        applied, result = check_batch(plans, now)
+        if not applied:
+            return result
+        staged: list[Pending] = []
         for compiled, values in plans:
-            if not compiled.conditional:
-                continue
             if isinstance(compiled, InsertPlan):
-                failed = compiled.check_first(values, ts, now)
-                if failed is not None:
-                    return failed
-                continue
-            keys = compiled.keys
-            for pkey, pv in keys.partitions(values):
-                for ckey, _cv in keys.clusterings(values):
-                    failed = compiled.check(values, pv, pkey, ckey, now)
-                    if failed is not None:
-                        return failed
-        records: list[Record] = []
-        result: Result = Void()
-        try:
-            for compiled, values in plans:
-                if isinstance(compiled, InsertPlan):
-                    records.append(compiled.apply(values, ts, now))
-                    if compiled.conditional:
-                        result = applied_rows(compiled.table, True, [])
-                    continue
-                recs, res = compiled.run(values, ts, now, checked=True)
-                records.extend(recs)
-                if res is not None:
-                    result = res
-        except Exception:
-            if records and self.log_sink is not None:  # see batch(): log what was applied
-                self.log_sink(records)
-            raise
-        self.stats.rows_written += len(records)
-        if records and self.log_sink is not None:
-            self.log_sink(records)
+                staged.append(compiled.stage(values, ts, now))
+            else:
+                staged.extend(compiled.run(values, ts, now, checked=True)[0])
+        self.apply_staged(staged)
         return result
 
     # ---------------------------------------------------------------------------------------
@@ -468,13 +482,13 @@ class Executor:
                 raise InvalidRequest(f"Keyspace '{stmt.keyspace}' does not exist")
             return SetKeyspace(stmt.keyspace)
         if isinstance(stmt, ast.CreateKeyspace):
-            record = catalog.create_keyspace_record(stmt)
+            record = catalog.create_keyspace_record(stmt, (self.node.data_center,))
             change = SchemaChange("CREATED", "KEYSPACE", stmt.name)
         elif isinstance(stmt, ast.DropKeyspace):
             if stmt.name not in catalog.keyspaces:
                 if stmt.if_exists:
                     return Void()
-                raise InvalidRequest(f"Cannot drop non existing keyspace '{stmt.name}'.")
+                raise ConfigurationError(f"Cannot drop non existing keyspace '{stmt.name}'.")
             record = ("drop_keyspace", stmt.name)
             change = SchemaChange("DROPPED", "KEYSPACE", stmt.name)
         elif isinstance(stmt, ast.CreateTable):
@@ -486,7 +500,7 @@ class Executor:
             if stmt.name not in catalog.keyspace(ks).tables:
                 if stmt.if_exists:
                     return Void()
-                raise InvalidRequest(
+                raise ConfigurationError(
                     f"Cannot drop non existing table '{stmt.name}' in keyspace '{ks}'."
                 )
             record = ("drop_table", ks, stmt.name)
@@ -514,6 +528,30 @@ class Executor:
         return change
 
 
+BATCH_FAIL_BYTES = 1024 * 1024
+"""ScyllaDB's default ``batch_size_fail_threshold_in_kb`` (1024), in bytes."""
+
+
+def _refuse_large_batch(plans: Sequence[tuple[WritePlan, Sequence[bytes | None]]]) -> None:
+    """ScyllaDB refuses a batch over the threshold when it spans more than one partition.
+
+    Called only when the request's size is over the threshold: a batch of one partition
+    passes whatever its size, as in ScyllaDB (which counts the memory of the mutations; the
+    request's bytes are the measure here).
+    """
+    first: tuple[bytes, bytes] | None = None
+    for plan, values in plans:
+        if isinstance(plan, InsertPlan):
+            keys = [plan.target(values)[1]]
+        else:
+            keys = [key for key, _pv in plan.keys.partitions(values)]
+        for key in keys:
+            if first is None:
+                first = (plan.tid, key)
+            elif (plan.tid, key) != first:
+                raise InvalidRequest("Batch too large")
+
+
 def encode_records(records: list[Record]) -> bytes:
     return marshal.dumps(records)
 
@@ -523,5 +561,8 @@ def result_columns(stmt: Any, plan: StatementPlan) -> list[ColumnSpec] | None:
         return list(plan.compiled.columns)
     return None
 
+
+_PLAN = operator.itemgetter(0)
+_VALUES = operator.itemgetter(1)
 
 __all__ = ["EngineStats", "Executor", "StatementPlan", "bind_specs", "driver_type"]

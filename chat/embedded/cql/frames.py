@@ -26,8 +26,17 @@ from typing import Any, NamedTuple
 
 from cassandra import cqltypes
 
-from chat.embedded.cql.errors import AlreadyExists, CqlError, ProtocolError, Unprepared
+from chat.embedded.cql.errors import (
+    AlreadyExists,
+    CqlError,
+    InvalidRequest,
+    ProtocolError,
+    Unavailable,
+    Unprepared,
+    WriteFailure,
+)
 from chat.embedded.cql.results import ColumnSpec, Prepared, Rows, SchemaChange
+from chat.embedded.cql.values import UNSET
 
 _lz4: Any
 try:
@@ -49,6 +58,11 @@ OP_EXECUTE = 0x0A
 OP_REGISTER = 0x0B
 OP_EVENT = 0x0C
 OP_BATCH = 0x0D
+OP_AUTH_CHALLENGE = 0x0E
+OP_AUTH_RESPONSE = 0x0F
+OP_AUTH_SUCCESS = 0x10
+
+PASSWORD_AUTHENTICATOR = "org.apache.cassandra.auth.PasswordAuthenticator"
 
 # Frame header flags.
 FLAG_COMPRESSED = 0x01
@@ -83,10 +97,13 @@ ERR_UNAVAILABLE = 0x1000
 ERR_WRITE_TIMEOUT = 0x1100
 ERR_READ_TIMEOUT = 0x1200
 
+CONSISTENCY_ONE = 0x0001
+
 MIN_VERSION = 3
 MAX_VERSION = 4
 HEADER_SIZE = 9
-MAX_BODY_LENGTH = 256 * 1024 * 1024  # the spec's limit; larger is a corrupt or hostile frame
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""The largest request body accepted, compressed or not (Cassandra 4's default)."""
 
 CQL_VERSION = "3.4.5"
 COMPRESSIONS: tuple[str, ...] = ("lz4",) if _lz4 is not None else ()
@@ -117,41 +134,83 @@ class Frame(NamedTuple):
     body: bytes
 
 
+class FrameTooLarge(NamedTuple):
+    """A request whose header announced a body over :data:`MAX_FRAME_BYTES`.
+
+    Its body is skipped as it arrives (never buffered), and only once it is all skipped does
+    the decoder yield this, so that the client has finished sending it when the server answers
+    the stream with an Invalid error (as Cassandra does); the connection stays usable.
+    """
+
+    version: int
+    stream: int
+    length: int
+
+
 class FrameDecoder:
     """Accumulates received bytes and yields complete frames.
 
     Bytes that belong to an incomplete frame are kept as a list of chunks and joined only once
     the frame is complete, so a large frame arriving in many reads is not copied repeatedly.
+    What it holds is bounded by the largest frame it accepts, ``max_frame`` bytes of body.
     """
 
-    __slots__ = ("_buffered", "_chunks", "_needed")
+    __slots__ = ("_buffered", "_chunks", "_discard", "_needed", "_refused", "max_frame")
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._needed = HEADER_SIZE
+        self._discard = 0  # body bytes of a refused frame still to skip
+        self._refused: FrameTooLarge | None = None  # yielded once its body is skipped
+        self.max_frame = max_frame
 
-    def feed(self, data: bytes) -> list[Frame]:
+    @property
+    def pending(self) -> bool:
+        """Whether part of a frame has arrived and the rest has not (header or body)."""
+        return self._buffered > 0 or self._discard > 0
+
+    def feed(self, data: bytes) -> list[Frame | FrameTooLarge]:
         """Add received bytes; return the frames they complete (possibly none).
 
-        Raises ProtocolError for a frame whose header announces a negative or absurd body
-        length; the connection cannot be resynchronised after that and should be closed.
+        Raises ProtocolError for a frame whose header announces a negative body length; the
+        connection cannot be resynchronised after that and should be closed.
         """
+        frames: list[Frame | FrameTooLarge] = []
+        if self._discard:
+            if len(data) < self._discard:
+                self._discard -= len(data)
+                return frames
+            data = data[self._discard :]
+            self._discard = 0
+            assert self._refused is not None
+            frames.append(self._refused)
+            self._refused = None
         if self._chunks:
             self._chunks.append(data)
             self._buffered += len(data)
             if self._buffered < self._needed:
-                return []
+                return frames
             data = b"".join(self._chunks)
             self._chunks.clear()
-        frames: list[Frame] = []
         pos = 0
         end = len(data)
         unpack = _HEADER.unpack_from
         while end - pos >= HEADER_SIZE:
             version, flags, stream, opcode, length = unpack(data, pos)
-            if length < 0 or length > MAX_BODY_LENGTH:
+            if length < 0:
                 raise ProtocolError(f"invalid frame body length {length}")
+            if length > self.max_frame:
+                refused = FrameTooLarge(version & 0x7F, stream, length)
+                skip = pos + HEADER_SIZE + length
+                if skip > end:
+                    self._discard = skip - end
+                    self._refused = refused
+                    pos = end
+                    break
+                frames.append(refused)
+                pos = skip
+                continue
             body_end = pos + HEADER_SIZE + length
             if body_end > end:
                 self._needed = body_end - pos
@@ -168,7 +227,13 @@ class FrameDecoder:
             self._buffered = len(rest)
         else:
             self._buffered = 0
+            self._needed = HEADER_SIZE
         return frames
+
+
+def too_large_message(length: int, limit: int = MAX_FRAME_BYTES) -> str:
+    """ScyllaDB's answer to an oversized request (an Invalid error on that stream)."""
+    return f"request size too large (frame size {length + HEADER_SIZE}; allowed {limit})"
 
 
 def check_version(frame: Frame) -> None:
@@ -184,15 +249,25 @@ def check_version(frame: Frame) -> None:
         )
 
 
-def decompress(frame: Frame) -> Frame:
-    """The frame with its LZ4 body inflated (big-endian length prefix, then an LZ4 block)."""
+def decompress(frame: Frame, limit: int = MAX_FRAME_BYTES) -> Frame:
+    """The frame with its LZ4 body inflated (big-endian length prefix, then an LZ4 block).
+
+    The length prefix is what the client claims; the buffer for it is allocated up front, so
+    a claim over ``limit`` (or below zero) is refused before anything is allocated.
+    """
     if _lz4 is None:
         raise ProtocolError("compressed frame received but no compression was negotiated")
     body = frame.body
     if len(body) < 4:
         raise ProtocolError("compressed frame body shorter than its length prefix")
+    (claimed,) = _int_unpack(body, 0)
+    if claimed < 0:
+        raise ProtocolError(f"LZ4 frame body claims a negative length ({claimed})")
+    if claimed > limit:
+        # The same answer as for an uncompressed request that size.
+        raise InvalidRequest(too_large_message(claimed, limit))
     try:
-        inflated: bytes = _lz4.decompress(body[4:], uncompressed_size=_int_unpack(body, 0)[0])
+        inflated: bytes = _lz4.decompress(body[4:], uncompressed_size=claimed)
     except Exception as exc:
         raise ProtocolError(f"cannot decompress LZ4 frame body: {exc}") from exc
     return frame._replace(body=inflated, flags=frame.flags & ~FLAG_COMPRESSED)
@@ -250,6 +325,7 @@ class BatchRequest:
     consistency: int
     serial_consistency: int | None
     timestamp: int | None
+    value_bytes: int = 0  # bound values with their length prefixes (the batch-size check)
 
 
 def _truncated(what: str) -> ProtocolError:
@@ -283,8 +359,17 @@ def _read_short_bytes(body: bytes, pos: int) -> tuple[bytes, int]:
     return body[pos:end], end
 
 
+def _negative_value(n: int) -> bytes | None:
+    """A [value] with a negative length: null (-1), unset (-2, protocol v4) or malformed."""
+    if n == -1:
+        return None
+    if n == -2:
+        return UNSET  # type: ignore[no-any-return]
+    raise ProtocolError(f"invalid value length {n} (only -1, null, and -2, unset, are defined)")
+
+
 def _read_values(body: bytes, pos: int, count: int) -> tuple[list[bytes | None], int]:
-    """Read ``count`` [value]s. Null (-1) and unset (-2) both become None."""
+    """Read ``count`` [value]s: null (-1) becomes None, unset (-2) :data:`UNSET`."""
     values: list[bytes | None] = []
     append = values.append
     unpack = _int_unpack
@@ -292,7 +377,7 @@ def _read_values(body: bytes, pos: int, count: int) -> tuple[list[bytes | None],
         (n,) = unpack(body, pos)
         pos += 4
         if n < 0:
-            append(None)
+            append(_negative_value(n))
         else:
             end = pos + n
             append(body[pos:end])
@@ -374,6 +459,20 @@ def decode_startup(frame: Frame) -> dict[str, str]:
     return options
 
 
+def decode_auth_response(frame: Frame) -> bytes:
+    """AUTH_RESPONSE body: the SASL token as [bytes] (null reads as empty)."""
+    body = frame.body
+    try:
+        (n,) = _int_unpack(body, 0)
+    except struct.error as exc:
+        raise _truncated("AUTH_RESPONSE") from exc
+    if n < 0:
+        return b""
+    if 4 + n > len(body):
+        raise _truncated("AUTH_RESPONSE")
+    return body[4 : 4 + n]
+
+
 def decode_register(frame: Frame) -> list[str]:
     """REGISTER body: a [string list] of event types."""
     try:
@@ -428,6 +527,7 @@ def decode_batch(frame: Frame) -> BatchRequest:
         pos = _skip_custom_payload(frame, 0) if frame.flags & FLAG_CUSTOM_PAYLOAD else 0
         batch_type, count = body[pos], _short_unpack(body, pos + 1)[0]
         pos += 3
+        value_bytes = 0
         items: list[tuple[str | bytes, list[bytes | None]]] = []
         append = items.append
         short_unpack = _short_unpack
@@ -449,15 +549,17 @@ def decode_batch(frame: Frame) -> BatchRequest:
             # _read_values, inlined: this loop runs once per bound value of every batched row.
             values: list[bytes | None] = []
             add = values.append
+            start = pos
             for _ in range(nvalues):
                 (size,) = int_unpack(body, pos)
                 pos += 4
                 if size < 0:
-                    add(None)
+                    add(_negative_value(size))
                 else:
                     end = pos + size
                     add(body[pos:end])
                     pos = end
+            value_bytes += pos - start
             append((query, values))
         if pos > len(body):
             raise struct.error("value past end of body")
@@ -478,7 +580,7 @@ def decode_batch(frame: Frame) -> BatchRequest:
         raise _truncated("BATCH") from exc
     if batch_type not in (0, 1, 2):
         raise ProtocolError(f"invalid BATCH type {batch_type} (expected 0, 1 or 2)")
-    return BatchRequest(batch_type, items, consistency, serial, timestamp)
+    return BatchRequest(batch_type, items, consistency, serial, timestamp, value_bytes)
 
 
 # --------------------------------------------------------------------------- response encoding
@@ -505,6 +607,16 @@ def encode_ready(stream: int, version: int = MAX_VERSION) -> bytes:
 def encode_void(stream: int, version: int = MAX_VERSION) -> bytes:
     """RESULT Void, the answer to every successful write: one pack, no allocation beyond it."""
     return _VOID.pack(0x80 | version, 0, stream, OP_RESULT, 4, RESULT_VOID)
+
+
+def encode_authenticate(stream: int, version: int = MAX_VERSION) -> bytes:
+    """AUTHENTICATE: the answer to STARTUP when credentials are required."""
+    return encode_frame(stream, OP_AUTHENTICATE, _string(PASSWORD_AUTHENTICATOR), version)
+
+
+def encode_auth_success(stream: int, version: int = MAX_VERSION) -> bytes:
+    """AUTH_SUCCESS with a null final token (PLAIN has no last server message)."""
+    return encode_frame(stream, OP_AUTH_SUCCESS, _NULL_VALUE, version)
 
 
 def encode_supported(stream: int, version: int = MAX_VERSION) -> bytes:
@@ -540,6 +652,18 @@ def encode_cql_error(stream: int, error: CqlError, version: int = MAX_VERSION) -
         extra = _short_pack(len(error.statement_id)) + error.statement_id
     elif isinstance(error, AlreadyExists):
         extra = _string(error.keyspace) + _string(error.table)
+    elif isinstance(error, Unavailable):
+        extra = _SHORT.pack(error.consistency) + _int_pack(error.required) + _int_pack(error.alive)
+    elif isinstance(error, WriteFailure):
+        # v4 layout: consistency, received, block_for, failures, write type. One replica
+        # (this node) was required and it failed.
+        extra = (
+            _SHORT.pack(CONSISTENCY_ONE)
+            + _int_pack(0)
+            + _int_pack(1)
+            + _int_pack(1)
+            + _string(error.write_type)
+        )
     return encode_error(stream, error.code, error.message, extra, version)
 
 

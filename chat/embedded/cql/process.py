@@ -30,12 +30,16 @@ from typing import IO, Self
 
 import uvloop
 
-from chat.embedded.cql import gc_policy
-from chat.embedded.cql.server import CqlServer
+from chat.embedded.cql import frames, gc_policy
+from chat.embedded.cql.auth import PasswordAuthenticator
+from chat.embedded.cql.commitlog import FILE_MODE, make_private_dir
+from chat.embedded.cql.server import FRAME_TIMEOUT, CqlServer
 
 log = logging.getLogger("chat.embedded.cql")
 
 READY_PREFIX = "CQL_SERVER_LISTENING"
+PASSWORD_ENV = "CQL_SERVER_PASSWORD"
+"""Where ``--auth-username`` takes its password from, unless a password file is given."""
 HOST_ID_FILE = "host-id"
 
 
@@ -55,20 +59,75 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         help="group-commit window: writes acknowledged within it share one fsync",
     )
+    parser.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        default=frames.MAX_FRAME_BYTES,
+        help="largest request body accepted (default 16 MiB); larger ones are refused",
+    )
+    parser.add_argument(
+        "--frame-timeout",
+        type=float,
+        default=FRAME_TIMEOUT,
+        help="seconds a frame may take to arrive once begun; a stalled client is disconnected",
+    )
+    parser.add_argument(
+        "--auth-username",
+        default=None,
+        help=(
+            "require password authentication (PasswordAuthenticator, SASL PLAIN) as this user; "
+            f"the password comes from ${PASSWORD_ENV} or --auth-password-file"
+        ),
+    )
+    parser.add_argument(
+        "--auth-password-file",
+        type=Path,
+        default=None,
+        help="file holding the password for --auth-username (first line)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
+
+
+def authenticator_from(args: argparse.Namespace) -> PasswordAuthenticator | None:
+    """The authenticator the options ask for; SystemExit naming what is missing."""
+    if args.auth_username is None:
+        if args.auth_password_file is not None:
+            raise SystemExit("--auth-password-file needs --auth-username")
+        return None
+    if args.auth_password_file is not None:
+        lines = args.auth_password_file.read_text().splitlines()
+        password = lines[0] if lines else ""
+    else:
+        password = os.environ.get(PASSWORD_ENV, "")
+    if not password:
+        raise SystemExit(
+            f"--auth-username needs a password: set ${PASSWORD_ENV} or --auth-password-file"
+        )
+    return PasswordAuthenticator.for_user(args.auth_username, password)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGTERM/SIGINT; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    authenticator = authenticator_from(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        uvloop.run(serve(args.host, args.port, args.data_dir, args.commit_sync_ms))
+        uvloop.run(
+            serve(
+                args.host,
+                args.port,
+                args.data_dir,
+                args.commit_sync_ms,
+                authenticator=authenticator,
+                max_frame=args.max_frame_bytes,
+                frame_timeout=args.frame_timeout,
+            )
+        )
     except OSError as exc:
         log.error("cannot start the CQL server on %s:%s: %s", args.host, args.port, exc)
         return 1
@@ -82,16 +141,27 @@ def _host_id(data_dir: Path | None, host: str, port: int) -> uuid.UUID:
     """
     if data_dir is None:
         return uuid.uuid5(uuid.NAMESPACE_URL, f"cql://{host}:{port}")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     path = data_dir / HOST_ID_FILE
     if path.exists():
         return uuid.UUID(path.read_text().strip())
     host_id = uuid.uuid4()
-    path.write_text(f"{host_id}\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    with os.fdopen(fd, "w") as out:
+        out.write(f"{host_id}\n")
     return host_id
 
 
-async def serve(host: str, port: int, data_dir: Path | None, commit_sync_ms: float) -> None:
+async def serve(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    commit_sync_ms: float,
+    *,
+    authenticator: PasswordAuthenticator | None = None,
+    max_frame: int = frames.MAX_FRAME_BYTES,
+    frame_timeout: float = FRAME_TIMEOUT,
+) -> None:
     """Bind, start the engine (replaying the commit log), serve until a stop signal, close."""
     from chat.embedded.cql.engine import Engine, NodeInfo, QueryOptions
 
@@ -100,7 +170,12 @@ async def serve(host: str, port: int, data_dir: Path | None, commit_sync_ms: flo
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    server = CqlServer(options_type=QueryOptions)
+    server = CqlServer(
+        options_type=QueryOptions,
+        authenticator=authenticator,
+        max_frame=max_frame,
+        frame_timeout=frame_timeout,
+    )
     bound_host, bound_port = await server.bind(host, port)
     node = NodeInfo(
         address=bound_host,
@@ -113,7 +188,14 @@ async def serve(host: str, port: int, data_dir: Path | None, commit_sync_ms: flo
     log.info("engine started in %.3f s (data dir: %s)", time.monotonic() - started, data_dir)
     gc_policy.install()
     await server.start_serving(engine)
-    log.info("listening on %s:%d", bound_host, bound_port)
+    log.info(
+        "listening on %s:%d (authentication: %s, max frame %d bytes, frame timeout %.0f s)",
+        bound_host,
+        bound_port,
+        f"password, user {authenticator.username}" if authenticator else "none",
+        max_frame,
+        frame_timeout,
+    )
     print(f"{READY_PREFIX} {bound_host} {bound_port}", flush=True)
     try:
         await stop.wait()
@@ -146,6 +228,8 @@ class EmbeddedCqlServer:
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         log_file: Path | None = None,
+        credentials: tuple[str, str] | None = None,
+        frame_timeout: float | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -154,6 +238,8 @@ class EmbeddedCqlServer:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.log_file = log_file
+        self.credentials = credentials
+        self.frame_timeout = frame_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
 
@@ -177,7 +263,19 @@ class EmbeddedCqlServer:
             argv += ["--data-dir", str(self.data_dir)]
         if self.commit_sync_ms is not None:
             argv += ["--commit-sync-ms", str(self.commit_sync_ms)]
+        if self.frame_timeout is not None:
+            argv += ["--frame-timeout", str(self.frame_timeout)]
+        if self.credentials is not None:
+            argv += ["--auth-username", self.credentials[0]]
         return argv
+
+    def environment(self) -> dict[str, str]:
+        """The child's environment: ours, plus the password when authentication is on."""
+        env = os.environ.copy()
+        env.pop(PASSWORD_ENV, None)
+        if self.credentials is not None:
+            env[PASSWORD_ENV] = self.credentials[1]
+        return env
 
     def start(self) -> None:
         """Start the subprocess and block until it prints its listening line (or fails)."""
@@ -188,7 +286,7 @@ class EmbeddedCqlServer:
             stderr = self.log_file.open("ab")
         try:
             self.process = subprocess.Popen(
-                self.command(), stdout=subprocess.PIPE, stderr=stderr, env=os.environ.copy()
+                self.command(), stdout=subprocess.PIPE, stderr=stderr, env=self.environment()
             )
         finally:
             if stderr is not None:

@@ -18,12 +18,14 @@ from typing import Any
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.errors import InvalidRequest
+from chat.embedded.cql.marshal import elements
+from chat.embedded.cql.ordering import increment
 from chat.embedded.cql.schema import ColumnMeta, TableMeta
 from chat.embedded.cql.values import (
     PROTOCOL,
+    UNSET,
     Values,
     composite_key,
-    increment,
     serialize,
 )
 
@@ -42,28 +44,44 @@ def term_list(rel_value: Any, col: ColumnMeta, values: Values, is_in: bool) -> l
         return [serialize(t, col.type, col.name, values) for t in rel_value]
     if is_in and isinstance(rel_value, ast.BindMarker):
         raw = values[rel_value.index]
+        if raw is UNSET:
+            raise InvalidRequest(f"Invalid unset value for column {col.name}")
         if raw is None:
-            raise InvalidRequest(f"Invalid null value for IN restriction on {col.name}")
-        from chat.embedded.cql.values import unpack_collection
-
-        return [k for k, _ in unpack_collection(raw, False)]
+            raise InvalidRequest(f"Invalid null value for column {col.name}")
+        return [k for k, _ in elements(raw, False)]
     return [serialize(rel_value, col.type, col.name, values)]
+
+
+def render(term: Any) -> str:
+    """A term as CQL text, for error messages (constants, markers and tuples of them)."""
+    if isinstance(term, ast.BindMarker):
+        return "?" if term.name is None else f":{term.name}"
+    if isinstance(term, ast.Constant):
+        return f"'{term.text}'" if term.kind == "string" else term.text
+    if isinstance(term, ast.TupleLiteral):
+        return "(" + ", ".join(render(i) for i in term.items) + ")"
+    if isinstance(term, tuple):
+        return "(" + ", ".join(render(i) for i in term) + ")"
+    return "..."
 
 
 def _tuple_values(term: Any, cols: Sequence[ColumnMeta], values: Values) -> list[bytes | None]:
     if isinstance(term, ast.TupleLiteral):
         if len(term.items) != len(cols):
             raise InvalidRequest(
-                f"Expected {len(cols)} elements in value tuple, but got {len(term.items)}"
+                f"Expected {len(cols)} elements in value tuple, but got {len(term.items)}: "
+                f"{render(term)}"
             )
         return [serialize(t, c.type, c.name, values) for t, c in zip(term.items, cols, strict=True)]
     if isinstance(term, ast.BindMarker):
         raw = values[term.index]
+        if raw is UNSET:
+            raise InvalidRequest("Invalid unset value for multi-column relation")
         if raw is None:
             raise InvalidRequest("Invalid null value for multi-column relation")
         out: list[bytes | None] = []
         pos = 0
-        for _ in cols:
+        for _ in cols:  # the tuple was validated when bound: every length fits
             size = int.from_bytes(raw[pos : pos + 4], "big", signed=True)
             pos += 4
             out.append(raw[pos : pos + size] if size >= 0 else None)
@@ -116,6 +134,10 @@ def intersect_lists(a: list[Range], b: list[Range]) -> list[Range]:
     return out
 
 
+def _nothing(_value: bytes | None) -> bool:
+    return False
+
+
 @dataclass
 class Filter:
     """A residual restriction checked row by row (ALLOW FILTERING or virtual tables)."""
@@ -133,9 +155,11 @@ class Filter:
                 sub_t.params[1] if (op == "CONTAINS" and sub_t.name == "map") else sub_t.params[0]
             )
             raw = serialize(self.term, elem_t, col.name, values)
+            if raw is None:  # CONTAINS NULL matches nothing, as in ScyllaDB
+                return _nothing
             from chat.embedded.cql.values import driver_type
 
-            want = driver_type(elem_t).deserialize(raw, PROTOCOL) if raw is not None else None
+            want = driver_type(elem_t).deserialize(raw, PROTOCOL)
 
             def contains(v: bytes | None) -> bool:
                 if v is None:
@@ -147,14 +171,17 @@ class Filter:
 
             return contains
         if op == "IN":
+            if isinstance(self.term, ast.BindMarker) and values[self.term.index] is None:
+                return _nothing  # IN null matches nothing
             wanted = {
-                None if r is None else drv.deserialize(r, PROTOCOL)
+                drv.deserialize(r, PROTOCOL)
                 for r in term_list(self.term, col, values, True)
+                if r is not None
             }
             return lambda v: v is not None and drv.deserialize(v, PROTOCOL) in wanted
         raw = serialize(self.term, col.type, col.name, values)
-        if raw is None:
-            raise InvalidRequest(f"Invalid null value in condition for column {col.name}")
+        if raw is None:  # v = NULL, v > NULL... match nothing (ScyllaDB follows SQL here)
+            return _nothing
         target = drv.deserialize(raw, PROTOCOL)
         cmp: Callable[[Any, Any], bool] = {
             "=": lambda x, y: x == y,
@@ -181,16 +208,26 @@ class Where:
     filters: list[Filter] = field(default_factory=list)
     needs_filtering: bool = False
     ck_restricted: bool = False
+    ck_error: str | None = None  # why the clustering restrictions need ALLOW FILTERING
 
-    def partition_keys(self, values: Values) -> list[tuple[bytes, tuple[bytes, ...]]]:
-        """The (key, component values) of every partition named by ``=``/``IN``, de-duplicated."""
+    def partition_keys(
+        self, values: Values, *, reading: bool = False
+    ) -> list[tuple[bytes, tuple[bytes, ...]]]:
+        """The (key, component values) of every partition named by ``=``/``IN``, de-duplicated.
+
+        ``reading``: a SELECT, where ``IN ?`` bound to null names no partition (a write
+        refuses it).
+        """
         assert self.pk_terms is not None
         lists = []
         for col, (op, term) in zip(self.table.partition_key, self.pk_terms, strict=True):
+            in_null = isinstance(term, ast.BindMarker) and values[term.index] is None
+            if reading and op == "IN" and in_null:
+                return []
             vals = term_list(term, col, values, op == "IN")
             for v in vals:
                 if v is None:
-                    raise InvalidRequest(f"Invalid null value for partition key part {col.name}")
+                    raise InvalidRequest(f"Invalid null value in condition for column {col.name}")
             lists.append(vals)
         out: dict[bytes, tuple[bytes, ...]] = {}
         for combo in itertools.product(*lists):
@@ -314,8 +351,12 @@ def _compile_clustering(
         pos += 1
     tuple_eq = [r for r in tuple_rels if r.op in ("=", "IN")]
     tuple_slices = [r for r in tuple_rels if r.op in ("<", "<=", ">", ">=")]
-    if len(tuple_eq) + len(tuple_slices) != len(tuple_rels):
-        raise InvalidRequest("Unsupported operator in multi-column relation")
+    for rel in tuple_rels:
+        if rel.op not in ("=", "IN", "<", "<=", ">", ">="):
+            raise InvalidRequest(
+                f'Unsupported "{rel.op}" relation: ({", ".join(rel.columns)}) {rel.op} '
+                f"{render(rel.value)}"
+            )
     if tuple_eq:
         rel = tuple_eq[0]
         names = [c.name for c in cks[pos : pos + len(rel.columns)]]
@@ -338,8 +379,34 @@ def _compile_clustering(
             f'Column "{slice_col.name}" cannot be restricted by both a tuple notation '
             "inequality and a single column inequality"
         )
-    # Whatever is left cannot use the clustering order: it becomes a filter.
+    # Whatever is left cannot use the clustering order: it becomes a filter, which a SELECT
+    # without ALLOW FILTERING refuses with the reason ScyllaDB gives (see ``ck_error``).
     leftovers = dict(ck_eq)
+    restricted_by_eq = {c.name for c, _op, _t in prefix_cols}
+    for rel in tuple_eq:
+        restricted_by_eq.update(rel.columns)
+    sliced = {slice_col.name} if slice_col is not None else set()
+    for rel in tuple_slices:
+        sliced.update(rel.columns)
+    for col in cks[pos:]:
+        if col.name not in leftovers and col.name not in ck_slices:
+            continue
+        if col.name in sliced or col.name in restricted_by_eq:
+            continue
+        before = cks[: cks.index(col)]
+        free = [c for c in before if c.name not in restricted_by_eq and c.name not in sliced]
+        if free:
+            w.ck_error = (
+                f'PRIMARY KEY column "{col.name}" cannot be restricted as preceding column '
+                f'"{free[-1].name}" is not restricted'
+            )
+        else:
+            ranged = [c for c in before if c.name in sliced]
+            w.ck_error = (
+                f'Clustering column "{col.name}" cannot be restricted (preceding column '
+                f'"{ranged[-1].name}" is restricted by a non-EQ relation)'
+            )
+        break
     for name, slices in ck_slices.items():
         if slice_col is None or name != slice_col.name:
             for op, term in slices:
@@ -358,6 +425,8 @@ def _compile_clustering(
     def build(values: Values) -> list[Range] | None:
         prefixes: list[bytes] = [b""]
         for col, op, term in prefix_cols:
+            if op == "IN" and isinstance(term, ast.BindMarker) and values[term.index] is None:
+                return []  # IN null: no row matches
             vals = (
                 term_list(term, col, values, True)
                 if op == "IN"
@@ -374,6 +443,8 @@ def _compile_clustering(
             n = len(eq_rel.columns)
             cols = cks[len(prefix_cols) : len(prefix_cols) + n]
             terms = eq_rel.value if eq_rel.op == "IN" else (eq_rel.value,)
+            if isinstance(terms, ast.BindMarker) and values[terms.index] is None:
+                return []
             if isinstance(terms, ast.BindMarker):
                 raise InvalidRequest("IN ? with multi-column relations is not supported")
             assert isinstance(terms, tuple)

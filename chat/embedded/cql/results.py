@@ -73,6 +73,8 @@ class Prepared:
     result_columns: Sequence[ColumnSpec] | None
     is_write: bool = False
     plan: Any = field(default=None, compare=False, repr=False)
+    checks: Any = field(default=None, compare=False, repr=False)
+    """How the bound values are validated (a ``binding.Binding``)."""
 
 
 Result = Void | Rows | SetKeyspace | SchemaChange

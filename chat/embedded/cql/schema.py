@@ -10,21 +10,21 @@ log stores and replays — so a replayed schema is built by exactly the code tha
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chat.embedded.cql import ast
-from chat.embedded.cql.errors import AlreadyExists, InvalidRequest
+from chat.embedded.cql.errors import AlreadyExists, ConfigurationError, InvalidRequest
+from chat.embedded.cql.ordering import Encoder, ordering_encoder
 from chat.embedded.cql.results import ColumnSpec
 from chat.embedded.cql.storage import TableData
 from chat.embedded.cql.values import (
     COLLECTIONS,
     FIXED_SIZES,
-    Encoder,
     base_name,
     canonical,
     driver_type,
-    ordering_encoder,
 )
 
 SYSTEM_KEYSPACES = frozenset(
@@ -353,18 +353,16 @@ class Catalog:
             raise ValueError(f"unknown schema record {op!r}")
         self.version = uuid.uuid4()
 
-    # Validation that turns statements into records (raising Cassandra's errors).
-    def create_keyspace_record(self, stmt: ast.CreateKeyspace) -> tuple[Any, ...] | None:
+    # Validation that turns statements into records (raising ScyllaDB's errors).
+    def create_keyspace_record(
+        self, stmt: ast.CreateKeyspace, datacenters: Sequence[str]
+    ) -> tuple[Any, ...] | None:
+        check_name(stmt.name, "keyspace")
         if stmt.name in self.keyspaces or stmt.name in SYSTEM_KEYSPACES:
             if stmt.if_not_exists:
                 return None
             raise AlreadyExists(f"Keyspace {stmt.name} already exists", stmt.name)
-        replication = {str(k): str(v) for k, v in stmt.replication.items()}
-        if "class" not in replication:
-            raise ConfigurationErrorLike("Missing mandatory replication strategy class")
-        cls = replication["class"]
-        if "." not in cls:
-            replication["class"] = f"org.apache.cassandra.locator.{cls}"
+        replication = replication_options(stmt.replication, datacenters)
         durable = True if stmt.durable_writes is None else stmt.durable_writes
         return (
             "create_keyspace",
@@ -373,6 +371,7 @@ class Catalog:
 
     def create_table_record(self, stmt: ast.CreateTable, keyspace: str) -> tuple[Any, ...] | None:
         ks = self.keyspace(keyspace)
+        check_name(stmt.name, "table")
         if stmt.name in ks.tables:
             if stmt.if_not_exists:
                 return None
@@ -400,10 +399,84 @@ class Catalog:
         return ("alter_table", record)
 
 
-class ConfigurationErrorLike(InvalidRequest):
-    """Scylla answers a bad replication map with a ConfigurationException (code 0x2300)."""
+NAME_LENGTH = 48
+"""The longest keyspace or table name ScyllaDB accepts."""
 
-    code = 0x2300
+
+def check_name(name: str, kind: str) -> None:
+    """Keyspace and table names: 1 to 48 word characters (quoted names may start with one)."""
+    if not name or not all(c == "_" or (c.isascii() and c.isalnum()) for c in name):
+        hint = (
+            ""
+            if kind == "keyspace"
+            else " (must contain alphanumeric character only: [0-9A-Za-z] or the underscore)"
+        )
+        raise InvalidRequest(f'"{name}" is not a valid {kind} name{hint}')
+    if len(name) > NAME_LENGTH:
+        raise InvalidRequest(
+            f"{kind.capitalize()} names shouldn't be more than {NAME_LENGTH} characters long "
+            f'(got "{name}")'
+        )
+
+
+_LOCATOR = "org.apache.cassandra.locator."
+_STRATEGIES = frozenset(
+    {"SimpleStrategy", "NetworkTopologyStrategy", "LocalStrategy", "EverywhereStrategy"}
+)
+DEFAULT_STRATEGY = "NetworkTopologyStrategy"
+
+
+def _replication_factor(value: str) -> str:
+    if not (value.isascii() and value.isdigit()):
+        raise ConfigurationError(
+            f"Replication factor must be numeric and non-negative, found '{value}'"
+        )
+    return str(int(value))
+
+
+def replication_options(given: dict[str, str], datacenters: Sequence[str]) -> dict[str, str]:
+    """A keyspace's replication map as ScyllaDB stores it.
+
+    The class defaults to NetworkTopologyStrategy and is stored fully qualified. For that
+    class, ``replication_factor`` expands into one factor per datacenter, no factor at all
+    means one replica per rack of every datacenter (here: 1), and a datacenter this node does
+    not know is refused. SimpleStrategy needs ``replication_factor`` and nothing else.
+    """
+    options = dict(given)
+    cls = options.pop("class", DEFAULT_STRATEGY)
+    short = cls[len(_LOCATOR) :] if cls.startswith(_LOCATOR) else cls
+    if short not in _STRATEGIES:
+        raise ConfigurationError(f"Unable to find replication strategy class '{cls}'")
+    out: dict[str, str] = {"class": _LOCATOR + short}
+    if short == "NetworkTopologyStrategy":
+        rf = options.pop("replication_factor", None)
+        for dc, value in options.items():
+            if dc not in datacenters:
+                raise ConfigurationError(f"Unrecognized datacenter name '{dc}'")
+            out[dc] = _replication_factor(value)
+        if rf is not None:
+            rf = _replication_factor(rf)
+            for dc in datacenters:
+                out.setdefault(dc, rf)
+        elif not options:
+            for dc in datacenters:
+                out[dc] = "1"
+        return out
+    if short == "SimpleStrategy":
+        rf = options.pop("replication_factor", None)
+        if rf is None:
+            raise ConfigurationError(
+                "SimpleStrategy requires a replication_factor strategy option."
+            )
+        if options:
+            raise ConfigurationError(
+                f"Unrecognized strategy option {{{', '.join(sorted(options))}}} passed to "
+                "SimpleStrategy"
+            )
+        out["replication_factor"] = _replication_factor(rf)
+        return out
+    out.update(options)
+    return out
 
 
 def is_frozen_collection(t: ast.CqlType) -> bool:

@@ -19,11 +19,12 @@ from cassandra import cqltypes as _ct
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.errors import InvalidRequest, ProtocolError
+from chat.embedded.cql.marshal import pack_elements, pack_entries
 from chat.embedded.cql.restrictions import FILTERING_MSG, Range, Where, compile_where
 from chat.embedded.cql.results import ColumnSpec, Rows
 from chat.embedded.cql.schema import ColumnMeta, TableMeta
 from chat.embedded.cql.storage import CollectionCell, Partition, Row, TableData
-from chat.embedded.cql.values import Values, int_getter, pack_collection, pack_map
+from chat.embedded.cql.values import Values, int_getter
 
 Extractor = Callable[[Partition, Row, int], bytes | None]
 
@@ -35,13 +36,13 @@ def collection_value(col: ColumnMeta, cell: CollectionCell, now: int) -> bytes |
         return None
     if col.collection == "list":
         live.sort(key=lambda kc: kc[0])
-        return pack_collection([c[2] for _, c in live])
+        return pack_elements([c[2] for _, c in live])
     enc = col.element_encoder
     assert enc is not None
     live.sort(key=lambda kc: enc(kc[0]))
     if col.collection == "set":
-        return pack_collection([k for k, _ in live])
-    return pack_map([(k, c[2]) for k, c in live])
+        return pack_elements([k for k, _ in live])
+    return pack_entries([(k, c[2]) for k, c in live])
 
 
 def cell_value(col: ColumnMeta, row: Row, now: int) -> bytes | None:
@@ -249,12 +250,9 @@ class SelectPlan:
         self.table = table
         self.where: Where = compile_where(table, stmt.where, for_select=True)
         if self.where.needs_filtering and not stmt.allow_filtering and not table.virtual:
-            if self.where.ck_filters and not self.where.filters and not self.where.pk_filters:
-                col = self.where.ck_filters[0][1].col
-                raise InvalidRequest(
-                    f'PRIMARY KEY column "{col.name}" cannot be restricted as preceding column '
-                    f"is not restricted. {FILTERING_MSG}"
-                )
+            w = self.where
+            if w.ck_error is not None and w.pk_terms is not None and not w.filters:
+                raise InvalidRequest(w.ck_error)
             raise InvalidRequest(FILTERING_MSG)
         self.count_only = False
         self.aggregate = False
@@ -306,6 +304,7 @@ class SelectPlan:
         self.pp_limit = int_getter(stmt.per_partition_limit, "PER PARTITION LIMIT")
         self.reverse = self._reversed(stmt.order_by)
         self.ordered_in = bool(stmt.order_by) and not self.aggregate
+        self.in_partitions = any(op == "IN" for op, _term in self.where.pk_terms or ())
         if self.where.filters or self.where.ck_filters or self.where.pk_filters:
             self.has_filters = True
         else:
@@ -323,7 +322,10 @@ class SelectPlan:
         for i, (name, direction) in enumerate(order_by):
             col = self.table.column(name)
             if col.kind != "clustering":
-                raise InvalidRequest(f"Order by on unknown column {name}")
+                raise InvalidRequest(
+                    "Order by is currently only supported on the clustered columns of the "
+                    f"PRIMARY KEY, got {name}"
+                )
             if i >= len(cks) or cks[i].name != name:
                 raise InvalidRequest(
                     "Order by currently only supports the ordering of columns following their "
@@ -343,7 +345,7 @@ class SelectPlan:
         w = self.where
         if w.pk_terms is not None:
             keyed = []
-            for key, _parts in w.partition_keys(values):
+            for key, _parts in w.partition_keys(values, reading=True):
                 part = data.partitions.get(key)
                 if part is not None:
                     keyed.append(((part.get_token(), key), part))
@@ -409,22 +411,12 @@ class SelectPlan:
         now: int,
         limit: int | None,
         pp_limit: int | None,
-        page_size: int | None,
-        paging_state: bytes | None,
     ) -> Rows:
-        """``IN (...) ORDER BY``: rows of every partition merged in clustering order.
+        """``IN (...) ORDER BY``: rows of every partition merged in clustering order, unpaged.
 
-        Scylla sorts such results across partitions. Each page re-reads and re-sorts the named
-        partitions (there are few) and skips what earlier pages returned: the paging state is
-        the number of rows already returned.
+        Scylla sorts such results across partitions, and refuses to page them (``run``).
         """
         w = self.where
-        offset = 0
-        if paging_state:
-            try:
-                offset = int(marshal.loads(paging_state))
-            except (ValueError, EOFError, TypeError) as exc:
-                raise ProtocolError("Invalid paging state") from exc
         ranges = w.ck_builder(values) if w.ck_builder is not None else None
         filters = [(f.col, f.compile(values)) for f in w.filters]
         ck_filters = [(i, f.compile(values)) for i, f in w.ck_filters]
@@ -445,11 +437,8 @@ class SelectPlan:
         found.sort(key=lambda item: item[:2], reverse=self.reverse)
         if limit is not None:
             found = found[:limit]
-        end = len(found) if not page_size or page_size <= 0 else offset + page_size
-        page = found[offset:end]
-        state = marshal.dumps(end) if end < len(found) else None
-        rows = [[f(p, r, now) for f in self.extractors] for _k, _n, p, r in page]
-        return Rows(self.columns, rows, state)
+        rows = [[f(p, r, now) for f in self.extractors] for _k, _n, p, r in found]
+        return Rows(self.columns, rows)
 
     def run(
         self,
@@ -466,10 +455,14 @@ class SelectPlan:
         pp_limit = self.pp_limit(values)
         if pp_limit is not None and pp_limit <= 0:
             raise InvalidRequest("PER PARTITION LIMIT must be strictly positive")
-        if self.ordered_in and len(self.where.partition_keys(values)) > 1:
-            return self._ordered_across_partitions(
-                data, values, now, limit, pp_limit, page_size, paging_state
+        if self.ordered_in and self.in_partitions and page_size is not None and page_size > 0:
+            raise InvalidRequest(
+                "Cannot page queries with both ORDER BY and a IN restriction on the partition "
+                "key; you must either remove the ORDER BY or the IN and sort client side, or "
+                "disable paging for this query"
             )
+        if self.ordered_in and len(self.where.partition_keys(values, reading=True)) > 1:
+            return self._ordered_across_partitions(data, values, now, limit, pp_limit)
         resume_key: bytes | None = None
         resume_ck: bytes | None = None
         pp_seen = 0

@@ -9,6 +9,13 @@ collected and written with one ``transport.write`` once their fsync has complete
 
 Stream ids are answered exactly once each; answers of different streams may overtake each other
 (a read does not wait for an earlier write's fsync), which the protocol allows.
+
+What a client can make a connection hold is bounded: a request body over ``max_frame`` bytes
+is skipped as it arrives and answered with an Invalid error (as ScyllaDB does), an LZ4 body may
+not claim to inflate beyond that either, and a frame must arrive whole within
+``frame_timeout`` seconds of its first byte — a client that sends part of one and stalls is
+disconnected. With an authenticator configured, nothing but OPTIONS, STARTUP and the
+AUTH_RESPONSE is served before the client authenticated.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Protocol, cast
 
 from chat.embedded.cql import frames
-from chat.embedded.cql.errors import CqlError, InvalidRequest, ProtocolError
+from chat.embedded.cql.auth import PasswordAuthenticator
+from chat.embedded.cql.errors import CqlError, InvalidRequest, ProtocolError, WriteFailure
 from chat.embedded.cql.results import Prepared, Rows, SchemaChange, SetKeyspace, Void
 
 if TYPE_CHECKING:
@@ -28,8 +36,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FRAME_TIMEOUT = 30.0
+"""Seconds within which a frame must arrive whole once its first byte has."""
+
 # Pause reading from a client whose answers pile up unread beyond this many bytes.
 WRITE_HIGH_WATER = 4 * 1024 * 1024
+# The write type a Write_failure names, per BATCH type (logged, unlogged, counter).
+_BATCH_WRITE_TYPES = ("BATCH", "UNLOGGED_BATCH", "COUNTER")
 
 
 class EngineApi(Protocol):
@@ -69,12 +82,23 @@ class EngineApi(Protocol):
 class CqlServer:
     """Accepts connections, tracks them for SCHEMA_CHANGE events and for a graceful close."""
 
-    def __init__(self, options_type: type[QueryOptions]) -> None:
+    def __init__(
+        self,
+        options_type: type[QueryOptions],
+        *,
+        authenticator: PasswordAuthenticator | None = None,
+        max_frame: int = frames.MAX_FRAME_BYTES,
+        frame_timeout: float = FRAME_TIMEOUT,
+    ) -> None:
         self.options_type = options_type
+        self.authenticator = authenticator
+        self.max_frame = max_frame
+        self.frame_timeout = frame_timeout
         self._engine: EngineApi | None = None
         self.connections: set[CqlConnection] = set()
         self.listeners: set[CqlConnection] = set()
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def bind(self, host: str, port: int) -> tuple[str, int]:
         """Bind the listening socket without accepting yet; returns the bound address.
@@ -101,6 +125,19 @@ class CqlServer:
             raise RuntimeError("cannot start serving: call bind() first")
         self._engine = engine
         await self._server.start_serving()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_stalled())
+
+    async def _sweep_stalled(self) -> None:
+        """Disconnect clients that started a frame and did not finish it in time."""
+        loop = asyncio.get_running_loop()
+        period = max(min(self.frame_timeout / 4, 1.0), 0.01)
+        while True:
+            await asyncio.sleep(period)
+            deadline = loop.time() - self.frame_timeout
+            for connection in tuple(self.connections):
+                since = connection.partial_since
+                if since is not None and since < deadline:
+                    connection.drop_stalled(self.frame_timeout)
 
     def broadcast(self, data: bytes) -> None:
         """Send an already encoded EVENT frame to every registered connection, never waiting."""
@@ -114,6 +151,9 @@ class CqlServer:
         """
         if self._server is not None:
             self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         pending = [c.idle() for c in self.connections]
         if pending:
             await asyncio.wait([asyncio.ensure_future(p) for p in pending], timeout=grace)
@@ -134,13 +174,18 @@ class CqlConnection(asyncio.Protocol):
         self.server = server
         self.engine = server.engine
         self.options_type = server.options_type
-        self.decoder = frames.FrameDecoder()
+        self.authenticator = server.authenticator
+        self.decoder = frames.FrameDecoder(server.max_frame)
         self.transport: asyncio.Transport | None = None
         self.version = 0  # set by the first frame in a supported version
         self.started = False
+        self.ready = False  # STARTUP done and, if required, authenticated
+        self.user: str | None = None
+        self.partial_since: float | None = None  # loop time the unfinished frame began
         self.compressed = False  # lz4 negotiated in STARTUP
         self.keyspace: str | None = None
         self._deferred: list[bytes] = []
+        self._deferred_streams: list[tuple[int, str]] = []  # (stream, write type) per answer
         self._deferred_future: Awaitable[None] | None = None
         self._in_flight = 0  # answers awaiting an fsync
         self._idle: asyncio.Future[None] | None = None
@@ -170,15 +215,24 @@ class CqlConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        decoder = self.decoder
         try:
-            received = self.decoder.feed(data)
+            received = decoder.feed(data)
         except ProtocolError as exc:
             self.send(frames.encode_cql_error(0, exc))
             self.close()
             return
+        if decoder.pending:
+            if self.partial_since is None or received:
+                self.partial_since = asyncio.get_running_loop().time()
+        else:
+            self.partial_since = None
         out: list[bytes] = []
         for frame in received:
-            self._handle(frame, out)
+            if isinstance(frame, frames.Frame):
+                self._handle(frame, out)
+            else:
+                self._refuse_too_large(frame, out)
         if out:
             self.send(b"".join(out))
         if self._deferred:
@@ -198,6 +252,25 @@ class CqlConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def drop_stalled(self, timeout: float) -> None:
+        """The client sent part of a frame and nothing more for ``timeout`` seconds."""
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        log.warning(
+            "closing connection from %s: a frame was left unfinished for %.0f s", peer, timeout
+        )
+        self.partial_since = None
+        self.abort()
+
+    def _refuse_too_large(self, frame: frames.FrameTooLarge, out: list[bytes]) -> None:
+        version = frame.version if frames.MIN_VERSION <= frame.version <= frames.MAX_VERSION else 0
+        message = frames.too_large_message(frame.length, self.decoder.max_frame)
+        log.info("refused an oversized request on stream %d: %s", frame.stream, message)
+        out.append(
+            frames.encode_error(
+                frame.stream, InvalidRequest.code, message, b"", version or frames.MAX_VERSION
+            )
+        )
+
     def idle(self) -> Awaitable[None]:
         """Completes when no answer of this connection waits for an fsync."""
         loop = asyncio.get_running_loop()
@@ -212,8 +285,10 @@ class CqlConnection(asyncio.Protocol):
     def _flush_after_durable(self) -> None:
         """Send the answers collected in this read once the engine's fsync covering them is done."""
         answers = b"".join(self._deferred)
+        streams = self._deferred_streams
         awaitable = self._deferred_future
         self._deferred = []
+        self._deferred_streams = []
         self._deferred_future = None
         self._in_flight += 1
         if isinstance(awaitable, asyncio.Future):
@@ -225,10 +300,20 @@ class CqlConnection(asyncio.Protocol):
         def done(completed: asyncio.Future[None]) -> None:
             self._in_flight -= 1
             if completed.cancelled() or completed.exception() is not None:
-                # Without the fsync the writes are not acknowledged; the client times out
-                # or sees the connection close, never a false success.
-                log.error("commit log sync failed; closing connection", exc_info=None)
-                self.close()
+                # Without the fsync the writes are not acknowledged: each is answered with a
+                # Write_failure instead, never a false success.
+                reason = "commit log sync failed"
+                if not completed.cancelled():
+                    reason = str(completed.exception()) or reason
+                version = self.version or frames.MAX_VERSION
+                self.send(
+                    b"".join(
+                        frames.encode_cql_error(
+                            stream, WriteFailure(f"{reason}; not applied durably", kind), version
+                        )
+                        for stream, kind in streams
+                    )
+                )
             else:
                 self.send(answers)
             if self._in_flight == 0 and self._idle is not None and not self._idle.done():
@@ -236,7 +321,9 @@ class CqlConnection(asyncio.Protocol):
 
         future.add_done_callback(done)
 
-    def _answer_write(self, answer: bytes, out: list[bytes]) -> None:
+    def _answer_write(
+        self, answer: bytes, out: list[bytes], stream: int, write_type: str = "SIMPLE"
+    ) -> None:
         """Queue a write's answer behind the engine's durability future, if one is pending."""
         durable = self.engine.durable()
         if durable is None:
@@ -246,6 +333,7 @@ class CqlConnection(asyncio.Protocol):
             self._flush_after_durable()
         self._deferred_future = durable
         self._deferred.append(answer)
+        self._deferred_streams.append((stream, write_type))
 
     # -- dispatch
 
@@ -262,7 +350,7 @@ class CqlConnection(asyncio.Protocol):
             if frame.flags & frames.FLAG_COMPRESSED:
                 if not self.compressed:
                     raise ProtocolError("compressed frame before COMPRESSION was negotiated")
-                frame = frames.decompress(frame)
+                frame = frames.decompress(frame, self.decoder.max_frame)
             opcode = frame.opcode
             if opcode == frames.OP_EXECUTE:
                 self._execute(frame, out)
@@ -279,6 +367,8 @@ class CqlConnection(asyncio.Protocol):
                 out.append(frames.encode_supported(stream, self.version))
             elif opcode == frames.OP_STARTUP:
                 self._startup(frame, out)
+            elif opcode == frames.OP_AUTH_RESPONSE:
+                self._authenticate(frame, out)
             elif opcode == frames.OP_REGISTER:
                 self._require_started()
                 if "SCHEMA_CHANGE" in frames.decode_register(frame):
@@ -301,8 +391,18 @@ class CqlConnection(asyncio.Protocol):
             )
 
     def _require_started(self) -> None:
-        if not self.started:
+        if not self.ready:
+            if self.started:
+                raise ProtocolError("Unexpected message, expecting AUTH_RESPONSE (authenticate)")
             raise ProtocolError("send STARTUP before any other request but OPTIONS")
+
+    def _authenticate(self, frame: frames.Frame, out: list[bytes]) -> None:
+        if self.authenticator is None or not self.started or self.ready:
+            raise ProtocolError("Unexpected message AUTH_RESPONSE")
+        token = frames.decode_auth_response(frame)
+        self.user = self.authenticator.authenticate(token)
+        self.ready = True
+        out.append(frames.encode_auth_success(frame.stream, self.version))
 
     def _startup(self, frame: frames.Frame, out: list[bytes]) -> None:
         options = frames.decode_startup(frame)
@@ -315,6 +415,10 @@ class CqlConnection(asyncio.Protocol):
                 )
             self.compressed = True
         self.started = True
+        if self.authenticator is not None:
+            out.append(frames.encode_authenticate(frame.stream, self.version))
+            return
+        self.ready = True
         out.append(frames.encode_ready(frame.stream, self.version))
 
     def _options(self, params: frames.QueryParameters) -> QueryOptions:
@@ -340,7 +444,7 @@ class CqlConnection(asyncio.Protocol):
         else:
             answer = self._encode_result(frame.stream, result, params.skip_metadata)
         if prepared.is_write:
-            self._answer_write(answer, out)
+            self._answer_write(answer, out, frame.stream)
         else:
             out.append(answer)
 
@@ -367,14 +471,19 @@ class CqlConnection(asyncio.Protocol):
                 prepared, last_id = engine.prepare(query, keyspace), None
             items.append((prepared, values))
         options = self.options_type(
-            request.consistency, None, None, request.timestamp, request.serial_consistency
+            request.consistency,
+            None,
+            None,
+            request.timestamp,
+            request.serial_consistency,
+            request_bytes=request.value_bytes,
         )
         result = engine.batch(request.batch_type, items, options, keyspace)
         if type(result) is Void:
             answer = frames.encode_void(frame.stream, self.version)
         else:
             answer = self._encode_result(frame.stream, result, False)
-        self._answer_write(answer, out)
+        self._answer_write(answer, out, frame.stream, _BATCH_WRITE_TYPES[request.batch_type])
 
     def _query(self, frame: frames.Frame, out: list[bytes]) -> None:
         self._require_started()
@@ -387,7 +496,7 @@ class CqlConnection(asyncio.Protocol):
             result = self.engine.execute(prepared, values, options, self.keyspace)
         else:
             result = self.engine.query(request.query, params.values, options, self.keyspace)
-        self._answer_write(self._encode_result(frame.stream, result, False), out)
+        self._answer_write(self._encode_result(frame.stream, result, False), out, frame.stream)
 
     def _encode_result(self, stream: int, result: Result, skip_metadata: bool) -> bytes:
         if isinstance(result, Rows):

@@ -15,8 +15,8 @@ Layout, chosen for the write path (a prepared INSERT touches only what it must):
 
 Every mutation is applied through the ``apply_*`` methods with plain data, both live and when
 the commit log is replayed, so replay rebuilds exactly what the live path built. Writes are
-last-write-wins per cell by timestamp (ties: a tombstone wins, then the greater value, as in
-Cassandra) and idempotent, which is what makes replaying a log over a snapshot safe.
+last-write-wins per cell by timestamp (ties broken as ScyllaDB breaks them, see ``_wins``) and
+idempotent, which is what makes replaying a log over a snapshot safe.
 """
 
 from __future__ import annotations
@@ -38,14 +38,25 @@ OP_COUNTER = 3
 
 
 def _wins(new: Cell, old: Cell) -> bool:
-    """Cassandra's reconciliation of two versions of a cell (timestamps, then tie-breaks)."""
+    """ScyllaDB's reconciliation of two versions of a cell (``compare_atomic_cell_for_merge``).
+
+    The greater write timestamp wins. On a tie: a tombstone beats a live cell; between live
+    cells an expiring one beats a non-expiring one, then the later expiry, then (same expiry)
+    the smaller TTL — the later write — and only then the greater value (unsigned bytes).
+    """
     if new[3] != old[3]:
         return bool(new[3] > old[3])
-    if new[2] is None or old[2] is None:
-        return new[2] is None
-    if new[2] != old[2]:
-        return bool(new[2] > old[2])
-    return bool(new[4] > old[4])
+    new_value, old_value = new[2], old[2]
+    if new_value is None or old_value is None:
+        return new_value is None and old_value is not None
+    new_expiry, old_expiry = new[4], old[4]
+    if new_expiry != old_expiry:
+        if not new_expiry or not old_expiry:
+            return bool(new_expiry)
+        return bool(new_expiry > old_expiry)
+    if new_expiry and new[5] != old[5]:
+        return bool(new[5] < old[5])
+    return bool(new_value > old_value)
 
 
 class CollectionCell:

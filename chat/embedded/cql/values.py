@@ -1,19 +1,19 @@
-"""Values: CQL types, literal conversion, ordering keys and the partitioner token.
+"""Values: CQL types, literal conversion, bound-value access and the partitioner token.
 
-The engine keeps regular values exactly as the client serialized them. Only three things need
-more than bytes, and they all live here:
+The engine keeps regular values exactly as the client serialized them (validated when bound,
+see :mod:`marshal`). What needs more than bytes lives here:
 
 * literals in statement text (``Constant``) become serialized bytes through the driver's own
-  codecs (``cassandra.cqltypes``), once, at PREPARE;
-* clustering values become *ordering keys*: byte strings whose plain ``bytes`` comparison is
-  the CQL order of the type (sign bits flipped, text escaped and terminated, DESC inverted), so
-  the storage's sorted containers compare in C and a whole clustering prefix is one bytes value;
+  codecs (``cassandra.cqltypes``), once, at PREPARE — timestamps and dates parsed as ScyllaDB
+  parses them (:mod:`temporal`), sets and maps in their normal order;
+* the :data:`UNSET` bind value, and the getters that read bound values;
 * partition keys become Murmur3 tokens, as Scylla's partitioner computes them.
+
+Clustering values become ordering keys in :mod:`ordering`.
 """
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import struct
 import time
@@ -28,12 +28,13 @@ from cassandra.murmur3 import murmur3 as _murmur3
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.errors import InvalidRequest
+from chat.embedded.cql.marshal import MarshalError, check_for, pack_elements, pack_entries
+from chat.embedded.cql.temporal import DATE_EPOCH, parse_date, parse_timestamp
 
 PROTOCOL = 4
 MIN_LONG = -(2**63)
 MAX_LONG = 2**63 - 1
 
-Encoder = Callable[[bytes], bytes]
 Values = Sequence[bytes | None]
 Getter = Callable[[Values], Any]
 
@@ -78,6 +79,27 @@ FIXED_SIZES: dict[str, int] = {
 }
 
 COLLECTIONS = ("list", "set", "map")
+
+
+class _Unset:
+    """The protocol v4 *unset* bind value (length -2): "leave this alone", never a null."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""Where a bound value was sent as unset; see the engine's binding for where it is allowed."""
+
+
+class ValuesWithUnset(list[Any]):
+    """Bound values of which at least one is :data:`UNSET`.
+
+    Binding returns this type only then, so that the write paths test for unset values with
+    one type check per statement instead of a scan per row.
+    """
 
 
 def canonical(t: ast.CqlType) -> ast.CqlType:
@@ -155,104 +177,6 @@ _COMPOSITE_2 = b"%c%c%b\x00%c%c%b\x00"
 
 
 # --------------------------------------------------------------------------------------------
-# Ordering keys: bytes whose lexicographic order is the CQL order of the type.
-
-
-INVERT = _INVERT = bytes(0xFF - i for i in range(256))
-_FLIP_SIGN = bytes(i ^ 0x80 for i in range(256))
-
-
-def _enc_signed(b: bytes) -> bytes:
-    return bytes((b[0] ^ 0x80,)) + b[1:] if b else b""
-
-
-def _enc_raw(b: bytes) -> bytes:
-    return b
-
-
-def _enc_bytes(b: bytes) -> bytes:
-    return b.replace(b"\x00", b"\x00\xff") + b"\x00\x00"
-
-
-def _enc_float(b: bytes) -> bytes:
-    if not b:
-        return b
-    if b[0] & 0x80:
-        return b.translate(_INVERT)
-    return bytes((b[0] | 0x80,)) + b[1:]
-
-
-def _enc_timeuuid(b: bytes) -> bytes:
-    if len(b) != 16:
-        return b
-    return bytes((b[6] & 0x0F, b[7], b[4], b[5], b[0], b[1], b[2], b[3])) + b[8:].translate(
-        _FLIP_SIGN
-    )
-
-
-def _enc_uuid(b: bytes) -> bytes:
-    if len(b) != 16:
-        return b
-    version = b[6] >> 4
-    if version == 1:
-        return b"\x01" + _enc_timeuuid(b)
-    return bytes((version,)) + b[:8] + b[8:].translate(_FLIP_SIGN)
-
-
-def _enc_varint(b: bytes) -> bytes:
-    v = int.from_bytes(b, "big", signed=True)
-    mag = abs(v).to_bytes((abs(v).bit_length() + 7) // 8, "big")
-    if v >= 0:
-        return b"\x01" + len(mag).to_bytes(4, "big") + mag
-    return b"\x00" + (0xFFFFFFFF - len(mag)).to_bytes(4, "big") + mag.translate(_INVERT)
-
-
-_ENCODERS: dict[str, Encoder] = {
-    "int": _enc_signed,
-    "bigint": _enc_signed,
-    "smallint": _enc_signed,
-    "tinyint": _enc_signed,
-    "timestamp": _enc_signed,
-    "counter": _enc_signed,
-    "time": _enc_signed,
-    "date": _enc_raw,
-    "boolean": _enc_raw,
-    "float": _enc_float,
-    "double": _enc_float,
-    "timeuuid": _enc_timeuuid,
-    "uuid": _enc_uuid,
-    "varint": _enc_varint,
-}
-
-
-def ordering_encoder(t: ast.CqlType, descending: bool = False) -> Encoder:
-    """An encoder from serialized bytes to an ordering key (prefix-free, so keys concatenate).
-
-    Types without an exact byte-order encoding here (decimal, frozen collections, tuples) fall
-    back to their escaped serialized bytes: a deterministic order, not Scylla's.
-    """
-    enc = _ENCODERS.get(t.name, _enc_bytes)
-    if not descending:
-        return enc
-
-    def inverted(b: bytes) -> bytes:
-        return enc(b).translate(_INVERT)
-
-    return inverted
-
-
-def increment(key: bytes) -> bytes | None:
-    """The smallest bytes value greater than every key having ``key`` as a prefix.
-
-    None when there is none (``key`` is all 0xFF): the range above is unbounded.
-    """
-    stripped = key.rstrip(b"\xff")
-    if not stripped:
-        return None
-    return stripped[:-1] + bytes((stripped[-1] + 1,))
-
-
-# --------------------------------------------------------------------------------------------
 # Literals and functions in value positions.
 
 
@@ -268,20 +192,6 @@ def _uuid_millis(u: uuid.UUID) -> int:
     return (u.time - 0x01B21DD213814000) // 10000
 
 
-def _parse_timestamp(text: str) -> int:
-    try:
-        return int(_ct.DateType.interpret_datestring(text))  # milliseconds
-    except ValueError:
-        pass
-    try:
-        dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidRequest(f"Unable to coerce '{text}' to a formatted date (long)") from exc
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=datetime.UTC)
-    return int(dt.timestamp() * 1000)
-
-
 def _constant_value(c: ast.Constant, t: ast.CqlType, column: str) -> Any:
     name = base_name(t)
     kind, text = c.kind, c.text
@@ -291,6 +201,8 @@ def _constant_value(c: ast.Constant, t: ast.CqlType, column: str) -> Any:
         if name in ("ascii", "text", "varchar"):
             if kind != "string":
                 raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
+            if name == "ascii" and not text.isascii():
+                raise InvalidRequest(f"Invalid ASCII character in string literal {text!r}")
             return text
         if name in ("int", "bigint", "smallint", "tinyint", "varint", "counter"):
             if kind != "integer":
@@ -303,15 +215,27 @@ def _constant_value(c: ast.Constant, t: ast.CqlType, column: str) -> Any:
                 raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
             return float(text.replace("Infinity", "inf"))
         if name == "decimal":
-            return Decimal(text)
+            if kind not in ("integer", "float"):
+                raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
+            number = Decimal(text)
+            exponent = number.as_tuple().exponent
+            if not isinstance(exponent, int) or not -(2**31) <= -exponent < 2**31:
+                raise InvalidRequest(f"unable to make BigDecimal from '{text}'")
+            return number
         if name == "boolean":
             if kind != "boolean":
                 raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
             return text.lower() == "true"
         if name == "timestamp":
-            return int(text) if kind == "integer" else _parse_timestamp(text)
+            if kind == "integer":
+                return int(text)
+            if kind != "string":
+                raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
+            return parse_timestamp(text)
         if name == "date":
-            return int(text) if kind == "integer" else _cutil.Date(text)
+            if kind not in ("integer", "string"):
+                raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
+            return _cutil.Date(parse_date(text) - DATE_EPOCH)
         if name == "time":
             return _cutil.Time(int(text) if kind == "integer" else text)
         if name in ("uuid", "timeuuid"):
@@ -326,7 +250,9 @@ def _constant_value(c: ast.Constant, t: ast.CqlType, column: str) -> Any:
             raise InvalidRequest("duration literals are not supported by the embedded server")
     except InvalidRequest:
         raise
-    except (ValueError, TypeError) as exc:
+    except MarshalError as exc:
+        raise InvalidRequest(f"marshaling error: {exc}") from exc
+    except (ValueError, TypeError, ArithmeticError) as exc:
         raise InvalidRequest(f'Invalid value ({text}) for "{column}" of type {t}: {exc}') from exc
     raise InvalidRequest(f'Invalid {kind} constant ({text}) for "{column}" of type {t}')
 
@@ -344,21 +270,28 @@ def python_value(term: ast.Term, t: ast.CqlType, column: str, values: Values) ->
         return _constant_value(term, t, column)
     if isinstance(term, ast.BindMarker):
         raw = values[term.index]
+        if raw is UNSET:
+            raise InvalidRequest(f"Invalid unset value for column {column}")
         return None if raw is None else driver_type(t).deserialize(raw, PROTOCOL)
     if isinstance(term, ast.FunctionCall):
         raw = call_function(term, t, column, values)
         return None if raw is None else driver_type(t).deserialize(raw, PROTOCOL)
     if isinstance(term, (ast.ListLiteral, ast.SetLiteral)) and inner.name in ("list", "set"):
         items = [python_value(i, inner.params[0], column, values) for i in term.items]
+        if None in items:
+            raise InvalidRequest("null is not supported inside collections")
         return items if inner.name == "list" else _cutil.sortedset(items)
     if isinstance(term, ast.MapLiteral) and inner.name == "set" and not term.entries:
         return []
     if isinstance(term, ast.MapLiteral) and inner.name == "map":
         kt, vt = inner.params
-        return {
+        entries = {
             python_value(k, kt, column, values): python_value(v, vt, column, values)
             for k, v in term.entries
         }
+        if None in entries or None in entries.values():
+            raise InvalidRequest("null is not supported inside collections")
+        return entries
     if isinstance(term, ast.TupleLiteral) and inner.name == "tuple":
         if len(term.items) > len(inner.params):
             raise InvalidRequest(f"Invalid tuple literal for {column}: too many elements")
@@ -370,11 +303,65 @@ def python_value(term: ast.Term, t: ast.CqlType, column: str, values: Values) ->
 
 
 def serialize(term: ast.Term, t: ast.CqlType, column: str, values: Values) -> bytes | None:
-    """A term as serialized bytes of type ``t``; bind markers pass through untouched."""
+    """A term as serialized bytes of type ``t``; bind markers pass through untouched (the
+    engine validated them when binding; they may be :data:`UNSET`).
+
+    Literals come out in ScyllaDB's normal form (sets and maps sorted, also nested).
+    """
     if isinstance(term, ast.BindMarker):
         return values[term.index]
     if isinstance(term, ast.FunctionCall):
         return call_function(term, t, column, values)
+    inner = t.params[0] if t.name == "frozen" else t
+    raw: bytes | None
+    if isinstance(term, (ast.ListLiteral, ast.SetLiteral, ast.MapLiteral)) and inner.name in (
+        "list",
+        "set",
+        "map",
+    ):
+        raw = _collection_literal(term, inner, column, values)
+    else:
+        raw = _scalar_literal(term, t, column, values)
+    check = check_for(t)
+    if raw is None or check is None:
+        return raw
+    try:
+        return check(raw)
+    except MarshalError as exc:
+        raise InvalidRequest(f"marshaling error: {exc}") from exc
+
+
+def _collection_literal(
+    term: ast.ListLiteral | ast.SetLiteral | ast.MapLiteral,
+    t: ast.CqlType,
+    column: str,
+    values: Values,
+) -> bytes:
+    """A collection literal serialized element by element (elements may be collections)."""
+    if isinstance(term, ast.MapLiteral) and t.name == "map":
+        kt, vt = t.params
+        entries = [
+            (serialize(k, kt, column, values), serialize(v, vt, column, values))
+            for k, v in term.entries
+        ]
+        pairs = [(k, v) for k, v in entries if k is not None and v is not None]
+        if len(pairs) != len(entries) or any(k is UNSET or v is UNSET for k, v in pairs):
+            raise InvalidRequest("null is not supported inside collections")
+        return pack_entries(pairs)
+    if isinstance(term, ast.MapLiteral):
+        if term.entries:
+            raise InvalidRequest(f"Invalid map literal for {column} of type {t}")
+        return pack_elements([])
+    if t.name == "map":
+        raise InvalidRequest(f"Invalid list literal for {column} of type {t}")
+    items = [serialize(i, t.params[0], column, values) for i in term.items]
+    present = [i for i in items if i is not None and i is not UNSET]
+    if len(present) != len(items):
+        raise InvalidRequest("null is not supported inside collections")
+    return pack_elements(present)
+
+
+def _scalar_literal(term: ast.Term, t: ast.CqlType, column: str, values: Values) -> bytes | None:
     value = python_value(term, t, column, values)
     if value is None:
         return None
@@ -464,7 +451,11 @@ def _has_dynamic(term: ast.Term) -> bool:
 
 
 def int_getter(term: ast.Term | None, what: str) -> Callable[[Values], int | None]:
-    """A getter for an ``int``/``bigint`` clause value (TTL, TIMESTAMP, LIMIT)."""
+    """A getter for an ``int``/``bigint`` clause value (TTL, TIMESTAMP, LIMIT).
+
+    None when the clause is absent or its marker is :data:`UNSET` (the table's default TTL,
+    the current time, no limit); a null is an error, as in ScyllaDB.
+    """
     if term is None:
         return lambda values: None
     if isinstance(term, ast.Constant):
@@ -477,49 +468,11 @@ def int_getter(term: ast.Term | None, what: str) -> Callable[[Values], int | Non
 
         def bound(values: Values) -> int | None:
             raw = values[index]
-            if raw is None:
+            if raw is UNSET:
                 return None
+            if raw is None:
+                raise InvalidRequest(f"Invalid null value of {what}")
             return int.from_bytes(raw, "big", signed=True)
 
         return bound
     raise InvalidRequest(f"Invalid {what} value")
-
-
-# --------------------------------------------------------------------------------------------
-# Collections: assembling serialized collections from serialized elements.
-
-
-def pack_collection(items: Sequence[bytes]) -> bytes:
-    """A list/set serialized from already-serialized elements (protocol v3+ layout)."""
-    out = [len(items).to_bytes(4, "big")]
-    for item in items:
-        out.append(len(item).to_bytes(4, "big"))
-        out.append(item)
-    return b"".join(out)
-
-
-def pack_map(entries: Sequence[tuple[bytes, bytes]]) -> bytes:
-    out = [len(entries).to_bytes(4, "big")]
-    for k, v in entries:
-        out += (len(k).to_bytes(4, "big"), k, len(v).to_bytes(4, "big"), v)
-    return b"".join(out)
-
-
-def unpack_collection(raw: bytes, pairs: bool) -> list[tuple[bytes, bytes | None]]:
-    """Serialized elements of a list/set (``pairs`` False) or map, without decoding them."""
-    n = int.from_bytes(raw[:4], "big")
-    pos = 4
-    out: list[tuple[bytes, bytes | None]] = []
-    for _ in range(n):
-        size = int.from_bytes(raw[pos : pos + 4], "big", signed=True)
-        pos += 4
-        key = raw[pos : pos + size]
-        pos += max(size, 0)
-        value: bytes | None = None
-        if pairs:
-            size = int.from_bytes(raw[pos : pos + 4], "big", signed=True)
-            pos += 4
-            value = raw[pos : pos + size] if size >= 0 else None
-            pos += max(size, 0)
-        out.append((key, value))
-    return out

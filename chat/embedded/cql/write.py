@@ -1,7 +1,7 @@
 """INSERT, UPDATE and DELETE compiled into plans, and the mutation records they produce.
 
-A plan's ``run`` applies its mutation to the storage and returns the *record* describing it —
-plain tuples the commit log ``marshal``s and ``apply_record`` replays:
+A plan's ``run`` stages its mutation: the writes to make and, for each, the *record*
+describing it — plain tuples the commit log ``marshal``s and ``apply_record`` replays:
 
 * ``("i", table_id, pk_values, ck_values, marker, slots, values, extra_ops)``: an INSERT in
   compact form (the cells are rebuilt from slots + values + the marker's timestamp/TTL);
@@ -13,6 +13,14 @@ plain tuples the commit log ``marshal``s and ``apply_record`` replays:
 * ``("r", table_id, pk_values, lo, lo_inc, hi, hi_inc, ts)``: a clustering range tombstone;
 * ``("t", table_id)``: TRUNCATE.
 
+Every write goes in two steps: ``run`` (``stage`` for an unconditional INSERT) computes and
+validates everything a statement will write — keys, cells, read-before-write of list indexes —
+without touching the storage, and ``commit`` applies what was staged. A batch stages all its
+statements before it commits any, so a statement that fails validation leaves nothing of its
+batch behind, as in ScyllaDB, which builds every mutation of a batch before applying one.
+Counter increments are staged as deltas and made absolute when committed, so two increments of
+one counter in a batch both count.
+
 The INSERT path is the hot one: at PREPARE every column becomes a slot and a getter, so an
 EXECUTE is key bytes + clustering ordering key + one tuple per cell (the same tuple the storage
 keeps and the log writes).
@@ -23,14 +31,15 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
-
-from cassandra import cqltypes as _ct
+from typing import Any
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.errors import InvalidRequest
+from chat.embedded.cql.lwt import OldRow, cas_columns, cas_result, condition_holds, old_values
+from chat.embedded.cql.marshal import elements
+from chat.embedded.cql.ordering import INVERT, ordering_encoder
 from chat.embedded.cql.restrictions import compile_where, term_list
-from chat.embedded.cql.results import ColumnSpec, Rows
+from chat.embedded.cql.results import Rows
 from chat.embedded.cql.schema import ColumnMeta, TableMeta
 from chat.embedded.cql.select import cell_value
 from chat.embedded.cql.storage import (
@@ -42,22 +51,63 @@ from chat.embedded.cql.storage import (
     Row,
 )
 from chat.embedded.cql.values import (
-    INVERT,
-    PROTOCOL,
+    UNSET,
     Getter,
     Values,
+    ValuesWithUnset,
     composite_key,
     getter_for,
     int_getter,
     now_micros,
-    ordering_encoder,
-    serialize,
-    unpack_collection,
 )
 
 Record = tuple[Any, ...]
 MAX_TTL = 630720000
+MIN_TIMESTAMP = -(2**63)
+MAX_KEY_BYTES = 65535
+"""A partition or clustering key, all its components together, as ScyllaDB limits it."""
 APPLIED = "[applied]"
+OP_COUNTER_DELTA = -1
+"""A staged counter increment ``(OP_COUNTER_DELTA, slot, delta, ts)``; never stored or logged."""
+
+Pending = tuple[str, Any, bytes, bytes, list[Record], Record, Any]
+"""A staged write: (kind, table data, partition key, clustering key, cells, record, extra).
+
+``kind`` is the record's; ``extra`` is, for an INSERT, whether it writes every column (the
+storage's fresh-row fast path), for a row write the time counters are read at, or None.
+"""
+
+
+def commit(pending: Pending) -> Record:
+    """Apply one staged write to the storage; return its commit-log record."""
+    kind, data, pkey, ckey, ops, rec, extra = pending
+    part = data.partitions.get(pkey) or data.partition(pkey, rec[2])
+    if kind == "i":
+        if not (extra and data.insert_fresh(part, ckey, rec[3], rec[4], ops)):
+            data.apply_write(part, ckey, rec[3], rec[4], ops)
+    elif kind == "w":
+        if extra is not None:
+            _resolve_counters(part.rows.get(ckey), ops, extra)
+        data.apply_write(part, ckey, rec[3], None, ops)
+    elif kind == "d":
+        data.apply_row_delete(part, ckey, rec[3], rec[4])
+    elif kind == "p":
+        data.apply_partition_delete(part, rec[3])
+    else:
+        data.apply_range_delete(part, rec[3], rec[4], rec[5], rec[6], rec[7])
+    return rec
+
+
+def _resolve_counters(row: Row | None, ops: list[Record], now: int) -> None:
+    """Turn staged counter deltas into the absolute values the storage keeps and the log replays."""
+    live = row is not None and row.is_live(now)
+    for i, op in enumerate(ops):
+        if op[0] == OP_COUNTER_DELTA:
+            _code, slot, delta, ts = op
+            old = row.cells[slot] if live and row is not None else None
+            base = int.from_bytes(old[2], "big", signed=True) if old and old[2] else 0
+            total = (base + delta + 2**63) % 2**64 - 2**63  # 64-bit arithmetic: wraps around
+            ops[i] = (OP_COUNTER, slot, total.to_bytes(8, "big", signed=True), ts)
 
 
 class ListClock:
@@ -126,16 +176,17 @@ def _check_ttl(ttl: int | None, table: TableMeta) -> int:
     if ttl is None:
         return table.default_ttl
     if ttl < 0:
-        raise InvalidRequest(f"A TTL must be greater or equal to 0, but was {ttl}")
+        raise InvalidRequest("A TTL must be greater or equal to 0")
     if ttl > MAX_TTL:
         raise InvalidRequest(f"ttl is too large. requested ({ttl}) maximum ({MAX_TTL})")
     return ttl
 
 
 def _check_key(col: ColumnMeta, v: bytes | None) -> bytes:
+    if v is UNSET:
+        raise InvalidRequest(f"Invalid unset value for column {col.name}")
     if v is None:
-        what = "partition key part" if col.kind == "partition_key" else "clustering key part"
-        raise InvalidRequest(f"Invalid null value in condition for {what} {col.name}")
+        raise InvalidRequest(f"Invalid null value in condition for column {col.name}")
     if col.kind == "partition_key" and not v:
         raise InvalidRequest("Key may not be empty")
     if col.fixed_size is not None and len(v) != col.fixed_size and v:
@@ -143,29 +194,11 @@ def _check_key(col: ColumnMeta, v: bytes | None) -> bytes:
     return v
 
 
-def applied_rows(
-    table: TableMeta, applied: bool, extra: list[tuple[ColumnSpec, bytes | None]]
-) -> Rows:
-    specs = [ColumnSpec(table.keyspace, table.name, APPLIED, _ct.BooleanType)]
-    row: list[bytes | None] = [b"\x01" if applied else b"\x00"]
-    for spec, v in extra:
-        specs.append(spec)
-        row.append(v)
-    return Rows(specs, [row])
-
-
-def full_row(
-    table: TableMeta, pv: Sequence[bytes], row: Row, now: int
-) -> list[tuple[ColumnSpec, bytes | None]]:
-    """The columns of an existing row, in ``SELECT *`` order (for a failed IF NOT EXISTS)."""
-    out: list[tuple[ColumnSpec, bytes | None]] = []
-    for c in table.partition_key:
-        out.append((c.spec, pv[c.slot]))  # type: ignore[arg-type]
-    for c in table.clustering:
-        out.append((c.spec, row.ck[c.slot]))  # type: ignore[arg-type]
-    for c in sorted(table.regular, key=lambda c: c.name):
-        out.append((c.spec, cell_value(c, row, now)))  # type: ignore[arg-type]
-    return out
+def check_key_length(parts: Sequence[bytes]) -> None:
+    """ScyllaDB's 64 KiB limit on a key: one component alone, or all with 2 bytes each."""
+    length = len(parts[0]) if len(parts) == 1 else sum(len(p) + 2 for p in parts)
+    if length > MAX_KEY_BYTES:
+        raise InvalidRequest(f"Key length of {length} is longer than maximum of {MAX_KEY_BYTES}")
 
 
 def _collection_ops(
@@ -179,8 +212,8 @@ def _collection_ops(
 ) -> list[Record]:
     slot = col.slot
     if col.collection == "map":
-        return [(OP_COLL_ELEM, slot, k, v, ts, exp, ttl) for k, v in unpack_collection(raw, True)]
-    items = unpack_collection(raw, False)
+        return [(OP_COLL_ELEM, slot, k, v, ts, exp, ttl) for k, v in elements(raw, True)]
+    items = elements(raw, False)
     if col.collection == "set":
         return [(OP_COLL_ELEM, slot, k, b"", ts, exp, ttl) for k, _ in items]
     seq = clock.next()
@@ -188,6 +221,37 @@ def _collection_ops(
         (OP_COLL_ELEM, slot, list_key(seq, i, prepend), k, ts, exp, ttl)
         for i, (k, _) in enumerate(items)
     ]
+
+
+MAX_FUTURE_MICROS = 3 * 86_400 * 1_000_000
+
+
+def check_write_timestamp(ts: int) -> int:
+    """A USING TIMESTAMP value as ScyllaDB accepts it (``restrict_future_timestamp`` on)."""
+    if ts == MIN_TIMESTAMP:
+        raise InvalidRequest(
+            f"Invalid timestamp value {ts}: out of bounds, it is reserved to mean no timestamp"
+        )
+    if ts - now_micros() > MAX_FUTURE_MICROS:
+        raise InvalidRequest(
+            "Cannot provide a timestamp more than 3 days into the future. If this was not "
+            "intended, make sure the timestamp is in microseconds. You can also disable this "
+            "check by setting the restrict_future_timestamp configuration option to false."
+        )
+    return ts
+
+
+def timestamp_getter(term: ast.Term | None) -> Callable[[Values], int | None]:
+    """The USING TIMESTAMP of a statement or batch, checked; None when absent or unset."""
+    get = int_getter(term, "timestamp")
+    if term is None:
+        return get
+
+    def checked(values: Values) -> int | None:
+        ts = get(values)
+        return ts if ts is None else check_write_timestamp(ts)
+
+    return checked
 
 
 class KeyedWrite:
@@ -198,14 +262,19 @@ class KeyedWrite:
     ) -> None:
         if table.virtual:
             raise InvalidRequest(f"{table.keyspace} keyspace is not user-modifiable.")
+        if table.is_counter and ts_term is not None:
+            raise InvalidRequest("Cannot provide custom timestamp for counter updates")
+        if table.is_counter and ttl_term is not None:
+            raise InvalidRequest("Cannot provide custom TTL for counter updates")
         self.table = table
         self.tid = table.id.bytes
-        self.ts_get = int_getter(ts_term, "timestamp")
+        self.ts_get = timestamp_getter(ts_term)
         self.ttl_get = int_getter(ttl_term, "TTL")
         self.has_ts = ts_term is not None
         self.conditions: list[tuple[ColumnMeta, str, Any]] = []
         self.if_exists = False
         self.if_not_exists = False
+        self.cas_columns: list[ColumnMeta] = []
 
     @property
     def conditional(self) -> bool:
@@ -227,58 +296,56 @@ class KeyedWrite:
                 raise InvalidRequest(f"PRIMARY KEY column '{col.name}' cannot have IF conditions")
             self.conditions.append((col, cond.op, cond.value))
 
+    def finish_conditions(self) -> None:
+        """Refuse what ScyllaDB refuses in a conditional statement; fix its result columns."""
+        if not self.conditional:
+            return
+        if self.table.is_counter:
+            raise InvalidRequest("Conditional updates are not supported on counter tables")
+        if self.has_ts:
+            raise InvalidRequest("Cannot provide custom timestamp for conditional updates")
+        exists = self.if_exists or self.if_not_exists
+        self.cas_columns = cas_columns(self.table, [c for c, _op, _t in self.conditions], exists)
+
+    def target(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:
+        """(partition values, partition key, clustering key) of the one row written."""
+        raise NotImplementedError
+
     def check(
         self, values: Values, pv: Sequence[bytes], pkey: bytes, ckey: bytes, now: int
-    ) -> Rows | None:
-        """None when the IF holds; else the ``[applied] = false`` result Cassandra returns."""
+    ) -> tuple[bool, OldRow]:
+        """Whether the IF holds, and the row's old values for the result set."""
         row = self.current(pkey, ckey, now)
-        table = self.table
+        old = old_values(self.cas_columns, pv, row, now)
         if self.if_not_exists:
-            return (
-                None if row is None else applied_rows(table, False, full_row(table, pv, row, now))
-            )
+            return row is None, old
         if self.if_exists:
-            return None if row is not None else applied_rows(table, False, [])
-        ok = True
-        extra: list[tuple[ColumnSpec, bytes | None]] = []
+            return row is not None, old
+        holds = True
         for col, op, term in self.conditions:
             current = cell_value(col, row, now) if row is not None else None
-            extra.append((col.spec, current))  # type: ignore[arg-type]
-            if not _condition_holds(col, op, term, current, values):
-                ok = False
-        return None if ok else applied_rows(table, False, extra)
+            if not condition_holds(col, op, term, current, values):
+                holds = False
+        return holds, old
 
+    def cas(self, applied: bool, old: OldRow) -> Rows:
+        return cas_result(self.table, self.cas_columns, applied, [old])
 
-def _condition_holds(
-    col: ColumnMeta, op: str, term: Any, current: bytes | None, values: Values
-) -> bool:
-    drv = col.driver
-    cur = None if current is None else drv.deserialize(current, PROTOCOL)
-    if op == "IN":
-        wanted = [
-            None if r is None else drv.deserialize(r, PROTOCOL)
-            for r in term_list(term, col, values, True)
-        ]
-        return cur in wanted
-    raw = serialize(term, col.type, col.name, values)
-    want = None if raw is None else drv.deserialize(raw, PROTOCOL)
-    if op == "=":
-        return bool(cur == want)
-    if op == "!=":
-        return bool(cur != want)
-    if cur is None or want is None:
-        return False
-    return bool({"<": cur < want, "<=": cur <= want, ">": cur > want, ">=": cur >= want}[op])
+    def timestamp(self, values: Values, default: int) -> int:
+        """The statement's USING TIMESTAMP, else ``default`` (the request's or the batch's)."""
+        if self.has_ts:
+            t = self.ts_get(values)
+            if t is not None:
+                return t
+        return default
 
-
-def _sizes(cols: Sequence[ColumnMeta]) -> tuple[int, ...] | Literal[False] | None:
-    """Every column's fixed size; None when none has one; False when only some have."""
-    sizes = [c.fixed_size for c in cols]
-    if all(size is None for size in sizes):
-        return None
-    if any(size is None for size in sizes):
-        return False
-    return tuple(size for size in sizes if size is not None)
+    def condition(self, values: Values, now: int, checked: bool) -> tuple[bool, Rows | None]:
+        """(whether to write, the result set) of the statement's IF, if it has one to check."""
+        if not self.conditional or checked:
+            return True, None
+        pv, pkey, ckey = self.target(values)
+        holds, old = self.check(values, pv, pkey, ckey, now)
+        return holds, self.cas(holds, old)
 
 
 def _tuple_getter(terms: Sequence[ast.Term]) -> Callable[[Values], tuple[Any, ...]] | None:
@@ -327,6 +394,7 @@ class InsertPlan(KeyedWrite):
                 else:
                     self.simple.append((c.slot, given[c.name], c.fixed_size))
         self.if_not_exists = stmt.if_not_exists
+        self.finish_conditions()
         self.data = table.data
         # Fast path: every regular value is a bind marker → one C-level itemgetter call.
         self.simple_slots = [slot for slot, _g, _s in self.simple]
@@ -334,7 +402,6 @@ class InsertPlan(KeyedWrite):
         # Every regular column given, in slot order, none a collection: the cells list built
         # for a new row can be the row's storage as it is.
         self.full_row = self.simple_slots == list(range(len(table.regular)))
-        self.fixed_checks = [(i, size) for i, (_slot, _g, size) in enumerate(self.simple) if size]
         bound = [terms[table.regular[slot].name] for slot in self.simple_slots]
         self.bound_get: Callable[[Values], Sequence[bytes | None]] | None = None
         if bound and all(isinstance(t, ast.BindMarker) for t in bound):
@@ -359,17 +426,10 @@ class InsertPlan(KeyedWrite):
         self.ck_get = _tuple_getter([terms[c.name] for c in table.clustering])
         self.pk_fixed = [(i, c.fixed_size) for i, (c, _g) in enumerate(self.pk) if c.fixed_size]
         self.ck_fixed = [(i, c.fixed_size) for i, (c, _g) in enumerate(self.ck) if c.fixed_size]
-        # Keys all bind markers, each key either all fixed-size or all variable-size: apply()
-        # reads them inline, checks the sizes with one C-level map, and leaves the validation
-        # (and its error messages) to _keys only when something is off.
-        self.pk_sizes = _sizes([c for c, _g in self.pk])
-        self.ck_sizes = _sizes([c for c, _g in self.ck])
-        self.simple_keys = (
-            self.pk_get is not None
-            and (self.ck_get is not None or not self.ck)
-            and self.pk_sizes is not False
-            and self.ck_sizes is not False
-        )
+        # Keys all bind markers: stage() reads them inline and leaves the validation (and its
+        # error messages) to _keys only when one is null or an empty partition key. Their sizes
+        # need no check there: every bound value was checked against its type (binding).
+        self.simple_keys = self.pk_get is not None and (self.ck_get is not None or not self.ck)
         self.has_ttl = stmt.ttl is not None
         self.default_ttl = table.default_ttl
 
@@ -399,27 +459,24 @@ class InsertPlan(KeyedWrite):
 
     def run(
         self, values: Values, ts: int, now: int, *, checked: bool = False
-    ) -> tuple[list[Record], Rows | None]:
-        if self.if_not_exists:
-            if not checked:
-                failed = self.check_first(values, ts, now)
-                if failed is not None:
-                    return [], failed
-            return [self.apply(values, ts, now)], applied_rows(self.table, True, [])
-        return [self.apply(values, ts, now)], None
+    ) -> tuple[list[Pending], Rows | None]:
+        """Stage the row; ``checked``: the IF was already checked (conditional batches)."""
+        if self.if_not_exists and not checked:
+            self._timing(values, ts, now)  # a bad TTL is an error even when the IF fails
+            pv, pkey, ckey = self.target(values)
+            holds, old = self.check(values, pv, pkey, ckey, now)
+            if not holds:
+                return [], self.cas(False, old)
+            return [self.stage(values, ts, now)], self.cas(True, old)
+        return [self.stage(values, ts, now)], None
 
-    def check_first(self, values: Values, ts: int, now: int) -> Rows | None:
-        """The IF NOT EXISTS check alone (None: the row is absent), before ``apply``."""
-        self._timing(values, ts, now)  # a bad TTL is an error even when the IF fails
+    def target(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:
         pv, _cv, pkey, ckey = self._keys_and_encoded(values)
-        return self.check(values, pv, pkey, ckey, now)
+        return pv, pkey, ckey
 
     def _timing(self, values: Values, ts: int, now: int) -> tuple[int, int, int]:
         """(write timestamp, expiry in seconds or 0, TTL), validated."""
-        if self.has_ts:
-            t = self.ts_get(values)
-            if t is not None:
-                ts = t
+        ts = self.timestamp(values, ts)
         ttl = self.ttl_get(values) if self.has_ttl else None
         if ttl is None:
             ttl = self.default_ttl
@@ -445,8 +502,8 @@ class InsertPlan(KeyedWrite):
             ckey = b""
         return pv, cv, pkey, ckey
 
-    def apply(self, values: Values, ts: int, now: int) -> Record:
-        """Write the row (no IF: ``run`` checks that first); return its commit-log record.
+    def stage(self, values: Values, ts: int, now: int) -> Pending:
+        """The row to write (no IF: ``run`` checks that first), validated, storage untouched.
 
         The batch path calls this directly for every unconditional INSERT, so it builds no
         more than the storage keeps and the log needs: the cells, the row, and the record.
@@ -463,13 +520,7 @@ class InsertPlan(KeyedWrite):
         if self.simple_keys:  # _keys_and_encoded, inlined: bind markers, one encoder each
             pv = self.pk_get(values)  # type: ignore[misc]
             cv = self.ck_get(values) if self.ck_get is not None else ()
-            if (
-                None in pv
-                or b"" in pv
-                or None in cv
-                or (self.pk_sizes is not None and tuple(map(len, pv)) != self.pk_sizes)
-                or (self.ck_sizes is not None and tuple(map(len, cv)) != self.ck_sizes)
-            ):
+            if None in pv or b"" in pv or None in cv:
                 pv, cv = self._keys(values)
             pkey = self.pk_key(pv)
             if cv:
@@ -480,32 +531,36 @@ class InsertPlan(KeyedWrite):
                 ckey = b""
         else:
             pv, cv, pkey, ckey = self._keys_and_encoded(values)
+        # Encoded keys are never shorter than ScyllaDB counts them: check exactly only then.
+        if len(pkey) > MAX_KEY_BYTES:
+            check_key_length(pv)
+        if len(ckey) > MAX_KEY_BYTES:
+            check_key_length(cv)
         if self.bound_get is not None:
             vals = self.bound_get(values)
         else:
             vals = tuple([g(values) for _slot, g, _size in self.simple])
-        for i, size in self.fixed_checks:
-            v = vals[i]
-            if v and len(v) != size:
-                raise InvalidRequest(f"Expected {size} or 0 byte value ({len(v)})")
+        slots = self.slots
+        if type(values) is ValuesWithUnset:  # unset columns are left as they are
+            kept = [(s, v) for s, v in zip(slots, vals, strict=True) if v is not UNSET]
+            slots = tuple(s for s, _v in kept)
+            vals = tuple(v for _s, v in kept)
         ops: list[Record] = [
-            (OP_SET, slot, v, ts, exp, ttl) for slot, v in zip(self.slots, vals, strict=True)
+            (OP_SET, slot, v, ts, exp, ttl) for slot, v in zip(slots, vals, strict=True)
         ]
         extra: list[Record] = []
         if self.colls:
             for col, g in self.colls:
                 raw = g(values)
+                if raw is UNSET:
+                    continue
                 extra.append((OP_COLL_CLEAR, col.slot, ts - 1))
                 if raw is not None:
                     extra.extend(_collection_ops(col, raw, ts, exp, ttl, self.clock))
             ops.extend(extra)
-        marker = (ts, exp, ttl)
-        data = self.data
-        part = data.partitions.get(pkey) or data.partition(pkey, pv)
-        if not (self.full_row and data.insert_fresh(part, ckey, cv, marker, ops)):
-            data.apply_write(part, ckey, cv, marker, ops)
         # The log gets the compact form: slots and values side by side, no per-cell tuples.
-        return ("i", self.tid, pv, cv, marker, self.slots_tuple, vals, extra)
+        record = ("i", self.tid, pv, cv, (ts, exp, ttl), slots, vals, extra)
+        return ("i", self.data, pkey, ckey, ops, record, self.full_row and slots is self.slots)
 
 
 class RowKeys:
@@ -530,6 +585,25 @@ class RowKeys:
             if c.name in eq:
                 self.ck_terms.append((c, (eq[c.name].op, eq[c.name].value)))
         self.missing = missing
+        self.pk_in = any(op == "IN" for op, _term in self.where.pk_terms or ())
+        self.ck_in = any(op == "IN" for _c, (op, _term) in self.ck_terms)
+
+    def refuse_in(self, kind: str) -> None:
+        """A conditional statement names exactly one row (``kind``: updates or deletions)."""
+        if self.pk_in:
+            raise InvalidRequest(
+                f"IN on the partition key is not supported with conditional {kind}"
+            )
+        if self.ck_in:
+            raise InvalidRequest(
+                f"IN on the clustering key columns is not supported with conditional {kind}"
+            )
+
+    def one_row(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:
+        """(partition values, partition key, clustering key) when the keys name one row."""
+        ((pkey, pv),) = self.partitions(values)
+        ((ckey, _cv),) = self.clusterings(values)
+        return pv, pkey, ckey
 
     def require_complete(self) -> None:
         if not self.complete:
@@ -567,6 +641,9 @@ class UpdatePlan(KeyedWrite):
         self.clock = clock
         self.if_exists = stmt.if_exists
         self.compile_conditions(stmt.conditions)
+        self.finish_conditions()
+        if self.conditional:
+            self.keys.refuse_in("updates")
         self.ops: list[ColumnOp] = [self._assignment(a) for a in stmt.assignments]
 
     def _assignment(self, a: ast.Assignment) -> ColumnOp:
@@ -589,13 +666,13 @@ class UpdatePlan(KeyedWrite):
                 values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
             ) -> list[Record]:
                 raw = delta(values)
+                if raw is UNSET:  # "an unset bind counter operation does not change the counter"
+                    return []
                 if raw is None:
                     raise InvalidRequest(f"Invalid null value for counter increment on {col.name}")
-                row = cur()
-                old = row.cells[slot] if row is not None else None
-                base = int.from_bytes(old[2], "big", signed=True) if old and old[2] else 0
-                new = base + sign * int.from_bytes(raw, "big", signed=True)
-                return [(OP_COUNTER, slot, new.to_bytes(8, "big", signed=True), ts)]
+                return [
+                    (OP_COUNTER_DELTA, slot, sign * int.from_bytes(raw, "big", signed=True), ts)
+                ]
 
             return counter
         if a.op in ("add", "sub", "prepend") and col.collection is None:
@@ -614,13 +691,22 @@ class UpdatePlan(KeyedWrite):
             value_type = ast.CqlType("set", (col.type.params[0],))
         get = getter_for(a.value, value_type, col.name)
         if col.collection is None:
-            return lambda values, ts, exp, ttl, cur: [(OP_SET, slot, get(values), ts, exp, ttl)]
+
+            def assign(
+                values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
+            ) -> list[Record]:
+                raw = get(values)
+                return [] if raw is UNSET else [(OP_SET, slot, raw, ts, exp, ttl)]
+
+            return assign
         if a.op == "set":
 
             def replace(
                 values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
             ) -> list[Record]:
                 raw = get(values)
+                if raw is UNSET:
+                    return []
                 ops: list[Record] = [(OP_COLL_CLEAR, slot, ts - 1)]
                 if raw is not None:
                     ops += _collection_ops(col, raw, ts, exp, ttl, clock)
@@ -634,9 +720,9 @@ class UpdatePlan(KeyedWrite):
                 values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
             ) -> list[Record]:
                 raw = get(values)
-                return (
-                    [] if raw is None else _collection_ops(col, raw, ts, exp, ttl, clock, prepend)
-                )
+                if raw is None or raw is UNSET:
+                    return []
+                return _collection_ops(col, raw, ts, exp, ttl, clock, prepend)
 
             return add
 
@@ -644,9 +730,9 @@ class UpdatePlan(KeyedWrite):
             values: Values, ts: int, exp: int, ttl: int, cur: Callable[[], Row | None]
         ) -> list[Record]:
             raw = get(values)
-            if raw is None:
+            if raw is None or raw is UNSET:
                 return []
-            doomed = [k for k, _ in unpack_collection(raw, False)]
+            doomed = [k for k, _ in elements(raw, False)]
             if col.collection != "list":
                 return [(OP_COLL_ELEM, slot, k, None, ts, 0, 0) for k in doomed]
             row = cur()
@@ -676,7 +762,8 @@ class UpdatePlan(KeyedWrite):
                 k = kget(values)
                 if k is None:
                     raise InvalidRequest("Invalid null map key")
-                return [(OP_COLL_ELEM, slot, k, vget(values), ts, exp, ttl)]
+                v = vget(values)
+                return [] if v is UNSET else [(OP_COLL_ELEM, slot, k, v, ts, exp, ttl)]
 
             return map_put
         if col.collection == "list":
@@ -699,7 +786,8 @@ class UpdatePlan(KeyedWrite):
                     raise InvalidRequest(
                         f"List index {idx} out of bound, list has size {len(live)}"
                     )
-                return [(OP_COLL_ELEM, slot, live[idx][0], vget(values), ts, exp, ttl)]
+                v = vget(values)
+                return [] if v is UNSET else [(OP_COLL_ELEM, slot, live[idx][0], v, ts, exp, ttl)]
 
             return list_set
         raise InvalidRequest(
@@ -708,22 +796,19 @@ class UpdatePlan(KeyedWrite):
 
     def run(
         self, values: Values, ts: int, now: int, *, checked: bool = False
-    ) -> tuple[list[Record], Rows | None]:
-        """Apply to every row named; ``checked``: the IF was already checked (batches)."""
-        if self.has_ts:
-            t = self.ts_get(values)
-            if t is not None:
-                ts = t
+    ) -> tuple[list[Pending], Rows | None]:
+        """Stage every row named; ``checked``: the IF was already checked (batches)."""
+        ts = self.timestamp(values, ts)
         ttl = _check_ttl(self.ttl_get(values), self.table)
         exp = now + ttl if ttl else 0
-        records: list[Record] = []
+        holds, result = self.condition(values, now, checked)
+        if not holds:
+            return [], result
+        staged: list[Pending] = []
         data = self.table.data
+        counters = now if self.table.is_counter else None
         for pkey, pv in self.keys.partitions(values):
             for ckey, cv in self.keys.clusterings(values):
-                if self.conditional and not checked:
-                    failed = self.check(values, pv, pkey, ckey, now)
-                    if failed is not None:
-                        return [], failed
 
                 def cur(pkey: bytes = pkey, ckey: bytes = ckey) -> Row | None:
                     return self.current(pkey, ckey, now)
@@ -731,10 +816,12 @@ class UpdatePlan(KeyedWrite):
                 ops: list[Record] = []
                 for op in self.ops:
                     ops.extend(op(values, ts, exp, ttl, cur))
-                part = data.partition(pkey, pv)
-                data.apply_write(part, ckey, cv, None, ops)
-                records.append(("w", self.tid, pv, cv, None, ops))
-        return records, (applied_rows(self.table, True, []) if self.conditional else None)
+                record = ("w", self.tid, pv, cv, None, ops)
+                staged.append(("w", data, pkey, ckey, ops, record, counters))
+        return staged, result
+
+    def target(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:
+        return self.keys.one_row(values)
 
 
 class DeletePlan(KeyedWrite):
@@ -763,44 +850,43 @@ class DeletePlan(KeyedWrite):
             self.targets.append((col, key_get))
         if self.targets or self.conditional:
             self.keys.require_complete()
+        self.finish_conditions()
+        if self.conditional:
+            self.keys.refuse_in("deletions")
         self.where = self.keys.where
 
     def run(
         self, values: Values, ts: int, now: int, *, checked: bool = False
-    ) -> tuple[list[Record], Rows | None]:
-        """Apply to every row named; ``checked``: the IF was already checked (batches)."""
-        if self.has_ts:
-            t = self.ts_get(values)
-            if t is not None:
-                ts = t
+    ) -> tuple[list[Pending], Rows | None]:
+        """Stage every deletion named; ``checked``: the IF was already checked (batches)."""
+        ts = self.timestamp(values, ts)
+        holds, result = self.condition(values, now, checked)
+        if not holds:
+            return [], result
         data = self.table.data
-        records: list[Record] = []
+        tid = self.tid
+        staged: list[Pending] = []
         for pkey, pv in self.keys.partitions(values):
-            part = data.partition(pkey, pv)
             if not self.targets and not self.keys.complete:
                 if self.where.ck_builder is None:
-                    data.apply_partition_delete(part, ts)
-                    records.append(("p", self.tid, pv, ts))
+                    staged.append(("p", data, pkey, b"", [], ("p", tid, pv, ts), None))
                     continue
                 for lo, lo_inc, hi, hi_inc in self.where.ck_builder(values) or []:
-                    data.apply_range_delete(part, lo, lo_inc, hi, hi_inc, ts)
-                    records.append(("r", self.tid, pv, lo, lo_inc, hi, hi_inc, ts))
+                    record = ("r", tid, pv, lo, lo_inc, hi, hi_inc, ts)
+                    staged.append(("r", data, pkey, b"", [], record, None))
                 continue
             for ckey, cv in self.keys.clusterings(values):
-                if self.conditional and not checked:
-                    failed = self.check(values, pv, pkey, ckey, now)
-                    if failed is not None:
-                        return [], failed
                 if not self.targets:
-                    data.apply_row_delete(part, ckey, cv, ts)
-                    records.append(("d", self.tid, pv, cv, ts))
+                    staged.append(("d", data, pkey, ckey, [], ("d", tid, pv, cv, ts), None))
                     continue
                 ops: list[Record] = []
                 for col, key_get in self.targets:
                     ops.extend(self._delete_ops(col, key_get, values, ts, pkey, ckey, now))
-                data.apply_write(part, ckey, cv, None, ops)
-                records.append(("w", self.tid, pv, cv, None, ops))
-        return records, (applied_rows(self.table, True, []) if self.conditional else None)
+                staged.append(("w", data, pkey, ckey, ops, ("w", tid, pv, cv, None, ops), None))
+        return staged, result
+
+    def target(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:
+        return self.keys.one_row(values)
 
     def _delete_ops(
         self,
@@ -817,6 +903,8 @@ class DeletePlan(KeyedWrite):
                 return [(OP_COLL_CLEAR, col.slot, ts)]
             return [(OP_SET, col.slot, None, ts, 0, 0)]
         k = key_get(values)
+        if k is UNSET:
+            return []
         if k is None:
             raise InvalidRequest(f"Invalid null value for {col.name} element key")
         if col.collection == "map":
