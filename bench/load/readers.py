@@ -202,7 +202,10 @@ class WsConnection:
         reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.replies[frame_id] = reply
         self.ws.send(orjson.dumps({**frame, "id": frame_id}))
-        answer = await reply
+        try:
+            answer = await reply
+        finally:
+            self.replies.pop(frame_id, None)  # answered, or given up on
         if answer.get("type") != expect:
             raise ReadFailed(str(answer.get("code") or answer.get("type")))
         return answer

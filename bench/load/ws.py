@@ -218,4 +218,6 @@ def handle_common_frame(
         if not welcomed.done():
             welcomed.set_result(None)
     elif (ref := frame.get("ref")) in replies:
-        replies.pop(ref).set_result(frame)
+        waiting = replies.pop(ref)
+        if not waiting.done():  # a request given up on (cancelled) takes no late answer
+            waiting.set_result(frame)
