@@ -20,6 +20,7 @@ Pages fetch ``limit + 1`` rows so that ``next_cursor`` is only set when another 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -329,13 +330,37 @@ PageRead = tuple[PageKind, int, str | None, int]
 """What one page read is: its kind, the event, the cursor and the limit."""
 
 
+KEEP_PAGES_SECONDS = 10.0
+"""How long a page read is kept for callers who know the event has not changed since it."""
+
+KEEP_PAGES_BYTES = 16 * 1024 * 1024
+"""Memory the kept pages may take in all (as :func:`page_weight` counts it)."""
+
+MESSAGE_OVERHEAD_BYTES = 1024
+"""A read message's memory besides its text, attachments and metadata (objects, ids, dates)."""
+
+
+def page_weight(page: MessagePage) -> int:
+    """About the memory a page of messages holds, for the kept pages' budget."""
+    return sum(
+        MESSAGE_OVERHEAD_BYTES
+        + sys.getsizeof(m.text)
+        + sum(map(len, m.attachments))
+        + sum(len(k) + len(v) for k, v in m.metadata.items())
+        for m in page.messages
+    )
+
+
 class MessageHistory:
     """History reads of events' messages and users' activity.
 
     The page reads that clients repeat in storms — latest, before and after a cursor — are
     coalesced (:class:`~chat.store.read_coalescing.ReadCoalescer`): callers asking for the
     same page while it is being gathered share one read, which starts after each of them
-    asked, so nobody gets a page read before their question. Each caller gets its own list.
+    asked, so nobody gets a page read before their question. A caller that passes
+    ``unchanged_since`` (a ``time.monotonic()`` instant after which it knows the event's
+    messages did not change) may also take a read that started after that instant, under way
+    or finished within ``KEEP_PAGES_SECONDS``. Each caller gets its own list.
 
     Statements are prepared on first use (or by :meth:`prepare` at start-up, which surfaces a
     schema mismatch before the first request does).
@@ -346,7 +371,12 @@ class MessageHistory:
         self._keyspace = settings.cql_keyspace
         self._tables: tuple[BucketedTable, BucketedTable] | None = None
         self._lock = asyncio.Lock()
-        self.pages: ReadCoalescer[PageRead, None, MessagePage] = ReadCoalescer(self._read_page)
+        self.pages: ReadCoalescer[PageRead, None, MessagePage] = ReadCoalescer(
+            self._read_page,
+            keep_seconds=KEEP_PAGES_SECONDS,
+            keep_weight=KEEP_PAGES_BYTES,
+            weigh=page_weight,
+        )
 
     async def prepare(self) -> None:
         """Prepare every statement this store runs."""
@@ -375,18 +405,29 @@ class MessageHistory:
                     )
         return self._tables
 
-    async def latest(self, event_id: int, limit: int) -> MessagePage:
+    async def latest(
+        self, event_id: int, limit: int, *, unchanged_since: float | None = None
+    ) -> MessagePage:
         """The newest ``limit`` messages, newest first; the cursor continues with older ones."""
         check_limit(limit)
-        return await self._page(("latest", event_id, None, limit))
+        return await self._page(("latest", event_id, None, limit), unchanged_since)
 
-    async def before(self, event_id: int, cursor: str, limit: int) -> MessagePage:
+    async def before(
+        self, event_id: int, cursor: str, limit: int, *, unchanged_since: float | None = None
+    ) -> MessagePage:
         """Messages older than the cursor's message, newest first."""
         check_limit(limit)
         decode_cursor(cursor)  # a bad cursor fails its own caller, not a shared read
-        return await self._page(("before", event_id, cursor, limit))
+        return await self._page(("before", event_id, cursor, limit), unchanged_since)
 
-    async def after(self, event_id: int, cursor: str | None, limit: int) -> MessagePage:
+    async def after(
+        self,
+        event_id: int,
+        cursor: str | None,
+        limit: int,
+        *,
+        unchanged_since: float | None = None,
+    ) -> MessagePage:
         """Messages newer than the cursor's (all of them when None), OLDEST first.
 
         This is the replay/resume read: a client that reconnects passes the last message it
@@ -395,10 +436,10 @@ class MessageHistory:
         check_limit(limit)
         if cursor is not None:
             decode_cursor(cursor)
-        return await self._page(("after", event_id, cursor, limit))
+        return await self._page(("after", event_id, cursor, limit), unchanged_since)
 
-    async def _page(self, read: PageRead) -> MessagePage:
-        page = await self.pages.get(read, None)
+    async def _page(self, read: PageRead, unchanged_since: float | None) -> MessagePage:
+        page = await self.pages.get(read, None, unchanged_since=unchanged_since)
         return MessagePage(list(page.messages), page.next_cursor)
 
     async def _read_page(self, read: PageRead, keys: list[None]) -> dict[None, MessagePage]:

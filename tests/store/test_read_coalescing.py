@@ -8,6 +8,7 @@ the real CQL server, counting its requests.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -131,6 +132,78 @@ async def test_a_read_that_returns_no_value_for_a_key_fails_that_caller_only() -
     )
     assert found == 1
     assert isinstance(missing, LookupError)
+
+
+def kept_reads(
+    store: Store, seconds: float = 10.0, weight: int = 100
+) -> ReadCoalescer[str, str, int]:
+    """A coalescer that keeps answers; a value weighs what it is."""
+    return ReadCoalescer(store.read, keep_seconds=seconds, keep_weight=weight, weigh=lambda v: v)
+
+
+async def test_a_caller_whose_data_is_unchanged_since_a_read_began_joins_it() -> None:
+    store = Store()
+    store.values["a"] = 1
+    store.gate = asyncio.Event()
+    reads = kept_reads(store)
+    unchanged = time.monotonic()
+    early = reads.get("g", "a")
+    await asyncio.sleep(0)  # the read goes out
+    await asyncio.sleep(0)
+    joining = reads.get("g", "a", unchanged_since=unchanged)
+    store.gate.set()
+    assert [await early, await joining] == [1, 1]
+    assert len(store.reads) == 1
+
+
+async def test_a_caller_whose_data_changed_after_a_read_began_waits_for_a_new_one() -> None:
+    store = Store()
+    store.values["a"] = 1
+    store.gate = asyncio.Event()
+    reads = kept_reads(store)
+    early = reads.get("g", "a")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    store.values["a"] = 2
+    changed = time.monotonic()
+    late = reads.get("g", "a", unchanged_since=changed)
+    store.gate.set()
+    assert [await early, await late] == [1, 2]
+    assert len(store.reads) == 2
+
+
+async def test_a_kept_answer_serves_callers_unchanged_since_its_read_began_and_nobody_else() -> (
+    None
+):
+    store = Store()
+    store.values["a"] = 1
+    reads = kept_reads(store)
+    before_read = time.monotonic()
+    assert await reads.get("g", "a") == 1
+    store.values["a"] = 2  # a change the next callers' instants say whether they know of
+    assert await reads.get("g", "a", unchanged_since=before_read) == 1  # kept
+    assert len(store.reads) == 1
+    assert await reads.get("g", "a", unchanged_since=time.monotonic()) == 2  # changed since
+    assert await reads.get("g", "a") == 2  # no instant given: a read of its own
+    assert len(store.reads) == 3
+    assert reads.callers == 4
+
+
+async def test_kept_answers_expire_and_stay_within_their_weight() -> None:
+    store = Store()
+    store.values = {"light": 10, "other": 10, "heavy": 101}
+    reads = kept_reads(store, seconds=0.05, weight=15)
+    since = time.monotonic()
+    for group, key in (("g1", "light"), ("g2", "other"), ("g3", "heavy")):
+        await reads.get(group, key)
+    assert reads.kept_weight == 10  # "light" dropped for "other"; "heavy" never kept
+    assert await reads.get("g2", "other", unchanged_since=since) == 10
+    assert len(store.reads) == 3
+    await asyncio.sleep(0.06)  # past keep_seconds
+    assert await reads.get("g2", "other", unchanged_since=since) == 10
+    assert len(store.reads) == 4
+    await reads.get("g1", "light", unchanged_since=since)
+    assert len(store.reads) == 5
 
 
 async def test_a_resume_storm_on_one_event_costs_one_read_per_page(
