@@ -256,7 +256,7 @@ async def test_messages_on_both_sides_of_a_bucket_boundary_land_in_their_own_buc
 ) -> None:
     ks = settings.cql_keyspace
     event, user = new_event_id(), new_user_id()
-    boundary = (bucket_of(1_800_000_000_000) + 1) * BUCKET_MS
+    boundary = (bucket_of(1_700_000_000_000) + 1) * BUCKET_MS
     acks = []
     for n, at in enumerate([boundary - 1, boundary, boundary + 1]):
         store = MessageStore(cql_store, settings, clock=_clock_at(at))

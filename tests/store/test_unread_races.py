@@ -120,7 +120,7 @@ async def test_two_messages_in_the_same_microsecond_resolve_to_the_later_one(
     unread: UnreadStore, cql_store: CqlStore, settings: Settings
 ) -> None:
     """Equal write timestamps fall back to the greater value, which is the later id."""
-    frozen = MessageIdGenerator(lambda: 1_800_000_000_000_000_000)  # clock standing still
+    frozen = MessageIdGenerator(lambda: 1_700_000_000_000_000_000)  # clock standing still
     store = MessageStore(cql_store, settings, ids=frozen)
     await store.start()
     try:
