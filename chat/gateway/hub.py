@@ -525,7 +525,7 @@ class LocalHub:
     def _presence_changed(self, event_id: int, *, joined: list[int], left: list[int]) -> None:
         """Tell this process's subscribers of the event who joined or left, with who is on."""
         frame = frames.presence(event_id, self.online(event_id), joined=joined, left=left)
-        self._fan_out(event_id, frame)
+        self._fan_out(event_id, frame, None, None, None)
 
     def local_online(self, event_id: int) -> set[int]:
         """Users with a live subscription to the event in this process."""
@@ -549,10 +549,11 @@ class LocalHub:
         self,
         event_id: int,
         frame: bytes,
-        position: Position | None = None,
-        exclude_user: int | None = None,
-        latest: LatestKey | None = None,
+        position: Position | None,
+        exclude_user: int | None,
+        latest: LatestKey | None,
     ) -> None:
+        """:meth:`publish`'s delivery, without noting a change (presence goes this way)."""
         topic = self._topics.get(event_id)
         if not topic:
             return
