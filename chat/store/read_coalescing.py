@@ -58,6 +58,8 @@ class _Read(Generic[K, V]):
 
     waiters: Waiters[K, V] = field(default_factory=dict)
     started: float = 0.0
+    answered: bool = False
+    """Its outcome is in (its waiters are being told): too late to join."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,12 @@ class ReadCoalescer(Generic[G, K, V]):
             result.set_result(kept.values[key])
             return True
         running = self._running.get(group)
-        if running is not None and running.started > since and key in running.waiters:
+        if (
+            running is not None
+            and not running.answered
+            and running.started > since
+            and key in running.waiters
+        ):
             running.waiters[key].append(result)
             return True
         return False
@@ -163,6 +170,7 @@ class ReadCoalescer(Generic[G, K, V]):
         try:
             values = await self._read(group, list(waiters))
         except BaseException as exc:  # every caller gets the outcome, cancellation included
+            read.answered = True
             for futures in waiters.values():
                 for future in futures:
                     if future.done():
@@ -174,6 +182,7 @@ class ReadCoalescer(Generic[G, K, V]):
             if not isinstance(exc, Exception):
                 raise
             return
+        read.answered = True
         self._keep(group, read.started, values)
         for key, futures in waiters.items():
             live = [future for future in futures if not future.done()]  # not cancelled

@@ -172,6 +172,18 @@ async def test_a_caller_whose_data_changed_after_a_read_began_waits_for_a_new_on
     assert len(store.reads) == 2
 
 
+async def test_a_caller_asking_again_as_soon_as_it_is_answered_gets_a_new_read() -> None:
+    store = Store()
+    store.values["a"] = 1
+    reads: ReadCoalescer[str, str, int] = ReadCoalescer(store.read)  # nothing kept
+    since = time.monotonic()
+    assert await reads.get("g", "a") == 1
+    # The read is answered but not yet cleared away: too late to join it.
+    async with asyncio.timeout(5):
+        assert await reads.get("g", "a", unchanged_since=since) == 1
+    assert len(store.reads) == 2
+
+
 async def test_a_kept_answer_serves_callers_unchanged_since_its_read_began_and_nobody_else() -> (
     None
 ):
