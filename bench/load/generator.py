@@ -51,7 +51,7 @@ from bench.load.histograms import encode, new_histogram, record_ns
 from bench.load.schedule import OpenLoopSchedule, split_evenly
 from bench.load.servers import raise_nofile
 from bench.load.verify import SentMessage
-from bench.load.ws import ClosedError, PicowsClient
+from bench.load.ws import ClosedError, PicowsClient, handle_common_frame
 
 Kind = Literal["chat", "echo", "idle"]
 Mode = Literal["open", "closed", "none"]
@@ -60,7 +60,6 @@ TIME_KEY = "bench_t"
 """Metadata key carrying the message's due time (monotonic ns) to its receivers."""
 QUIET_NS = 500_000_000
 """After the last ack, deliveries are complete once no frame arrived for this long."""
-PONG = b'{"type":"pong"}'
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 1.0, 2.0, 2.0, 5.0, 5.0, 5.0, 5.0)
 """Pauses of a client retrying after ``unavailable`` or a failed reconnect (about 30 s)."""
 RETRIED = ("unavailable", "rate_limited")
@@ -280,19 +279,12 @@ class Worker:
                 self.resend_later(conn, str(ref))  # a well-behaved client tries again
                 return
             self.answered(conn, ref, now, None)
-        elif kind == "ping":
-            with contextlib.suppress(ClosedError):
-                conn.ws.send(PONG)
-        elif kind == "welcome":
-            if not conn.welcomed.done():
-                conn.welcomed.set_result(None)
         else:
             if kind == "subscribed" and frame.get("cursor") is not None:
                 # Taken now, in arrival order: live messages that follow it may be received
                 # before the subscribing task runs again, and their cursors are newer.
                 conn.cursors[frame["event_id"]] = frame["cursor"]
-            if (ref := frame.get("ref")) in conn.replies:
-                conn.replies.pop(ref).set_result(frame)
+            handle_common_frame(frame, conn.ws, conn.welcomed, conn.replies)
 
     def closed(self, conn: Conn) -> None:
         """The connection ended: an abnormal close not of our making is an error."""
@@ -356,7 +348,7 @@ class Worker:
                 record_ns(self.ack_outside, now - due_ns)
             if self.config.kind == "chat":
                 key = (conn.spec.user_id, ref)
-                self.sent[key] = _with_id(self.sent[key], str(ack["message_id"]))
+                self.sent[key] = _with_id(self.sent[key], str(ack["message_id"]), now)
         if self.config.mode == "closed" and now < self.sending_until:
             task = asyncio.create_task(self.send(conn, time.monotonic_ns()))
             task.add_done_callback(_report_failure)
@@ -521,7 +513,7 @@ def _fold(inside: HdrHistogram, outside: HdrHistogram, total: HdrHistogram) -> b
     return encode(inside)
 
 
-def _with_id(message: SentMessage, message_id: str) -> SentMessage:
+def _with_id(message: SentMessage, message_id: str, acked_ns: int) -> SentMessage:
     return SentMessage(
         message.event_id,
         message.sender_id,
@@ -529,6 +521,7 @@ def _with_id(message: SentMessage, message_id: str) -> SentMessage:
         message.text,
         message.seq,
         message_id,
+        acked_ns,
     )
 
 

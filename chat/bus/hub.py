@@ -100,6 +100,8 @@ class _EventInterest:
 
     ready: asyncio.Future[None]
     sub: NatsSubscription | None = None
+    ready_at: float | None = None
+    """When NATS confirmed it (``time.monotonic()``): frames of the event reach us from then."""
 
 
 class NatsHub(LocalHub):
@@ -286,6 +288,7 @@ class NatsHub(LocalHub):
                 interest.ready.exception()  # retrieved: waiters may have given up
             return
         if not interest.ready.done():
+            interest.ready_at = time.monotonic()
             interest.ready.set_result(None)
         self.order.listening(event_id)  # every frame published from now on comes here
         self._run_settling()
@@ -371,6 +374,17 @@ class NatsHub(LocalHub):
 
     def _present_elsewhere(self, event_id: int, user_id: int) -> bool:
         return self._presence.present(event_id, user_id)
+
+    def unchanged_since(self, event_id: int) -> float | None:
+        """As in one process, but other nodes' changes arrive over NATS: known only while the
+        bus is up and this node's interest in the event is confirmed, and from then on. A gap
+        in a node's frames, a node taken for dead or a reconnect of the bus counts as a change
+        (:meth:`_resync`, :meth:`_trouble`)."""
+        interest = self._interest.get(event_id)
+        if not self.bus_up or interest is None or interest.ready_at is None:
+            return None
+        since = super().unchanged_since(event_id)
+        return None if since is None else max(since, interest.ready_at)
 
     # ---------------------------------------------------------------- outgoing
 
@@ -679,11 +693,13 @@ class NatsHub(LocalHub):
     # ---------------------------------------------------------------- trouble
 
     def _resync(self, event_id: int | None) -> None:
+        self.changed(event_id)
         if self.on_resync is not None:
             self.on_resync(event_id)
 
     def _trouble(self) -> None:
         """Something the others said may have been lost: re-check what was learnt from it."""
+        self.changed(None)  # reads shared by resuming clients start afresh too
         if self.on_trouble is not None:
             self.on_trouble()
 
@@ -718,6 +734,7 @@ class NatsHub(LocalHub):
             self._own_floor,
             self._release,
             clock=self._clock,
+            stored=self._message_stored,
         )
         # Nothing of the old id's view is kept: it may have taken live nodes for dead (frozen,
         # it heard nobody); the new id learns every node afresh, its late frames included.

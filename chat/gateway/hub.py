@@ -463,6 +463,23 @@ class Hub(Protocol):
     def online(self, event_id: int) -> set[int]:
         """Users with at least one connection subscribed to the event."""
 
+    def unchanged_since(self, event_id: int) -> float | None:
+        """An instant (``time.monotonic()``) after which the event's stored messages have
+        not changed as far as this node can tell, or None when it cannot tell.
+
+        It can tell for an event it listens to: a new message moves this instant when the
+        order merge learns it was stored (before the replay bound can pass it), an edit or a
+        deletion when it is published, after it was stored. So a store read that started
+        after this instant misses nothing a replay below the bound needs — a message stored
+        after the read began moved this instant, or lies above the caller's bound and reaches
+        its (buffering) subscription live. History reads use it to share one read among the
+        clients of a resume storm (:class:`~chat.store.read_coalescing.ReadCoalescer`).
+        """
+
+    def changed(self, event_id: int | None) -> None:
+        """The event's messages (every event's, None) may have changed without a frame saying
+        so: :meth:`unchanged_since` starts again from now."""
+
 
 class LocalHub:
     """The single-process :class:`Hub`: dictionaries of subscriptions, no I/O at all.
@@ -479,11 +496,16 @@ class LocalHub:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._topics: dict[int, dict[int, Subscription]] = {}
+        # Per event with a topic: when its messages last changed, or when it was first listened
+        # to (see :meth:`unchanged_since`); dropped with the topic.
+        self._changed: dict[int, float] = {}
         self._users: dict[int, dict[int, Mailbox]] = {}
         self._by_mailbox: dict[int, set[int]] = {}
         self.on_message: MessageListener | None = None
         self._own_floor = own_floor
-        self.order = OrderMerge(node_id, own_floor, self._release, clock=clock)
+        self.order = OrderMerge(
+            node_id, own_floor, self._release, clock=clock, stored=self._message_stored
+        )
 
     @property
     def node_id(self) -> str:
@@ -511,6 +533,13 @@ class LocalHub:
 
     def replay_bound(self, event_id: int) -> Position:
         return self.order.bound(event_id)
+
+    def _message_stored(self, event_id: int) -> None:
+        """The order merge learnt of a stored message of the event (a send of this node
+        settled, another node's frame, a store read): it may be below the next replay bound,
+        so reads shared by resuming clients must have started after this."""
+        if event_id in self._changed:
+            self._changed[event_id] = time.monotonic()
 
     def _release(self, event_id: int, held: Held) -> None:
         """The merge's turn for a ``message`` frame: every local subscriber gets it."""
@@ -542,9 +571,12 @@ class LocalHub:
 
     def subscribe(self, mailbox: Mailbox, event_id: int) -> Subscription:
         subscription = Subscription(mailbox, event_id)
-        if event_id not in self._topics:
+        topic = self._topics.get(event_id)
+        if topic is None:
             self._watch(event_id)
-        self._topics.setdefault(event_id, {})[mailbox.id] = subscription
+            topic = self._topics[event_id] = {}
+            self._changed[event_id] = time.monotonic()
+        topic[mailbox.id] = subscription
         self._by_mailbox.setdefault(mailbox.id, set()).add(event_id)
         return subscription
 
@@ -578,6 +610,7 @@ class LocalHub:
         self._by_mailbox.get(mailbox.id, set()).discard(event_id)
         if not topic:
             del self._topics[event_id]
+            del self._changed[event_id]
             self.order.unwatch(event_id)
             return True
         if (
@@ -595,7 +628,7 @@ class LocalHub:
     def _presence_changed(self, event_id: int, *, joined: list[int], left: list[int]) -> None:
         """Tell this process's subscribers of the event who joined or left, with who is on."""
         frame = frames.presence(event_id, self.online(event_id), joined=joined, left=left)
-        LocalHub.publish(self, event_id, frame)
+        self._fan_out(event_id, frame, None, None)
 
     def local_online(self, event_id: int) -> set[int]:
         """Users with a live subscription to the event in this process."""
@@ -609,6 +642,15 @@ class LocalHub:
         exclude_user: int | None = None,
         latest: LatestKey | None = None,
     ) -> None:
+        if latest is None and event_id in self._changed:
+            # A message, its update or a reaction (current values — typing — change nothing).
+            self._changed[event_id] = time.monotonic()
+        self._fan_out(event_id, frame, exclude_user, latest)
+
+    def _fan_out(
+        self, event_id: int, frame: bytes, exclude_user: int | None, latest: LatestKey | None
+    ) -> None:
+        """:meth:`publish`'s delivery, without noting a change (presence goes this way)."""
         topic = self._topics.get(event_id)
         if not topic:
             return
@@ -640,6 +682,18 @@ class LocalHub:
 
     def online(self, event_id: int) -> set[int]:
         return self._online(self._topics.get(event_id, {}))
+
+    def unchanged_since(self, event_id: int) -> float | None:
+        # In one process every new message becomes known to the order merge once stored
+        # (:meth:`_message_stored`) and every other change goes through :meth:`publish`; both
+        # are noted while the event has a topic, so from when the topic began.
+        return self._changed.get(event_id)
+
+    def changed(self, event_id: int | None) -> None:
+        now = time.monotonic()
+        for known in [event_id] if event_id is not None else list(self._changed):
+            if known in self._changed:
+                self._changed[known] = now
 
     @staticmethod
     def _online(topic: dict[int, Subscription]) -> set[int]:

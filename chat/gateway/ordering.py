@@ -149,8 +149,9 @@ class OrderMerge:
     """The watermark merge of one node: its own sends and every other node's, per event.
 
     ``own_floor`` is the local id generator's promise (``MessageIdGenerator.floor_ticks`` as a
-    position); ``release`` delivers a frame to the event's local subscribers; ``clock`` is
-    monotonic seconds.
+    position); ``release`` delivers a frame to the event's local subscribers; ``stored`` is
+    told of every event a stored message became known for (before the bound can pass it);
+    ``clock`` is monotonic seconds.
     """
 
     def __init__(
@@ -160,10 +161,12 @@ class OrderMerge:
         release: Callable[[int, Held], None],
         *,
         clock: Callable[[], float],
+        stored: Callable[[int], None] | None = None,
     ) -> None:
         self.node_id = node_id
         self._own_floor = own_floor
         self._release = release
+        self._stored = stored
         self._clock = clock
         floor = own_floor()
         self._self = _Node(node_id, floor, floor, clock())
@@ -578,6 +581,8 @@ class OrderMerge:
         event.positions.add(held.position)
         heapq.heappush(event.held, held)
         self._waiting.add(event_id)
+        if self._stored is not None:
+            self._stored(event_id)
 
     def _release_event(self, event_id: int, event: _Event) -> None:
         held = event.held

@@ -361,7 +361,9 @@ class ChatService:
         cursor = since
         after: str | None = since
         while after is not None and not mailbox.closed:
-            page = await self.stores.history.after(event_id, after, REPLAY_PAGE)
+            page = await self.stores.history.after(
+                event_id, after, REPLAY_PAGE, unchanged_since=self.hub.unchanged_since(event_id)
+            )
             for message in page.messages:
                 if Position.of(message.message_id) >= cut:
                     return cursor
@@ -377,14 +379,17 @@ class ChatService:
     async def _newest_below(self, event_id: int, cut: Position) -> str:
         """The cursor of the newest message below the cut; the beginning's when there is none
         (a client that drops before its first message resumes from there, missing nothing)."""
-        page = await self.stores.history.latest(event_id, 10)
+        history, hub = self.stores.history, self.hub
+        page = await history.latest(event_id, 10, unchanged_since=hub.unchanged_since(event_id))
         while True:
             for message in page.messages:  # newest first
                 if Position.of(message.message_id) < cut:
                     return encode_cursor(message.message_id)
             if page.next_cursor is None:
                 return BEGINNING_CURSOR
-            page = await self.stores.history.before(event_id, page.next_cursor, 50)
+            page = await history.before(
+                event_id, page.next_cursor, 50, unchanged_since=hub.unchanged_since(event_id)
+            )
 
     def unsubscribe(self, client: Client, event_id: int) -> None:
         self.hub.unsubscribe(client.mailbox, event_id)

@@ -1,39 +1,59 @@
 """The real harness end to end, tiny and short, so the bench cannot rot.
 
-Each test runs ``python -m bench`` as a user would (its own gateway subprocess, embedded
-PostgreSQL and CQL, generator processes) for a few seconds and checks that the run completes,
-verifies and reports. Nothing about throughput is asserted.
+Each run starts its own gateway subprocess (embedded PostgreSQL and CQL) and generator
+processes for a couple of seconds, verifies what it read or wrote, and writes its result
+files. Nothing about throughput or latency is asserted — only that the run completes,
+verifies and reports.
+
+The runs are awaited, not waited for blocking: the app the other tests share runs on this
+test's event loop (its CQL driver too), and a loop that stops for longer than the driver's
+heartbeat loses its CQL connections.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
 import sys
 from pathlib import Path
+from subprocess import PIPE, STDOUT
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+RUN_DEADLINE = 300.0  # seconds; a tiny run takes well under a minute on a loaded machine
 
 
-def run_bench(results: Path, *args: str) -> tuple[str, Path, Any]:
-    """``python -m bench ARGS --results RESULTS``, which must exit 0: its output, its result
-    directory and its ``result.json``."""
-    command = [sys.executable, "-m", "bench", *args, "--results", str(results)]
-    done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+async def run_bench(*arguments: str) -> str:
+    """Runs ``python -m bench <arguments>``; its output (stdout and stderr) once it succeeded."""
+    run = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench", *arguments, cwd=ROOT, stdout=PIPE, stderr=STDOUT
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    try:
+        async with asyncio.timeout(RUN_DEADLINE):
+            output, _ = await run.communicate()
+    except TimeoutError:
+        run.kill()
+        await run.wait()
+        raise
+    text = output.decode(errors="replace")
+    assert run.returncode == 0, text
+    return text
+
+
+def written_result(results: Path) -> tuple[Path, Any]:
+    """The one run directory under ``results`` and its parsed ``result.json``."""
     (directory,) = results.iterdir()
-    return done.stdout, directory, json.loads((directory / "result.json").read_text())
+    return directory, json.loads((directory / "result.json").read_text())
 
 
-def test_a_tiny_open_loop_run_verifies_and_writes_its_results(tmp_path: Path) -> None:
-    _, directory, result = run_bench(
-        tmp_path,
-        "write-load", "--rate", "40", "--duration", "2", "--warmup", "0.5", "--drain", "10",
+async def test_a_tiny_open_loop_run_verifies_and_writes_its_results(tmp_path: Path) -> None:
+    await run_bench(
+        "write-load",
+        "--rate", "40", "--duration", "2", "--warmup", "0.5", "--drain", "10",
         "--processes", "2", "--events", "4", "--participants", "3",
+        "--results", str(tmp_path),
     )  # fmt: skip
+    directory, result = written_result(tmp_path)
     assert result["verification"]["ok"]
     assert result["verification"]["checked_messages"] > 0
     assert result["summary"]["errors"] == {}
@@ -41,17 +61,18 @@ def test_a_tiny_open_loop_run_verifies_and_writes_its_results(tmp_path: Path) ->
     assert (directory / "plot.png").exists()
 
 
-def test_a_run_against_two_workers_with_drops_sees_every_message_once_in_store_order(
+async def test_a_run_against_two_workers_with_drops_sees_every_message_once_in_store_order(
     tmp_path: Path,
 ) -> None:
     """``chat serve --workers 2`` (a private nats-server between the workers) and clients
     dropped abruptly and resumed: the store order holds for every client view."""
-    _, _, result = run_bench(
-        tmp_path,
+    await run_bench(
         "write-load", "--workers", "2", "--drops", "30", "--delivery-order", "store",
         "--rate", "40", "--duration", "3", "--warmup", "0.5", "--drain", "30",
         "--processes", "1", "--events", "4", "--participants", "3",
+        "--results", str(tmp_path),
     )  # fmt: skip
+    _, result = written_result(tmp_path)
     verification = result["verification"]
     assert verification["ok"], verification
     assert verification["delivery_order"] == "store"
@@ -61,11 +82,31 @@ def test_a_run_against_two_workers_with_drops_sees_every_message_once_in_store_o
     assert (summary["client_gaps"], summary["client_duplicates"]) == (0, 0), summary
 
 
-def test_a_short_abuse_run_reports_each_attack_and_how_it_was_limited(tmp_path: Path) -> None:
-    output, _, result = run_bench(
-        tmp_path, "abuse", "--attacks", "typing,connections", "--duration", "2"
-    )
+async def test_a_tiny_mixed_run_checks_its_pages_and_writes_its_results(tmp_path: Path) -> None:
+    await run_bench(
+        "mixed",
+        "--duration", "2", "--warmup", "0.5", "--drain", "10",
+        "--events", "3", "--writers", "2", "--readers", "1", "--quiet-events", "1",
+        "--history", "20", "--quiet-history", "20", "--write-rate", "20",
+        "--read-rate", "10", "--store-read-rate", "10", "--writer-processes", "1",
+        "--storm-subscribers", "20", "--results", str(tmp_path),
+    )  # fmt: skip
+    directory, result = written_result(tmp_path)
+    assert result["verification"]["ok"]
+    assert result["verification"]["checked_pages"] > 0
+    assert result["storm"]["resumed"] == 20
+    assert any(name.startswith("store:") for name in result["reads"])
+    assert (directory / "plot.png").exists()
+
+
+async def test_a_short_abuse_run_reports_each_attack_and_how_it_was_limited(tmp_path: Path) -> None:
+    output = await run_bench(
+        "abuse",
+        "--attacks", "typing,connections", "--duration", "2",
+        "--results", str(tmp_path),
+    )  # fmt: skip
     assert "victim p99" in output  # the live progress lines
+    _, result = written_result(tmp_path)
     typing, connections = result["result"]
     assert typing["attack"] == "typing"
     assert typing["rss_growth_mib"] is not None

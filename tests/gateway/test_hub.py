@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import orjson
 
-from chat.domain.messages import MessageIdGenerator, NewMessage, SendAck
+from chat.domain.messages import Message, MessageIdGenerator, NewMessage, SendAck
 from chat.gateway import frames
-from chat.gateway.hub import LocalHub, Mailbox
+from chat.gateway.hub import LocalHub, Mailbox, SendTicket
 from chat.store.message_history import Position
 
 IDS = MessageIdGenerator()
@@ -17,6 +18,13 @@ IDS = MessageIdGenerator()
 
 def _hub() -> LocalHub:
     return LocalHub(lambda: Position.after_ticks(IDS.floor_ticks()))
+
+
+def _stored(ticket: SendTicket, text: str) -> Message:
+    """The message a settled send stored (sender 1; the text doubles as client_msg_id)."""
+    return NewMessage(ticket.event_id, 1, text, text).stored(
+        SendAck(ticket.event_id, ticket.position.message_id, datetime.now(UTC), duplicate=False)
+    )
 
 
 def _mailbox(user_id: int, cut_off: list[int], size: int = 16) -> Mailbox:
@@ -48,10 +56,7 @@ def test_buffered_messages_below_the_replay_bound_are_skipped_at_go_live() -> No
     subscription = hub.subscribe(mailbox, 7)
     tickets = [hub.open_send(7, IDS.next(), f"1:m{i}") for i in range(3)]
     for i, ticket in enumerate(tickets):
-        message = NewMessage(7, 1, f"m{i}", "hi").stored(
-            SendAck(7, ticket.position.message_id, datetime.now(UTC), duplicate=False)
-        )
-        hub.settle_send(ticket, message)
+        hub.settle_send(ticket, _stored(ticket, f"m{i}"))
     assert mailbox.take() == []  # buffering while the replay runs
     subscription.go_live(tickets[2].position)  # the replay sent the first two
     (frame,) = (orjson.loads(f) for f in mailbox.take())
@@ -65,10 +70,7 @@ def test_a_send_settled_first_waits_for_an_earlier_one_of_its_event() -> None:
     hub.subscribe(mailbox, 7).go_live(None)
     first, second = (hub.open_send(7, IDS.next(), f"1:o{i}") for i in range(2))
     other_event = hub.open_send(8, IDS.next(), "1:x")
-    message = NewMessage(7, 1, "o1", "second").stored(
-        SendAck(7, second.position.message_id, datetime.now(UTC), duplicate=False)
-    )
-    hub.settle_send(second, message)
+    hub.settle_send(second, _stored(second, "second"))
     assert mailbox.take() == []
     assert hub.replay_bound(7) <= first.position
     hub.settle_send(first, None)  # failed: nothing stored
@@ -245,8 +247,35 @@ def test_a_resumed_subscription_never_gets_a_message_at_or_before_its_since() ->
     subscription.after = seen.position  # the client's since: it has `seen` already
     subscription.go_live(hub.replay_bound(7))  # below both: both come live
     for i, ticket in enumerate((seen, later)):
-        message = NewMessage(7, 1, f"s{i}", f"text {i}").stored(
-            SendAck(7, ticket.position.message_id, datetime.now(UTC), duplicate=False)
-        )
-        hub.settle_send(ticket, message)
+        hub.settle_send(ticket, _stored(ticket, f"text {i}"))
     assert [orjson.loads(f)["message"]["text"] for f in mailbox.take()] == ["text 1"]
+
+
+def test_an_event_is_known_unchanged_only_while_listened_to_and_until_its_messages_change() -> None:
+    hub, cut_off = _hub(), list[int]()
+    a, b = _mailbox(1, cut_off), _mailbox(2, cut_off)
+    assert hub.unchanged_since(7) is None  # nobody listens: a change would go unseen
+    before = time.monotonic()
+    for mailbox in (a, b):
+        hub.connect(mailbox)
+        subscription = hub.subscribe(mailbox, 7)
+        subscription.go_live(hub.replay_bound(7))
+        hub.announce(subscription)  # presence changes no message
+    listened = hub.unchanged_since(7)
+    assert listened is not None
+    assert listened >= before
+    hub.publish(7, frames.typing(7, [1]), latest=("typing", 7))
+    assert hub.unchanged_since(7) == listened
+    ticket = hub.open_send(7, IDS.next(), "1:m")
+    assert hub.unchanged_since(7) == listened  # an id, nothing stored yet
+    hub.settle_send(ticket, _stored(ticket, "stored"))
+    after_message = hub.unchanged_since(7)
+    assert after_message is not None
+    assert after_message > listened
+    hub.changed(7)  # e.g. a bus gap: something may have been stored, no frame says so
+    after_gap = hub.unchanged_since(7)
+    assert after_gap is not None
+    assert after_gap > after_message
+    hub.unsubscribe(a, 7)
+    hub.unsubscribe(b, 7)
+    assert hub.unchanged_since(7) is None
