@@ -304,7 +304,7 @@ async def test_an_event_is_known_unchanged_from_its_confirmed_interest_until_a_f
 
     nc = await nats.connect(nats_url)  # a frame that claims to follow a lost one
     try:
-        seen = a.hub._seq_in[event_id]["b"]
+        seen = a.hub._sequences.seen[event_id]["b"]
         headers = {"n": "b", "s": str(seen + 2)}
         await nc.publish(EVENT_SUBJECT.format(event_id), message(event_id, "x"), headers=headers)
         await nc.flush()
