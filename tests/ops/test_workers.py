@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from websockets.exceptions import ConnectionClosed
 
 from chat.auth import TokenService
@@ -37,9 +38,14 @@ STARTUP_TIMEOUT = 90.0
 
 
 def workers_of(served: ServeProcess) -> list[psutil.Process]:
-    """The parent's ``chat serve`` children (not the servers it started)."""
-    children = psutil.Process(served.process.pid).children()
-    return [c for c in children if "chat.cli" in " ".join(c.cmdline())]
+    """The parent's living ``chat serve`` children (not the servers it started, nor a killed
+    worker the parent has not reaped yet)."""
+    workers = []
+    for child in psutil.Process(served.process.pid).children():
+        with contextlib.suppress(psutil.ZombieProcess, psutil.NoSuchProcess):
+            if "chat.cli" in " ".join(child.cmdline()):
+                workers.append(child)
+    return workers
 
 
 def established(worker: psutil.Process, port: int) -> int:
@@ -208,9 +214,12 @@ def listening_workers(served: ServeProcess, port: int) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.usefixtures("base_url")
 async def test_a_worker_that_dies_is_restarted_with_back_off_and_the_port_keeps_serving(
     settings: Settings, tmp_path: Path
 ) -> None:
+    """The workers use the session's PostgreSQL and CQL server, whose schema the session's app
+    created at its start (against configured databases, workers migrate only when told to)."""
     port = free_port()
     env = serve_env(settings, tmp_path / "data", port, CHAT_LOG_LEVEL="info")
     async with serve_with_env(env, port, tmp_path / "serve.log", ["--workers", "2"]) as served:
