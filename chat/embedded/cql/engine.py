@@ -32,7 +32,6 @@ from chat.embedded.cql.parser import parse
 from chat.embedded.cql.results import Prepared, Result
 from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
-from chat.embedded.cql.storage import NO_TS, OP_COLL_CLEAR, OP_COLL_ELEM
 from chat.embedded.cql.system_tables import NodeInfo
 from chat.embedded.cql.write import Record, apply_record
 
@@ -195,7 +194,8 @@ class Engine:
     async def _snapshot_chunks(self) -> AsyncIterator[bytes]:
         """The store as framed records, a chunk at a time, yielding to the loop in between.
 
-        Each partition is serialized whole within a chunk, from the live structures; see
+        Rows go in their stored form (``storage.TableData.snapshot_records``), so loading a
+        snapshot restores the very bytes; each partition is whole within a chunk; see
         ``commitlog`` for why mutations landing between chunks are safe. Rows whose cells have
         all expired are left out of the snapshot and dropped from memory on the way.
         """
@@ -209,40 +209,11 @@ class Engine:
                 tables.append(t)
         yield frame(marshal.dumps(schema))
         for t in tables:
-            tid = t.id.bytes
-            keys = list(t.data.partitions)
             batch: list[Record] = []
             rows = 0
-            for key in keys:
-                part = t.data.partitions.get(key)
-                if part is None:
-                    continue
-                t.data.purge_expired(part, now)
-                if part.deleted_at != NO_TS:
-                    batch.append(("p", tid, part.values, part.deleted_at))
-                for lo, lo_inc, hi, hi_inc, ts in part.ranges:
-                    batch.append(("r", tid, part.values, lo, lo_inc, hi, hi_inc, ts))
-                for row in list(part.rows.values()):
-                    rows += 1
-                    if row.deleted_at != NO_TS:
-                        batch.append(("d", tid, part.values, row.ck, row.deleted_at))
-                    ops: list[Any] = []
-                    for slot, c in enumerate(row.cells):
-                        if c is None:
-                            continue
-                        if type(c) is tuple:
-                            if c[2] is None or c[4] == 0 or c[4] > now:
-                                ops.append(c)
-                        else:
-                            ops.append((OP_COLL_CLEAR, slot, c.cleared_at))
-                            for k, e in c.items.items():
-                                if e[2] is None or e[4] == 0 or e[4] > now:
-                                    ops.append((OP_COLL_ELEM, slot, k, e[2], e[3], e[4], e[5]))
-                    marker = row.marker
-                    if marker is not None and marker[1] != 0 and marker[1] <= now:
-                        marker = None
-                    if marker is not None or ops:
-                        batch.append(("w", tid, part.values, row.ck, marker, ops))
+            for records, count in t.data.snapshot_records(t.id.bytes, now):
+                batch.extend(records)
+                rows += count
                 if rows >= SNAPSHOT_CHUNK_ROWS:
                     yield frame(marshal.dumps(batch))
                     batch, rows = [], 0
