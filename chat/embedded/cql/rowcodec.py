@@ -456,7 +456,8 @@ class RowCodec:
         pos += 10
         alive = True
         if flags & F_EXPIRING:
-            alive = int.from_bytes(blob[pos : pos + 4], "big") > now
+            expiry = int.from_bytes(blob[pos : pos + 4], "big")
+            alive = expiry == 0 or expiry > now
             pos += 8
         if flags & F_DELETED:
             pos += 8

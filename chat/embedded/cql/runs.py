@@ -1,18 +1,15 @@
-"""Rows in order: a sorted list of encoded rows, in chunks, merged into in sorted batches.
+"""Rows in order: a sorted list of encoded rows, in chunks.
 
 A row is one ``bytes`` object whose prefix is its sort key (:mod:`rowcodec`), so a sorted
 list of rows costs one pointer per row: no dict entry, no separate key object. The list is
-cut into chunks of at most ``2 * LOAD`` rows, each with its largest row in ``maxes``, so that an
-insertion moves at most one chunk and a lookup is two C-level bisections.
+cut into chunks of at most ``2 * LOAD`` rows, each with its largest row in ``maxes``, so that
+an insertion moves at most one chunk and a lookup is two C-level bisections. A batch of rows
+in order that lands wholly before or after every row (a snapshot being loaded) is merged in
+with list operations only (:meth:`Run.merge`).
 
-Writes do not come here one by one: the storage collects new and changed rows in a small
-dict (``fresh``) and merges them in sorted batches (:meth:`Run.merge`). A batch that lands
-wholly before or after every row — rows arriving in time order, the chat's case — is one
-list operation.
-
-Why not ``sortedcontainers.SortedList``: its public interface has no sorted-batch merge and
-no in-place replacement of an element by an equal-keyed one, which are the two operations
-this container is for; its per-element ``add`` costs about a microsecond of Python per row.
+Why not ``sortedcontainers.SortedList``: it has no lookup of an element by a key that is a
+prefix of it, nor an in-place replacement of an element by an equal-keyed one — the two
+operations every write to an existing row needs — and its per-element ``add`` is slower.
 """
 
 from __future__ import annotations
