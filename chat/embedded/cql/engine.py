@@ -25,15 +25,16 @@ from typing import Any
 
 from chat.embedded.cql import ast, consistency
 from chat.embedded.cql.binding import bind, bind_checks, bind_rows
+from chat.embedded.cql.budget import DEFAULT_BUDGET, format_bytes, parse_budget
 from chat.embedded.cql.commitlog import CommitLog, CommitLogFailed, frame
-from chat.embedded.cql.errors import InvalidRequest, Unprepared, WriteFailure
+from chat.embedded.cql.errors import InvalidRequest, Overloaded, Unprepared, WriteFailure
 from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
 from chat.embedded.cql.parser import parse
 from chat.embedded.cql.results import Prepared, Result
 from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
 from chat.embedded.cql.system_tables import NodeInfo
-from chat.embedded.cql.write import Record, apply_record
+from chat.embedded.cql.write import InsertPlan, Record, UpdatePlan, apply_record
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ __all__ = ["Engine", "EngineStats", "NodeInfo", "QueryOptions"]
 
 SNAPSHOT_CHUNK_ROWS = 2000
 MAX_PREPARED = 10_000
+SWEEP_INTERVAL_SECONDS = 60.0
+SWEEP_OVER_BUDGET_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +65,18 @@ class Engine:
         *,
         commit_sync_ms: float = 2.0,
         segment_bytes: int = 64 << 20,
+        memory_budget: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.node = node
         self.stats = EngineStats()
+        self.memory_budget = (
+            parse_budget(DEFAULT_BUDGET) if memory_budget is None else memory_budget
+        )
+        self.stats.memory_budget_bytes = self.memory_budget
+        self._refusing = False
+        self._last_sweep = time.monotonic()
+        self._sweep_task: asyncio.Task[None] | None = None
         self.catalog = Catalog()
         self.executor = Executor(self.catalog, node, self.stats)
         self._prepared: dict[bytes, Prepared] = {}
@@ -131,6 +142,10 @@ class Engine:
 
         A log that failed is only closed: what it holds on disk is all that replay can trust.
         """
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweep_task
         if self._log is None:
             return
         with contextlib.suppress(WriteFailure):  # those writes were answered with the error
@@ -283,6 +298,7 @@ class Engine:
     ) -> Result:
         if self._log is not None and self._log.failed is not None and _mutates(prepared):
             raise CommitLogFailed(self._log.failed)
+        self._within_budget(prepared.plan)
         _check_count(prepared.plan, values)
         values = bind(values, prepared.checks)
         if not self._consistency_checked(prepared, options):
@@ -317,6 +333,7 @@ class Engine:
         keyspace: str | None,
     ) -> Result:
         self._check_writable()
+        self._within_budget(*(prepared.plan for prepared, _values in items))
         first = items[0][0] if items else None
         compiled: list[tuple[Any, Sequence[bytes | None]]]
         if first is not None and all(map(operator.is_, map(_PREPARED, items), repeat(first))):
@@ -353,10 +370,82 @@ class Engine:
             batch_type, compiled, options.timestamp, now, size_hint=options.request_bytes
         )
 
+    # ---------------------------------------------------------------------------------------
+    # The memory budget.
+
+    def _within_budget(self, *plans: StatementPlan) -> None:
+        """Refuse a write that adds data while the store is over its memory budget.
+
+        Reads, deletions, TRUNCATE and DDL go on: they are how the store gets back under
+        it, with TTL expiry (an expiry sweep runs every second while over, every minute else).
+        """
+        over = self.catalog.usage.memory > self.memory_budget
+        interval = SWEEP_OVER_BUDGET_SECONDS if over else SWEEP_INTERVAL_SECONDS
+        if time.monotonic() - self._last_sweep >= interval:
+            self._sweep_soon()
+        if not over:
+            if self._refusing:
+                self._refusing = False
+                log.info("embedded CQL store back under its memory budget: writes accepted")
+            return
+        if not any(_adds_data(plan) for plan in plans):
+            return
+        self.stats.writes_refused_overloaded += 1
+        used = self.catalog.usage.memory
+        if not self._refusing:
+            self._refusing = True
+            log.warning(
+                "embedded CQL store over its memory budget (%s stored, budget %s): writes "
+                "are refused until data is deleted or expires",
+                format_bytes(used),
+                format_bytes(self.memory_budget),
+            )
+        raise Overloaded(
+            f"The embedded CQL server holds {format_bytes(used)} of data, over its memory "
+            f"budget of {format_bytes(self.memory_budget)}: writes are refused until data is "
+            "deleted or expires (reads and deletions go on). Retry later, raise the budget "
+            "(chat cql-server --memory-budget, CHAT_CQL_EMBEDDED_MEMORY_BUDGET), or move to "
+            "ScyllaDB."
+        )
+
+    def _sweep_soon(self) -> None:
+        """Start an expiry sweep unless one runs (needs a running loop: the server's)."""
+        self._last_sweep = time.monotonic()
+        if self._sweep_task is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._sweep_task = loop.create_task(self._sweep_expired())
+
+    async def _sweep_expired(self) -> None:
+        """Forget rows whose TTL has passed, in the tables that hold expiring data, a piece at
+        a time so requests keep being served."""
+        try:
+            now = int(time.time())
+            self.stats.expiry_sweeps += 1
+            for table in list(self.catalog.tables_by_id.values()):
+                if not table.data.expiring:
+                    continue
+                for forgotten in table.data.sweep_expired(now):
+                    self.stats.expired_rows_forgotten += forgotten
+                    await asyncio.sleep(0)
+        finally:
+            self._sweep_task = None
+
     def durable(self) -> Awaitable[None] | None:
         if self._log is None:
             return None
         return self._log.durable()
+
+
+def _adds_data(plan: StatementPlan) -> bool:
+    """Whether the statement may store more: an INSERT or UPDATE, or a batch holding one."""
+    compiled = plan.compiled
+    if isinstance(compiled, list):
+        return any(_adds_data(inner) for inner in compiled)
+    return isinstance(compiled, (InsertPlan, UpdatePlan))
 
 
 def _mutates(prepared: Prepared) -> bool:

@@ -107,8 +107,9 @@ def prefix_len(blob: bytes) -> int:
     return (blob[-2] << 8 | last) >> 1
 
 
-def _trailer_len(blob: bytes) -> int:
-    return 4 if blob[-1] & 1 else 2
+def may_expire(blob: bytes) -> bool:
+    """Whether anything in the row may carry a TTL (a cheap test: the flags byte only)."""
+    return bool(blob[prefix_len(blob)] & (F_EXPIRING | F_OWN | F_COLLECTION))
 
 
 def token_prefix(token: int, key: bytes) -> bytes:

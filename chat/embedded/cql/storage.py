@@ -32,7 +32,13 @@ from chat.embedded.cql.cells import (
     Marker,
     Row,
 )
-from chat.embedded.cql.rowcodec import RowCodec, prefix_len, token_of_prefix, token_prefix
+from chat.embedded.cql.rowcodec import (
+    RowCodec,
+    may_expire,
+    prefix_len,
+    token_of_prefix,
+    token_prefix,
+)
 from chat.embedded.cql.runs import Run
 from chat.embedded.cql.values import composite_key, split_composite, token_of
 
@@ -163,6 +169,7 @@ class TableData:
         "arity",
         "clustered",
         "codec",
+        "expiring",
         "partitions",
         "rows",
         "usage",
@@ -183,6 +190,7 @@ class TableData:
         self.arity = arity
         self.codec = RowCodec(clustering_columns if clustered else 0)
         self.usage = usage if usage is not None else StoreUsage()
+        self.expiring = False  # whether any row stored may carry a TTL (expiry sweeps look)
         self.partitions: dict[bytes, Partition] = {}
         self.rows = Run()  # a table without clustering columns: every row, by token and key
         self._index: SortedList = SortedList()
@@ -278,6 +286,8 @@ class TableData:
             run.add(new)
             usage.rows += 1
             usage.bytes += len(new)
+        if new is not None and not self.expiring and may_expire(new):
+            self.expiring = True
 
     def _update(
         self,
@@ -340,6 +350,8 @@ class TableData:
             return False
         row = self.codec.insert(prefix, cv, marker, slots, vals)
         run.add(row)
+        if marker[1]:
+            self.expiring = True
         usage = self.usage
         usage.rows += 1
         usage.bytes += len(row)
@@ -414,6 +426,7 @@ class TableData:
             run.merge(list(rows))
             self.usage.rows += len(rows)
             self.usage.bytes += sum(map(len, rows))
+            self.expiring = self.expiring or any(map(may_expire, rows))
             return
         for row in rows:
             prefix = row[: prefix_len(row)]
