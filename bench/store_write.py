@@ -308,9 +308,12 @@ async def run_messages(args: argparse.Namespace) -> dict[str, Any]:
         "rows_written_per_message": (after_stats.get("rows_written", 0) - before_rows)
         / args.messages,
     }
-    for name in ("store_rows", "store_bytes", "memory_budget_bytes"):
+    for name in ("store_rows", "store_bytes", "store_memory_bytes", "memory_budget_bytes"):
         if name in after_stats:
             result[name] = after_stats[name]
+            result[f"{name}_per_message"] = (
+                after_stats[name] - before_stats.get(name, 0)
+            ) / args.messages
     return result
 
 
@@ -334,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         if "store_bytes" in m:
             print(
                 f"the store's own count: {m['store_rows']:,} rows, {m['store_bytes']:,} bytes "
-                f"(budget {m.get('memory_budget_bytes', 0):,} bytes)"
+                f"({m['store_bytes_per_message']:,.0f} per message), estimated memory "
+                f"{m['store_memory_bytes']:,} bytes ({m['store_memory_bytes_per_message']:,.0f} "
+                f"per message; what the budget of {m['memory_budget_bytes']:,} bytes bounds)"
             )
         return 0
     r = runner(run(args))

@@ -17,7 +17,7 @@ import marshal
 import operator
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -77,6 +77,7 @@ class Engine:
         self._refusing = False
         self._last_sweep = time.monotonic()
         self._sweep_task: asyncio.Task[None] | None = None
+        self._sweep_timer: asyncio.TimerHandle | None = None
         self.catalog = Catalog()
         self.executor = Executor(self.catalog, node, self.stats)
         self._prepared: dict[bytes, Prepared] = {}
@@ -106,7 +107,10 @@ class Engine:
     # Lifecycle.
 
     async def start(self) -> None:
-        """Load the newest snapshot and replay the commit log after it, then start logging."""
+        """Load the newest snapshot and replay the commit log after it, then start logging;
+        arm the periodic expiry sweep."""
+        loop = asyncio.get_running_loop()
+        self._sweep_timer = loop.call_later(SWEEP_INTERVAL_SECONDS, self._every_sweep_interval)
         if self._log is None:
             return
         started = time.monotonic()
@@ -142,6 +146,8 @@ class Engine:
 
         A log that failed is only closed: what it holds on disk is all that replay can trust.
         """
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
         if self._sweep_task is not None:
             self._sweep_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -298,7 +304,7 @@ class Engine:
     ) -> Result:
         if self._log is not None and self._log.failed is not None and _mutates(prepared):
             raise CommitLogFailed(self._log.failed)
-        self._within_budget(prepared.plan)
+        self._within_budget((prepared.plan,))
         _check_count(prepared.plan, values)
         values = bind(values, prepared.checks)
         if not self._consistency_checked(prepared, options):
@@ -333,7 +339,7 @@ class Engine:
         keyspace: str | None,
     ) -> Result:
         self._check_writable()
-        self._within_budget(*(prepared.plan for prepared, _values in items))
+        self._within_budget(prepared.plan for prepared, _values in items)
         first = items[0][0] if items else None
         compiled: list[tuple[Any, Sequence[bytes | None]]]
         if first is not None and all(map(operator.is_, map(_PREPARED, items), repeat(first))):
@@ -373,25 +379,23 @@ class Engine:
     # ---------------------------------------------------------------------------------------
     # The memory budget.
 
-    def _within_budget(self, *plans: StatementPlan) -> None:
+    def _within_budget(self, plans: Iterable[StatementPlan]) -> None:
         """Refuse a write that adds data while the store is over its memory budget.
 
         Reads, deletions, TRUNCATE and DDL go on: they are how the store gets back under
         it, with TTL expiry (an expiry sweep runs every second while over, every minute else).
         """
-        over = self.catalog.usage.memory > self.memory_budget
-        interval = SWEEP_OVER_BUDGET_SECONDS if over else SWEEP_INTERVAL_SECONDS
-        if time.monotonic() - self._last_sweep >= interval:
-            self._sweep_soon()
-        if not over:
+        used = self.catalog.usage.memory
+        if used <= self.memory_budget:
             if self._refusing:
                 self._refusing = False
                 log.info("embedded CQL store back under its memory budget: writes accepted")
             return
+        if time.monotonic() - self._last_sweep >= SWEEP_OVER_BUDGET_SECONDS:
+            self._sweep_soon()
         if not any(_adds_data(plan) for plan in plans):
             return
         self.stats.writes_refused_overloaded += 1
-        used = self.catalog.usage.memory
         if not self._refusing:
             self._refusing = True
             log.warning(
@@ -407,6 +411,12 @@ class Engine:
             "(chat cql-server --memory-budget, CHAT_CQL_EMBEDDED_MEMORY_BUDGET), or move to "
             "ScyllaDB."
         )
+
+    def _every_sweep_interval(self) -> None:
+        """The periodic expiry sweep (a loop timer, re-armed each time)."""
+        self._sweep_soon()
+        loop = asyncio.get_running_loop()
+        self._sweep_timer = loop.call_later(SWEEP_INTERVAL_SECONDS, self._every_sweep_interval)
 
     def _sweep_soon(self) -> None:
         """Start an expiry sweep unless one runs (needs a running loop: the server's)."""

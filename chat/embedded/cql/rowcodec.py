@@ -95,8 +95,16 @@ def _narrow(count: int) -> struct.Struct:
     return _NARROW[count] if count < len(_NARROW) else _table(count, False)
 
 
+# A fresh INSERT's header and slot table in one pack (by slot-table entry count).
+_HEADS = [struct.Struct(f">BBq{count}H") for count in range(len(_NARROW))]
+_EXPIRING_HEADS = [struct.Struct(f">BBqII{count}H") for count in range(len(_NARROW))]
+
+
 def trailer(n: int) -> bytes:
     return _H.pack(n << 1) if n < 0x8000 else _I.pack(n << 1 | 1)
+
+
+_TRAILERS = [trailer(n) for n in range(256)]
 
 
 def prefix_len(blob: bytes) -> int:
@@ -274,33 +282,37 @@ class RowCodec:
         """A new row written by one INSERT: the marker, and ``vals`` at ``slots`` (ascending),
         every cell with the marker's timing — the same bytes :meth:`encode` gives that row."""
         ts, exp, ttl = marker
-        if None in vals or (slots and slots[-1] + 1 != len(slots)):
-            nslots = slots[-1] + 1 if slots else 0
-            cells: list[Any] = [None] * nslots
+        ncv = self.ncv
+        flags = F_MARKER | F_CV if ncv else F_MARKER
+        nslots = slots[-1] + 1 if slots else 0
+        if None in vals or nslots != len(slots):  # nulls or absent columns: states to set
+            states = [LIVE] * ncv + [ABSENT] * nslots
+            values: list[bytes] = [*cv, *[b""] * nslots]
             for slot, v in zip(slots, vals, strict=True):
-                cells[slot] = (OP_SET, slot, v, ts, exp, ttl)
-            encoded = self.encode(prefix, Row(tuple(cv), nslots, NO_TS, marker, cells))
-            assert encoded is not None  # a marker is always something
-            return encoded
-        # Every slot from 0 present and live: the common INSERT.
-        values: Sequence[bytes] = [*cv, *vals] if self.ncv else vals  # type: ignore[list-item,assignment]
-        flags = F_MARKER | F_CV if self.ncv else F_MARKER
-        if exp or ttl:
-            flags |= F_EXPIRING
-        lengths = list(accumulate(map(len, values), initial=0))
-        end = lengths[-1]
-        nslots = len(slots)
-        count = len(values) + 1
-        if end < NARROW_LIMIT and nslots < 256:
-            table = _narrow(count).pack(*lengths)  # every state LIVE (0): offsets as they are
-            head = _HEAD.pack(flags, nslots, ts)
-        else:
-            return self._assemble(
-                prefix, flags, nslots, ts, exp, ttl, NO_TS, [LIVE] * len(values), [*values], []
-            )
-        if flags & F_EXPIRING:
-            head += _II.pack(exp, ttl)
-        return b"".join([prefix, head, table, *values, trailer(len(prefix))])
+                if v is None:
+                    states[ncv + slot] = NULL
+                else:
+                    states[ncv + slot] = LIVE
+                    values[ncv + slot] = v
+            return self._assemble(prefix, flags, nslots, ts, exp, ttl, NO_TS, states, values, [])
+        # Every slot from 0 present and live, the common INSERT: every state is LIVE (0), so
+        # the slot table is the offsets as they are, packed with the header in one call.
+        count = ncv + nslots + 1
+        if nslots >= 256 or count >= len(_NARROW):
+            return self._assemble_live(prefix, flags, nslots, marker, [*cv, *vals])  # type: ignore[list-item]
+        plen = len(prefix)
+        tail = _TRAILERS[plen] if plen < len(_TRAILERS) else trailer(plen)
+        row = _live_encoder(ncv, nslots, bool(exp or ttl))(prefix, cv, vals, flags, marker, tail)
+        if row is None:  # 8 KiB of values or more: the wide slot table
+            return self._assemble_live(prefix, flags, nslots, marker, [*cv, *vals])  # type: ignore[list-item]
+        return row
+
+    def _assemble_live(
+        self, prefix: bytes, flags: int, nslots: int, marker: Marker, values: list[bytes]
+    ) -> bytes:
+        ts, exp, ttl = marker
+        states = [LIVE] * len(values)
+        return self._assemble(prefix, flags, nslots, ts, exp, ttl, NO_TS, states, values, [])
 
     def _assemble(
         self,
@@ -529,6 +541,36 @@ def read(blob, now, pv):
 
 
 _SLOW_FLAGS = F_OWN | F_COLLECTION | F_MANY_SLOTS | F_WIDE
+
+
+@cache
+def _live_encoder(ncv: int, nslots: int, expiring: bool) -> Callable[..., bytes | None]:
+    """Generates the encoder of a fresh INSERT's row whose every slot is live: straight-line
+    code for this many values (a loop or ``itertools.accumulate`` costs more than the rest of
+    the encoding). None when the values take 8 KiB or more (the caller goes wide)."""
+    names = [f"c{i}" for i in range(ncv)] + [f"v{i}" for i in range(nslots)]
+    lines = []
+    if ncv:
+        lines.append(f"    {', '.join(names[:ncv])}, = cv")
+    if nslots:
+        lines.append(f"    {', '.join(names[ncv:])}, = vals")
+    offsets = ["0"]
+    for i, name in enumerate(names):
+        lines.append(f"    o{i + 1} = {'' if i == 0 else f'o{i} + '}len({name})")
+        offsets.append(f"o{i + 1}")
+    lines.append(f"    if {offsets[-1]} >= {NARROW_LIMIT}:\n        return None")
+    timing = "marker[0], marker[1], marker[2]" if expiring else "marker[0]"
+    head_flags = f"flags | {F_EXPIRING}" if expiring else "flags"
+    pack = f"head.pack({head_flags}, {nslots}, {timing}, {', '.join(offsets)})"
+    parts = ", ".join(["prefix", pack, *names, "tail"])
+    source = "def encode(prefix, cv, vals, flags, marker, tail):\n"
+    source += "\n".join(lines) + f"\n    return b''.join(({parts}))\n"
+    heads = _EXPIRING_HEADS if expiring else _HEADS
+    namespace: dict[str, Any] = {"head": heads[ncv + nslots + 1]}
+    exec(source, namespace)  # the source: integers and fixed text only
+    encode: Callable[..., bytes | None] = namespace.pop("encode")
+    return encode
+
 
 SLOW: Any = object()
 """What :meth:`RowCodec.reader`'s function returns for a row it leaves to the slow path."""

@@ -102,6 +102,36 @@ class Run:
         elif i == len(chunk):
             self.maxes[c] = chunk[-1]
 
+    def insert_new(self, prefix: bytes, row: bytes, key_of: Callable[[bytes], bytes]) -> bool:
+        """Insert ``row`` (whose key is ``prefix``) unless a row of that key is stored: the
+        lookup and the insertion share their bisections. False (nothing done) when one is."""
+        chunks, maxes = self.chunks, self.maxes
+        c = bisect_left(maxes, prefix)
+        if c == len(maxes):  # beyond every row: rows arriving in key order end up here
+            if not chunks:
+                chunks.append([row])
+                maxes.append(row)
+                self.size = 1
+                return True
+            c -= 1
+            chunk = chunks[c]
+            chunk.append(row)
+            maxes[c] = row
+        else:
+            chunk = chunks[c]
+            i = bisect_left(chunk, prefix)
+            if chunk[i].startswith(prefix):  # that key, or (token collisions) one extending it
+                if self.find(prefix, key_of) is not None:
+                    return False
+                self.add(row)
+                return True
+            chunk.insert(i, row)
+        self.size += 1
+        if len(chunk) > 2 * LOAD:
+            chunks[c : c + 1] = [chunk[:LOAD], chunk[LOAD:]]
+            maxes[c : c + 1] = [chunk[LOAD - 1], chunk[-1]]
+        return True
+
     def add(self, row: bytes) -> None:
         """Insert ``row`` in order (no row of its key is in the run)."""
         self.size += 1

@@ -340,21 +340,20 @@ class TableData:
         done) when the row exists or may be shadowed by a tombstone; the caller then takes
         the general ``apply_write`` path."""
         if self.clustered:
-            part = self.partition(pkey, pv)
-            if part.tombstoned():
+            part = self.partitions.get(pkey) or self.partition(pkey, pv)
+            if part.deleted_at != NO_TS or part.ranges:
                 return False
             run, prefix = part.rows, ckey
         else:
             run, prefix = self.rows, token_prefix(token_of(pkey), pkey)
-        if run.find(prefix, _ckey_of) is not None:
-            return False
         row = self.codec.insert(prefix, cv, marker, slots, vals)
-        run.add(row)
-        if marker[1]:
-            self.expiring = True
+        if not run.insert_new(prefix, row, _ckey_of):
+            return False
         usage = self.usage
         usage.rows += 1
         usage.bytes += len(row)
+        if marker[1]:
+            self.expiring = True
         return True
 
     def apply_write(
