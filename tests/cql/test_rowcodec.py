@@ -271,3 +271,39 @@ def test_a_batch_before_every_row_is_merged_in_front() -> None:
     run.merge([row_of(b"%05d\x00" % n) for n in range(0, 3000)])
     assert [key_of(r) for r in run] == [b"%05d\x00" % n for n in (*range(3000), *range(5000, 6000))]
     assert all(len(chunk) <= 2 * LOAD for chunk in run.chunks)
+
+
+@st.composite
+def inserted_rows(draw: Any) -> tuple[int, Row]:
+    """Rows as one INSERT leaves them: every cell with the marker's timing."""
+    marker = draw(timing)
+    cells: list[Any] = [
+        (OP_SET, slot, draw(st.none() | values), *marker) if draw(st.booleans()) else None
+        for slot in range(draw(st.integers(0, 6)))
+    ]
+    return 1, Row((draw(values),), len(cells), NO_TS, marker, cells)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows(ncv=1) | inserted_rows(), st.data())
+def test_an_insert_said_to_supersede_a_row_is_what_merging_the_two_gives(
+    drawn: tuple[int, Row], data: Any
+) -> None:
+    _ncv, old = drawn
+    codec = RowCodec(1)
+    stored = codec.encode(b"key", old)
+    if stored is None:
+        return
+    present = {slot for slot, c in enumerate(old.cells) if c is not None}
+    extra = data.draw(st.sets(st.integers(0, 8)))
+    slots = sorted(extra | present if data.draw(st.booleans()) else extra)
+    vals = data.draw(st.lists(st.none() | values, min_size=len(slots), max_size=len(slots)))
+    newer = default(old)[0] + data.draw(st.integers(1, 10))
+    ts = newer if data.draw(st.booleans()) and newer < 2**63 else data.draw(timestamps)
+    marker = (ts, *data.draw(st.sampled_from([(0, 0), (NOW + 5, 5)])))
+    new = codec.insert(b"key", old.ck, marker, slots, vals)
+    if not codec.superseded(stored, marker[0], slots):
+        return
+    merged = codec.decode(stored, 9)
+    merged.apply(marker, [(OP_SET, s, v, *marker) for s, v in zip(slots, vals, strict=True)])
+    assert codec.encode(b"key", merged) == new

@@ -43,7 +43,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from functools import cache
-from itertools import accumulate
 from typing import Any
 
 from chat.embedded.cql.cells import NO_TS, OP_SET, CollectionCell, Marker, Row
@@ -331,8 +330,7 @@ class RowCodec:
             flags |= F_EXPIRING
         if deleted_at != NO_TS:
             flags |= F_DELETED
-        offsets = list(accumulate(map(len, values), initial=0))
-        end = offsets[-1]
+        end = sum(map(len, values))
         wide = end >= NARROW_LIMIT
         shift = WIDE_SHIFT if wide else NARROW_SHIFT
         if wide:
@@ -347,7 +345,11 @@ class RowCodec:
             parts.append(_II.pack(exp, ttl))
         if flags & F_DELETED:
             parts.append(_Q.pack(deleted_at))
-        entries = [state << shift | o for state, o in zip(states, offsets, strict=False)]
+        entries = []
+        offset = 0
+        for state, value in zip(states, values, strict=True):
+            entries.append(state << shift | offset)
+            offset += len(value)
         entries.append(end)
         parts.append(_table(len(entries), wide).pack(*entries))
         parts.extend(values)
@@ -367,16 +369,26 @@ class RowCodec:
         entries, shift, vbase = h.entries, h.shift, h.vbase
         mask = (1 << shift) - 1
         ncv = h.ncv
-        ck = tuple(
-            blob[vbase + (entries[i] & mask) : vbase + (entries[i + 1] & mask)] for i in range(ncv)
-        )
-        marker = (h.ts, h.exp, h.ttl) if h.flags & F_MARKER else None
-        cells: list[Any] = [None] * max(width, h.nslots)
+        offsets = [vbase + (e & mask) for e in entries]
+        ck = tuple([blob[offsets[i] : offsets[i + 1]] for i in range(ncv)])
+        ts, exp, ttl = h.ts, h.exp, h.ttl
+        marker = (ts, exp, ttl) if h.flags & F_MARKER else None
+        nslots = h.nslots
+        cells: list[Any] = [None] * (width if width > nslots else nslots)
+        if not h.flags & (F_OWN | F_COLLECTION):  # every cell with the default timing
+            for slot in range(nslots):
+                p = ncv + slot
+                state = entries[p] >> shift
+                if state == LIVE:
+                    cells[slot] = (OP_SET, slot, blob[offsets[p] : offsets[p + 1]], ts, exp, ttl)
+                elif state == NULL:
+                    cells[slot] = (OP_SET, slot, None, ts, exp, ttl)
+            return Row(ck, len(cells), h.deleted_at, marker, cells)
         tpos = h.timings
-        default = (h.ts, h.exp, h.ttl)
-        for slot in range(h.nslots):
-            e = entries[ncv + slot]
-            state = e >> shift
+        default = (ts, exp, ttl)
+        for slot in range(nslots):
+            p = ncv + slot
+            state = entries[p] >> shift
             if state == ABSENT:
                 continue
             if state in (LIVE_OWN, NULL_OWN):
@@ -386,12 +398,10 @@ class RowCodec:
                 timing = default
             if state in (NULL, NULL_OWN):
                 cells[slot] = (OP_SET, slot, None, *timing)
-                continue
-            value = blob[vbase + (e & mask) : vbase + (entries[ncv + slot + 1] & mask)]
-            if state == COLLECTION:
-                cells[slot] = _decode_collection(value, slot)
+            elif state == COLLECTION:
+                cells[slot] = _decode_collection(blob[offsets[p] : offsets[p + 1]], slot)
             else:
-                cells[slot] = (OP_SET, slot, value, *timing)
+                cells[slot] = (OP_SET, slot, blob[offsets[p] : offsets[p + 1]], *timing)
         return Row(ck, len(cells), h.deleted_at, marker, cells)
 
     def clustering(self, blob: bytes) -> tuple[bytes, ...]:
@@ -417,6 +427,33 @@ class RowCodec:
             shift = h.shift
             return any(e >> shift == LIVE for e in h.entries[h.ncv : -1])
         return self.decode(blob, 0).is_live(now)
+
+    def superseded(self, blob: bytes, ts: int, slots: Sequence[int]) -> bool:
+        """Whether a fresh INSERT at ``ts`` writing ``slots`` (ascending) replaces every part of
+        the stored row: the row has no tombstone and no collection, every timestamp in it is
+        older than ``ts``, and the INSERT writes each of its cells. The merged row is then the
+        INSERT's own (the common upsert needs no decoding)."""
+        last = blob[-1]
+        pos = int.from_bytes(blob[-4:], "big") >> 1 if last & 1 else (blob[-2] << 8 | last) >> 1
+        flags, nslots, old_ts = _HEAD.unpack_from(blob, pos)
+        if flags & (F_DELETED | F_COLLECTION | F_MANY_SLOTS) or old_ts >= ts:
+            return False
+        h = None
+        if flags & F_OWN:  # cells written later than the row: each must be older too
+            h = Header(blob, self.ncv)
+            end = len(blob) - (4 if last & 1 else 2)
+            if any(t[0] >= ts for t in _TIMING.iter_unpack(blob[h.timings : end])):
+                return False
+        if nslots == 0:
+            return True
+        if slots and slots[-1] + 1 == len(slots):  # the INSERT writes slots 0..n-1
+            return bool(nslots <= len(slots))
+        h = h or Header(blob, self.ncv)
+        written = set(slots)
+        shift = h.shift
+        return all(
+            e >> shift == ABSENT or slot in written for slot, e in enumerate(h.entries[h.ncv : -1])
+        )
 
     def deleted_at(self, blob: bytes) -> int:
         return Header(blob, self.ncv).deleted_at

@@ -102,9 +102,12 @@ class Run:
         elif i == len(chunk):
             self.maxes[c] = chunk[-1]
 
-    def insert_new(self, prefix: bytes, row: bytes, key_of: Callable[[bytes], bytes]) -> bool:
+    def insert_new(
+        self, prefix: bytes, row: bytes, key_of: Callable[[bytes], bytes]
+    ) -> tuple[int, int] | None:
         """Insert ``row`` (whose key is ``prefix``) unless a row of that key is stored: the
-        lookup and the insertion share their bisections. False (nothing done) when one is."""
+        lookup and the insertion share their bisections. None when inserted, else where the
+        stored row of that key is (nothing done)."""
         chunks, maxes = self.chunks, self.maxes
         c = bisect_left(maxes, prefix)
         if c == len(maxes):  # beyond every row: rows arriving in key order end up here
@@ -112,7 +115,7 @@ class Run:
                 chunks.append([row])
                 maxes.append(row)
                 self.size = 1
-                return True
+                return None
             c -= 1
             chunk = chunks[c]
             chunk.append(row)
@@ -120,17 +123,21 @@ class Run:
         else:
             chunk = chunks[c]
             i = bisect_left(chunk, prefix)
-            if chunk[i].startswith(prefix):  # that key, or (token collisions) one extending it
-                if self.find(prefix, key_of) is not None:
-                    return False
+            candidate = chunk[i]
+            if candidate.startswith(prefix):  # that key, or (token collisions) one extending it
+                if key_of(candidate) == prefix:
+                    return c, i
+                where = self.find(prefix, key_of)
+                if where is not None:
+                    return where
                 self.add(row)
-                return True
+                return None
             chunk.insert(i, row)
         self.size += 1
         if len(chunk) > 2 * LOAD:
             chunks[c : c + 1] = [chunk[:LOAD], chunk[LOAD:]]
             maxes[c : c + 1] = [chunk[LOAD - 1], chunk[-1]]
-        return True
+        return None
 
     def add(self, row: bytes) -> None:
         """Insert ``row`` in order (no row of its key is in the run)."""

@@ -336,9 +336,10 @@ class TableData:
         slots: Sequence[int],
         vals: Sequence[bytes | None],
     ) -> bool:
-        """INSERT fast path: a brand-new row encoded straight from its values. False (nothing
-        done) when the row exists or may be shadowed by a tombstone; the caller then takes
-        the general ``apply_write`` path."""
+        """INSERT fast path: a row encoded straight from its values, new or replacing one it
+        overwrites wholly (:meth:`~rowcodec.RowCodec.superseded`). False (nothing done) when
+        a stored row must be merged with it or a tombstone may shadow it; the caller then
+        takes the general ``apply_write`` path."""
         if self.clustered:
             part = self.partitions.get(pkey) or self.partition(pkey, pv)
             if part.deleted_at != NO_TS or part.ranges:
@@ -347,10 +348,16 @@ class TableData:
         else:
             run, prefix = self.rows, token_prefix(token_of(pkey), pkey)
         row = self.codec.insert(prefix, cv, marker, slots, vals)
-        if not run.insert_new(prefix, row, _ckey_of):
-            return False
+        where = run.insert_new(prefix, row, _ckey_of)
         usage = self.usage
-        usage.rows += 1
+        if where is None:
+            usage.rows += 1
+        else:  # an upsert: the new row replaces the stored one when it overwrites all of it
+            old = run.at(where)
+            if not self.codec.superseded(old, marker[0], slots):
+                return False
+            run.replace(where, row)
+            usage.bytes -= len(old)
         usage.bytes += len(row)
         if marker[1]:
             self.expiring = True
