@@ -256,7 +256,12 @@ def build_table(
         data=data
         if data is not None
         else TableData(
-            len(regular), bool(ck), clustering_columns=len(ck), arity=len(pk), usage=usage
+            len(regular),
+            bool(ck),
+            clustering_columns=len(ck),
+            arity=len(pk),
+            usage=usage,
+            lossy_clustering=any("decimal" in str(c.type) for c in ck),
         ),
         is_counter=bool(counters),
     )

@@ -170,6 +170,7 @@ class TableData:
         "clustered",
         "codec",
         "expiring",
+        "lossy_clustering",
         "partitions",
         "rows",
         "usage",
@@ -184,8 +185,12 @@ class TableData:
         clustering_columns: int = 0,
         arity: int = 1,
         usage: StoreUsage | None = None,
+        lossy_clustering: bool = False,
     ) -> None:
         self.width = width
+        # Whether distinct clustering values may share an ordering key (decimals: 1230 and
+        # 1.23E+3): a row then keeps the bytes it was first written with.
+        self.lossy_clustering = lossy_clustering
         self.clustered = clustered
         self.arity = arity
         self.codec = RowCodec(clustering_columns if clustered else 0)
@@ -354,7 +359,9 @@ class TableData:
             usage.rows += 1
         else:  # an upsert: the new row replaces the stored one when it overwrites all of it
             old = run.at(where)
-            if not self.codec.superseded(old, marker[0], slots):
+            if not self.codec.superseded(old, marker[0], slots) or (
+                self.lossy_clustering and self.codec.clustering(old) != tuple(cv)
+            ):
                 return False
             run.replace(where, row)
             usage.bytes -= len(old)
