@@ -94,7 +94,6 @@ def test_a_row_decodes_to_what_was_encoded_and_encodes_to_the_same_bytes_again(
     assert content(decoded) == content(row)
     assert codec.encode(prefix, decoded) == blob
     assert codec.clustering(blob) == row.ck
-    assert codec.deleted_at(blob) == row.deleted_at
     assert codec.is_live(blob, NOW) == row.is_live(NOW)
 
 

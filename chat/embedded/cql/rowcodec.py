@@ -4,8 +4,11 @@ A row kept as Python objects — a list of per-cell tuples, an ``int`` per times
 ``bytes`` per value — costs about 1.5 KB for a chat message's row. The storage keeps each
 row instead as one ``bytes`` object: its encoded size plus one object header, ~40 bytes.
 Writes to a row that exists decode it into a :class:`~cells.Row`, merge, and encode it
-again; a fresh INSERT is encoded straight from its bound values (:meth:`RowCodec.insert`);
-reads take the values they need from the bytes (:meth:`RowCodec.read`).
+again; a fresh INSERT is encoded straight from its bound values (:meth:`RowCodec.insert`),
+and replaces a stored row it overwrites wholly without decoding it
+(:meth:`RowCodec.superseded`); reads take the values they need from the bytes
+(:meth:`RowCodec.reader`). The two hottest paths — a fresh INSERT's encoding and a SELECT's
+reading — run code generated per shape (a handful per table) rather than loops.
 
 The encoding is canonical — a function of the row's content only, never of the order of
 writes that made it — so that a row rebuilt by replaying the commit log, loaded from a
@@ -360,9 +363,6 @@ class RowCodec:
     # ---------------------------------------------------------------------------------------
     # Decoding.
 
-    def header(self, blob: bytes) -> Header:
-        return Header(blob, self.ncv)
-
     def decode(self, blob: bytes, width: int) -> Row:
         """The row as a mutable :class:`Row` with ``width`` slots (at least)."""
         h = Header(blob, self.ncv)
@@ -454,9 +454,6 @@ class RowCodec:
         return all(
             e >> shift == ABSENT or slot in written for slot, e in enumerate(h.entries[h.ncv : -1])
         )
-
-    def deleted_at(self, blob: bytes) -> int:
-        return Header(blob, self.ncv).deleted_at
 
     def expires_by(self, blob: bytes, now: int) -> bool:
         """Whether everything in the row has expired and nothing in it shadows older writes:

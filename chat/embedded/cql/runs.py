@@ -37,9 +37,6 @@ class Run:
         for chunk in self.chunks:
             yield from chunk
 
-    def clear(self) -> None:
-        self.chunks, self.maxes, self.size = [], [], 0
-
     # ---------------------------------------------------------------------------------------
     # Lookups.
 
@@ -73,9 +70,6 @@ class Run:
 
     def at(self, where: tuple[int, int]) -> bytes:
         return self.chunks[where[0]][where[1]]
-
-    def first(self) -> bytes | None:
-        return self.chunks[0][0] if self.chunks else None
 
     def last(self) -> bytes | None:
         return self.maxes[-1] if self.maxes else None
