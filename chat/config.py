@@ -150,6 +150,29 @@ class Settings(BaseSettings):
     cql_request_timeout_seconds: float = Field(
         10.0, gt=0, description="Driver timeout of one CQL request (a batch counts as one)."
     )
+    cql_read_page_size: int = Field(
+        5000,
+        ge=100,
+        le=100_000,
+        description=(
+            "Rows per page of the history and unread reads (the driver's fetch size); every "
+            "read is sized to fit one page, so a smaller value only splits grouped reads."
+        ),
+    )
+    cql_read_speculative_delay_ms: float = Field(
+        20.0,
+        gt=0,
+        description=(
+            "History and unread reads not answered within this many ms are sent to the next "
+            "replica as well (client-side speculative execution; multi-node clusters only)."
+        ),
+    )
+    cql_read_speculative_attempts: int = Field(
+        1,
+        ge=0,
+        le=3,
+        description="Extra replicas a slow read may be sent to; 0 turns speculation off.",
+    )
     cql_reactor: Literal["libev", "app-loop"] = Field(
         "app-loop",
         description=(

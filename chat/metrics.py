@@ -16,6 +16,7 @@ Metric names (every one is documented with its help text below and in ``docs/dep
     chat_store_driver_errors_total{type}    counter  failed store requests by exception class
     chat_store_pending_statements           gauge    statements queued or in flight in the writer
     chat_store_sends_in_progress            gauge    sends between accept and answer
+    chat_store_coalesced_reads{read,count}  gauge    callers of coalesced reads, reads sent
     chat_nats_published_total               counter  frames published to NATS
     chat_nats_publish_errors_total          counter  NATS publishes that failed
     chat_nats_delivered_total               counter  frames received from NATS and delivered
@@ -212,6 +213,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.coalesced_reads = Gauge(
+            "chat_store_coalesced_reads",
+            "Coalesced store reads since start: callers who asked (count=callers) and reads "
+            "that answered them (count=reads), by read (history_page, unread_count).",
+            ["read", "count"],
+            registry=r,
+        )
         self.rest_rate_limited = Counter(
             "chat_rest_rate_limited",
             "REST requests refused with 429, by the policy whose quota was spent.",
@@ -238,6 +246,14 @@ class Metrics:
             gauge.set_function(_zero)
 
     # ------------------------------------------------------------------ sources of gauges
+
+    def observe_reads(
+        self, read: str, callers: Callable[[], float], reads: Callable[[], float]
+    ) -> None:
+        """Read a coalesced read's counts at scrape time: ``callers / reads`` is what the
+        coalescing saved (a resume storm's history pages should cost about one read each)."""
+        self.coalesced_reads.labels(read, "callers").set_function(callers)
+        self.coalesced_reads.labels(read, "reads").set_function(reads)
 
     def observe_gateway(
         self,

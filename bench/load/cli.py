@@ -3,6 +3,8 @@
 - ``write-load``   the gateway's write path under open- or closed-loop load (issue 6);
 - ``connections``  many idle authenticated connections: connect time, memory per connection;
 - ``fanout``       one sender to N subscribers: delivery latency;
+- ``mixed``        reads (history pages, ``since`` replays, unread) under open-loop writes, a
+                   resume storm, and the exactness of every page read;
 - ``abuse``        hostile clients against default limits: RSS, a victim's ping p99, limits;
 - ``store-write``  the message store alone (delegates to ``bench/store_write.py``);
 - ``cql-server``   the embedded CQL server alone (delegates to ``bench/cql_server.py``).
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.load.abuse import ATTACKS
+from bench.load.mixed import MixedOptions
+from bench.load.readers import OPERATIONS
 from bench.load.report import machine, results_dir
 from bench.load.verify import DELIVERY_ORDERS
 from bench.load.write_load import WriteLoadOptions, run_write_load
@@ -30,6 +34,30 @@ def _env_pair(text: str) -> tuple[str, str]:
     if not eq or not name.startswith("CHAT_"):
         raise argparse.ArgumentTypeError(f"expected CHAT_NAME=value, got {text!r}")
     return name, value
+
+
+def _mix(text: str) -> tuple[tuple[str, float], ...]:
+    pairs = []
+    for part in text.split(","):
+        name, eq, weight = part.partition("=")
+        if not eq or name not in OPERATIONS:
+            raise argparse.ArgumentTypeError(
+                f"expected name=weight with names from {', '.join(OPERATIONS)}, got {part!r}"
+            )
+        pairs.append((name, float(weight)))
+    return tuple(pairs)
+
+
+def _run_length(parser: argparse.ArgumentParser, *, duration: float, warmup: float) -> None:
+    parser.add_argument(
+        "--duration", type=float, default=duration, help=f"measured seconds ({duration:g})"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=warmup, help=f"unmeasured seconds first ({warmup:g})"
+    )
+    parser.add_argument(
+        "--drain", type=float, default=15.0, help="max seconds to wait for what is outstanding (15)"
+    )
 
 
 def _gateway_env_option(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -51,9 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop = w.add_mutually_exclusive_group()
     loop.add_argument("--rate", type=float, help="open loop: messages/s at fixed arrival times")
     loop.add_argument("--concurrency", type=int, help="closed loop: sends in flight (default 256)")
-    w.add_argument("--duration", type=float, default=10.0, help="measured seconds (10)")
-    w.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first (2)")
-    w.add_argument("--drain", type=float, default=15.0, help="max seconds to wait for acks (15)")
+    _run_length(w, duration=10.0, warmup=2.0)
     w.add_argument("--processes", type=int, default=2, help="load-generator processes (2)")
     w.add_argument("--events", type=int, default=100, help="events (100)")
     w.add_argument("--participants", type=int, default=5, help="participants per event (5)")
@@ -83,6 +109,49 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--processes", type=int, default=2, help="generator processes (2)")
     f.add_argument("--url", help="target a running gateway")
     f.add_argument("--results", type=Path, help="results root (bench/results)")
+
+    m = sub.add_parser("mixed", help="reads under write load, a resume storm, page exactness")
+    _run_length(m, duration=20.0, warmup=3.0)
+    m.add_argument("--events", type=int, default=200, help="live events (200)")
+    m.add_argument("--writers", type=int, default=5, help="writers per live event (5)")
+    m.add_argument("--readers", type=int, default=4, help="reader users, in every event (4)")
+    m.add_argument("--quiet-events", type=int, default=20, help="events without writers (20)")
+    m.add_argument("--history", type=int, default=100, help="older messages per live event (100)")
+    m.add_argument(
+        "--quiet-history", type=int, default=120, help="older messages per quiet event (120)"
+    )
+    m.add_argument(
+        "--write-rate", type=float, help="writes/s (default: half the measured write capacity)"
+    )
+    m.add_argument(
+        "--capacity-seconds", type=float, default=5.0, help="closed-loop capacity probe (5)"
+    )
+    m.add_argument("--writer-processes", type=int, default=2, help="writer processes (2)")
+    m.add_argument(
+        "--read-rate", type=float, default=40.0, help="reads/s over WebSocket and REST (40)"
+    )
+    m.add_argument(
+        "--store-read-rate", type=float, default=20.0, help="reads/s at the store level (20)"
+    )
+    m.add_argument(
+        "--mix",
+        type=_mix,
+        default=MixedOptions().mix,
+        help="operation weights (latest=0.35,scroll=0.3,since=0.25,unread=0.1)",
+    )
+    m.add_argument("--absence", type=int, default=50, help="messages missed before a since (50)")
+    m.add_argument(
+        "--unread-lag", type=float, default=1.0, help="readers' positions kept behind by (1 s)"
+    )
+    m.add_argument("--page", type=int, default=50, help="messages per history page (50)")
+    m.add_argument(
+        "--storm-subscribers", type=int, default=1000, help="resume storm size; 0 skips it (1000)"
+    )
+    m.add_argument(
+        "--storm-window", type=float, default=1.0, help="seconds the storm is spread over (1)"
+    )
+    m.add_argument("--results", type=Path, help="results root (bench/results)")
+    _gateway_env_option(m, "extra setting for the gateway subprocess (repeatable)")
 
     a = sub.add_parser("abuse", help="hostile clients: gateway RSS, victim p99, how limited")
     a.add_argument(
@@ -146,6 +215,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=command,
         )
         return run_write_load(options)
+    if args.command == "mixed":
+        from bench.load.mixed import run_mixed
+
+        return run_mixed(
+            MixedOptions(
+                duration=args.duration,
+                warmup=args.warmup,
+                drain=args.drain,
+                events=args.events,
+                writers=args.writers,
+                readers=args.readers,
+                quiet_events=args.quiet_events,
+                history=args.history,
+                quiet_history=args.quiet_history,
+                write_rate=args.write_rate,
+                capacity_seconds=args.capacity_seconds,
+                writer_processes=args.writer_processes,
+                read_rate=args.read_rate,
+                store_read_rate=args.store_read_rate,
+                mix=args.mix,
+                absence=args.absence,
+                page=args.page,
+                unread_lag=args.unread_lag,
+                storm_subscribers=args.storm_subscribers,
+                storm_window=args.storm_window,
+                results_root=args.results,
+                gateway_env=dict(args.gateway_env),
+                command=command,
+            )
+        )
     if args.command == "connections":
         from bench.load.connections import run_connections
 

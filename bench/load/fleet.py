@@ -12,13 +12,13 @@ import queue as queue_module
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from bench.load.generator import WorkerConfig, WorkerResult, worker_main
+from bench.load.generator import worker_main
 from bench.load.histograms import merge, new_histogram
 
 READY_TIMEOUT = 600.0
@@ -33,20 +33,35 @@ class Second:
     errors: int = 0
     ack: HdrHistogram = field(default_factory=new_histogram)
     delivery: HdrHistogram = field(default_factory=new_histogram)
+    named: dict[str, HdrHistogram] = field(default_factory=dict)
+    """Other latencies by name (a read bench's read kinds)."""
+    counts: Counter[str] = field(default_factory=Counter)
     reports: int = 0
 
 
 @dataclass
 class Timeline:
-    """Per-second totals of all processes; ``cumulative`` holds every ack latency so far."""
+    """Per-second totals of all processes; ``cumulative`` holds every ack latency so far and
+    ``named`` every named latency so far."""
 
     seconds: dict[int, Second] = field(default_factory=dict)
     cumulative: HdrHistogram = field(default_factory=new_histogram)
+    named: dict[str, HdrHistogram] = field(default_factory=dict)
     totals: Counter[str] = field(default_factory=Counter)
 
-    def add(self, second: int, counts: dict[str, int], ack: bytes, delivery: bytes) -> None:
+    def add(
+        self,
+        second: int,
+        counts: dict[str, int],
+        ack: bytes,
+        delivery: bytes,
+        named: Mapping[str, bytes] | None = None,
+    ) -> None:
         ack_h, delivery_h = merge([ack]), merge([delivery])
+        named_h = {name: merge([blob]) for name, blob in (named or {}).items()}
         self.cumulative.add(ack_h)
+        for name, histogram in named_h.items():
+            self.named.setdefault(name, new_histogram()).add(histogram)
         self.totals.update(counts)
         if second < 0:  # the final flush after the drain: counted, not placed in time
             return
@@ -54,8 +69,11 @@ class Timeline:
         entry.offered += counts.get("offered", 0)
         entry.acked += counts.get("acked", 0)
         entry.errors += counts.get("errors", 0)
+        entry.counts.update(counts)
         entry.ack.add(ack_h)
         entry.delivery.add(delivery_h)
+        for name, histogram in named_h.items():
+            entry.named.setdefault(name, new_histogram()).add(histogram)
         entry.reports += 1
 
 
@@ -71,18 +89,26 @@ def progress_line(second: int, entry: Second, timeline: Timeline) -> str:
     )
 
 
+ProcessMain = Callable[[Any, Any, Any, Any, Any], None]
+"""A generator process's entry point: ``(config, results queue, go, stop, start)``."""
+
+
 def run_fleet(
-    configs: Sequence[WorkerConfig],
+    configs: Sequence[Any],
     *,
     on_ready: Callable[[list[float]], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     hold: Callable[[], None] | None = None,
     live: bool = True,
-) -> tuple[list[WorkerResult], Timeline]:
-    """Run one worker process per config; returns their results (by index) and the timeline.
+    progress: Callable[[int, Second, Timeline], str] = progress_line,
+) -> tuple[list[Any], Timeline]:
+    """Run one process per config; returns their results (by index) and the timeline.
 
-    ``on_ready`` gets each process's connect time once all are connected; ``on_start`` the
-    common start time; ``hold`` (idle connections) runs while every connection is open.
+    A config runs :func:`~bench.load.generator.worker_main` unless it names its own
+    ``process_main`` (the read bench's readers). ``on_ready`` gets each process's connect
+    time once all are connected; ``on_start`` the common start time; ``hold`` (idle
+    connections) runs while every connection is open; ``progress`` makes the live line of a
+    second from its merged ticks.
     """
     context = multiprocessing.get_context("spawn")
     results_queue: Any = context.Queue()
@@ -90,14 +116,16 @@ def run_fleet(
     start = context.Value("q", 0)
     processes = [
         context.Process(
-            target=worker_main, args=(c, results_queue, go, stop, start), name=f"gen-{c.index}"
+            target=getattr(c, "process_main", worker_main),
+            args=(c, results_queue, go, stop, start),
+            name=f"gen-{c.index}",
         )
         for c in configs
     ]
     for process in processes:
         process.start()
     timeline = Timeline()
-    results: dict[int, WorkerResult] = {}
+    results: dict[int, Any] = {}
     ready: dict[int, float] = {}
     tty = sys.stdout.isatty()
     printed = 0
@@ -126,11 +154,11 @@ def run_fleet(
             if kind == "done":
                 results[index] = message[2]
             elif kind == "tick":
-                _, _, second, counts, ack, delivery = message
-                timeline.add(second, counts, ack, delivery)
+                _, _, second, counts, ack, delivery, *named = message
+                timeline.add(second, counts, ack, delivery, named[0] if named else None)
                 entry = timeline.seconds.get(second)
                 if live and entry is not None and entry.reports == len(configs):
-                    line = progress_line(second, entry, timeline)
+                    line = progress(second, entry, timeline)
                     print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
                     printed += 1
         if tty and printed:

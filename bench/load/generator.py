@@ -50,7 +50,7 @@ from bench.load.histograms import encode, new_histogram, record_ns
 from bench.load.schedule import OpenLoopSchedule, split_evenly
 from bench.load.servers import raise_nofile
 from bench.load.verify import SentMessage
-from bench.load.ws import ClosedError, PicowsClient
+from bench.load.ws import ClosedError, PicowsClient, handle_common_frame
 
 Kind = Literal["chat", "echo", "idle"]
 Mode = Literal["open", "closed", "none"]
@@ -59,7 +59,6 @@ TIME_KEY = "bench_t"
 """Metadata key carrying the message's due time (monotonic ns) to its receivers."""
 QUIET_NS = 500_000_000
 """After the last ack, deliveries are complete once no frame arrived for this long."""
-PONG = b'{"type":"pong"}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,14 +195,8 @@ class Worker:
             self.result.errors[str(frame.get("code"))] += 1
             self.interval["errors"] += 1
             self.answered(conn, ref, now, None)
-        elif kind == "ping":
-            with contextlib.suppress(ClosedError):
-                conn.ws.send(PONG)
-        elif kind == "welcome":
-            if not conn.welcomed.done():
-                conn.welcomed.set_result(None)
-        elif (ref := frame.get("ref")) in conn.replies:
-            conn.replies.pop(ref).set_result(frame)
+        else:
+            handle_common_frame(frame, conn.ws, conn.welcomed, conn.replies)
 
     def closed(self, conn: Conn) -> None:
         """The connection ended: an abnormal close not of our making is an error."""
@@ -249,7 +242,7 @@ class Worker:
                 record_ns(self.ack_outside, now - due_ns)
             if self.config.kind == "chat":
                 key = (conn.spec.user_id, ref)
-                self.sent[key] = _with_id(self.sent[key], str(ack["message_id"]))
+                self.sent[key] = _with_id(self.sent[key], str(ack["message_id"]), now)
         if self.config.mode == "closed" and now < self.sending_until:
             task = asyncio.create_task(self.send(conn, time.monotonic_ns()))
             task.add_done_callback(_report_failure)
@@ -401,7 +394,7 @@ def _fold(inside: HdrHistogram, outside: HdrHistogram, total: HdrHistogram) -> b
     return encode(inside)
 
 
-def _with_id(message: SentMessage, message_id: str) -> SentMessage:
+def _with_id(message: SentMessage, message_id: str, acked_ns: int) -> SentMessage:
     return SentMessage(
         message.event_id,
         message.sender_id,
@@ -409,6 +402,7 @@ def _with_id(message: SentMessage, message_id: str) -> SentMessage:
         message.text,
         message.seq,
         message_id,
+        acked_ns,
     )
 
 

@@ -10,7 +10,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -84,8 +84,14 @@ def results_dir(root: Path | None = None) -> Path:
     return path
 
 
-def write_results(directory: Path, result: Mapping[str, Any], timeline: Timeline | None) -> Path:
-    """result.json, summary.md and (with a timeline) plot.png in ``directory``."""
+def write_results(
+    directory: Path,
+    result: Mapping[str, Any],
+    timeline: Timeline | None,
+    plotter: Callable[[Path, Timeline, str], None] | None = None,
+) -> Path:
+    """result.json, summary.md and (with a timeline) plot.png in ``directory``; ``plotter``
+    draws the plot (default: the write-load's latency and throughput panels)."""
     (directory / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     summary = [
         f"# {result['title']}",
@@ -104,42 +110,69 @@ def write_results(directory: Path, result: Mapping[str, Any], timeline: Timeline
     if verification:
         summary += ["## Verification", "", "```", json.dumps(verification, indent=2), "```", ""]
     if timeline is not None and timeline.seconds:
-        plot(directory / "plot.png", timeline_rows(timeline), str(result["title"]))
+        if plotter is not None:
+            plotter(directory / "plot.png", timeline, str(result["title"]))
+        else:
+            plot(directory / "plot.png", timeline_rows(timeline), str(result["title"]))
         summary += ["![latency and throughput over time](plot.png)", ""]
     (directory / "summary.md").write_text("\n".join(summary))
     return directory
 
 
-def plot(path: Path, rows: list[dict[str, float]], title: str) -> None:
-    """Two panels sharing the time axis: ack latency percentiles, and offered/acked per second."""
+Series = tuple[str, list[float]]
+"""A line: its label and one value per second."""
+
+
+def plot_panels(
+    path: Path,
+    title: str,
+    seconds: list[float],
+    panels: list[tuple[str, bool, list[Series]]],
+) -> None:
+    """Panels sharing the time axis, each ``(y label, log scale, lines)``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import ScalarFormatter
 
-    seconds = [r["second"] for r in rows]
-    figure, (latency, rate) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-    for key, label in (
-        ("ack_p50_ms", "send→ack p50"),
-        ("ack_p99_ms", "send→ack p99"),
-        ("ack_max_ms", "send→ack max"),
-        ("delivery_p99_ms", "send→delivery p99"),
-    ):
-        latency.plot(seconds, [max(r[key], 0.01) for r in rows], label=label)
-    latency.set_ylabel("ms (log scale)")
-    latency.set_yscale("log")
-    latency.yaxis.set_major_formatter(ScalarFormatter())
-    latency.legend(loc="upper left", fontsize="small")
-    latency.grid(True, alpha=0.3)
-    latency.set_title(title)
-    rate.plot(seconds, [r["offered"] for r in rows], label="offered/s")
-    rate.plot(seconds, [r["acked"] for r in rows], label="acked/s")
-    rate.plot(seconds, [r["errors"] for r in rows], label="errors/s")
-    rate.set_xlabel("seconds since start (each point: the second ending there)")
-    rate.set_ylabel("messages per second")
-    rate.legend(loc="lower right", fontsize="small")
-    rate.grid(True, alpha=0.3)
+    figure, axes = plt.subplots(len(panels), 1, figsize=(9, 3.25 * len(panels)), sharex=True)
+    for n, (axis, (ylabel, log, lines)) in enumerate(zip(figure.axes, panels, strict=True)):
+        for label, values in lines:
+            axis.plot(seconds, [max(v, 0.01) for v in values] if log else values, label=label)
+        axis.set_ylabel(ylabel)
+        if log:
+            axis.set_yscale("log")
+            axis.yaxis.set_major_formatter(ScalarFormatter())
+        axis.legend(loc="upper left" if n == 0 else "lower right", fontsize="small")
+        axis.grid(True, alpha=0.3)
+        if n == 0:
+            axis.set_title(title)
+    axes[-1].set_xlabel("seconds since start (each point: the second ending there)")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def plot(path: Path, rows: list[dict[str, float]], title: str) -> None:
+    """Two panels sharing the time axis: ack latency percentiles, and offered/acked per second."""
+    latency = [
+        (label, [r[key] for r in rows])
+        for key, label in (
+            ("ack_p50_ms", "send→ack p50"),
+            ("ack_p99_ms", "send→ack p99"),
+            ("ack_max_ms", "send→ack max"),
+            ("delivery_p99_ms", "send→delivery p99"),
+        )
+    ]
+    rate = [
+        (label, [r[key] for r in rows])
+        for key, label in (("offered", "offered/s"), ("acked", "acked/s"), ("errors", "errors/s"))
+    ]
+    seconds = [r["second"] for r in rows]
+    plot_panels(
+        path,
+        title,
+        seconds,
+        [("ms (log scale)", True, latency), ("messages per second", False, rate)],
+    )

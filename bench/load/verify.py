@@ -56,6 +56,8 @@ class SentMessage:
     seq: int
     """Position among the sender's sends (the order its connection sent them in)."""
     message_id: str | None = None
+    acked_ns: int = 0
+    """When the ack arrived (``time.monotonic_ns()``; 0 without an ack)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,13 @@ import shlex
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from bench.load import rest
-from bench.load.fleet import Timeline, run_fleet
+from bench.load.fleet import Second, Timeline, progress_line, run_fleet
 from bench.load.generator import ConnSpec, WorkerConfig, WorkerResult
 from bench.load.histograms import merge, summary_ms
 from bench.load.report import machine, results_dir, table, write_results
@@ -190,8 +191,11 @@ def worker_configs(
 
 
 def drive(
-    options: WriteLoadOptions, configs: list[WorkerConfig], window: Window
-) -> tuple[list[WorkerResult], Timeline]:
+    options: WriteLoadOptions,
+    configs: Sequence[Any],
+    window: Window,
+    progress: Callable[[int, Second, Timeline], str] = progress_line,
+) -> tuple[list[Any], Timeline]:
     """Run the fleet; snapshot the counters at the window's start and end (a side thread)."""
     import threading
 
@@ -207,7 +211,7 @@ def drive(
 
         threading.Thread(target=run, daemon=True, name="window").start()
 
-    results, timeline = run_fleet(configs, on_start=snapshots)
+    results, timeline = run_fleet(configs, on_start=snapshots, progress=progress)
     deadline = time.monotonic() + 10
     while not window.end and time.monotonic() < deadline:
         time.sleep(0.05)

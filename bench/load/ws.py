@@ -22,7 +22,9 @@ answers pings itself. What it leaves to its user, and this adapter adds for the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from picows import (
     WSCloseCode,
@@ -41,6 +43,7 @@ _CLOSE = WSMsgType.CLOSE
 _NO_INFO = WSCloseCode.NO_INFO
 ABNORMAL = 1006
 NO_STATUS = 1005
+PONG = b'{"type":"pong"}'
 
 
 class ClosedError(ConnectionError):
@@ -196,3 +199,25 @@ class PicowsClient(WSListener):
             await asyncio.wait_for(asyncio.shield(self.closed), 5)
         except TimeoutError:
             transport.disconnect(graceful=False)
+
+
+def handle_common_frame(
+    frame: dict[str, Any],
+    ws: PicowsClient,
+    welcomed: asyncio.Future[None],
+    replies: dict[str, asyncio.Future[dict[str, Any]]],
+) -> None:
+    """What a generator's connection does with a frame that is none of its own business:
+    answer the server's ``ping``, note ``welcome``, and hand an answer (by ``ref``) to the
+    request waiting for it."""
+    kind = frame.get("type")
+    if kind == "ping":
+        with contextlib.suppress(ClosedError):
+            ws.send(PONG)
+    elif kind == "welcome":
+        if not welcomed.done():
+            welcomed.set_result(None)
+    elif (ref := frame.get("ref")) in replies:
+        waiting = replies.pop(ref)
+        if not waiting.done():  # a request given up on (cancelled) takes no late answer
+            waiting.set_result(frame)

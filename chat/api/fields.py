@@ -34,16 +34,13 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from chat.domain.numbers import integral
+
 MAX_ID = 2**63 - 1
 
 # Years outside this range are a client bug, not an event; it also keeps UTC conversion safe.
 MIN_YEAR = 1970
 MAX_YEAR = 9000
-
-# Integral JSON numbers written with a fraction or an exponent (62.0, 6.2e1) are integers, as
-# in JSON Schema; beyond 2**53 a float no longer holds every integer exactly, so there only
-# plain digits are accepted.
-MAX_EXACT_FLOAT = 2**53
 
 # Whitespace as both Python's str.isspace() and ECMA-262 regular expressions see it: blank
 # names are refused, and surrounding whitespace is stripped, by exactly this set.
@@ -72,18 +69,6 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 # A JSON number as it may appear in a query string.
 _JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-
-
-def integral(value: object) -> object:
-    """A JSON number with no fractional part is an integer, however it is written.
-
-    JSON Schema counts ``62.0`` as an integer, so every generated client may send it; booleans
-    and strings are not numbers. Only values that are not integral numbers pass through
-    unchanged, for the integer validation behind this to refuse with its usual message.
-    """
-    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT:
-        return int(value)
-    return value
 
 
 def integral_text(value: object) -> object:

@@ -36,9 +36,9 @@ from chat.api.fields import (
     ShortText,
     Timestamp,
     Title,
-    integral,
 )
 from chat.domain.currencies import ISO_4217_ACTIVE, is_active_currency
+from chat.domain.numbers import integral
 from chat.domain.slots import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES, check_slot_start
 from chat.errors import (
     Conflict,

@@ -91,6 +91,8 @@ class _EventInterest:
 
     ready: asyncio.Future[None]
     sub: NatsSubscription | None = None
+    ready_at: float | None = None
+    """When NATS confirmed it (``time.monotonic()``): frames of the event reach us from then."""
 
 
 class NatsHub(LocalHub):
@@ -238,6 +240,7 @@ class NatsHub(LocalHub):
                 interest.ready.exception()  # retrieved: waiters may have given up
             return
         if not interest.ready.done():
+            interest.ready_at = time.monotonic()
             interest.ready.set_result(None)
         if self._interest.get(event_id) is not interest:
             await self._unlisten(interest)  # everyone left while it was being set up
@@ -313,6 +316,16 @@ class NatsHub(LocalHub):
 
     def _present_elsewhere(self, event_id: int, user_id: int) -> bool:
         return any(user_id in n.events.get(event_id, ()) for n in self._nodes.values())
+
+    def unchanged_since(self, event_id: int) -> float | None:
+        """As in one process, but other nodes' changes arrive over NATS: known only while the
+        bus is up and this node's interest in the event is confirmed, and from then on. A gap
+        in a node's frames or a reconnect of the bus counts as a change (:meth:`_resync`)."""
+        interest = self._interest.get(event_id)
+        if not self.bus_up or interest is None or interest.ready_at is None:
+            return None
+        since = super().unchanged_since(event_id)
+        return None if since is None else max(since, interest.ready_at)
 
     # ---------------------------------------------------------------- outgoing
 
@@ -553,6 +566,7 @@ class NatsHub(LocalHub):
     # ---------------------------------------------------------------- bus loss
 
     def _resync(self, event_id: int | None) -> None:
+        self.changed(event_id)
         if self.on_resync is not None:
             self.on_resync(event_id)
 

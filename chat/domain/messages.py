@@ -128,6 +128,11 @@ def created_at_ms_of(message_id: uuid.UUID) -> int:
     return (message_id.time - _UUID_EPOCH_OFFSET) // _TICKS_PER_MS
 
 
+def first_tick_of_ms(created_at_ms: int) -> int:
+    """The first 100-ns timeuuid tick of a Unix millisecond."""
+    return created_at_ms * _TICKS_PER_MS + _UUID_EPOCH_OFFSET
+
+
 def created_at_us_of(message_id: uuid.UUID) -> int:
     """Unix microseconds of a timeuuid (its 100-ns ticks truncated)."""
     if message_id.version != 1:

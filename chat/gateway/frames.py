@@ -1,8 +1,9 @@
 """The gateway's wire format: client frames in, server frames out, error and close codes.
 
 Every frame is one JSON object in one WebSocket text frame, with a ``type``. Client frames are
-pydantic models validated *strictly* (``"5"`` is not an event id, ``1.0`` is not an integer)
-with unknown fields rejected, because a mobile client that sends a typo should hear about it
+pydantic models validated *strictly* (``"5"`` is not an event id, ``true`` is not an integer;
+an integral number written ``7.0`` is 7, as JSON Schema and the REST API read it) with unknown
+fields rejected, because a mobile client that sends a typo should hear about it
 at once rather than have a field silently ignored. Decoding never raises anything but
 :class:`FrameError`, which carries the :class:`ErrorCode` to answer with and, when the frame
 had a usable ``id``, the ``ref`` to answer it under — so a broken frame still gets an answer
@@ -49,6 +50,7 @@ from chat.domain.messages import (
     decode_cursor,
     encode_cursor,
 )
+from chat.domain.numbers import integral
 from chat.errors import ChatError
 
 HISTORY_DEFAULT_LIMIT = 50
@@ -232,7 +234,7 @@ def _require_cursor(value: str) -> str:
     return value
 
 
-EventId = Annotated[int, Field(gt=0, le=_MAX_ID)]
+EventId = Annotated[int, BeforeValidator(integral), Field(gt=0, le=_MAX_ID)]
 MessageId = Annotated[
     uuid.UUID, BeforeValidator(_uuid_from_text), AfterValidator(_require_message_id)
 ]
@@ -243,7 +245,7 @@ class _ClientFrame(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     id: (
-        Annotated[int, Field(ge=-_MAX_ID - 1, le=_MAX_ID)]
+        Annotated[int, BeforeValidator(integral), Field(ge=-_MAX_ID - 1, le=_MAX_ID)]
         | Annotated[str, Field(min_length=1, max_length=MAX_FRAME_ID_CHARS)]
         | None
     ) = None
@@ -362,7 +364,9 @@ class HistoryFrame(_ClientFrame):
     event_id: EventId
     before: Cursor | None = None
     after: Cursor | None = None
-    limit: Annotated[int, Field(ge=1, le=HISTORY_MAX_LIMIT)] = HISTORY_DEFAULT_LIMIT
+    limit: Annotated[int, BeforeValidator(integral), Field(ge=1, le=HISTORY_MAX_LIMIT)] = (
+        HISTORY_DEFAULT_LIMIT
+    )
 
     @model_validator(mode="after")
     def _one_direction(self) -> HistoryFrame:
@@ -488,6 +492,7 @@ def peek_frame(text: str | bytes) -> tuple[str | None, FrameId | None]:
 def _usable_ref(value: object) -> FrameId | None:
     if isinstance(value, bool):
         return None
+    value = integral(value)
     if isinstance(value, int) and -_MAX_ID - 1 <= value <= _MAX_ID:
         return value
     if isinstance(value, str) and 0 < len(value) <= MAX_FRAME_ID_CHARS:

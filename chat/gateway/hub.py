@@ -27,6 +27,7 @@ import collections
 import itertools
 import logging
 import sys
+import time
 from collections.abc import Callable, Hashable
 from typing import Literal, Protocol
 
@@ -425,6 +426,22 @@ class Hub(Protocol):
     def online(self, event_id: int) -> set[int]:
         """Users with at least one connection subscribed to the event."""
 
+    def unchanged_since(self, event_id: int) -> float | None:
+        """An instant (``time.monotonic()``) after which the event's stored messages have
+        not changed as far as this node can tell, or None when it cannot tell.
+
+        It can tell for an event it listens to: every new, edited or deleted message is
+        published to it after it was stored, so a store read that started after this instant
+        misses nothing stored before the caller asked — anything stored after the read began
+        was published after it too, and either moved this instant or reaches the caller's
+        (buffering) subscription live. History reads use it to share one read among the
+        clients of a resume storm (:class:`~chat.store.read_coalescing.ReadCoalescer`).
+        """
+
+    def changed(self, event_id: int | None) -> None:
+        """The event's messages (every event's, None) may have changed without a frame saying
+        so: :meth:`unchanged_since` starts again from now."""
+
 
 class LocalHub:
     """The single-process :class:`Hub`: dictionaries of subscriptions, no I/O at all."""
@@ -433,6 +450,9 @@ class LocalHub:
 
     def __init__(self) -> None:
         self._topics: dict[int, dict[int, Subscription]] = {}
+        # Per event with a topic: when its messages last changed, or when it was first listened
+        # to (see :meth:`unchanged_since`); dropped with the topic.
+        self._changed: dict[int, float] = {}
         self._users: dict[int, dict[int, Mailbox]] = {}
         self._by_mailbox: dict[int, set[int]] = {}
 
@@ -454,7 +474,11 @@ class LocalHub:
 
     def subscribe(self, mailbox: Mailbox, event_id: int) -> Subscription:
         subscription = Subscription(mailbox, event_id)
-        self._topics.setdefault(event_id, {})[mailbox.id] = subscription
+        topic = self._topics.get(event_id)
+        if topic is None:
+            topic = self._topics[event_id] = {}
+            self._changed[event_id] = time.monotonic()
+        topic[mailbox.id] = subscription
         self._by_mailbox.setdefault(mailbox.id, set()).add(event_id)
         return subscription
 
@@ -484,6 +508,7 @@ class LocalHub:
         self._by_mailbox.get(mailbox.id, set()).discard(event_id)
         if not topic:
             del self._topics[event_id]
+            del self._changed[event_id]
             return True
         if (
             subscription.live
@@ -500,7 +525,7 @@ class LocalHub:
     def _presence_changed(self, event_id: int, *, joined: list[int], left: list[int]) -> None:
         """Tell this process's subscribers of the event who joined or left, with who is on."""
         frame = frames.presence(event_id, self.online(event_id), joined=joined, left=left)
-        LocalHub.publish(self, event_id, frame)
+        self._fan_out(event_id, frame, None, None, None)
 
     def local_online(self, event_id: int) -> set[int]:
         """Users with a live subscription to the event in this process."""
@@ -515,6 +540,20 @@ class LocalHub:
         exclude_user: int | None = None,
         latest: LatestKey | None = None,
     ) -> None:
+        if latest is None and event_id in self._changed:
+            # A message, its update or a reaction (current values — typing — change nothing).
+            self._changed[event_id] = time.monotonic()
+        self._fan_out(event_id, frame, position, exclude_user, latest)
+
+    def _fan_out(
+        self,
+        event_id: int,
+        frame: bytes,
+        position: Position | None,
+        exclude_user: int | None,
+        latest: LatestKey | None,
+    ) -> None:
+        """:meth:`publish`'s delivery, without noting a change (presence goes this way)."""
         topic = self._topics.get(event_id)
         if not topic:
             return
@@ -546,6 +585,17 @@ class LocalHub:
 
     def online(self, event_id: int) -> set[int]:
         return self._online(self._topics.get(event_id, {}))
+
+    def unchanged_since(self, event_id: int) -> float | None:
+        # In one process every change goes through :meth:`publish`; it is noted while the
+        # event has a topic, so from when the topic began.
+        return self._changed.get(event_id)
+
+    def changed(self, event_id: int | None) -> None:
+        now = time.monotonic()
+        for known in [event_id] if event_id is not None else list(self._changed):
+            if known in self._changed:
+                self._changed[known] = now
 
     @staticmethod
     def _online(topic: dict[int, Subscription]) -> set[int]:

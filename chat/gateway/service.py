@@ -402,7 +402,9 @@ class ChatService:
         cursor = since
         after: str | None = since
         while after is not None and not mailbox.closed:
-            page = await self.stores.history.after(event_id, after, REPLAY_PAGE)
+            page = await self.stores.history.after(
+                event_id, after, REPLAY_PAGE, unchanged_since=self.hub.unchanged_since(event_id)
+            )
             for message in page.messages:
                 position = Position.of(message.message_id)
                 if position > cut and not beyond:
@@ -419,14 +421,17 @@ class ChatService:
         return cursor
 
     async def _newest_at_or_before(self, event_id: int, cut: Position) -> str | None:
-        page = await self.stores.history.latest(event_id, 10)
+        history, hub = self.stores.history, self.hub
+        page = await history.latest(event_id, 10, unchanged_since=hub.unchanged_since(event_id))
         while True:
             for message in page.messages:  # newest first
                 if Position.of(message.message_id) <= cut:
                     return encode_cursor(message.message_id)
             if page.next_cursor is None:
                 return None
-            page = await self.stores.history.before(event_id, page.next_cursor, 50)
+            page = await history.before(
+                event_id, page.next_cursor, 50, unchanged_since=hub.unchanged_since(event_id)
+            )
 
     def unsubscribe(self, client: Client, event_id: int) -> None:
         self.hub.unsubscribe(client.mailbox, event_id)
@@ -488,6 +493,10 @@ class ChatService:
                         log.exception("answering the send of event %d failed", event_id)
                 if not ack.duplicate:
                     message = new.stored(ack)
+            if message is None:
+                # Failed (it may still have been stored) or a retry of a stored message: no
+                # frame announces it, so reads shared by resuming clients must start afresh.
+                self.hub.changed(event_id)
             try:
                 self._sequencer.finish(event_id, token, message)
             except Exception:

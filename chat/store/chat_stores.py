@@ -52,6 +52,14 @@ async def open_chat_stores(
         typing=TypingStore(cql, settings, ttl_seconds=_typing_ttl(settings)),
         event_history=EventHistory(pg, cql, settings.cql_keyspace),
     )
+    if metrics is not None:
+        pages, counts = stores.history.pages, stores.unread.by_event
+        metrics.observe_reads(
+            "history_page", lambda: float(pages.callers), lambda: float(pages.reads_sent)
+        )
+        metrics.observe_reads(
+            "unread_count", lambda: float(counts.callers), lambda: float(counts.reads_sent)
+        )
     await stores.messages.start()
     try:
         # Preparing at start-up makes a schema mismatch fail the start, not the first request.

@@ -34,7 +34,11 @@ from cassandra.cluster import (
     ResponseFuture,
     Session,
 )
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
+    DCAwareRoundRobinPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.protocol import BatchMessage
 from cassandra.query import BatchStatement, PreparedStatement
 
@@ -44,12 +48,21 @@ from chat.tls import client_ssl_context
 log = logging.getLogger(__name__)
 
 
+READS = "reads"
+"""The execution profile of the history and unread reads (``execute_async(...,
+execution_profile=READS)``): the default profile's routing, consistency and timeout, plus
+client-side speculative execution (``CHAT_CQL_READ_SPECULATIVE_*``). Writes keep the default
+profile: speculating an idempotent batch would double the write load on a slow replica."""
+
+
 @dataclass(slots=True)
 class CqlStore:
     """A connected driver session and the cluster that owns it."""
 
     cluster: Cluster
     session: Session
+    read_page_size: int = 5000
+    """Fetch size of the statements :meth:`prepare_read` prepares (``CHAT_CQL_READ_PAGE_SIZE``)."""
     _prepared: dict[tuple[str, bool], PreparedStatement] = field(default_factory=dict, repr=False)
 
     async def ping(self) -> None:
@@ -71,6 +84,13 @@ class CqlStore:
             assert prepared is not None
             prepared.is_idempotent = idempotent
             self._prepared[key] = prepared
+        return prepared
+
+    async def prepare_read(self, query: str) -> PreparedStatement:
+        """A prepared read: idempotent (so retries and speculative executions may re-send it),
+        fetching ``read_page_size`` rows per page."""
+        prepared = await self.prepare(query, idempotent=True)
+        prepared.fetch_size = self.read_page_size
         return prepared
 
 
@@ -261,10 +281,23 @@ def connect_blocking(
     ``connection_class`` picks the reactor (None = the driver's default, libev); an
     app-loop class comes from :func:`connection_class_for` (it must be bound on the loop).
     """
+    consistency = ConsistencyLevel.name_to_value[settings.cql_consistency]
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-        consistency_level=ConsistencyLevel.name_to_value[settings.cql_consistency],
+        consistency_level=consistency,
         request_timeout=settings.cql_request_timeout_seconds,
+    )
+    speculation = None
+    if settings.cql_read_speculative_attempts > 0:
+        # Only idempotent statements are ever speculated (the driver checks); every read is.
+        speculation = ConstantSpeculativeExecutionPolicy(
+            settings.cql_read_speculative_delay_ms / 1000, settings.cql_read_speculative_attempts
+        )
+    reads = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=consistency,
+        request_timeout=settings.cql_request_timeout_seconds,
+        speculative_execution_policy=speculation,
     )
     if connection_class is None:
         from cassandra.cluster import DefaultConnection
@@ -273,7 +306,7 @@ def connect_blocking(
     cluster = Cluster(
         contact_points,
         port=port,
-        execution_profiles={"default": profile},
+        execution_profiles={"default": profile, READS: reads},
         protocol_version=4,
         # Without TCP_NODELAY (the libev reactor does not set it) Nagle's algorithm holds a
         # request frame back until the previous one is acknowledged, and delayed ACKs turn that
@@ -283,7 +316,7 @@ def connect_blocking(
         auth_provider=cql_auth_provider(settings),
         ssl_context=cql_ssl_context(settings),
     )
-    return CqlStore(cluster, cluster.connect())
+    return CqlStore(cluster, cluster.connect(), settings.cql_read_page_size)
 
 
 def connection_class_for(reactor: str) -> Any:

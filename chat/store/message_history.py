@@ -20,10 +20,11 @@ Pages fetch ``limit + 1`` rows so that ``next_cursor`` is only set when another 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from cassandra.query import PreparedStatement
 
@@ -37,11 +38,13 @@ from chat.domain.messages import (
     datetime_from_ms,
     decode_cursor,
     encode_cursor,
+    first_tick_of_ms,
     ms_of,
 )
 from chat.errors import FieldError, ValidationFailed
-from chat.store.cql import CqlStore, execute_async
+from chat.store.cql import READS, CqlStore, execute_async
 from chat.store.messages import MESSAGE_COLUMNS, message_from_row
+from chat.store.read_coalescing import ReadCoalescer
 
 MAX_PAGE_SIZE = 500
 """Largest page a caller may ask for; bounds the rows one request reads."""
@@ -49,8 +52,12 @@ MAX_PAGE_SIZE = 500
 MIN_TIMEUUID = uuid.UUID(fields=(0, 0, 0x1000, 0x80, 0x80, 0x808080808080))
 """A version-1 UUID with the smallest timestamp: sorts before every real id of a millisecond."""
 
-_INT_MIN = -(2**31)
-_INT_MAX = 2**31 - 1
+SPREAD_BUCKETS = 16
+"""Most buckets one newest-first read takes at once (``bucket IN ?``)."""
+
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1
+"""The range of a bucket number (a CQL ``int``)."""
 
 _ACTIVITY_COLUMNS = "user_id, created_at, message_id, event_id, message, is_deleted"
 
@@ -80,6 +87,23 @@ class Position:
     def bind(self) -> tuple[datetime, uuid.UUID]:
         """The two bind values of a tuple relation ``(created_at, message_id) < (?, ?)``."""
         return datetime_from_ms(self.created_at_ms), uuid.UUID(bytes=self.id_bytes)
+
+    @property
+    def order_key(self) -> int:
+        """This position as one integer in the same order (see :func:`order_key`)."""
+        first_tick = first_tick_of_ms(self.created_at_ms)
+        if self.id_time < first_tick:
+            return first_tick << 128  # a bound below every id of its millisecond
+        return self.id_time << 128 | int.from_bytes(self.id_bytes)
+
+
+def order_key(message_id: uuid.UUID) -> int:
+    """A message's place in the clustering order as one integer: its timestamp, then its
+    bytes — :class:`Position`'s order (whose milliseconds follow from the timestamp), at a
+    fraction of the cost of building one (counting compares thousands of keys)."""
+    n = message_id.int
+    ticks = ((n >> 64) & 0x0FFF) << 48 | ((n >> 80) & 0xFFFF) << 32 | n >> 96
+    return ticks << 128 | n
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +168,18 @@ def check_limit(limit: int) -> None:
 class BucketedTable:
     """The four statements that walk one bucketed table (messages by event, or by user).
 
-    ``*_buckets`` list the non-empty buckets of a partition owner between two buckets
-    (inclusive); ``*_slice`` read one bucket between two exclusive key bounds, up to a limit.
+    ``*_buckets`` list up to a limit of the non-empty buckets of a partition owner between two
+    buckets (inclusive); ``*_slice`` read one bucket between two exclusive key bounds, up to a
+    limit. Every statement is a single-partition read, so the driver routes it to a replica
+    of its partition (token-aware), and runs with the ``READS`` execution profile.
     """
 
     newest_buckets: PreparedStatement
     oldest_buckets: PreparedStatement
     newest_slice: PreparedStatement
     oldest_slice: PreparedStatement
+    newest_spread: PreparedStatement
+    """Several buckets of one owner at once (``bucket IN ?``), newest rows of each first."""
 
     @classmethod
     async def prepare(
@@ -163,24 +191,35 @@ class BucketedTable:
             f"SELECT {columns} FROM {table} WHERE {owner} = ? AND bucket = ?"
             " AND (created_at, message_id) > (?, ?) AND (created_at, message_id) < (?, ?)"
         )
+        spread = (
+            f"SELECT {columns} FROM {table} WHERE {owner} = ? AND bucket IN ?"
+            " AND (created_at, message_id) > (?, ?) AND (created_at, message_id) < (?, ?)"
+            " PER PARTITION LIMIT ?"
+        )
         statements = await asyncio.gather(
-            cql.prepare(buckets, idempotent=True),
-            cql.prepare(buckets + " ORDER BY bucket ASC", idempotent=True),
-            cql.prepare(sliced + " LIMIT ?", idempotent=True),
-            cql.prepare(
-                sliced + " ORDER BY created_at ASC, message_id ASC LIMIT ?", idempotent=True
-            ),
+            cql.prepare_read(buckets + " LIMIT ?"),
+            cql.prepare_read(buckets + " ORDER BY bucket ASC LIMIT ?"),
+            cql.prepare_read(sliced + " LIMIT ?"),
+            cql.prepare_read(sliced + " ORDER BY created_at ASC, message_id ASC LIMIT ?"),
+            cql.prepare_read(spread),
         )
         return cls(*statements)
 
     async def buckets(
-        self, cql: CqlStore, owner: int, lo: Position | None, hi: Position | None, *, newest: bool
+        self,
+        cql: CqlStore,
+        owner: int,
+        first: int,
+        last: int,
+        *,
+        newest: bool,
+        limit: int,
     ) -> list[int]:
-        """The non-empty buckets that may hold keys between ``lo`` and ``hi``, in walk order."""
-        first = bucket_of(lo.created_at_ms) if lo is not None else _INT_MIN
-        last = bucket_of(hi.created_at_ms) if hi is not None else _INT_MAX
+        """Up to ``limit`` non-empty buckets in ``[first, last]``, in walk order."""
         statement = self.newest_buckets if newest else self.oldest_buckets
-        rows = await execute_async(cql.session, statement, (owner, first, last))
+        rows = await execute_async(
+            cql.session, statement, (owner, first, last, limit), execution_profile=READS
+        )
         return [row.bucket for row in rows]
 
     async def walk(
@@ -192,16 +231,75 @@ class BucketedTable:
         want: int,
         *,
         newest: bool,
+        from_message: bool = False,
     ) -> list[Any]:
-        """Up to ``want`` rows strictly between ``lo`` and ``hi`` across buckets, in order."""
+        """Up to ``want`` rows strictly between ``lo`` and ``hi`` across buckets, in order.
+
+        Only buckets the index lists are read: a bucket without messages costs nothing. Every
+        listed bucket strictly between the two bounds' buckets holds a row in range, so the
+        listing asks for at most ``want + 2`` of them. ``from_message`` says that the bound
+        the walk starts from (``hi`` newest first, ``lo`` oldest first) is a message's own key,
+        so its bucket holds messages: that bucket is read first, and the index only if the
+        page is not full yet — a page within one bucket is one request.
+        """
         rows: list[Any] = []
         if lo is not None and hi is not None and lo >= hi:
             return rows
-        for bucket in await self.buckets(cql, owner, lo, hi, newest=newest):
-            rows.extend(await self.slice(cql, owner, bucket, lo, hi, want - len(rows), newest))
-            if len(rows) >= want:
-                break
-        return rows
+        first = bucket_of(lo.created_at_ms) if lo is not None else INT_MIN
+        last = bucket_of(hi.created_at_ms) if hi is not None else INT_MAX
+        start = hi if newest else lo
+        if from_message and start is not None:
+            known = bucket_of(start.created_at_ms)
+            rows.extend(await self.slice(cql, owner, known, lo, hi, want, newest))
+            if len(rows) >= want or first == last:
+                return rows
+            if newest:
+                last = known - 1
+            else:
+                first = known + 1
+        listed = await self.buckets(
+            cql, owner, first, last, newest=newest, limit=want - len(rows) + 2
+        )
+        # Newest first, buckets that turn out sparse are read several at a time: one request
+        # for 2, then 4, ... of them, never more than the rows still wanted (each holds at
+        # least one). Oldest first reads one at a time: with ``IN`` over partitions ScyllaDB
+        # cannot order rows ascending while paging, nor keep the oldest of each partition.
+        group = 1
+        while listed and len(rows) < want:
+            size = min(group, want - len(rows)) if newest else 1
+            chunk, listed = listed[:size], listed[size:]
+            if len(chunk) == 1:
+                rows.extend(
+                    await self.slice(cql, owner, chunk[0], lo, hi, want - len(rows), newest)
+                )
+            else:
+                rows.extend(await self.spread(cql, owner, chunk, lo, hi, want - len(rows)))
+            group = min(2 * group, SPREAD_BUCKETS)
+        return rows[:want]
+
+    async def spread(
+        self,
+        cql: CqlStore,
+        owner: int,
+        buckets: list[int],
+        lo: Position | None,
+        hi: Position | None,
+        limit: int,
+    ) -> list[Any]:
+        """Up to ``limit`` rows of each of ``buckets`` (newest first) between the bounds, in
+        walk order: the buckets' order, then each bucket's newest first."""
+        low = lo if lo is not None else Position.before_ms(min(buckets) * BUCKET_MS)
+        high = hi if hi is not None else Position.before_ms((max(buckets) + 1) * BUCKET_MS)
+        rows = await execute_async(
+            cql.session,
+            self.newest_spread,
+            (owner, buckets, *low.bind(), *high.bind(), limit),
+            execution_profile=READS,
+        )
+        by_bucket: dict[int, list[Any]] = {b: [] for b in buckets}
+        for row in rows:  # partitions in any order, each one's rows newest first
+            by_bucket[bucket_of(created_at_ms_of(row.message_id))].append(row)
+        return [row for bucket in buckets for row in by_bucket[bucket]]
 
     async def slice(
         self,
@@ -212,18 +310,57 @@ class BucketedTable:
         hi: Position | None,
         limit: int,
         newest: bool,
+        profile: Any = READS,
     ) -> list[Any]:
-        """Up to ``limit`` rows of one bucket strictly between ``lo`` and ``hi``."""
+        """Up to ``limit`` rows of one bucket strictly between ``lo`` and ``hi`` (rows as the
+        execution ``profile`` makes them: named tuples by default)."""
         low = lo if lo is not None else Position.before_ms(bucket * BUCKET_MS)
         high = hi if hi is not None else Position.before_ms((bucket + 1) * BUCKET_MS)
         statement = self.newest_slice if newest else self.oldest_slice
         return await execute_async(
-            cql.session, statement, (owner, bucket, *low.bind(), *high.bind(), limit)
+            cql.session,
+            statement,
+            (owner, bucket, *low.bind(), *high.bind(), limit),
+            execution_profile=profile,
         )
+
+
+PageKind = Literal["latest", "before", "after"]
+PageRead = tuple[PageKind, int, str | None, int]
+"""What one page read is: its kind, the event, the cursor and the limit."""
+
+
+KEEP_PAGES_SECONDS = 10.0
+"""How long a page read is kept for callers who know the event has not changed since it."""
+
+KEEP_PAGES_BYTES = 16 * 1024 * 1024
+"""Memory the kept pages may take in all (as :func:`page_weight` counts it)."""
+
+MESSAGE_OVERHEAD_BYTES = 1024
+"""A read message's memory besides its text, attachments and metadata (objects, ids, dates)."""
+
+
+def page_weight(page: MessagePage) -> int:
+    """About the memory a page of messages holds, for the kept pages' budget."""
+    return sum(
+        MESSAGE_OVERHEAD_BYTES
+        + sys.getsizeof(m.text)
+        + sum(map(len, m.attachments))
+        + sum(len(k) + len(v) for k, v in m.metadata.items())
+        for m in page.messages
+    )
 
 
 class MessageHistory:
     """History reads of events' messages and users' activity.
+
+    The page reads that clients repeat in storms — latest, before and after a cursor — are
+    coalesced (:class:`~chat.store.read_coalescing.ReadCoalescer`): callers asking for the
+    same page while it is being gathered share one read, which starts after each of them
+    asked, so nobody gets a page read before their question. A caller that passes
+    ``unchanged_since`` (a ``time.monotonic()`` instant after which it knows the event's
+    messages did not change) may also take a read that started after that instant, under way
+    or finished within ``KEEP_PAGES_SECONDS``. Each caller gets its own list.
 
     Statements are prepared on first use (or by :meth:`prepare` at start-up, which surfaces a
     schema mismatch before the first request does).
@@ -234,6 +371,12 @@ class MessageHistory:
         self._keyspace = settings.cql_keyspace
         self._tables: tuple[BucketedTable, BucketedTable] | None = None
         self._lock = asyncio.Lock()
+        self.pages: ReadCoalescer[PageRead, None, MessagePage] = ReadCoalescer(
+            self._read_page,
+            keep_seconds=KEEP_PAGES_SECONDS,
+            keep_weight=KEEP_PAGES_BYTES,
+            weigh=page_weight,
+        )
 
     async def prepare(self) -> None:
         """Prepare every statement this store runs."""
@@ -262,28 +405,57 @@ class MessageHistory:
                     )
         return self._tables
 
-    async def latest(self, event_id: int, limit: int) -> MessagePage:
+    async def latest(
+        self, event_id: int, limit: int, *, unchanged_since: float | None = None
+    ) -> MessagePage:
         """The newest ``limit`` messages, newest first; the cursor continues with older ones."""
-        return await self._messages(event_id, None, None, limit, newest=True)
+        check_limit(limit)
+        return await self._page(("latest", event_id, None, limit), unchanged_since)
 
-    async def before(self, event_id: int, cursor: str, limit: int) -> MessagePage:
+    async def before(
+        self, event_id: int, cursor: str, limit: int, *, unchanged_since: float | None = None
+    ) -> MessagePage:
         """Messages older than the cursor's message, newest first."""
-        hi = Position.of(decode_cursor(cursor))
-        return await self._messages(event_id, None, hi, limit, newest=True)
+        check_limit(limit)
+        decode_cursor(cursor)  # a bad cursor fails its own caller, not a shared read
+        return await self._page(("before", event_id, cursor, limit), unchanged_since)
 
-    async def after(self, event_id: int, cursor: str | None, limit: int) -> MessagePage:
+    async def after(
+        self,
+        event_id: int,
+        cursor: str | None,
+        limit: int,
+        *,
+        unchanged_since: float | None = None,
+    ) -> MessagePage:
         """Messages newer than the cursor's (all of them when None), OLDEST first.
 
         This is the replay/resume read: a client that reconnects passes the last message it
         saw and receives what it missed in the order it was sent.
         """
-        lo = Position.of(decode_cursor(cursor)) if cursor is not None else None
-        return await self._messages(event_id, lo, None, limit, newest=False)
+        check_limit(limit)
+        if cursor is not None:
+            decode_cursor(cursor)
+        return await self._page(("after", event_id, cursor, limit), unchanged_since)
+
+    async def _page(self, read: PageRead, unchanged_since: float | None) -> MessagePage:
+        page = await self.pages.get(read, None, unchanged_since=unchanged_since)
+        return MessagePage(list(page.messages), page.next_cursor)
+
+    async def _read_page(self, read: PageRead, keys: list[None]) -> dict[None, MessagePage]:
+        kind, event_id, cursor, limit = read
+        position = Position.of(decode_cursor(cursor)) if cursor is not None else None
+        if kind == "after":
+            page = await self._messages(event_id, position, None, limit, newest=False)
+        else:
+            page = await self._messages(event_id, None, position, limit, newest=True)
+        return {None: page}
 
     async def between(
         self, event_id: int, start: datetime, end: datetime, limit: int, cursor: str | None = None
     ) -> MessagePage:
         """Messages created in ``[start, end)``, newest first; the cursor continues older."""
+        check_limit(limit)
         start_ms, end_ms = ms_of(start), ms_of(end)
         if start_ms >= end_ms:
             raise ValidationFailed(
@@ -291,26 +463,54 @@ class MessageHistory:
                 errors=[FieldError("start", "must be before end")],
             )
         hi = Position.before_ms(end_ms)
+        from_message = False
         if cursor is not None:
-            hi = min(hi, Position.of(decode_cursor(cursor)))
-        return await self._messages(event_id, Position.before_ms(start_ms), hi, limit, newest=True)
+            at = Position.of(decode_cursor(cursor))
+            from_message = at < hi
+            hi = min(hi, at)
+        return await self._messages(
+            event_id,
+            Position.before_ms(start_ms),
+            hi,
+            limit,
+            newest=True,
+            from_message=from_message,
+        )
 
     async def activity(self, user_id: int, limit: int, cursor: str | None = None) -> ActivityPage:
         """The user's own messages across all events, newest first."""
         check_limit(limit)
         hi = Position.of(decode_cursor(cursor)) if cursor is not None else None
         _, by_user = await self._statements()
-        rows = await by_user.walk(self._cql, user_id, None, hi, limit + 1, newest=True)
+        rows = await by_user.walk(
+            self._cql, user_id, None, hi, limit + 1, newest=True, from_message=hi is not None
+        )
         items = [_activity_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit
         return ActivityPage(items, encode_cursor(items[-1].message_id) if more else None)
 
     async def _messages(
-        self, event_id: int, lo: Position | None, hi: Position | None, limit: int, *, newest: bool
+        self,
+        event_id: int,
+        lo: Position | None,
+        hi: Position | None,
+        limit: int,
+        *,
+        newest: bool,
+        from_message: bool | None = None,
     ) -> MessagePage:
-        check_limit(limit)
+        """A page between the bounds; a given cursor bound is a message's key unless told."""
         by_event, _ = await self._statements()
-        rows = await by_event.walk(self._cql, event_id, lo, hi, limit + 1, newest=newest)
+        start = hi if newest else lo
+        rows = await by_event.walk(
+            self._cql,
+            event_id,
+            lo,
+            hi,
+            limit + 1,
+            newest=newest,
+            from_message=start is not None if from_message is None else from_message,
+        )
         messages = [message_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit
         return MessagePage(messages, encode_cursor(messages[-1].message_id) if more else None)

@@ -63,6 +63,7 @@ from chat.errors import (
 from chat.metrics import Metrics
 from chat.store.batcher import BatchReader, BatchWriter, Encoder
 from chat.store.cql import CqlStore, execute_async
+from chat.store.read_routing import MAX_IN_KEYS, replica_grouping
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,6 @@ log = logging.getLogger(__name__)
 # strict-mode transaction, an operator's repair — outranks every fast-mode claim.
 CLAIM_TIMESTAMP_BASE = 2 * 1_600_000_000_000_000
 _KNOWN_BUCKETS_LIMIT = 200_000
-MAX_IN_KEYS = 100
-"""Claim keys per coalesced ``IN ?`` read. ScyllaDB refuses a query restricting more partition
-keys than ``max_partition_key_restrictions_per_query`` (default 100) — the embedded server
-does not check it, so the cap lives here."""
 
 MESSAGE_COLUMNS = (
     "event_id, bucket, created_at, message_id, sender_id, sender_name, sender_profile_url, "
@@ -291,16 +288,10 @@ class MessageStore:
 
         One node (the embedded server) owns every partition, so there is nothing to group.
         """
-        metadata = self._cql.cluster.metadata
-        if len(metadata.all_hosts()) <= 1:
+        replica_of = replica_grouping(self._cql, self._ks)
+        if replica_of is None:
             return None
-        ks = self._ks
-
-        def replica_of(routing_key: bytes | None) -> Hashable:
-            replicas = metadata.get_replicas(ks, routing_key) if routing_key else None
-            return replicas[0].host_id if replicas else None
-
-        return replica_of
+        return lambda routing_key: replica_of(routing_key) if routing_key else None
 
     async def close(self, drain_seconds: float = 10.0) -> None:
         """Refuse new sends, let the ones under way finish, flush the batcher; idempotent."""

@@ -143,6 +143,30 @@ async def test_concurrent_senders_on_both_nodes_reach_everyone_once(
             assert mine == [x["message_id"] for x in sent]
 
 
+async def test_a_resume_after_a_message_from_the_other_node_arrived_reads_the_store_afresh(
+    nodes: tuple[Node, Node], node_api: Api
+) -> None:
+    """Resumes on one node may share a page read while the event is unchanged; a message that
+    arrived over the bus since makes the next resume read again (it is not live for it)."""
+    a, b = nodes
+    (sender, watcher, first, second), event_id = await users_and_event(node_api, 4)
+    async with client(a.url, node_api, sender) as s, client(b.url, node_api, watcher) as w:
+        await w.subscribe(event_id)  # node b listens to the event from here on
+        sent = [await s.send_message(event_id, f"m{i}") for i in range(3)]
+        await w.collect(is_message(event_id), 3)
+        since = sent[0]["cursor"]
+
+        async def resume(user: int) -> list[str]:
+            async with client(b.url, node_api, user) as r:
+                await r.subscribe(event_id, since=since)
+                return [f["message"]["message_id"] for f in r.kept(is_message(event_id))]
+
+        assert await resume(first) == [m["message_id"] for m in sent[1:]]
+        newer = await s.send_message(event_id, "m3")
+        await w.collect(is_message(event_id), 1)  # on node b before the next resume asks
+        assert await resume(second) == [m["message_id"] for m in (*sent[1:], newer)]
+
+
 async def test_nats_restart_tells_subscribers_to_resume_and_loses_nothing(
     nats: NatsServer, nodes: tuple[Node, Node], node_api: Api
 ) -> None:

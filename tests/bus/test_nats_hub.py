@@ -262,3 +262,42 @@ async def test_close_cancels_interest_being_set_up_and_fails_its_subscribe(
             await waiter
     with pytest.raises(ServiceUnavailable):
         await node.hub.ready(node.hub.subscribe(reader.mailbox, 1005))
+
+
+async def test_an_event_is_known_unchanged_from_its_confirmed_interest_until_a_frame_or_a_gap(
+    connect: Any, nats_url: str
+) -> None:
+    """What lets resuming clients share a read: an instant after which no message of the
+    event changed anywhere, known only while this node hears every node's frames of it."""
+    a, b = await connect("a"), await connect("b")
+    event_id = 1004
+    reader = Inbox(1)
+    assert a.hub.unchanged_since(event_id) is None  # not listening: others' frames go unheard
+    await a.join(reader, event_id)
+    listened = a.hub.unchanged_since(event_id)
+    assert listened is not None
+
+    b.hub.publish(event_id, frames.typing(event_id, [7]))
+    await reader.next("typing")
+    assert a.hub.unchanged_since(event_id) == listened  # a current value changes no message
+    b.hub.publish(event_id, message(event_id, "new"))
+    await reader.next("message")
+    after_message = a.hub.unchanged_since(event_id)
+    assert after_message is not None
+    assert after_message > listened
+
+    nc = await nats.connect(nats_url)  # a frame that claims to follow a lost one
+    try:
+        seen = a.hub._seq_in[event_id]["b"]
+        headers = {"n": "b", "s": str(seen + 2)}
+        await nc.publish(EVENT_SUBJECT.format(event_id), message(event_id, "x"), headers=headers)
+        await nc.flush()
+    finally:
+        await nc.close()
+    assert await a.resynced() == [event_id]
+    after_gap = a.hub.unchanged_since(event_id)
+    assert after_gap is not None
+    assert after_gap > after_message
+
+    await a.hub.disconnected()  # the bus is lost: nothing is known until it is back
+    assert a.hub.unchanged_since(event_id) is None

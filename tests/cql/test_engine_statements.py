@@ -395,6 +395,22 @@ def test_system_tables_describe_the_schema(db: Db) -> None:
         db.run("INSERT INTO system.local (key) VALUES ('x')")
 
 
+def test_embedded_stats_count_each_tables_selects_and_each_page(db: Db) -> None:
+    db.run("CREATE TABLE t (p int, c int, PRIMARY KEY (p, c))")
+    db.run("CREATE TABLE u (p int PRIMARY KEY)")
+    for c in range(5):
+        db.run("INSERT INTO t (p, c) VALUES (0, ?)", c)
+    first = db.run("SELECT c FROM t WHERE p = 0", page_size=3)
+    assert isinstance(first, Rows)
+    assert first.paging_state is not None
+    db.rows("SELECT c FROM t WHERE p = 0", page_size=3, paging_state=first.paging_state)
+    db.rows("SELECT p FROM u")
+    stats = dict(db.rows("SELECT name, value FROM system.embedded_stats"))
+    assert stats["selects:ks.t"] == 2  # two pages
+    assert stats["selects:ks.u"] == 1
+    assert not any(name.startswith("selects:system") for name in stats)
+
+
 def test_aggregates_count_min_max_sum_avg(db: Db) -> None:
     db.run("CREATE TABLE t (p int, c int, v text, PRIMARY KEY (p, c))")
     for c in range(5):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 
@@ -201,3 +202,32 @@ def test_unread_counts_pushed_to_a_user_supersede_each_other_while_queued() -> N
     assert cut_off == []
     assert phone.take() == []
     assert [orjson.loads(f)["count"] for f in tablet.take()] == [0]
+
+
+def test_an_event_is_known_unchanged_only_while_listened_to_and_until_its_messages_change() -> None:
+    hub, cut_off = LocalHub(), list[int]()
+    a, b = _mailbox(1, cut_off), _mailbox(2, cut_off)
+    assert hub.unchanged_since(7) is None  # nobody listens: a change would go unseen
+    before = time.monotonic()
+    for mailbox in (a, b):
+        hub.connect(mailbox)
+        subscription = hub.subscribe(mailbox, 7)
+        subscription.go_live(None)
+        hub.announce(subscription)  # presence changes no message
+    listened = hub.unchanged_since(7)
+    assert listened is not None
+    assert listened >= before
+    hub.publish(7, frames.typing(7, [1]), latest=("typing", 7))
+    assert hub.unchanged_since(7) == listened
+    message_id = new_message_id()
+    hub.publish(7, orjson.dumps(str(message_id)), position=Position.of(message_id))
+    after_message = hub.unchanged_since(7)
+    assert after_message is not None
+    assert after_message > listened
+    hub.changed(7)  # e.g. a send that failed: it may have been stored, no frame says so
+    after_failure = hub.unchanged_since(7)
+    assert after_failure is not None
+    assert after_failure > after_message
+    hub.unsubscribe(a, 7)
+    hub.unsubscribe(b, 7)
+    assert hub.unchanged_since(7) is None

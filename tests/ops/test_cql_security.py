@@ -1,7 +1,8 @@
 """The CQL TLS and password settings reach the driver. TLS: a real handshake in front of the
 embedded CQL server (a TLS-terminating proxy, since the embedded server speaks plain TCP), with
 the node's certificate, its host name and the client certificate each checked, on both
-reactors. Password: the driver's auth provider carries the configured credentials."""
+reactors. Password: against an embedded server that demands one (PasswordAuthenticator, SASL
+PLAIN), the configured credentials get in and wrong or missing ones are refused."""
 
 from __future__ import annotations
 
@@ -148,3 +149,45 @@ async def test_the_cql_credentials_reach_the_driver_auth_provider(settings: Sett
         provider = store.cluster.auth_provider
         assert isinstance(provider, PlainTextAuthProvider)
         assert (provider.username, provider.password) == ("chat", "s3cret-for-the-test")
+
+
+@pytest.fixture(scope="module")
+async def guarded_server() -> AsyncIterator[EmbeddedCqlServer]:
+    """An embedded CQL server that accepts only user ``chat`` with its password."""
+    async with EmbeddedCqlServer(credentials=("chat", "s3cret-for-the-test")) as server:
+        yield server
+
+
+def _at(settings: Settings, server: EmbeddedCqlServer, **update: Any) -> Settings:
+    return settings.model_copy(
+        update={"cql_contact_points": server.host, "cql_port": server.port, **update}
+    )
+
+
+@pytest.mark.parametrize("reactor", REACTORS)
+async def test_the_configured_cql_credentials_get_the_store_in(
+    settings: Settings, guarded_server: EmbeddedCqlServer, reactor: str
+) -> None:
+    configured = _at(
+        settings,
+        guarded_server,
+        cql_username="chat",
+        cql_password=SecretStr("s3cret-for-the-test"),
+        cql_reactor=reactor,
+    )
+    async with open_cql(configured, migrate=False) as store:
+        await store.ping()
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{"cql_username": "chat", "cql_password": SecretStr("wrong-password")}, {}],
+    ids=["wrong password", "no credentials"],
+)
+async def test_wrong_or_missing_cql_credentials_are_refused(
+    settings: Settings, guarded_server: EmbeddedCqlServer, credentials: dict[str, Any]
+) -> None:
+    configured = _at(settings, guarded_server, **credentials)
+    with pytest.raises(NoHostAvailable):
+        async with open_cql(configured, migrate=False):
+            pass

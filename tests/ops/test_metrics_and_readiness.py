@@ -55,6 +55,10 @@ async def test_metrics_count_frames_acks_batches_and_live_connections(
         assert sample(text, "chat_store_pending_statements") >= 0
         assert sample(text, "chat_ws_slow_consumer_disconnects_total") == 0
         assert sample(text, "chat_nats_published_total") == 0
+        # The subscribe read the newest page (for its cursor) and b's unread count.
+        for read in ("history_page", "unread_count"):
+            assert sample(text, "chat_store_coalesced_reads", f'count="callers",read="{read}"') == 1
+            assert sample(text, "chat_store_coalesced_reads", f'count="reads",read="{read}"') == 1
 
 
 async def test_readyz_round_trips_a_cql_write_and_reports_each_check(settings: Settings) -> None:

@@ -6,17 +6,13 @@ boundaries and with an empty bucket in between, so that paging must cross partit
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from chat.config import Settings
 from chat.domain.messages import (
     BUCKET_MS,
-    MessageIdGenerator,
-    NewMessage,
     datetime_from_ms,
     encode_cursor,
 )
@@ -24,48 +20,10 @@ from chat.errors import ValidationFailed
 from chat.store.cql import CqlStore, execute_async
 from chat.store.message_history import MAX_PAGE_SIZE, MessageHistory, MessagePage
 from chat.store.messages import MessageStore
-from tests.store.conftest import new_event_id, new_user_id
+from tests.store.conftest import ServerReads, SettableClock, new_event_id, new_user_id, post
 
 BOUNDARY_BUCKET = 2000
 BOUNDARY_MS = BOUNDARY_BUCKET * BUCKET_MS  # a bucket boundary in October 2024
-
-
-class SettableClock:
-    """A clock for the id generator that reads whatever millisecond the test set."""
-
-    def __init__(self) -> None:
-        self.now_ms = 0
-
-    def __call__(self) -> int:
-        return self.now_ms * 1_000_000
-
-
-@pytest.fixture
-def history(cql_store: CqlStore, settings: Settings) -> MessageHistory:
-    return MessageHistory(cql_store, settings)
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock()
-
-
-@pytest.fixture
-async def timed_store(
-    cql_store: CqlStore, settings: Settings, clock: SettableClock
-) -> AsyncIterator[MessageStore]:
-    """A MessageStore whose message ids (and so times and buckets) follow ``clock``."""
-    store = MessageStore(cql_store, settings, ids=MessageIdGenerator(clock))
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-async def post(store: MessageStore, event_id: int, sender_id: int, text: str = "hi") -> uuid.UUID:
-    message = NewMessage(event_id, sender_id, secrets.token_hex(8), text)
-    return (await store.send(message)).message_id
 
 
 async def post_at(
@@ -272,3 +230,80 @@ async def test_activity_lists_a_users_messages_across_events_and_buckets_newest_
     assert seen == mine[::-1]
     assert page.items[-1].text == "mine 0"
     assert page.items[-1].user_id == user
+
+
+SPARSE_BUCKETS = list(range(1500, 1560, 3))  # one message in every third bucket: 20 of 60
+
+
+@pytest.fixture
+async def sparse_event(
+    timed_store: MessageStore, clock: SettableClock
+) -> tuple[int, list[uuid.UUID]]:
+    """An event with one message in each of SPARSE_BUCKETS; returns it and the ids, oldest
+    first."""
+    event_id = new_event_id()
+    ids = []
+    for bucket in SPARSE_BUCKETS:
+        clock.now_ms = bucket * BUCKET_MS + 17
+        ids.append(await post(timed_store, event_id, new_user_id()))
+    return event_id, ids
+
+
+async def test_paging_a_sparse_event_reads_only_buckets_that_hold_messages(
+    history: MessageHistory, sparse_event: tuple[int, list[uuid.UUID]], server_reads: ServerReads
+) -> None:
+    event_id, ids = sparse_event
+    limit = 3
+    for newest in (True, False):
+        seen: list[uuid.UUID] = []
+        cursor: str | None = None
+        while True:
+            await server_reads.start()
+            if newest:
+                page = await (
+                    history.before(event_id, cursor, limit)
+                    if cursor
+                    else history.latest(event_id, limit)
+                )
+            else:
+                page = await history.after(event_id, cursor, limit)
+            reads = await server_reads.since_start()
+            remaining = len(ids) - len(seen)
+            # One message per bucket: a page of `limit` (plus the row that shows another
+            # page exists) is that many bucket reads; a cursor's own bucket, read first
+            # because it is known to hold messages, adds at most one that has none left.
+            assert reads.get("chat_messages_by_event", 0) <= min(limit + 1, remaining) + (
+                1 if cursor else 0
+            )
+            assert reads.get("chat_event_buckets", 0) <= 1
+            seen += [m.message_id for m in page.messages]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert seen == (ids[::-1] if newest else ids)
+
+
+async def test_a_page_within_the_cursors_bucket_is_one_read(
+    history: MessageHistory, boundary_event: tuple[int, list[uuid.UUID]], server_reads: ServerReads
+) -> None:
+    event_id, ids = boundary_event  # ids[4:8] share bucket 2000
+    await server_reads.start()
+    page = await history.before(event_id, encode_cursor(ids[7]), 2)
+    assert [m.message_id for m in page.messages] == [ids[6], ids[5]]
+    reads = await server_reads.since_start()
+    assert reads["chat_messages_by_event"] == 1
+    assert "chat_event_buckets" not in reads  # the index is not needed for a full page
+
+
+async def test_newest_first_reads_sparse_buckets_several_at_a_time(
+    history: MessageHistory, sparse_event: tuple[int, list[uuid.UUID]], server_reads: ServerReads
+) -> None:
+    event_id, ids = sparse_event
+    await server_reads.start()
+    page = await history.latest(event_id, 19)
+    reads = await server_reads.since_start()
+    assert [m.message_id for m in page.messages] == ids[::-1][:19]
+    assert page.next_cursor is not None
+    # 20 rows wanted from 20 one-message buckets: 1, then 2, 4, 8 and the last 5 at once.
+    assert reads["chat_messages_by_event"] == 5
+    assert reads["chat_event_buckets"] == 1

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 
 import pytest
 
 from chat.config import Settings
-from chat.domain.messages import BUCKET_MS, MessageIdGenerator, NewMessage, message_id_at
+from chat.domain.messages import BUCKET_MS, MessageIdGenerator, message_id_at
 from chat.errors import NotFound
 from chat.store.cql import CqlStore
 from chat.store.messages import MessageStore
 from chat.store.unread import UNREAD_CAP, UnreadStore
-from tests.store.conftest import new_event_id, new_user_id
-
-
-@pytest.fixture
-def unread(cql_store: CqlStore, settings: Settings) -> UnreadStore:
-    return UnreadStore(cql_store, settings)
-
-
-async def post(store: MessageStore, event_id: int, sender_id: int) -> uuid.UUID:
-    message = NewMessage(event_id, sender_id, secrets.token_hex(8), "hello")
-    return (await store.send(message)).message_id
+from tests.store.conftest import new_event_id, new_user_id, post
 
 
 async def test_without_a_read_position_every_message_of_others_is_unread(

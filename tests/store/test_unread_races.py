@@ -14,22 +14,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chat.config import Settings
-from chat.domain.messages import MessageIdGenerator, NewMessage, encode_cursor
+from chat.domain.messages import MessageIdGenerator, NewMessage
 from chat.store.cql import CqlStore
 from chat.store.message_history import MessageHistory, Position
 from chat.store.messages import MessageStore
 from chat.store.unread import UnreadStore, write_timestamp_of
-from tests.store.conftest import new_event_id, new_user_id
-
-
-@pytest.fixture
-def unread(cql_store: CqlStore, settings: Settings) -> UnreadStore:
-    return UnreadStore(cql_store, settings)
-
-
-@pytest.fixture
-def history(cql_store: CqlStore, settings: Settings) -> MessageHistory:
-    return MessageHistory(cql_store, settings)
+from tests.store.conftest import new_event_id, new_user_id, recount
 
 
 @pytest.fixture
@@ -50,19 +40,6 @@ async def all_messages(history: MessageHistory, event_id: int) -> list[uuid.UUID
         page = await history.after(event_id, page.next_cursor, 500)
         ids += [m.message_id for m in page.messages]
     return ids
-
-
-async def recount(history: MessageHistory, unread: UnreadStore, reader: int, event_id: int) -> int:
-    """The unread count computed from scratch from the history and the read position."""
-    position = await unread.read_position(reader, event_id)
-    cursor = encode_cursor(position) if position is not None else None
-    total = 0
-    while True:
-        page = await history.after(event_id, cursor, 500)
-        total += sum(1 for m in page.messages if m.sender_id != reader and not m.is_deleted)
-        if page.next_cursor is None:
-            return total
-        cursor = page.next_cursor
 
 
 async def test_zero_drift_under_concurrent_senders_retries_and_racing_mark_read(

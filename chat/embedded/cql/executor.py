@@ -340,6 +340,11 @@ class Executor:
         if isinstance(compiled, SelectPlan):
             self.stats.selects += 1
             table = compiled.table
+            if not table.virtual:
+                # Per table, so a bench can tell which reads a workload costs (each page counts).
+                per_table = self.stats.extra
+                key = f"selects:{table.keyspace}.{table.name}"
+                per_table[key] = per_table.get(key, 0) + 1
             data: TableData = (
                 system_tables.build(table, self.catalog, self.node, self.stats_snapshot)
                 if table.virtual
