@@ -76,9 +76,9 @@ def parse_budget(text: str, total: int | None = None) -> int:
         if unit not in _UNITS:
             raise BudgetError(f"unknown unit {unit!r} in memory budget {text!r}")
         value = int(float(number) * _UNITS[unit])
-    except ValueError as exc:
-        if isinstance(exc, BudgetError):
-            raise
+    except BudgetError:
+        raise
+    except (ValueError, OverflowError) as exc:  # not a number, or not a finite one
         raise BudgetError(
             f"memory budget {text!r}: expected bytes (536870912), a size (512MiB, 2GB) or a "
             "share of the machine's memory (25%)"
