@@ -1,6 +1,6 @@
 """The app on an embedded CQL server past its memory budget: ``/metrics`` shows the store's
 figures, ``/readyz`` names the reason, a send is answered ``unavailable`` (retryable) and
-nothing is acknowledged; dropping data brings the node back."""
+nothing is acknowledged, the history still reads; dropping data brings the node back."""
 
 from __future__ import annotations
 
@@ -78,6 +78,9 @@ async def test_a_store_over_its_budget_shows_in_metrics_and_readyz_and_sends_are
             assert sample(text, "chat_cql_embedded_memory_bytes") < BUDGET
             assert sample(text, "chat_cql_embedded_resident_bytes") > 0
 
+            async with client(url, api, ada) as a:
+                await a.send_message(event_id, "stored before", client_msg_id="before-budget")
+
             filled = await asyncio.to_thread(fill_until_refused, cql.host, cql.port)
             assert filled > 100
 
@@ -87,6 +90,10 @@ async def test_a_store_over_its_budget_shows_in_metrics_and_readyz_and_sends_are
                 )
                 assert answer["type"] == "error", answer
                 assert answer["code"] == "unavailable"
+                # Reads go on: the history holds what was stored before, nothing refused.
+                page = await a.request(type="history", event_id=event_id)
+                assert page["type"] == "history", page
+                assert [m["text"] for m in page["messages"]] == ["stored before"]
 
             async def names_the_budget() -> bool:
                 response = await http.get("/readyz")
