@@ -49,6 +49,13 @@ async def started(data: Path, **kw: float) -> Engine:
     return engine
 
 
+async def durable(engine: Engine) -> None:
+    """Wait until every write made so far is on disk (a durable engine has a future for it)."""
+    fut = engine.durable()
+    assert fut is not None
+    await fut
+
+
 async def write_sample(engine: Engine) -> None:
     for cql in SETUP:
         run(engine, cql)
@@ -58,9 +65,7 @@ async def write_sample(engine: Engine) -> None:
         run(engine, f"UPDATE n SET hits = hits + {p} WHERE k = {p % 3}")
     run(engine, "DELETE FROM t WHERE p = 3")
     run(engine, "UPDATE t USING TTL 1000 SET v = 'ttl' WHERE p = 4 AND c = 1")
-    fut = engine.durable()
-    assert fut is not None
-    await fut
+    await durable(engine)
 
 
 async def test_writes_are_replayed_from_the_log_after_a_crash(tmp_path: Path) -> None:
@@ -79,9 +84,7 @@ async def test_torn_tail_record_is_dropped_and_earlier_ones_kept(tmp_path: Path)
     await write_sample(engine)
     expected = dump(engine)
     run(engine, "INSERT INTO t (p, c, v) VALUES (99, 1, 'lost')")
-    fut = engine.durable()
-    assert fut is not None
-    await fut
+    await durable(engine)
     tear_last_record(tmp_path)
     revived = await started(tmp_path)
     assert dump(revived) == expected
@@ -135,9 +138,7 @@ async def test_log_growth_triggers_a_snapshot_that_replays_identically(tmp_path:
     await write_sample(engine)
     for p in range(40):
         run(engine, f"INSERT INTO t (p, c, v) VALUES ({p}, 2, 'more')")
-        fut = engine.durable()
-        assert fut is not None
-        await fut
+        await durable(engine)
     deadline = time.monotonic() + 5
     while engine.stats.snapshots == 0:  # the flusher starts it in the background
         assert time.monotonic() < deadline, "no snapshot after the log passed its size limit"
@@ -267,9 +268,7 @@ async def write_compact_sample(engine: Engine) -> None:
     run(engine, "DELETE FROM msgs WHERE e = 0 AND b = 1")
     run(engine, "DELETE FROM claims WHERE k = 'c7'")
     run(engine, "UPDATE claims SET n = null WHERE k = 'c8'")
-    fut = engine.durable()
-    assert fut is not None
-    await fut
+    await durable(engine)
 
 
 async def test_replay_and_snapshots_restore_the_stored_rows_byte_for_byte(tmp_path: Path) -> None:

@@ -500,44 +500,32 @@ class SelectPlan:
                 continue
             pv = part.values
             for blob in self._rows(part, ranges, after):
-                if build_blob is not None:
-                    got = build_blob(blob, now, pv)
-                    if got is None:
+                got = SLOW if build_blob is None else build_blob(blob, now, pv)
+                if got is None:
+                    continue
+                if got is SLOW:
+                    row = decode(blob, width)
+                    if not row.is_live(now):
                         continue
-                    if got is not SLOW:
-                        out.append(got)
-                        in_part += 1
-                        if limit is not None:
-                            limit -= 1
-                            if limit == 0:
-                                return Rows(self.columns, out)
-                        if page_size is not None and len(out) >= page_size:
-                            state = marshal.dumps((part.key, part.ckey(blob), limit, in_part))
-                            return Rows(self.columns, out, state)
-                        if self.distinct or (pp_limit is not None and in_part >= pp_limit):
-                            break
+                    if ck_filters and not all(f(row.ck[i]) for i, f in ck_filters):
                         continue
-                row = decode(blob, width)
-                if not row.is_live(now):
-                    continue
-                if ck_filters and not all(f(row.ck[i]) for i, f in ck_filters):
-                    continue
-                if filters and not all(
-                    f(cell_value(flt.col, row, now))
-                    for f, flt in zip(filters, w.filters, strict=True)
-                ):
-                    continue
-                if self.aggregate:
-                    count += 1
-                    if first is None:
-                        first = [f(part, row, now) for f in extract]
-                    for i, (arg, _fname, _t) in self.aggregates.items():
-                        if arg is not None:
-                            raw = arg(part, row, now)
-                            if raw is not None:
-                                inputs.setdefault(i, []).append(raw)
-                    continue
-                out.append(build(part, row, now) if build else [f(part, row, now) for f in extract])
+                    if filters and not all(
+                        f(cell_value(flt.col, row, now))
+                        for f, flt in zip(filters, w.filters, strict=True)
+                    ):
+                        continue
+                    if self.aggregate:
+                        count += 1
+                        if first is None:
+                            first = [f(part, row, now) for f in extract]
+                        for i, (arg, _fname, _t) in self.aggregates.items():
+                            if arg is not None:
+                                raw = arg(part, row, now)
+                                if raw is not None:
+                                    inputs.setdefault(i, []).append(raw)
+                        continue
+                    got = build(part, row, now) if build else [f(part, row, now) for f in extract]
+                out.append(got)
                 in_part += 1
                 if limit is not None:
                     limit -= 1
