@@ -9,6 +9,11 @@ the server wrote (from ``system.embedded_stats``).
 Starts its own in-memory embedded CQL server unless ``--contact-point`` is given::
 
     .venv/bin/python bench/store_write.py --duration 10 --concurrency 512 --events 200
+
+``--messages N`` measures memory instead of speed: it sends exactly N messages (a realistic
+sender name, a 36-character ``client_msg_id``, ``--text-bytes`` of text) and reports the
+embedded server's RSS growth per stored message, from /proc, with the store's own figures
+from ``system.embedded_stats`` (rows, bytes).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.load.servers import rss_bytes
 from chat.config import Settings
 from chat.domain.messages import NewMessage
 from chat.gc_tuning import tune_for_server
@@ -63,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-bytes", type=int, default=120, help="message size")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
+        "--messages",
+        type=int,
+        default=None,
+        help="send exactly this many messages and report the server's RSS growth per message "
+        "(instead of a timed run)",
+    )
+    p.add_argument(
         "--gc",
         choices=["default", "tuned"],
         default="tuned",
@@ -92,43 +105,51 @@ async def server_stats(cql: CqlStore) -> dict[str, int]:
     return {r.name: r.value for r in rows}
 
 
+async def open_store(
+    args: argparse.Namespace, stack: AsyncExitStack
+) -> tuple[MessageStore, CqlStore, int | None]:
+    """The message store on a fresh keyspace (and the embedded server's pid, when started)."""
+    server_pid: int | None = None
+    if args.contact_point:
+        host, port = args.contact_point, args.port
+    else:
+        from chat.embedded.cql.process import EmbeddedCqlServer
+
+        server = EmbeddedCqlServer(data_dir=args.data_dir)
+        await stack.enter_async_context(server)
+        host, port = server.host, server.port
+        server_pid = server.pid
+    overrides: dict[str, Any] = {
+        "cql_contact_points": host,
+        "cql_port": port,
+        "cql_keyspace": "bench_store_write",
+        "send_dedup": args.dedup,
+    }
+    if args.batch_ms is not None:
+        overrides["write_batch_ms"] = args.batch_ms
+    if args.batch_statements is not None:
+        overrides["write_batch_statements"] = args.batch_statements
+    settings = Settings(**overrides)
+    connection_class = connection_class_for(args.reactor)
+    if args.reactor == "asyncio":
+        from cassandra.io.asyncioreactor import AsyncioConnection
+
+        connection_class = AsyncioConnection
+    cql = await asyncio.to_thread(
+        connect_blocking, settings, [host], port, connection_class=connection_class
+    )
+    stack.push_async_callback(shutdown_cluster, cql.cluster)
+    await migrate_up(cql, settings)
+    store = MessageStore(cql, settings)
+    await store.start()
+    stack.push_async_callback(store.close)
+    return store, cql, server_pid
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     async with AsyncExitStack() as stack:
-        server_pid: int | None = None
-        if args.contact_point:
-            host, port = args.contact_point, args.port
-        else:
-            from chat.embedded.cql.process import EmbeddedCqlServer
-
-            server = EmbeddedCqlServer(data_dir=args.data_dir)
-            await stack.enter_async_context(server)
-            host, port = server.host, server.port
-            server_pid = server.pid
-        overrides: dict[str, Any] = {
-            "cql_contact_points": host,
-            "cql_port": port,
-            "cql_keyspace": "bench_store_write",
-            "send_dedup": args.dedup,
-        }
-        if args.batch_ms is not None:
-            overrides["write_batch_ms"] = args.batch_ms
-        if args.batch_statements is not None:
-            overrides["write_batch_statements"] = args.batch_statements
-        settings = Settings(**overrides)
-        connection_class = connection_class_for(args.reactor)
-        if args.reactor == "asyncio":
-            from cassandra.io.asyncioreactor import AsyncioConnection
-
-            connection_class = AsyncioConnection
-        cql = await asyncio.to_thread(
-            connect_blocking, settings, [host], port, connection_class=connection_class
-        )
-        stack.push_async_callback(shutdown_cluster, cql.cluster)
-        await migrate_up(cql, settings)
-        store = MessageStore(cql, settings)
-        await store.start()
-        stack.push_async_callback(store.close)
+        store, cql, server_pid = await open_store(args, stack)
 
         events = [(1_000_000 + e, rng.randint(2, 20)) for e in range(args.events)]
         text = "x" * args.text_bytes
@@ -211,6 +232,91 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+MEMORY_WARMUP_MESSAGES = 2000
+"""Sent before the first RSS reading: prepared statements, partitions of every event, buffers."""
+
+
+async def run_messages(args: argparse.Namespace) -> dict[str, Any]:
+    """Send exactly ``args.messages`` messages; the server's RSS growth per stored message.
+
+    Every message is a full send (claim, claim read-back, event row, user-index row, bucket
+    rows when new) with a 36-character ``client_msg_id`` and a sender name, as the gateway
+    stores them. RSS is read from /proc before the measured messages and after them, once the
+    store has answered every send; the slope over the progress readings is printed too.
+    """
+    import uuid
+
+    rng = random.Random(args.seed)
+    async with AsyncExitStack() as stack:
+        store, cql, server_pid = await open_store(args, stack)
+        if server_pid is None:
+            raise SystemExit("--messages measures the embedded server: omit --contact-point")
+        if args.gc == "tuned":
+            tune_for_server()
+        events = [(1_000_000 + e, rng.randint(2, 20)) for e in range(args.events)]
+        text = "x" * args.text_bytes
+        uuid_rng = random.Random(args.seed + 1)
+
+        async def send_many(count: int, on_progress: Any = None) -> None:
+            queue = iter(range(count))
+
+            async def sender() -> None:
+                for n in queue:
+                    event_id, participants = events[n % len(events)]
+                    sender_id = event_id * 100 + n % participants
+                    cmid = str(uuid.UUID(int=uuid_rng.getrandbits(128), version=4))
+                    await store.send(
+                        NewMessage(event_id, sender_id, cmid, text, sender_name=f"User {sender_id}")
+                    )
+
+            workers = [asyncio.create_task(sender()) for _ in range(args.concurrency)]
+            done = asyncio.gather(*workers)
+            while not done.done():
+                await asyncio.wait([done], timeout=1.0)
+                if on_progress is not None:
+                    on_progress()
+            await done
+
+        await send_many(MEMORY_WARMUP_MESSAGES)
+        await asyncio.sleep(1.0)
+        before_stats = await server_stats(cql)
+        rss_before = rss_bytes(server_pid)
+        before_rows = before_stats.get("rows_written", 0)
+        started = time.perf_counter()
+
+        def on_progress() -> None:
+            rss = rss_bytes(server_pid)
+            print(
+                f"  {time.perf_counter() - started:5.1f}s  server RSS {rss / 2**20:8.1f} MiB "
+                f"(+{(rss - rss_before) / 2**20:.1f})",
+                flush=True,
+            )
+
+        await send_many(args.messages, on_progress)
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(1.0)
+        rss_after = rss_bytes(server_pid)
+        after_stats = await server_stats(cql)
+
+    grown = rss_after - rss_before
+    result: dict[str, Any] = {
+        "messages": args.messages,
+        "seconds": elapsed,
+        "rss_before_bytes": rss_before,
+        "rss_after_bytes": rss_after,
+        "rss_bytes_per_message": grown / args.messages,
+        "rows_written_per_message": (after_stats.get("rows_written", 0) - before_rows)
+        / args.messages,
+    }
+    for name in ("store_rows", "store_bytes", "store_memory_bytes", "memory_budget_bytes"):
+        if name in after_stats:
+            result[name] = after_stats[name]
+            result[f"{name}_per_message"] = (
+                after_stats[name] - before_stats.get(name, 0)
+            ) / args.messages
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(
@@ -219,6 +325,23 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     runner = uvloop.run if args.loop == "uvloop" else asyncio.run
+    if args.messages is not None:
+        m = runner(run_messages(args))
+        print(
+            f"stored {m['messages']:,} messages in {m['seconds']:.1f} s "
+            f"({m['rows_written_per_message']:.2f} rows written each)\n"
+            f"embedded server RSS {m['rss_before_bytes'] / 2**20:.1f} -> "
+            f"{m['rss_after_bytes'] / 2**20:.1f} MiB: "
+            f"{m['rss_bytes_per_message']:,.0f} bytes per stored message"
+        )
+        if "store_bytes" in m:
+            print(
+                f"the store's own count: {m['store_rows']:,} rows, {m['store_bytes']:,} bytes "
+                f"({m['store_bytes_per_message']:,.0f} per message), estimated memory "
+                f"{m['store_memory_bytes']:,} bytes ({m['store_memory_bytes_per_message']:,.0f} "
+                f"per message; what the budget of {m['memory_budget_bytes']:,} bytes bounds)"
+            )
+        return 0
     r = runner(run(args))
     print(
         f"messages/s {r['messages_per_s']:,.0f}  ({r['messages']:,} in {r['seconds']:.1f} s)\n"

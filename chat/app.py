@@ -38,7 +38,9 @@ from chat.metrics import Metrics
 from chat.state import AppState
 from chat.store import migrations
 from chat.store.chat_stores import open_chat_stores
-from chat.store.cql import open_cql
+from chat.store.cql import CqlStore, open_cql
+from chat.store.embedded_stats import EmbeddedStats
+from chat.store.failures import DEPENDENCY_ERRORS
 from chat.sweeper import event_sweeper
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,19 @@ async def open_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+async def embedded_store_stats(cql: CqlStore, metrics: Metrics) -> EmbeddedStats | None:
+    """The embedded CQL server's figures, exposed in ``metrics``; None when it is ScyllaDB."""
+    stats = EmbeddedStats(cql)
+    try:
+        await stats.read()
+    except DEPENDENCY_ERRORS as exc:  # reachable a moment ago (migrations): try again later
+        log.warning("reading system.embedded_stats failed: %s: %s", type(exc).__name__, exc)
+    if not stats.available:
+        return None
+    metrics.observe_embedded_store(lambda: stats.last)
+    return stats
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -89,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             chat = await stack.enter_async_context(
                 open_chat_stores(cql, pool, settings, app_metrics)
             )
+            embedded_stats = await embedded_store_stats(cql, app_metrics)
             state = AppState(
                 settings=settings,
                 pg=pool,
@@ -96,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 cql=cql,
                 chat=chat,
                 metrics=app_metrics,
+                embedded_stats=embedded_stats,
             )
             # Background services: started once the state exists, stopped before it goes.
             await stack.enter_async_context(event_sweeper(pool, settings.event_sweep_seconds))

@@ -22,6 +22,8 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chat.embedded.cql.budget import DEFAULT_BUDGET, parse_budget
+
 log = logging.getLogger(__name__)
 
 MIN_HS256_SECRET_BYTES = 32
@@ -176,6 +178,13 @@ class Settings(BaseSettings):
         description=(
             "Driver reactor: `libev` (its own I/O thread) or `app-loop` (socket I/O on the "
             "application's event loop)."
+        ),
+    )
+    cql_embedded_memory_budget: str = Field(
+        DEFAULT_BUDGET,
+        description=(
+            "Stored data the embedded CQL server holds before it refuses writes (Overloaded): "
+            "bytes, a size (`512MiB`, `2GB`) or a share of the machine's memory (`25%`)."
         ),
     )
     cql_auto_migrate: bool | None = Field(
@@ -483,6 +492,12 @@ class Settings(BaseSettings):
     @classmethod
     def _check_replication(cls, value: str) -> str:
         replication_options(value)
+        return value
+
+    @field_validator("cql_embedded_memory_budget")
+    @classmethod
+    def _check_memory_budget(cls, value: str) -> str:
+        parse_budget(value)  # BudgetError is a ValueError: a validation error naming the setting
         return value
 
     @property

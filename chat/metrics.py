@@ -26,6 +26,17 @@ Metric names (every one is documented with its help text below and in ``docs/dep
     chat_order_orphans_settled_total        counter  dead nodes' open sends settled here
     chat_rest_rate_limited_total{policy}    counter  REST requests refused with 429, by policy
     chat_rest_rate_limit_keys{policy}       gauge    clients a REST limiter table tracks
+    chat_cql_embedded_rows                  gauge    rows the embedded CQL server stores
+    chat_cql_embedded_bytes                 gauge    their bytes, in the server's compact form
+    chat_cql_embedded_memory_bytes          gauge    their estimated memory (what the budget bounds)
+    chat_cql_embedded_memory_budget_bytes   gauge    the embedded server's memory budget
+    chat_cql_embedded_over_memory_budget    gauge    1 while it refuses writes for the budget
+    chat_cql_embedded_writes_refused_total  counter  writes it refused (Overloaded) for the budget
+    chat_cql_embedded_expired_rows_total    counter  rows it forgot once their TTL passed
+    chat_cql_embedded_resident_bytes        gauge    the embedded server process's RSS
+
+The ``chat_cql_embedded_*`` figures are the server's own (``system.embedded_stats``), read
+when ``/metrics`` is scraped; they are absent when the store is ScyllaDB.
 
 **For the NATS bus (chat/bus):** the instance is ``state.metrics`` (:class:`Metrics`); call
 ``metrics.nats_published.inc()`` after each publish, ``metrics.nats_publish_errors.inc()``
@@ -42,10 +53,12 @@ increment, never a label-dict build.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -55,6 +68,69 @@ _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 def _zero() -> float:
     return 0.0
+
+
+_EMBEDDED_GAUGES = (
+    ("chat_cql_embedded_rows", "store_rows", "Rows the embedded CQL server stores."),
+    (
+        "chat_cql_embedded_bytes",
+        "store_bytes",
+        "Bytes of the rows the embedded CQL server stores, in its compact form.",
+    ),
+    (
+        "chat_cql_embedded_memory_bytes",
+        "store_memory_bytes",
+        "Estimated memory of the embedded CQL server's stored data (what its budget bounds).",
+    ),
+    (
+        "chat_cql_embedded_memory_budget_bytes",
+        "memory_budget_bytes",
+        "The embedded CQL server's memory budget; past it, writes are refused.",
+    ),
+    (
+        "chat_cql_embedded_over_memory_budget",
+        "over_memory_budget",
+        "1 while the embedded CQL server refuses writes for its memory budget, else 0.",
+    ),
+    (
+        "chat_cql_embedded_resident_bytes",
+        "process_rss_bytes",
+        "Resident memory of the embedded CQL server process.",
+    ),
+)
+_EMBEDDED_COUNTERS = (
+    (
+        "chat_cql_embedded_writes_refused",
+        "writes_refused_overloaded",
+        "Writes the embedded CQL server refused (Overloaded) for its memory budget.",
+    ),
+    (
+        "chat_cql_embedded_expired_rows",
+        "expired_rows_forgotten",
+        "Rows the embedded CQL server forgot once their TTL had passed.",
+    ),
+)
+
+
+class _EmbeddedStoreCollector(Collector):
+    """The embedded CQL server's figures, from the last read of ``system.embedded_stats``."""
+
+    def __init__(self, figures: Callable[[], dict[str, int] | None]) -> None:
+        self.figures = figures
+
+    def describe(self) -> list[Metric]:
+        return []  # families depend on the server: ScyllaDB has none of them
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self.figures()
+        if not figures:
+            return
+        for name, key, text in _EMBEDDED_GAUGES:
+            if key in figures:
+                yield GaugeMetricFamily(name, text, value=figures[key])
+        for name, key, text in _EMBEDDED_COUNTERS:
+            if key in figures:
+                yield CounterMetricFamily(name, text, value=figures[key])
 
 
 class Metrics:
@@ -220,6 +296,10 @@ class Metrics:
         """Read each REST limiter table's size (by policy name) at scrape time."""
         for policy, size in sizes.items():
             self.rest_rate_limit_keys.labels(policy).set_function(size)
+
+    def observe_embedded_store(self, figures: Callable[[], dict[str, int] | None]) -> None:
+        """Expose the embedded CQL server's figures, as ``figures()`` last read them."""
+        self.registry.register(_EmbeddedStoreCollector(figures))
 
     def forget_sources(self) -> None:
         """The gateway and stores are closing: stop calling into them."""

@@ -17,6 +17,7 @@ from chat.metrics import Metrics
 from chat.notifications import Notifications
 from chat.store.chat_stores import ChatStores
 from chat.store.cql import CqlStore
+from chat.store.embedded_stats import EmbeddedStats
 
 
 @dataclass(slots=True)
@@ -32,3 +33,5 @@ class AppState:
     notifications: Notifications = field(default_factory=Notifications)
     # Run-time parts keyed by name: the gateway, its membership cache, readiness checks.
     extras: dict[str, Any] = field(default_factory=dict)
+    # The embedded CQL server's own figures (rows, bytes, memory budget); None on ScyllaDB.
+    embedded_stats: EmbeddedStats | None = None

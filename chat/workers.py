@@ -44,7 +44,11 @@ async def _shared_databases(settings: Settings) -> AsyncIterator[dict[str, str]]
             from chat.embedded.cql.process import EmbeddedCqlServer
 
             cql = await stack.enter_async_context(
-                EmbeddedCqlServer(data_dir=settings.data_dir / "cql", port=settings.cql_port)
+                EmbeddedCqlServer(
+                    data_dir=settings.data_dir / "cql",
+                    port=settings.cql_port,
+                    memory_budget=settings.cql_embedded_memory_budget,
+                )
             )
             log.info("embedded CQL server listening on %s:%d", cql.host, cql.port)
             env["CHAT_CQL_CONTACT_POINTS"] = cql.host

@@ -11,8 +11,9 @@ makes the probe answer 503 quickly instead of hanging the orchestrator's probe.
 Probing costs a database write, so however many requests arrive, one probe runs at a time
 (:class:`SharedReadiness`): requests that arrive while it runs wait for its result, and a
 result is answered again for :data:`READINESS_REUSE_S`. A failing check is named in the answer
-as ``failed`` or ``timeout``; why it failed (exception text, which may name hosts, users or
-paths) goes to the log only.
+as ``failed`` or ``timeout`` — or ``over_memory_budget`` when the CQL write failed because the
+embedded CQL server refuses writes past its memory budget; why it failed (exception text,
+which may name hosts, users or paths) goes to the log only.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from chat.api.endpoint import json_response
 from chat.api.problems import PROBLEM_JSON
 from chat.metrics import CONTENT_TYPE_LATEST
 from chat.state import AppState
+from chat.store.embedded_stats import OverMemoryBudget
+from chat.store.failures import DEPENDENCY_ERRORS
 from chat.store.readiness import CqlReadinessProbe
 
 log = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_S = 2.0
+SCRAPE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *DEPENDENCY_ERRORS)
 READINESS_REUSE_S = 1.0
 PROBE_KEY = "cql_readiness_probe"
 SHARED_KEY = "shared_readiness"
@@ -48,10 +52,17 @@ async def check_postgres(state: AppState) -> None:
 
 
 async def check_cql(state: AppState) -> None:
+    """The CQL write and read-back; a write the embedded server refuses for its memory budget
+    fails as :class:`OverMemoryBudget`, so that the answer names that reason."""
     probe = state.extras.get(PROBE_KEY)
     if not isinstance(probe, CqlReadinessProbe):
         probe = state.extras[PROBE_KEY] = CqlReadinessProbe(state.cql, state.settings)
-    await probe.run()
+    try:
+        await probe.run()
+    except DEPENDENCY_ERRORS:
+        if state.embedded_stats is not None:
+            await state.embedded_stats.check_memory_budget()
+        raise
 
 
 async def healthz(request: Request) -> Response:
@@ -64,6 +75,9 @@ async def _run_check(name: str, check: ReadinessCheck, state: AppState) -> tuple
     except TimeoutError:
         log.warning("readiness check %s: no answer within %g s", name, READINESS_TIMEOUT_S)
         return name, "timeout"
+    except OverMemoryBudget as exc:  # a reason of its own: the operator's to act on
+        log.warning("readiness check %s: %s", name, exc)
+        return name, exc.code
     except Exception as exc:  # any failure means "not ready"; the reason goes to the log
         log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
         return name, "failed"
@@ -144,6 +158,16 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text exposition of this app instance's registry (:mod:`chat.metrics`)."""
+    """Prometheus text exposition of this app instance's registry (:mod:`chat.metrics`).
+
+    The embedded CQL server's figures are read first (shared with probes arriving at the same
+    time); when that fails the scrape goes on without them.
+    """
     state: AppState = request.state.app
+    if state.embedded_stats is not None:
+        try:
+            await state.embedded_stats.read()
+        except SCRAPE_ERRORS as exc:
+            state.embedded_stats.last = None
+            log.warning("reading system.embedded_stats failed: %s: %s", type(exc).__name__, exc)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -355,7 +355,11 @@ async def open_cql(settings: Settings, *, migrate: bool | None = None) -> AsyncI
         else:
             from chat.embedded.cql.process import EmbeddedCqlServer
 
-            embedded = EmbeddedCqlServer(data_dir=settings.data_dir / "cql", port=settings.cql_port)
+            embedded = EmbeddedCqlServer(
+                data_dir=settings.data_dir / "cql",
+                port=settings.cql_port,
+                memory_budget=settings.cql_embedded_memory_budget,
+            )
             await stack.enter_async_context(embedded)
             hosts, port = [embedded.host], embedded.port
             log.info("embedded CQL server listening on %s:%d", embedded.host, embedded.port)

@@ -17,7 +17,7 @@ import marshal
 import operator
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -25,16 +25,16 @@ from typing import Any
 
 from chat.embedded.cql import ast, consistency
 from chat.embedded.cql.binding import bind, bind_checks, bind_rows
+from chat.embedded.cql.budget import DEFAULT_BUDGET, format_bytes, parse_budget
 from chat.embedded.cql.commitlog import CommitLog, CommitLogFailed, frame
-from chat.embedded.cql.errors import InvalidRequest, Unprepared, WriteFailure
+from chat.embedded.cql.errors import InvalidRequest, Overloaded, Unprepared, WriteFailure
 from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
 from chat.embedded.cql.parser import parse
 from chat.embedded.cql.results import Prepared, Result
 from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
-from chat.embedded.cql.storage import NO_TS, OP_COLL_CLEAR, OP_COLL_ELEM
 from chat.embedded.cql.system_tables import NodeInfo
-from chat.embedded.cql.write import Record, apply_record
+from chat.embedded.cql.write import InsertPlan, Record, UpdatePlan, apply_record
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ __all__ = ["Engine", "EngineStats", "NodeInfo", "QueryOptions"]
 
 SNAPSHOT_CHUNK_ROWS = 2000
 MAX_PREPARED = 10_000
+SWEEP_INTERVAL_SECONDS = 60.0
+SWEEP_OVER_BUDGET_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,19 @@ class Engine:
         *,
         commit_sync_ms: float = 2.0,
         segment_bytes: int = 64 << 20,
+        memory_budget: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.node = node
         self.stats = EngineStats()
+        self.memory_budget = (
+            parse_budget(DEFAULT_BUDGET) if memory_budget is None else memory_budget
+        )
+        self.stats.memory_budget_bytes = self.memory_budget
+        self._refusing = False
+        self._last_sweep = time.monotonic()
+        self._sweep_task: asyncio.Task[None] | None = None
+        self._sweep_timer: asyncio.TimerHandle | None = None
         self.catalog = Catalog()
         self.executor = Executor(self.catalog, node, self.stats)
         self._prepared: dict[bytes, Prepared] = {}
@@ -96,7 +107,10 @@ class Engine:
     # Lifecycle.
 
     async def start(self) -> None:
-        """Load the newest snapshot and replay the commit log after it, then start logging."""
+        """Load the newest snapshot and replay the commit log after it, then start logging;
+        arm the periodic expiry sweep."""
+        loop = asyncio.get_running_loop()
+        self._sweep_timer = loop.call_later(SWEEP_INTERVAL_SECONDS, self._every_sweep_interval)
         if self._log is None:
             return
         started = time.monotonic()
@@ -132,6 +146,12 @@ class Engine:
 
         A log that failed is only closed: what it holds on disk is all that replay can trust.
         """
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweep_task
         if self._log is None:
             return
         with contextlib.suppress(WriteFailure):  # those writes were answered with the error
@@ -195,7 +215,8 @@ class Engine:
     async def _snapshot_chunks(self) -> AsyncIterator[bytes]:
         """The store as framed records, a chunk at a time, yielding to the loop in between.
 
-        Each partition is serialized whole within a chunk, from the live structures; see
+        Rows go in their stored form (``storage.TableData.snapshot_records``), so loading a
+        snapshot restores the very bytes; each partition is whole within a chunk; see
         ``commitlog`` for why mutations landing between chunks are safe. Rows whose cells have
         all expired are left out of the snapshot and dropped from memory on the way.
         """
@@ -209,40 +230,11 @@ class Engine:
                 tables.append(t)
         yield frame(marshal.dumps(schema))
         for t in tables:
-            tid = t.id.bytes
-            keys = list(t.data.partitions)
             batch: list[Record] = []
             rows = 0
-            for key in keys:
-                part = t.data.partitions.get(key)
-                if part is None:
-                    continue
-                t.data.purge_expired(part, now)
-                if part.deleted_at != NO_TS:
-                    batch.append(("p", tid, part.values, part.deleted_at))
-                for lo, lo_inc, hi, hi_inc, ts in part.ranges:
-                    batch.append(("r", tid, part.values, lo, lo_inc, hi, hi_inc, ts))
-                for row in list(part.rows.values()):
-                    rows += 1
-                    if row.deleted_at != NO_TS:
-                        batch.append(("d", tid, part.values, row.ck, row.deleted_at))
-                    ops: list[Any] = []
-                    for slot, c in enumerate(row.cells):
-                        if c is None:
-                            continue
-                        if type(c) is tuple:
-                            if c[2] is None or c[4] == 0 or c[4] > now:
-                                ops.append(c)
-                        else:
-                            ops.append((OP_COLL_CLEAR, slot, c.cleared_at))
-                            for k, e in c.items.items():
-                                if e[2] is None or e[4] == 0 or e[4] > now:
-                                    ops.append((OP_COLL_ELEM, slot, k, e[2], e[3], e[4], e[5]))
-                    marker = row.marker
-                    if marker is not None and marker[1] != 0 and marker[1] <= now:
-                        marker = None
-                    if marker is not None or ops:
-                        batch.append(("w", tid, part.values, row.ck, marker, ops))
+            for records, count in t.data.snapshot_records(t.id.bytes, now):
+                batch.extend(records)
+                rows += count
                 if rows >= SNAPSHOT_CHUNK_ROWS:
                     yield frame(marshal.dumps(batch))
                     batch, rows = [], 0
@@ -312,6 +304,7 @@ class Engine:
     ) -> Result:
         if self._log is not None and self._log.failed is not None and _mutates(prepared):
             raise CommitLogFailed(self._log.failed)
+        self._within_budget((prepared.plan,))
         _check_count(prepared.plan, values)
         values = bind(values, prepared.checks)
         if not self._consistency_checked(prepared, options):
@@ -346,6 +339,7 @@ class Engine:
         keyspace: str | None,
     ) -> Result:
         self._check_writable()
+        self._within_budget(prepared.plan for prepared, _values in items)
         first = items[0][0] if items else None
         compiled: list[tuple[Any, Sequence[bytes | None]]]
         if first is not None and all(map(operator.is_, map(_PREPARED, items), repeat(first))):
@@ -382,10 +376,86 @@ class Engine:
             batch_type, compiled, options.timestamp, now, size_hint=options.request_bytes
         )
 
+    # ---------------------------------------------------------------------------------------
+    # The memory budget.
+
+    def _within_budget(self, plans: Iterable[StatementPlan]) -> None:
+        """Refuse a write that adds data while the store is over its memory budget.
+
+        Reads, deletions, TRUNCATE and DDL go on: they are how the store gets back under
+        it, with TTL expiry (an expiry sweep runs every second while over, every minute else).
+        """
+        used = self.catalog.usage.memory
+        if used <= self.memory_budget:
+            if self._refusing:
+                self._refusing = False
+                log.info("embedded CQL store back under its memory budget: writes accepted")
+            return
+        if time.monotonic() - self._last_sweep >= SWEEP_OVER_BUDGET_SECONDS:
+            self._sweep_soon()
+        if not any(_adds_data(plan) for plan in plans):
+            return
+        self.stats.writes_refused_overloaded += 1
+        if not self._refusing:
+            self._refusing = True
+            log.warning(
+                "embedded CQL store over its memory budget (%s stored, budget %s): writes "
+                "are refused until data is deleted or expires",
+                format_bytes(used),
+                format_bytes(self.memory_budget),
+            )
+        raise Overloaded(
+            f"The embedded CQL server holds {format_bytes(used)} of data, over its memory "
+            f"budget of {format_bytes(self.memory_budget)}: writes are refused until data is "
+            "deleted or expires (reads and deletions go on). Retry later, raise the budget "
+            "(chat cql-server --memory-budget, CHAT_CQL_EMBEDDED_MEMORY_BUDGET), or move to "
+            "ScyllaDB."
+        )
+
+    def _every_sweep_interval(self) -> None:
+        """The periodic expiry sweep (a loop timer, re-armed each time)."""
+        self._sweep_soon()
+        loop = asyncio.get_running_loop()
+        self._sweep_timer = loop.call_later(SWEEP_INTERVAL_SECONDS, self._every_sweep_interval)
+
+    def _sweep_soon(self) -> None:
+        """Start an expiry sweep unless one runs (needs a running loop: the server's)."""
+        self._last_sweep = time.monotonic()
+        if self._sweep_task is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._sweep_task = loop.create_task(self._sweep_expired())
+
+    async def _sweep_expired(self) -> None:
+        """Forget rows whose TTL has passed, in the tables that hold expiring data, a piece at
+        a time so requests keep being served."""
+        try:
+            now = int(time.time())
+            self.stats.expiry_sweeps += 1
+            for table in list(self.catalog.tables_by_id.values()):
+                if not table.data.expiring:
+                    continue
+                for forgotten in table.data.sweep_expired(now):
+                    self.stats.expired_rows_forgotten += forgotten
+                    await asyncio.sleep(0)
+        finally:
+            self._sweep_task = None
+
     def durable(self) -> Awaitable[None] | None:
         if self._log is None:
             return None
         return self._log.durable()
+
+
+def _adds_data(plan: StatementPlan) -> bool:
+    """Whether the statement may store more: an INSERT or UPDATE, or a batch holding one."""
+    compiled = plan.compiled
+    if isinstance(compiled, list):
+        return any(_adds_data(inner) for inner in compiled)
+    return isinstance(compiled, (InsertPlan, UpdatePlan))
 
 
 def _mutates(prepared: Prepared) -> bool:

@@ -68,6 +68,16 @@ class Unavailable(CqlError):
         self.alive = alive
 
 
+class Overloaded(CqlError):
+    """The node sheds the request (ScyllaDB's ``overloaded_exception``); a retry may succeed.
+
+    The driver treats it as a request error (``RetryPolicy.on_request_error``): the default
+    policy tries the next host, and with none left raises ``NoHostAvailable`` naming it.
+    """
+
+    code = 0x1001
+
+
 class WriteFailure(CqlError):
     """A write that was not made durable (the commit log failed): never acknowledged.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import marshal
 import operator
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,10 @@ class EngineStats:
     commit_bytes: int = 0
     commit_fsyncs: int = 0
     snapshots: int = 0
+    memory_budget_bytes: int = 0
+    writes_refused_overloaded: int = 0
+    expiry_sweeps: int = 0
+    expired_rows_forgotten: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
@@ -366,7 +371,16 @@ class Executor:
         return self.ddl(plan.stmt, plan.keyspace)
 
     def stats_snapshot(self) -> dict[str, int]:
-        return {**self.stats.as_dict(), **gc_policy.stats()}
+        usage = self.catalog.usage
+        store = {
+            "store_rows": usage.rows,
+            "store_bytes": usage.bytes,
+            "store_partitions": usage.partitions,
+            "store_memory_bytes": usage.memory,
+            "over_memory_budget": int(usage.memory > self.stats.memory_budget_bytes),
+            "process_rss_bytes": process_rss_bytes(),
+        }
+        return {**self.stats.as_dict(), **gc_policy.stats(), **store}
 
     def batch(
         self,
@@ -526,6 +540,15 @@ class Executor:
         if self.log_sink is not None:
             self.log_sink([("s", record)])
         return change
+
+
+def process_rss_bytes() -> int:
+    """This process's resident set size, from /proc (0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 BATCH_FAIL_BYTES = 1024 * 1024

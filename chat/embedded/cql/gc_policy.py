@@ -1,8 +1,10 @@
 """The embedded CQL server's garbage-collector policy: collect young cycles, freeze survivors.
 
 Why not just the shared tuning (:func:`chat.gc_tuning.tune_for_server`)? That freezes the
-start-up heap once, but everything stored afterwards — a ``Row`` and its cells list per row,
-partitions, their row dicts — stays in the collector's generations. The store only grows, so
+start-up heap once, but everything stored afterwards — partitions and their runs, prepared
+plans — stays in the collector's generations. (A stored row is one ``bytes`` object, which
+the collector does not track at all; when rows were objects, a ``Row`` and its cells list
+each, they were most of what the collector walked.) The store only grows, so
 under write load every young collection hands tens of thousands of survivors to the middle
 generation, and each middle-generation collection walks all of them again: measured under
 ``bench/store_write.py`` a 600 ms pause every ~8 s (the one-second throughput dips, ~50 % of a

@@ -20,12 +20,12 @@ from typing import Any, Protocol
 
 from cassandra import cqltypes as _ct
 
+from chat.embedded.cql.cells import Row
 from chat.embedded.cql.errors import InvalidRequest
 from chat.embedded.cql.restrictions import term_list
 from chat.embedded.cql.results import ColumnSpec, Rows
 from chat.embedded.cql.schema import ColumnMeta, TableMeta
 from chat.embedded.cql.select import cell_value
-from chat.embedded.cql.storage import Row
 from chat.embedded.cql.values import PROTOCOL, Values, serialize
 
 APPLIED = "[applied]"

@@ -32,6 +32,7 @@ import uvloop
 
 from chat.embedded.cql import frames, gc_policy
 from chat.embedded.cql.auth import PasswordAuthenticator
+from chat.embedded.cql.budget import DEFAULT_BUDGET, BudgetError, format_bytes, parse_budget
 from chat.embedded.cql.commitlog import FILE_MODE, make_private_dir
 from chat.embedded.cql.server import FRAME_TIMEOUT, CqlServer
 
@@ -85,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="file holding the password for --auth-username (first line)",
     )
+    parser.add_argument(
+        "--memory-budget",
+        default=DEFAULT_BUDGET,
+        help=(
+            "stored data past which writes are refused with Overloaded: bytes, a size "
+            f"(512MiB, 2GB) or a share of the machine's memory (default {DEFAULT_BUDGET})"
+        ),
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -111,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGTERM/SIGINT; returns the process exit status."""
     args = build_parser().parse_args(argv)
     authenticator = authenticator_from(args)
+    try:
+        memory_budget = parse_budget(args.memory_budget)
+    except BudgetError as exc:
+        raise SystemExit(f"--memory-budget: {exc}") from None
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
@@ -126,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 authenticator=authenticator,
                 max_frame=args.max_frame_bytes,
                 frame_timeout=args.frame_timeout,
+                memory_budget=memory_budget,
             )
         )
     except OSError as exc:
@@ -161,6 +175,7 @@ async def serve(
     authenticator: PasswordAuthenticator | None = None,
     max_frame: int = frames.MAX_FRAME_BYTES,
     frame_timeout: float = FRAME_TIMEOUT,
+    memory_budget: int | None = None,
 ) -> None:
     """Bind, start the engine (replaying the commit log), serve until a stop signal, close."""
     from chat.embedded.cql.engine import Engine, NodeInfo, QueryOptions
@@ -182,10 +197,18 @@ async def serve(
         port=bound_port,
         host_id=await asyncio.to_thread(_host_id, data_dir, host, port),
     )
-    engine = Engine(data_dir, node, commit_sync_ms=commit_sync_ms)
+    engine = Engine(data_dir, node, commit_sync_ms=commit_sync_ms, memory_budget=memory_budget)
     started = time.monotonic()
     await engine.start()
-    log.info("engine started in %.3f s (data dir: %s)", time.monotonic() - started, data_dir)
+    usage = engine.catalog.usage
+    log.info(
+        "engine started in %.3f s (data dir: %s; %d rows, %s of a memory budget of %s)",
+        time.monotonic() - started,
+        data_dir,
+        usage.rows,
+        format_bytes(usage.memory),
+        format_bytes(engine.memory_budget),
+    )
     gc_policy.install()
     await server.start_serving(engine)
     log.info(
@@ -230,8 +253,10 @@ class EmbeddedCqlServer:
         log_file: Path | None = None,
         credentials: tuple[str, str] | None = None,
         frame_timeout: float | None = None,
+        memory_budget: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.memory_budget = memory_budget
         self.host = host
         self.port = port
         self.commit_sync_ms = commit_sync_ms
@@ -267,6 +292,8 @@ class EmbeddedCqlServer:
             argv += ["--frame-timeout", str(self.frame_timeout)]
         if self.credentials is not None:
             argv += ["--auth-username", self.credentials[0]]
+        if self.memory_budget is not None:
+            argv += ["--memory-budget", self.memory_budget]
         return argv
 
     def environment(self) -> dict[str, str]:

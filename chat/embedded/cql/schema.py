@@ -18,7 +18,7 @@ from chat.embedded.cql import ast
 from chat.embedded.cql.errors import AlreadyExists, ConfigurationError, InvalidRequest
 from chat.embedded.cql.ordering import Encoder, ordering_encoder
 from chat.embedded.cql.results import ColumnSpec
-from chat.embedded.cql.storage import TableData
+from chat.embedded.cql.storage import StoreUsage, TableData
 from chat.embedded.cql.values import (
     COLLECTIONS,
     FIXED_SIZES,
@@ -216,8 +216,14 @@ def _normalise_options(options: dict[str, object]) -> dict[str, Any]:
     return out
 
 
-def build_table(record: dict[str, Any], data: TableData | None = None) -> TableMeta:
-    """A TableMeta from plain data; validates the primary key and the column kinds."""
+def build_table(
+    record: dict[str, Any], data: TableData | None = None, usage: StoreUsage | None = None
+) -> TableMeta:
+    """A TableMeta from plain data; validates the primary key and the column kinds.
+
+    ``data``: the rows to keep (ALTER TABLE, a replayed CREATE of the same table); else the
+    table starts empty, its rows counted in ``usage``.
+    """
     keyspace, name = record["keyspace"], record["name"]
     columns: dict[str, ColumnMeta] = {}
     pk: list[ColumnMeta] = []
@@ -247,7 +253,16 @@ def build_table(record: dict[str, Any], data: TableData | None = None) -> TableM
         clustering=ck,
         regular=regular,
         options=_normalise_options(record.get("options", {})),
-        data=data if data is not None else TableData(len(regular), bool(ck)),
+        data=data
+        if data is not None
+        else TableData(
+            len(regular),
+            bool(ck),
+            clustering_columns=len(ck),
+            arity=len(pk),
+            usage=usage,
+            lossy_clustering=any("decimal" in str(c.type) for c in ck),
+        ),
         is_counter=bool(counters),
     )
     if table.is_counter and table.default_ttl:
@@ -296,6 +311,7 @@ class Catalog:
         self.keyspaces: dict[str, KeyspaceMeta] = {}
         self.tables_by_id: dict[bytes, TableMeta] = {}
         self.version = uuid.uuid4()
+        self.usage = StoreUsage()
 
     def keyspace(self, name: str) -> KeyspaceMeta:
         ks = self.keyspaces.get(name)
@@ -331,17 +347,20 @@ class Catalog:
             dropped_ks = self.keyspaces.pop(record[1], None)
             for t in dropped_ks.tables.values() if dropped_ks is not None else ():
                 self.tables_by_id.pop(t.id.bytes, None)
+                t.data.truncate()
         elif op in ("create_table", "alter_table"):
             info = record[1]
             ks = self.keyspace(info["keyspace"])
             old = ks.tables.get(info["name"])
             same = old is not None and old.id.bytes == info["id"]
             data = old.data if (old is not None and (same or op == "alter_table")) else None
-            table = build_table(info, data)
+            table = build_table(info, data, self.usage)
             if data is not None:
                 data.widen(len(table.regular))
             if old is not None and not same:
                 self.tables_by_id.pop(old.id.bytes, None)
+                if old.data is not table.data:
+                    old.data.truncate()
             ks.tables[table.name] = table
             self.tables_by_id[table.id.bytes] = table
         elif op == "drop_table":
@@ -349,6 +368,7 @@ class Catalog:
             dropped = ks.tables.pop(record[2], None)
             if dropped is not None:
                 self.tables_by_id.pop(dropped.id.bytes, None)
+                dropped.data.truncate()
         else:  # pragma: no cover - records are written by this module only
             raise ValueError(f"unknown schema record {op!r}")
         self.version = uuid.uuid4()

@@ -18,14 +18,17 @@ from typing import Any
 from cassandra import cqltypes as _ct
 
 from chat.embedded.cql import ast
+from chat.embedded.cql.cells import CollectionCell, Row
 from chat.embedded.cql.errors import InvalidRequest, ProtocolError
 from chat.embedded.cql.marshal import pack_elements, pack_entries
 from chat.embedded.cql.restrictions import FILTERING_MSG, Range, Where, compile_where
 from chat.embedded.cql.results import ColumnSpec, Rows
+from chat.embedded.cql.rowcodec import SLOW
 from chat.embedded.cql.schema import ColumnMeta, TableMeta
-from chat.embedded.cql.storage import CollectionCell, Partition, Row, TableData
+from chat.embedded.cql.storage import AnyPartition, TableData
 from chat.embedded.cql.values import Values, int_getter
 
+Partition = AnyPartition
 Extractor = Callable[[Partition, Row, int], bytes | None]
 
 
@@ -46,7 +49,7 @@ def collection_value(col: ColumnMeta, cell: CollectionCell, now: int) -> bytes |
 
 
 def cell_value(col: ColumnMeta, row: Row, now: int) -> bytes | None:
-    c = row.cells[col.slot]
+    c = row.cells[col.slot] if col.slot < len(row.cells) else None
     if c is None:
         return None
     if type(c) is tuple:
@@ -155,14 +158,21 @@ def _function_selector(
     return f"system.{name}({arg_name})", out_type, apply
 
 
-def _row_builder(
-    table: TableMeta, cols: list[ColumnMeta]
-) -> Callable[[Partition, Row, int], list[bytes | None]]:
-    """One function assembling a row of plain columns: the hot path of SELECT.
+RowBuilder = Callable[[Partition, Row, int], list[bytes | None]]
+BlobBuilder = Callable[[bytes, int, Any], Any]
 
-    It gathers partition-key values, clustering values and the selected cells into one tuple
-    and picks the output order with a single ``itemgetter``, instead of a closure per column.
+
+def _row_builder(table: TableMeta, cols: list[ColumnMeta]) -> tuple[BlobBuilder, RowBuilder]:
+    """Two functions assembling a row of plain columns: the hot path of SELECT.
+
+    The first reads a stored row's bytes, given the partition's key values
+    (:meth:`~rowcodec.RowCodec.reader`): None when the row is not live,
+    :data:`~rowcodec.SLOW` when it is one for the second, which assembles a decoded row.
     """
+    spec = [
+        ("pk" if c.kind == "partition_key" else "ck" if c.kind == "clustering" else "cell", c.slot)
+        for c in cols
+    ]
     n_pk, n_ck = len(table.partition_key), len(table.clustering)
     regular = sorted({c.slot for c in cols if c.kind == "regular"})
     reg_cols = [table.regular[s] for s in regular]
@@ -178,28 +188,12 @@ def _row_builder(
     pick: Callable[[tuple[Any, ...]], Any] = (
         (lambda t: (t[positions[0]],)) if len(positions) == 1 else operator.itemgetter(*positions)
     )
-    get_cells: Callable[[list[Any]], Any] = (
-        (lambda cells: ())
-        if not regular
-        else (lambda cells: (cells[regular[0]],))
-        if len(regular) == 1
-        else operator.itemgetter(*regular)
-    )
-
-    if all(c.collection is None for c in reg_cols):
-
-        def build_simple(p: Partition, r: Row, now: int) -> list[bytes | None]:
-            vals = [
-                c[2] if c is not None and (c[4] == 0 or c[4] > now) else None
-                for c in get_cells(r.cells)
-            ]
-            return list(pick((*p.values, *r.ck, *vals)))
-
-        return build_simple
 
     def build(p: Partition, r: Row, now: int) -> list[bytes | None]:
         vals: list[bytes | None] = []
-        for col, c in zip(reg_cols, get_cells(r.cells), strict=True):
+        cells = r.cells
+        for col in reg_cols:
+            c = cells[col.slot] if col.slot < len(cells) else None
             if c is None:
                 vals.append(None)
             elif type(c) is tuple:
@@ -208,7 +202,7 @@ def _row_builder(
                 vals.append(collection_value(col, c, now))
         return list(pick((*p.values, *r.ck, *vals)))
 
-    return build
+    return table.data.codec.reader(spec), build
 
 
 _AGGREGATES = ("count", "min", "max", "sum", "avg")
@@ -296,9 +290,12 @@ class SelectPlan:
             star = [*table.partition_key, *table.clustering]
             star += sorted(table.regular, key=lambda c: c.name)
             plain = [c.name for c in star]
-        self.build: Callable[[Partition, Row, int], list[bytes | None]] | None = None
+        self.build: RowBuilder | None = None
+        self.build_blob: BlobBuilder | None = None
         if all(s.kind == "column" for s in stmt.selectors) and all(n in names for n in plain):
-            self.build = _row_builder(table, [table.columns[n] for n in plain if n is not None])
+            self.build_blob, self.build = _row_builder(
+                table, [table.columns[n] for n in plain if n is not None]
+            )
         self.distinct = stmt.distinct
         self.limit = int_getter(stmt.limit, "LIMIT")
         self.pp_limit = int_getter(stmt.per_partition_limit, "PER PARTITION LIMIT")
@@ -346,7 +343,7 @@ class SelectPlan:
         if w.pk_terms is not None:
             keyed = []
             for key, _parts in w.partition_keys(values, reading=True):
-                part = data.partitions.get(key)
+                part = data.get(key)
                 if part is not None:
                     keyed.append(((part.get_token(), key), part))
             keyed.sort(key=lambda kp: kp[0])
@@ -362,7 +359,7 @@ class SelectPlan:
             w.token_range(values) if w.token_bounds else (None, True, None, True)
         )
         if resume is not None:
-            part = data.partitions.get(resume)
+            part = data.get(resume)
             if part is not None:
                 start = (part.get_token(), resume)
                 yield part
@@ -377,12 +374,11 @@ class SelectPlan:
 
     def _rows(
         self, part: Partition, ranges: list[Range] | None, after: bytes | None
-    ) -> Iterator[tuple[bytes, Row]]:
-        rows = part.rows
+    ) -> Iterator[bytes]:
+        """The stored rows of ``part`` the plan reads, in order."""
         if not self.table.clustering:
-            row = rows.get(b"")
-            if row is not None and after is None:
-                yield b"", row
+            if after is None:
+                yield from part.span((None, True, None, True), False)
             return
         spans: list[Range] = ranges if ranges is not None else [(None, True, None, True)]
         if self.reverse:
@@ -401,8 +397,7 @@ class SelectPlan:
                 and (lo > hi or (lo == hi and not (lo_inc and hi_inc)))
             ):
                 continue
-            for k in rows.irange(lo, hi, (lo_inc, hi_inc), reverse=self.reverse):
-                yield k, rows[k]
+            yield from part.span((lo, lo_inc, hi, hi_inc), self.reverse)
 
     def _ordered_across_partitions(
         self,
@@ -421,9 +416,12 @@ class SelectPlan:
         filters = [(f.col, f.compile(values)) for f in w.filters]
         ck_filters = [(i, f.compile(values)) for i, f in w.ck_filters]
         found: list[tuple[bytes, int, Partition, Row]] = []
+        decode, width = data.codec.decode, data.width
         for n, part in enumerate(self._partitions(data, values, None)):
             taken = 0
-            for ckey, row in self._rows(part, ranges, None):
+            for blob in self._rows(part, ranges, None):
+                ckey = part.ckey(blob)
+                row = decode(blob, width)
                 if not row.is_live(now):
                     continue
                 if ck_filters and not all(f(row.ck[i]) for i, f in ck_filters):
@@ -481,7 +479,10 @@ class SelectPlan:
         ck_filters = [(i, f.compile(values)) for i, f in w.ck_filters]
         pk_filters = [(i, f.compile(values)) for i, f in w.pk_filters]
         extract = self.extractors
-        build = self.build
+        build, build_blob = self.build, self.build_blob
+        if ck_filters or filters or self.aggregate:
+            build_blob = None  # every row is decoded
+        decode, width, is_live = data.codec.decode, data.width, data.codec.is_live
         out: list[list[bytes | None]] = []
         count = 0
         first: list[bytes | None] | None = None
@@ -492,39 +493,46 @@ class SelectPlan:
             after = resume_ck if part.key == resume_key else None
             in_part = pp_seen if part.key == resume_key else 0
             if self.distinct and (
-                after is not None or not any(r.is_live(now) for r in part.rows.values())
+                after is not None or not any(is_live(r, now) for r in part.all_rows())
             ):
                 continue
             if pp_limit is not None and in_part >= pp_limit:
                 continue
-            for ckey, row in self._rows(part, ranges, after):
-                if not row.is_live(now):
+            pv = part.values
+            for blob in self._rows(part, ranges, after):
+                got = SLOW if build_blob is None else build_blob(blob, now, pv)
+                if got is None:
                     continue
-                if ck_filters and not all(f(row.ck[i]) for i, f in ck_filters):
-                    continue
-                if filters and not all(
-                    f(cell_value(flt.col, row, now))
-                    for f, flt in zip(filters, w.filters, strict=True)
-                ):
-                    continue
-                if self.aggregate:
-                    count += 1
-                    if first is None:
-                        first = [f(part, row, now) for f in extract]
-                    for i, (arg, _fname, _t) in self.aggregates.items():
-                        if arg is not None:
-                            raw = arg(part, row, now)
-                            if raw is not None:
-                                inputs.setdefault(i, []).append(raw)
-                    continue
-                out.append(build(part, row, now) if build else [f(part, row, now) for f in extract])
+                if got is SLOW:
+                    row = decode(blob, width)
+                    if not row.is_live(now):
+                        continue
+                    if ck_filters and not all(f(row.ck[i]) for i, f in ck_filters):
+                        continue
+                    if filters and not all(
+                        f(cell_value(flt.col, row, now))
+                        for f, flt in zip(filters, w.filters, strict=True)
+                    ):
+                        continue
+                    if self.aggregate:
+                        count += 1
+                        if first is None:
+                            first = [f(part, row, now) for f in extract]
+                        for i, (arg, _fname, _t) in self.aggregates.items():
+                            if arg is not None:
+                                raw = arg(part, row, now)
+                                if raw is not None:
+                                    inputs.setdefault(i, []).append(raw)
+                        continue
+                    got = build(part, row, now) if build else [f(part, row, now) for f in extract]
+                out.append(got)
                 in_part += 1
                 if limit is not None:
                     limit -= 1
                     if limit == 0:
                         return Rows(self.columns, out)
                 if page_size is not None and len(out) >= page_size:
-                    state = marshal.dumps((part.key, ckey, limit, in_part))
+                    state = marshal.dumps((part.key, part.ckey(blob), limit, in_part))
                     return Rows(self.columns, out, state)
                 if self.distinct or (pp_limit is not None and in_part >= pp_limit):
                     break

@@ -1,212 +1,92 @@
-"""The memtable: partitions, rows and cells with write timestamps, TTLs and tombstones.
+"""In-memory storage: every table's rows in their compact form, and what they cost.
 
-Layout, chosen for the write path (a prepared INSERT touches only what it must):
-
-* ``TableData.partitions`` maps the serialized partition key to a ``Partition``; the
-  token-ordered index (a ``SortedList`` of ``(token, key)``) is maintained lazily — new
-  partitions wait in ``_pending`` until a scan needs token order, so inserts never hash.
-* ``Partition.rows`` maps the clustering *ordering key* (see ``values.ordering_encoder``) to a
-  ``Row``: ``ClusteredRows`` for clustered tables (a dict plus a lazily merged ``SortedList`` of
-  keys, so a write is a dict insert and sorting happens, in C, when a read needs order), a
-  plain dict (one row, key ``b""``) otherwise.
-* A simple cell is the very tuple the executor built and the commit log records:
-  ``(0, slot, value, timestamp, expiry_seconds, ttl)`` — value ``None`` is a cell tombstone,
-  expiry 0 means none. A non-frozen collection is a ``CollectionCell`` with per-element cells.
+A table with clustering columns keeps a :class:`Partition` per partition key, whose rows are
+one :class:`~runs.Run` sorted by clustering ordering key. A table without clustering columns
+has one row per partition, so it keeps no per-partition object at all: its rows live in one
+run sorted by token, then partition key — the scan order — and a partition delete is a
+delete of that row. Each row is one ``bytes`` object (:mod:`rowcodec`).
 
 Every mutation is applied through the ``apply_*`` methods with plain data, both live and when
-the commit log is replayed, so replay rebuilds exactly what the live path built. Writes are
-last-write-wins per cell by timestamp (ties broken as ScyllaDB breaks them, see ``_wins``) and
-idempotent, which is what makes replaying a log over a snapshot safe.
+the commit log is replayed, so replay rebuilds exactly what the live path built. A write to a
+row that exists decodes it (:class:`~cells.Row`), merges, and encodes it again; a new row
+written by one INSERT is encoded straight from its values (:meth:`TableData.insert_fresh`).
+
+The tables of a catalog share one :class:`StoreUsage`: rows, bytes and partitions, updated
+as rows come and go, which is what the memory budget and ``system.embedded_stats`` read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
-from chat.embedded.cql.values import token_of
+from chat.embedded.cql.cells import (
+    NO_TS,
+    OP_COLL_CLEAR,
+    OP_COLL_ELEM,
+    OP_SET,
+    Cell,
+    CollectionCell,
+    Marker,
+    Row,
+)
+from chat.embedded.cql.rowcodec import (
+    RowCodec,
+    may_expire,
+    prefix_len,
+    token_of_prefix,
+    token_prefix,
+)
+from chat.embedded.cql.runs import Run
+from chat.embedded.cql.values import composite_key, split_composite, token_of
 
-Cell = tuple[Any, ...]  # (0, slot, value, ts, expiry, ttl)
-NO_TS = -(2**63)
+ROW_OVERHEAD = 56
+"""Memory a stored row costs beyond its bytes: the ``bytes`` object's header and allocation
+rounding (about 41), its pointer in a run and the run's spare room (about 15)."""
+SWEEP_PIECE_ROWS = 2000
+"""Rows an expiry sweep or a snapshot handles before letting other work run."""
+PARTITION_OVERHEAD = 480
+"""Memory a partition of a table with clustering columns costs beyond its rows: the
+:class:`Partition`, its entry in the table's dict, its key and values, its run and token."""
 
-OP_SET = 0
-OP_COLL_CLEAR = 1
-OP_COLL_ELEM = 2
-OP_COUNTER = 3
-
-
-def _wins(new: Cell, old: Cell) -> bool:
-    """ScyllaDB's reconciliation of two versions of a cell (``compare_atomic_cell_for_merge``).
-
-    The greater write timestamp wins. On a tie: a tombstone beats a live cell; between live
-    cells an expiring one beats a non-expiring one, then the later expiry, then (same expiry)
-    the smaller TTL — the later write — and only then the greater value (unsigned bytes).
-    """
-    if new[3] != old[3]:
-        return bool(new[3] > old[3])
-    new_value, old_value = new[2], old[2]
-    if new_value is None or old_value is None:
-        return new_value is None and old_value is not None
-    new_expiry, old_expiry = new[4], old[4]
-    if new_expiry != old_expiry:
-        if not new_expiry or not old_expiry:
-            return bool(new_expiry)
-        return bool(new_expiry > old_expiry)
-    if new_expiry and new[5] != old[5]:
-        return bool(new[5] < old[5])
-    return bool(new_value > old_value)
+Range = tuple[bytes | None, bool, bytes | None, bool]
 
 
-class CollectionCell:
-    """A non-frozen collection: per-element cells keyed by element key, plus a clear tombstone.
+class StoreUsage:
+    """What the stored data costs, kept up to date by every table of one catalog."""
 
-    Keys: the serialized element (sets), the serialized map key (maps), or an ordering key
-    derived from time (lists: appends grow, prepends shrink).
-    """
-
-    __slots__ = ("cleared_at", "items")
+    __slots__ = ("bytes", "partitions", "rows")
 
     def __init__(self) -> None:
-        self.cleared_at = NO_TS
-        self.items: dict[bytes, Cell] = {}
+        self.rows = 0
+        self.bytes = 0
+        self.partitions = 0
 
-    def clear(self, ts: int) -> None:
-        if ts > self.cleared_at:
-            self.cleared_at = ts
-            self.items = {k: c for k, c in self.items.items() if c[3] > ts}
-
-    def put(self, key: bytes, cell: Cell) -> None:
-        if cell[3] <= self.cleared_at:
-            return
-        old = self.items.get(key)
-        if old is None or _wins(cell, old):
-            self.items[key] = cell
-
-    def live(self, now: int) -> list[tuple[bytes, Cell]]:
-        return [
-            (k, c) for k, c in self.items.items() if c[2] is not None and (c[4] == 0 or c[4] > now)
-        ]
-
-    def drop_older(self, ts: int) -> None:
-        self.clear(ts)
+    @property
+    def memory(self) -> int:
+        """The estimated memory of the stored data (what the budget bounds)."""
+        return self.bytes + self.rows * ROW_OVERHEAD + self.partitions * PARTITION_OVERHEAD
 
 
-class Row:
-    """One CQL row. ``marker``: (ts, expiry, ttl) written by INSERT (keeps the row alive)."""
-
-    __slots__ = ("cells", "ck", "deleted_at", "marker")
-
-    def __init__(self, ck: tuple[bytes, ...], width: int, deleted_at: int) -> None:
-        self.ck = ck
-        self.marker: tuple[int, int, int] | None = None
-        self.deleted_at = deleted_at
-        self.cells: list[Any] = [None] * width
-
-    def is_live(self, now: int) -> bool:
-        m = self.marker
-        if m is not None and (m[1] == 0 or m[1] > now):
-            return True
-        for c in self.cells:
-            if c is None:
-                continue
-            if type(c) is tuple:
-                if c[2] is not None and (c[4] == 0 or c[4] > now):
-                    return True
-            elif c.live(now):
-                return True
-        return False
-
-    def expired(self, now: int) -> bool:
-        """Nothing live and nothing that still shadows older writes: safe to forget."""
-        if self.deleted_at != NO_TS:
-            return False
-        m = self.marker
-        if m is not None and (m[1] == 0 or m[1] > now):
-            return False
-        for c in self.cells:
-            if c is None:
-                continue
-            if type(c) is tuple:
-                if c[2] is None or c[4] == 0 or c[4] > now:
-                    return False
-            elif c.cleared_at != NO_TS or any(
-                e[2] is None or e[4] == 0 or e[4] > now for e in c.items.values()
-            ):
-                return False
-        return True
-
-    def delete(self, ts: int) -> None:
-        if ts <= self.deleted_at:
-            return
-        self.deleted_at = ts
-        if self.marker is not None and self.marker[0] <= ts:
-            self.marker = None
-        cells = self.cells
-        for i, c in enumerate(cells):
-            if c is None:
-                continue
-            if type(c) is tuple:
-                if c[3] <= ts:
-                    cells[i] = None
-            else:
-                c.clear(ts)
-
-
-_new_row = object.__new__  # a Row without __init__'s placeholder cells list (insert_fresh)
-
-
-class ClusteredRows(dict[bytes, "Row"]):
-    """Rows by clustering ordering key; key order is kept lazily (rows are never removed)."""
-
-    __slots__ = ("_order", "_pending")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._order = SortedList()
-        self._pending: list[bytes] = []
-
-    def __setitem__(self, key: bytes, row: Row) -> None:
-        if key not in self:
-            self._pending.append(key)
-        super().__setitem__(key, row)
-
-    def ordered(self) -> SortedList:
-        if self._pending:
-            self._order.update(self._pending)
-            self._pending = []
-        return self._order
-
-    def discard(self, key: bytes) -> None:
-        if self.pop(key, None) is None:
-            return
-        if key in self._pending:
-            self._pending.remove(key)
-        else:
-            self._order.discard(key)
-
-    def irange(
-        self,
-        lo: bytes | None,
-        hi: bytes | None,
-        inclusive: tuple[bool, bool] = (True, True),
-        reverse: bool = False,
-    ) -> Iterator[bytes]:
-        return self.ordered().irange(lo, hi, inclusive, reverse)  # type: ignore[no-any-return]
+def _ckey_of(row: bytes) -> bytes:
+    return row[: prefix_len(row)]
 
 
 class Partition:
+    """A partition of a table with clustering columns: its rows, sorted, and its tombstones."""
+
     __slots__ = ("deleted_at", "key", "ranges", "rows", "token", "values")
 
-    def __init__(self, key: bytes, values: tuple[bytes, ...], clustered: bool) -> None:
+    def __init__(self, key: bytes, values: tuple[bytes, ...]) -> None:
         self.key = key
         self.values = values
         self.token: int | None = None
-        self.rows: Any = ClusteredRows() if clustered else {}
+        self.rows = Run()
         self.deleted_at = NO_TS
         # Range tombstones: (lo, lo_inclusive, hi, hi_inclusive, ts) over ordering keys.
-        self.ranges: list[tuple[bytes | None, bool, bytes | None, bool, int]] = []
+        self.ranges: list[tuple[bytes | None, bool, bytes | None, bool, int]] | None = None
 
     def get_token(self) -> int:
         if self.token is None:
@@ -216,7 +96,7 @@ class Partition:
     def shadow_of(self, ckey: bytes) -> int:
         """The newest partition/range tombstone covering a clustering key."""
         ts = self.deleted_at
-        for lo, lo_inc, hi, hi_inc, rts in self.ranges:
+        for lo, lo_inc, hi, hi_inc, rts in self.ranges or ():
             if rts <= ts:
                 continue
             if lo is not None and (ckey < lo or (ckey == lo and not lo_inc)):
@@ -226,39 +106,129 @@ class Partition:
             ts = rts
         return ts
 
+    def tombstoned(self) -> bool:
+        return self.deleted_at != NO_TS or bool(self.ranges)
+
+    def row_blob(self, ckey: bytes) -> bytes | None:
+        where = self.rows.find(ckey, _ckey_of)
+        return None if where is None else self.rows.at(where)
+
+    def span(self, rng: Range, reverse: bool) -> Iterator[bytes]:
+        """The stored rows in a range of clustering keys."""
+        return self.rows.span(rng[0], rng[1], rng[2], rng[3], _ckey_of, reverse)
+
+    @staticmethod
+    def ckey(row: bytes) -> bytes:
+        """A stored row's clustering ordering key."""
+        return row[: prefix_len(row)]
+
+    def all_rows(self) -> Iterator[bytes]:
+        return iter(self.rows)
+
+
+class SingleRowPartition:
+    """A partition of a table without clustering columns, as reads see it: its one row."""
+
+    __slots__ = ("arity", "key", "row")
+
+    def __init__(self, key: bytes, row: bytes, arity: int) -> None:
+        self.key = key
+        self.row = row
+        self.arity = arity
+
+    @property
+    def values(self) -> tuple[bytes, ...]:
+        return (self.key,) if self.arity == 1 else split_composite(self.key, self.arity)
+
+    def get_token(self) -> int:
+        return token_of_prefix(self.row)
+
+    def row_blob(self, ckey: bytes) -> bytes | None:
+        return self.row if ckey == b"" else None
+
+    def span(self, rng: Range, reverse: bool) -> Iterator[bytes]:
+        yield self.row
+
+    @staticmethod
+    def ckey(row: bytes) -> bytes:
+        return b""
+
+    def all_rows(self) -> Iterator[bytes]:
+        yield self.row
+
+
+AnyPartition = Partition | SingleRowPartition
+
 
 class TableData:
-    """All partitions of one table."""
+    """All rows of one table. ``width``: its regular columns; ``arity``: partition key columns."""
 
-    __slots__ = ("_index", "_pending", "clustered", "partitions", "width")
+    __slots__ = (
+        "_index",
+        "_pending",
+        "arity",
+        "clustered",
+        "codec",
+        "expiring",
+        "lossy_clustering",
+        "partitions",
+        "rows",
+        "usage",
+        "width",
+    )
 
-    def __init__(self, width: int, clustered: bool) -> None:
+    def __init__(
+        self,
+        width: int,
+        clustered: bool,
+        *,
+        clustering_columns: int = 0,
+        arity: int = 1,
+        usage: StoreUsage | None = None,
+        lossy_clustering: bool = False,
+    ) -> None:
         self.width = width
+        # Whether distinct clustering values may share an ordering key (decimals: 1230 and
+        # 1.23E+3): a row then keeps the bytes it was first written with.
+        self.lossy_clustering = lossy_clustering
         self.clustered = clustered
+        self.arity = arity
+        self.codec = RowCodec(clustering_columns if clustered else 0)
+        self.usage = usage if usage is not None else StoreUsage()
+        self.expiring = False  # whether any row stored may carry a TTL (expiry sweeps look)
         self.partitions: dict[bytes, Partition] = {}
+        self.rows = Run()  # a table without clustering columns: every row, by token and key
         self._index: SortedList = SortedList()
         self._pending: list[Partition] = []
 
     def widen(self, width: int) -> None:
-        """ALTER TABLE ADD: give every row a slot for the new columns."""
-        extra = width - self.width
-        if extra <= 0:
-            return
-        self.width = width
-        for part in self.partitions.values():
-            for row in part.rows.values():
-                row.cells.extend([None] * extra)
+        """ALTER TABLE ADD: stored rows need nothing (absent trailing slots are not stored)."""
+        self.width = max(self.width, width)
 
-    def partition(self, key: bytes, values: tuple[bytes, ...]) -> Partition:
+    # ---------------------------------------------------------------------------------------
+    # Partitions.
+
+    def partition(self, key: bytes, values: Sequence[bytes]) -> Partition:
         part = self.partitions.get(key)
         if part is None:
-            part = Partition(key, values, self.clustered)
+            part = Partition(key, tuple(values))
             self.partitions[key] = part
             self._pending.append(part)
+            self.usage.partitions += 1
         return part
 
+    def get(self, key: bytes) -> AnyPartition | None:
+        """The partition of ``key`` as reads see it, None when nothing is stored there."""
+        if self.clustered:
+            return self.partitions.get(key)
+        prefix = token_prefix(token_of(key), key)
+        where = self.rows.find(prefix, _ckey_of)
+        if where is None:
+            return None
+        return SingleRowPartition(key, self.rows.at(where), self.arity)
+
     def token_ordered(self) -> SortedList:
-        """The ``(token, key)`` index, bringing newly created partitions into it first."""
+        """The ``(token, key)`` index of partitions, bringing newly created ones into it first."""
         if self._pending:
             index = self._index
             for part in self._pending:
@@ -266,138 +236,319 @@ class TableData:
             self._pending = []
         return self._index
 
-    def purge_expired(self, part: Partition, now: int) -> None:
-        """Drop rows whose every cell has expired (TTL), and the partition if nothing is left."""
-        rows = part.rows
-        dead = [k for k, row in rows.items() if row.expired(now)]
-        for k in dead:
-            if self.clustered:
-                rows.discard(k)
-            else:
-                del rows[k]
-        if rows or part.deleted_at != NO_TS or part.ranges:
+    def _drop_partition(self, part: Partition) -> None:
+        if self.partitions.get(part.key) is not part:
             return
-        if self.partitions.get(part.key) is part:
-            del self.partitions[part.key]
-            if part in self._pending:
-                self._pending.remove(part)
-            elif part.token is not None:
-                self._index.discard((part.token, part.key))
+        del self.partitions[part.key]
+        self.usage.partitions -= 1
+        if part in self._pending:
+            self._pending.remove(part)
+        elif part.token is not None:
+            self._index.discard((part.token, part.key))
 
     def truncate(self) -> None:
+        usage = self.usage
+        for part in self.partitions.values():
+            for row in part.rows:
+                usage.rows -= 1
+                usage.bytes -= len(row)
+        for row in self.rows:
+            usage.rows -= 1
+            usage.bytes -= len(row)
+        usage.partitions -= len(self.partitions)
         self.partitions = {}
+        self.rows = Run()
         self._index = SortedList()
         self._pending = []
 
     # ---------------------------------------------------------------------------------------
-    # Mutations (live and replay).
+    # Rows.
 
-    def row_for_write(self, part: Partition, ckey: bytes, cvals: tuple[bytes, ...]) -> Row:
-        rows = part.rows
-        row: Row | None = rows.get(ckey)
-        if row is None:
-            shadow = part.shadow_of(ckey) if (part.ranges or part.deleted_at != NO_TS) else NO_TS
-            row = Row(cvals, self.width, shadow)
-            rows[ckey] = row
-        return row
+    def row(self, pkey: bytes, ckey: bytes) -> Row | None:
+        """The stored row, decoded (None when there is none)."""
+        if self.clustered:
+            part = self.partitions.get(pkey)
+            blob = part.row_blob(ckey) if part is not None else None
+        else:
+            found = self.get(pkey)
+            blob = found.row if isinstance(found, SingleRowPartition) else None
+        return None if blob is None else self.codec.decode(blob, self.width)
 
-    def apply_write(
-        self,
-        part: Partition,
-        ckey: bytes,
-        cvals: tuple[bytes, ...],
-        marker: tuple[int, int, int] | None,
-        ops: tuple[Cell, ...] | list[Cell],
+    def _store(
+        self, run: Run, where: tuple[int, int] | None, old: bytes | None, new: bytes | None
     ) -> None:
-        row = self.row_for_write(part, ckey, cvals)
-        floor = row.deleted_at
-        if marker is not None and marker[0] > floor:
-            old = row.marker
-            if old is None or marker[0] > old[0] or (marker[0] == old[0] and marker[1] > old[1]):
-                row.marker = marker
-        cells = row.cells
-        for op in ops:
-            code = op[0]
-            if code == OP_SET:
-                if op[3] <= floor:
-                    continue
-                slot = op[1]
-                old_cell = cells[slot]
-                if old_cell is None or _wins(op, old_cell):
-                    cells[slot] = op
-            elif code == OP_COUNTER:
-                cells[op[1]] = (OP_SET, op[1], op[2], op[3], 0, 0)
+        usage = self.usage
+        if old is not None:
+            assert where is not None
+            if new is None:
+                run.remove(where)
+                usage.rows -= 1
             else:
-                coll = cells[op[1]]
-                if coll is None:
-                    coll = cells[op[1]] = CollectionCell()
-                coll.drop_older(floor)
-                if code == OP_COLL_CLEAR:
-                    coll.clear(op[2])
-                else:  # (2, slot, key, value, ts, expiry, ttl)
-                    coll.put(op[2], (OP_SET, op[1], op[3], op[4], op[5], op[6]))
+                run.replace(where, new)
+                usage.bytes += len(new)
+            usage.bytes -= len(old)
+        elif new is not None:
+            run.add(new)
+            usage.rows += 1
+            usage.bytes += len(new)
+        if new is not None and not self.expiring and may_expire(new):
+            self.expiring = True
+
+    def _update(
+        self,
+        pkey: bytes,
+        pv: Sequence[bytes],
+        ckey: bytes,
+        cv: Sequence[bytes],
+        change: Any,
+        *args: Any,
+    ) -> None:
+        """Decode the row (or start a new one), let ``change`` alter it, store it again.
+
+        A row left with nothing but a tombstone that its partition's tombstones already cover
+        is not kept: the partition's tombstone says the same.
+        """
+        part = self.partition(pkey, pv) if self.clustered else None
+        run = part.rows if part is not None else self.rows
+        prefix = ckey if part is not None else token_prefix(token_of(pkey), pkey)
+        where = run.find(prefix, _ckey_of)
+        old = run.at(where) if where is not None else None
+        shadow = NO_TS
+        if part is not None and part.tombstoned():
+            shadow = part.shadow_of(ckey)
+        if old is None:
+            row = Row(tuple(cv), self.width, shadow)
+        else:
+            row = self.codec.decode(old, self.width)
+        change(row, *args)
+        new = self._encode_kept(prefix, row, shadow)
+        self._store(run, where, old, new)
+        if part is not None and not len(part.rows) and not part.tombstoned():
+            self._drop_partition(part)
+
+    def _encode_kept(self, prefix: bytes, row: Row, shadow: int) -> bytes | None:
+        if row.deleted_at <= shadow and row.marker is None and all(c is None for c in row.cells):
+            return None
+        return self.codec.encode(prefix, row)
 
     def insert_fresh(
         self,
-        part: Partition,
+        pkey: bytes,
+        pv: Sequence[bytes],
         ckey: bytes,
-        cvals: tuple[bytes, ...],
-        marker: tuple[int, int, int],
-        cells: list[Cell],
+        cv: Sequence[bytes],
+        marker: Marker,
+        slots: Sequence[int],
+        vals: Sequence[bytes | None],
     ) -> bool:
-        """INSERT fast path: a brand-new row whose ``cells`` list (one per slot, in slot order)
-        becomes the row's storage as is. False (nothing done) when the row exists or may be
-        shadowed by a tombstone; the caller then takes the general ``apply_write`` path."""
-        rows = part.rows
-        if ckey in rows or part.deleted_at != NO_TS or part.ranges:
-            return False
-        row = _new_row(Row)
-        row.ck = cvals
-        row.cells = cells
-        row.marker = marker
-        row.deleted_at = NO_TS
+        """INSERT fast path: a row encoded straight from its values, new or replacing one it
+        overwrites wholly (:meth:`~rowcodec.RowCodec.superseded`). False (nothing done) when
+        a stored row must be merged with it or a tombstone may shadow it; the caller then
+        takes the general ``apply_write`` path."""
         if self.clustered:
-            # What ClusteredRows.__setitem__ does, without its Python-level call per row: the
-            # key is known to be new.
-            rows._pending.append(ckey)
-            dict.__setitem__(rows, ckey, row)
+            part = self.partitions.get(pkey) or self.partition(pkey, pv)
+            if part.deleted_at != NO_TS or part.ranges:
+                return False
+            run, prefix = part.rows, ckey
         else:
-            rows[ckey] = row
+            run, prefix = self.rows, token_prefix(token_of(pkey), pkey)
+        row = self.codec.insert(prefix, cv, marker, slots, vals)
+        where = run.insert_new(prefix, row, _ckey_of)
+        usage = self.usage
+        if where is None:
+            usage.rows += 1
+        else:  # an upsert: the new row replaces the stored one when it overwrites all of it
+            old = run.at(where)
+            if not self.codec.superseded(old, marker[0], slots) or (
+                self.lossy_clustering and self.codec.clustering(old) != tuple(cv)
+            ):
+                return False
+            run.replace(where, row)
+            usage.bytes -= len(old)
+        usage.bytes += len(row)
+        if marker[1]:
+            self.expiring = True
         return True
 
-    def apply_row_delete(
-        self, part: Partition, ckey: bytes, cvals: tuple[bytes, ...], ts: int
+    def apply_write(
+        self,
+        pkey: bytes,
+        pv: Sequence[bytes],
+        ckey: bytes,
+        cv: Sequence[bytes],
+        marker: Marker | None,
+        ops: Sequence[Cell],
     ) -> None:
-        row = self.row_for_write(part, ckey, cvals)
-        row.delete(ts)
+        self._update(pkey, pv, ckey, cv, Row.apply, marker, ops)
+
+    def apply_row_delete(
+        self, pkey: bytes, pv: Sequence[bytes], ckey: bytes, cv: Sequence[bytes], ts: int
+    ) -> None:
+        self._update(pkey, pv, ckey, cv, Row.delete, ts)
+
+    def apply_partition_delete(self, pkey: bytes, pv: Sequence[bytes], ts: int) -> None:
+        if not self.clustered:
+            self.apply_row_delete(pkey, pv, b"", (), ts)
+            return
+        part = self.partition(pkey, pv)
+        if ts > part.deleted_at:
+            part.deleted_at = ts
+            self._delete_rows(part, list(part.rows), ts)
 
     def apply_range_delete(
         self,
-        part: Partition,
+        pkey: bytes,
+        pv: Sequence[bytes],
         lo: bytes | None,
         lo_inc: bool,
         hi: bytes | None,
         hi_inc: bool,
         ts: int,
     ) -> None:
+        part = self.partition(pkey, pv)
+        if part.ranges is None:
+            part.ranges = []
         part.ranges.append((lo, lo_inc, hi, hi_inc, ts))
-        if self.clustered:
-            for row in part.rows.irange(lo, hi, (lo_inc, hi_inc)):
-                part.rows[row].delete(ts)
+        rows = list(part.rows.span(lo, lo_inc, hi, hi_inc, _ckey_of))
+        self._delete_rows(part, rows, ts)
 
-    def apply_partition_delete(self, part: Partition, ts: int) -> None:
-        if ts > part.deleted_at:
-            part.deleted_at = ts
-            for row in part.rows.values():
-                row.delete(ts)
+    def _delete_rows(self, part: Partition, rows: list[bytes], ts: int) -> None:
+        """Apply a partition or range tombstone to the rows it covers: rows with nothing
+        newer than it are dropped (the tombstone covers them), the others lose what it hides."""
+        for old in rows:
+            ckey = old[: prefix_len(old)]
+            row = self.codec.decode(old, self.width)
+            row.delete(ts)
+            new = self._encode_kept(ckey, row, part.shadow_of(ckey))
+            where = part.rows.find(ckey, _ckey_of)
+            self._store(part.rows, where, old, new)
+
+    def load_rows(self, pv: Sequence[bytes] | None, rows: Sequence[bytes]) -> None:
+        """Rows as a snapshot holds them, in their stored form (snapshot load).
+
+        A row already present (written again by a log segment replayed before) is merged
+        with it; the others are kept as the very bytes the snapshot holds.
+        """
+        if self.clustered:
+            assert pv is not None
+            run = self.partition(pkey_of_values(pv), pv).rows
+        else:
+            run = self.rows
+        last = run.last()
+        if rows and (last is None or rows[0] > last):  # a snapshot's rows come in order
+            run.merge(list(rows))
+            self.usage.rows += len(rows)
+            self.usage.bytes += sum(map(len, rows))
+            self.expiring = self.expiring or any(map(may_expire, rows))
+            return
+        for row in rows:
+            prefix = row[: prefix_len(row)]
+            where = run.find(prefix, _ckey_of)
+            if where is None:
+                self._store(run, None, None, row)
+                continue
+            old = run.at(where)
+            merged = self.codec.decode(old, self.width)
+            merge_into(merged, self.codec.decode(row, self.width))
+            self._store(run, where, old, self.codec.encode(prefix, merged))
+
+    def load_partition(
+        self,
+        pv: Sequence[bytes],
+        deleted_at: int,
+        ranges: Sequence[tuple[bytes | None, bool, bytes | None, bool, int]],
+    ) -> None:
+        """A partition's tombstones as a snapshot holds them."""
+        part = self.partition(pkey_of_values(pv), pv)
+        part.deleted_at = max(part.deleted_at, deleted_at)
+        if ranges:
+            part.ranges = [*(part.ranges or ()), *ranges]
+
+    # ---------------------------------------------------------------------------------------
+    # Expiry and snapshots.
+
+    def _forget_expired(self, run: Run, rows: Sequence[bytes], now: int) -> list[bytes]:
+        """Of ``rows`` (stored in ``run``), forget those wholly expired; return the others."""
+        codec = self.codec
+        kept: list[bytes] = []
+        for row in rows:
+            if not codec.expires_by(row, now):
+                kept.append(row)
+                continue
+            where = run.find(row[: prefix_len(row)], _ckey_of)
+            if where is not None and run.at(where) is row:
+                self._store(run, where, row, None)
+        return kept
+
+    def _forget_expired_in(self, part: Partition, now: int) -> list[bytes]:
+        kept = self._forget_expired(part.rows, list(part.rows), now)
+        if not kept and not part.tombstoned():
+            self._drop_partition(part)
+        return kept
+
+    def sweep_expired(self, now: int) -> Iterator[int]:
+        """Forget rows whose every cell has expired (TTL), and clustered partitions left with
+        nothing, a piece at a time: yields after each piece (the caller lets others run)."""
+        if not self.clustered:
+            rows = list(self.rows)
+            for start in range(0, len(rows), SWEEP_PIECE_ROWS):
+                piece = rows[start : start + SWEEP_PIECE_ROWS]
+                yield len(piece) - len(self._forget_expired(self.rows, piece, now))
+            return
+        seen = 0
+        forgotten = 0
+        for key in list(self.partitions):
+            part = self.partitions.get(key)
+            if part is None:
+                continue
+            before = len(part.rows)
+            forgotten += before - len(self._forget_expired_in(part, now))
+            seen += before + 1
+            if seen >= SWEEP_PIECE_ROWS:
+                yield forgotten
+                seen = forgotten = 0
+        yield forgotten
+
+    def snapshot_records(self, tid: bytes, now: int) -> Iterator[tuple[list[Any], int]]:
+        """The table as snapshot records, a piece at a time: (records, rows in them).
+
+        Rows are written in their stored form, so a snapshot restores the very bytes. Rows
+        whose every cell has expired are left out and forgotten on the way. A partition is
+        whole within one piece (``commitlog`` says why writes landing in between are safe).
+        """
+        if not self.clustered:
+            rows = list(self.rows)
+            for start in range(0, len(rows), SWEEP_PIECE_ROWS):
+                piece = rows[start : start + SWEEP_PIECE_ROWS]
+                kept = self._forget_expired(self.rows, piece, now)
+                if kept:
+                    yield [("rows", tid, None, kept)], len(kept)
+            return
+        for key in list(self.partitions):
+            part = self.partitions.get(key)
+            if part is None:
+                continue
+            kept = self._forget_expired_in(part, now)
+            records: list[Any] = []
+            if part.tombstoned():
+                records.append(("part", tid, part.values, part.deleted_at, part.ranges or []))
+            if kept:
+                records.append(("rows", tid, part.values, kept))
+            if records:
+                yield records, len(kept)
 
     # ---------------------------------------------------------------------------------------
     # Reads.
 
     def scan(
         self, start: tuple[int, bytes] | None = None, inclusive: bool = True
-    ) -> Iterator[Partition]:
+    ) -> Iterator[AnyPartition]:
         """Partitions in token order, from ``start`` (token, key) on."""
+        if not self.clustered:
+            lo = None if start is None else token_prefix(*start)
+            for row in self.rows.span(lo, inclusive, None, True, _ckey_of):
+                yield self._single(row)
+            return
         index = self.token_ordered()
         parts = self.partitions
         it = index.irange(start, None, (inclusive, True)) if start is not None else iter(index)
@@ -408,7 +559,18 @@ class TableData:
 
     def token_range(
         self, lo: int | None, lo_inc: bool, hi: int | None, hi_inc: bool
-    ) -> Iterator[Partition]:
+    ) -> Iterator[AnyPartition]:
+        if not self.clustered:
+            for row in self.rows.span(
+                None if lo is None else token_prefix(lo, b""), True, None, True, _ckey_of
+            ):
+                token = token_of_prefix(row)
+                if lo is not None and token == lo and not lo_inc:
+                    continue
+                if hi is not None and (token > hi or (token == hi and not hi_inc)):
+                    break
+                yield self._single(row)
+            return
         index = self.token_ordered()
         parts = self.partitions
         lo_key = None if lo is None else ((lo, b"") if lo_inc else (lo, b"\xff" * 64))
@@ -420,3 +582,45 @@ class TableData:
             part = parts.get(key)
             if part is not None:
                 yield part
+
+    def _single(self, row: bytes) -> SingleRowPartition:
+        return SingleRowPartition(row[8 : prefix_len(row)], row, self.arity)
+
+
+def pkey_of_values(pv: Sequence[bytes]) -> bytes:
+    return pv[0] if len(pv) == 1 else composite_key(pv)
+
+
+def row_ops(row: Row) -> tuple[Marker | None, list[Cell]]:
+    """A decoded row as the write that recreates it: its marker and cell operations."""
+    ops: list[Cell] = []
+    for slot, c in enumerate(row.cells):
+        if c is None:
+            continue
+        if type(c) is tuple:
+            ops.append(c)
+        else:
+            assert isinstance(c, CollectionCell)
+            ops.append((OP_COLL_CLEAR, slot, c.cleared_at))
+            for k, e in c.items.items():
+                ops.append((OP_COLL_ELEM, slot, k, e[2], e[3], e[4], e[5]))
+    return row.marker, ops
+
+
+def merge_into(row: Row, other: Row) -> None:
+    """Reconcile ``other`` into ``row`` (both decoded versions of one row)."""
+    if other.deleted_at != NO_TS:
+        row.delete(other.deleted_at)
+    marker, ops = row_ops(other)
+    row.apply(marker, ops)
+
+
+__all__ = [
+    "NO_TS",
+    "OP_SET",
+    "AnyPartition",
+    "Partition",
+    "SingleRowPartition",
+    "StoreUsage",
+    "TableData",
+]

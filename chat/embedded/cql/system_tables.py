@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chat.embedded.cql.cells import OP_SET
 from chat.embedded.cql.errors import InvalidRequest
 from chat.embedded.cql.schema import Catalog, KeyspaceMeta, TableMeta, build_table
-from chat.embedded.cql.storage import OP_SET, TableData
+from chat.embedded.cql.storage import TableData
 from chat.embedded.cql.values import PROTOCOL, composite_key
 
 RELEASE_VERSION = "4.0.11"
@@ -283,7 +284,12 @@ class Rows:
 
     def __init__(self, table: TableMeta) -> None:
         self.table = table
-        self.data = TableData(len(table.regular), bool(table.clustering))
+        self.data = TableData(
+            len(table.regular),
+            bool(table.clustering),
+            clustering_columns=len(table.clustering),
+            arity=len(table.partition_key),
+        )
 
     def add(self, **values: Any) -> None:
         t = self.table
@@ -299,8 +305,7 @@ class Rows:
             if v is not None:
                 ops.append((OP_SET, c.slot, bytes(c.driver.serialize(v, PROTOCOL)), 1, 0, 0))
         pkey = pv[0] if len(pv) == 1 else composite_key(pv)
-        part = self.data.partition(pkey, pv)
-        self.data.apply_write(part, ckey, cv, (1, 0, 0), ops)
+        self.data.apply_write(pkey, pv, ckey, cv, (1, 0, 0), ops)
 
 
 def _all_keyspaces(catalog: Catalog) -> list[KeyspaceMeta]:

@@ -176,6 +176,17 @@ def composite_key(parts: Sequence[bytes]) -> bytes:
 _COMPOSITE_2 = b"%c%c%b\x00%c%c%b\x00"
 
 
+def split_composite(key: bytes, arity: int) -> tuple[bytes, ...]:
+    """The components of a composite partition key (:func:`composite_key` undone)."""
+    out = []
+    pos = 0
+    for _ in range(arity):
+        size = int.from_bytes(key[pos : pos + 2], "big")
+        out.append(key[pos + 2 : pos + 2 + size])
+        pos += size + 3
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------------------------
 # Literals and functions in value positions.
 

@@ -34,6 +34,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chat.embedded.cql import ast
+from chat.embedded.cql.cells import (
+    OP_COLL_CLEAR,
+    OP_COLL_ELEM,
+    OP_COUNTER,
+    OP_SET,
+    CollectionCell,
+    Row,
+)
 from chat.embedded.cql.errors import InvalidRequest
 from chat.embedded.cql.lwt import OldRow, cas_columns, cas_result, condition_holds, old_values
 from chat.embedded.cql.marshal import elements
@@ -42,14 +50,6 @@ from chat.embedded.cql.restrictions import compile_where, term_list
 from chat.embedded.cql.results import Rows
 from chat.embedded.cql.schema import ColumnMeta, TableMeta
 from chat.embedded.cql.select import cell_value
-from chat.embedded.cql.storage import (
-    OP_COLL_CLEAR,
-    OP_COLL_ELEM,
-    OP_COUNTER,
-    OP_SET,
-    CollectionCell,
-    Row,
-)
 from chat.embedded.cql.values import (
     UNSET,
     Getter,
@@ -73,29 +73,38 @@ OP_COUNTER_DELTA = -1
 Pending = tuple[str, Any, bytes, bytes, list[Record], Record, Any]
 """A staged write: (kind, table data, partition key, clustering key, cells, record, extra).
 
-``kind`` is the record's; ``extra`` is, for an INSERT, whether it writes every column (the
-storage's fresh-row fast path), for a row write the time counters are read at, or None.
+``kind`` is the record's; ``extra`` is, for an INSERT, whether it writes no collection (the
+storage's new-row fast path), for a row write the time counters are read at, or None.
 """
 
 
 def commit(pending: Pending) -> Record:
     """Apply one staged write to the storage; return its commit-log record."""
     kind, data, pkey, ckey, ops, rec, extra = pending
-    part = data.partitions.get(pkey) or data.partition(pkey, rec[2])
     if kind == "i":
-        if not (extra and data.insert_fresh(part, ckey, rec[3], rec[4], ops)):
-            data.apply_write(part, ckey, rec[3], rec[4], ops)
+        if not (extra and data.insert_fresh(pkey, rec[2], ckey, rec[3], rec[4], rec[5], rec[6])):
+            data.apply_write(pkey, rec[2], ckey, rec[3], rec[4], insert_ops(rec))
     elif kind == "w":
         if extra is not None:
-            _resolve_counters(part.rows.get(ckey), ops, extra)
-        data.apply_write(part, ckey, rec[3], None, ops)
+            _resolve_counters(data.row(pkey, ckey), ops, extra)
+        data.apply_write(pkey, rec[2], ckey, rec[3], None, ops)
     elif kind == "d":
-        data.apply_row_delete(part, ckey, rec[3], rec[4])
+        data.apply_row_delete(pkey, rec[2], ckey, rec[3], rec[4])
     elif kind == "p":
-        data.apply_partition_delete(part, rec[3])
+        data.apply_partition_delete(pkey, rec[2], rec[3])
     else:
-        data.apply_range_delete(part, rec[3], rec[4], rec[5], rec[6], rec[7])
+        data.apply_range_delete(pkey, rec[2], rec[3], rec[4], rec[5], rec[6], rec[7])
     return rec
+
+
+def insert_ops(rec: Record) -> list[Record]:
+    """The cell operations of an INSERT record (its compact form: slots and values apart)."""
+    ts, exp, ttl = rec[4]
+    ops: list[Record] = [
+        (OP_SET, slot, v, ts, exp, ttl) for slot, v in zip(rec[5], rec[6], strict=True)
+    ]
+    ops.extend(rec[7])
+    return ops
 
 
 def _resolve_counters(row: Row | None, ops: list[Record], now: int) -> None:
@@ -104,7 +113,7 @@ def _resolve_counters(row: Row | None, ops: list[Record], now: int) -> None:
     for i, op in enumerate(ops):
         if op[0] == OP_COUNTER_DELTA:
             _code, slot, delta, ts = op
-            old = row.cells[slot] if live and row is not None else None
+            old = row.cells[slot] if live and row is not None and slot < len(row.cells) else None
             base = int.from_bytes(old[2], "big", signed=True) if old and old[2] else 0
             total = (base + delta + 2**63) % 2**64 - 2**63  # 64-bit arithmetic: wraps around
             ops[i] = (OP_COUNTER, slot, total.to_bytes(8, "big", signed=True), ts)
@@ -135,7 +144,7 @@ def pkey_of(pvals: Sequence[bytes]) -> bytes:
 
 
 def apply_record(tables: dict[bytes, TableMeta], rec: Record) -> None:
-    """Re-apply a logged mutation (commit-log replay, snapshot load)."""
+    """Re-apply a logged mutation (commit-log replay), or load a snapshot's rows."""
     table = tables.get(rec[1])
     if table is None:
         return  # the table was dropped later in the log
@@ -144,8 +153,14 @@ def apply_record(tables: dict[bytes, TableMeta], rec: Record) -> None:
     if kind == "t":
         data.truncate()
         return
+    if kind == "rows":  # ("rows", tid, partition values or None, [stored rows])
+        data.load_rows(rec[2], rec[3])
+        return
+    if kind == "part":  # ("part", tid, partition values, deleted_at, range tombstones)
+        data.load_partition(rec[2], rec[3], rec[4])
+        return
     pv = tuple(rec[2])
-    part = data.partition(pkey_of(pv), pv)
+    pkey = pkey_of(pv)
     if kind in ("w", "i"):
         # A snapshot taken across an ALTER TABLE ADD may carry cells for columns whose ALTER
         # record replays only later: make room for them.
@@ -154,22 +169,20 @@ def apply_record(tables: dict[bytes, TableMeta], rec: Record) -> None:
             data.widen(max(slots) + 1)
     if kind == "w":
         cv = tuple(rec[3])
-        data.apply_write(part, ckey_of(table, cv), cv, rec[4], rec[5])
+        data.apply_write(pkey, pv, ckey_of(table, cv), cv, rec[4], rec[5])
     elif kind == "i":  # ("i", tid, pv, cv, marker, slots, values, extra ops)
         cv = tuple(rec[3])
-        ts, exp, ttl = marker = rec[4]
-        ops: list[Record] = [
-            (OP_SET, slot, v, ts, exp, ttl) for slot, v in zip(rec[5], rec[6], strict=True)
-        ]
-        ops.extend(rec[7])
-        data.apply_write(part, ckey_of(table, cv), cv, marker, ops)
+        ckey = ckey_of(table, cv)
+        marker = tuple(rec[4])
+        if not (not rec[7] and data.insert_fresh(pkey, pv, ckey, cv, marker, rec[5], rec[6])):
+            data.apply_write(pkey, pv, ckey, cv, marker, insert_ops(rec))
     elif kind == "d":
         cv = tuple(rec[3])
-        data.apply_row_delete(part, ckey_of(table, cv), cv, rec[4])
+        data.apply_row_delete(pkey, pv, ckey_of(table, cv), cv, rec[4])
     elif kind == "p":
-        data.apply_partition_delete(part, rec[3])
+        data.apply_partition_delete(pkey, pv, rec[3])
     elif kind == "r":
-        data.apply_range_delete(part, rec[3], rec[4], rec[5], rec[6], rec[7])
+        data.apply_range_delete(pkey, pv, rec[3], rec[4], rec[5], rec[6], rec[7])
 
 
 def _check_ttl(ttl: int | None, table: TableMeta) -> int:
@@ -281,10 +294,7 @@ class KeyedWrite:
         return bool(self.conditions) or self.if_exists or self.if_not_exists
 
     def current(self, pkey: bytes, ckey: bytes, now: int) -> Row | None:
-        part = self.table.data.partitions.get(pkey)
-        if part is None:
-            return None
-        row: Row | None = part.rows.get(ckey)
+        row = self.table.data.row(pkey, ckey)
         if row is None or not row.is_live(now):
             return None
         return row
@@ -399,9 +409,6 @@ class InsertPlan(KeyedWrite):
         # Fast path: every regular value is a bind marker → one C-level itemgetter call.
         self.simple_slots = [slot for slot, _g, _s in self.simple]
         self.slots_tuple = tuple(self.simple_slots)
-        # Every regular column given, in slot order, none a collection: the cells list built
-        # for a new row can be the row's storage as it is.
-        self.full_row = self.simple_slots == list(range(len(table.regular)))
         bound = [terms[table.regular[slot].name] for slot in self.simple_slots]
         self.bound_get: Callable[[Values], Sequence[bytes | None]] | None = None
         if bound and all(isinstance(t, ast.BindMarker) for t in bound):
@@ -545,9 +552,6 @@ class InsertPlan(KeyedWrite):
             kept = [(s, v) for s, v in zip(slots, vals, strict=True) if v is not UNSET]
             slots = tuple(s for s, _v in kept)
             vals = tuple(v for _s, v in kept)
-        ops: list[Record] = [
-            (OP_SET, slot, v, ts, exp, ttl) for slot, v in zip(slots, vals, strict=True)
-        ]
         extra: list[Record] = []
         if self.colls:
             for col, g in self.colls:
@@ -557,10 +561,10 @@ class InsertPlan(KeyedWrite):
                 extra.append((OP_COLL_CLEAR, col.slot, ts - 1))
                 if raw is not None:
                     extra.extend(_collection_ops(col, raw, ts, exp, ttl, self.clock))
-            ops.extend(extra)
-        # The log gets the compact form: slots and values side by side, no per-cell tuples.
+        # Slots and values side by side, no per-cell tuples: what the log records, and what a
+        # new row is encoded from (a row that exists gets the cells of ``insert_ops``).
         record = ("i", self.tid, pv, cv, (ts, exp, ttl), slots, vals, extra)
-        return ("i", self.data, pkey, ckey, ops, record, self.full_row and slots is self.slots)
+        return ("i", self.data, pkey, ckey, extra, record, not extra)
 
 
 class RowKeys:
