@@ -20,8 +20,8 @@ from chat.app import create_app
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from tests.conftest import Api
-from tests.cql.conftest import wait_for_async
 from tests.gateway.live import UNLIMITED_RATES, Frame, WsClient, client, users_and_event
+from tests.polling import until
 from tests.servers import run_server
 
 RECOVERY_TIMEOUT = 60.0
@@ -93,7 +93,7 @@ async def test_cql_restart_fails_sends_clearly_then_recovers_without_losing_acks
             return (await http.get("/readyz")).status_code == 200
 
         # /readyz answers a probe's result again for a second: it may lag the sends by that much.
-        await wait_for_async(ready, within=5.0, what="/readyz to answer 200 again")
+        await until(ready, within=5.0, what="/readyz to answer 200 again")
 
         response = await http.get(
             f"/v1/events/{event_id}/messages", params={"limit": 100}, headers=api.auth(ada)

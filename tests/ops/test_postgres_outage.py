@@ -23,8 +23,8 @@ from chat.app import create_app
 from chat.config import Settings
 from tests.api.events_helpers import create_event
 from tests.conftest import Api
-from tests.cql.conftest import wait_for_async
 from tests.gateway.live import client
+from tests.polling import until
 from tests.servers import run_server
 
 RECOVERY_TIMEOUT = 30.0
@@ -117,6 +117,6 @@ async def test_postgres_outage_is_503_and_unavailable_then_recovers_without_rest
                 return (await http.get("/readyz")).status_code == 200
 
             # /readyz answers a probe's result again for a second: it may lag REST by that much.
-            await wait_for_async(ready, within=5.0, what="/readyz to answer 200 again")
+            await until(ready, within=5.0, what="/readyz to answer 200 again")
             subscribed = await ws.request(type="subscribe", event_id=event_id)
             assert subscribed["type"] == "subscribed", subscribed
