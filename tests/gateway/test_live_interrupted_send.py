@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 
@@ -13,6 +12,7 @@ from chat.app import create_app
 from chat.config import Settings
 from tests.conftest import Api
 from tests.gateway.live import Frame, client, is_message, users_and_event
+from tests.polling import until
 from tests.servers import run_server
 
 
@@ -22,13 +22,15 @@ def _message_text(event_id: int, text: str) -> Callable[[Frame], bool]:
 
 async def _until_a_send_is_in_progress(base_url: str) -> None:
     """Wait (at most 5 s) until the store reports a send between acceptance and answer."""
-    async with asyncio.timeout(5), httpx.AsyncClient(base_url=base_url) as http:
-        while True:
-            text = (await http.get("/metrics")).text
-            for line in text.splitlines():
+    async with httpx.AsyncClient(base_url=base_url) as http:
+
+        async def in_progress() -> bool:
+            for line in (await http.get("/metrics")).text.splitlines():
                 if line.startswith("chat_store_sends_in_progress ") and float(line.split()[1]) >= 1:
-                    return
-            await asyncio.sleep(0.01)
+                    return True
+            return False
+
+        await until(in_progress, within=5, interval=0.01, what="a send in progress")
 
 
 @pytest.fixture(scope="module")
