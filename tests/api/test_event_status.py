@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.api.events_helpers import at, confirm, create_event, get_event, set_status
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.polling import until
 
 

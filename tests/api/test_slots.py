@@ -8,7 +8,7 @@ import asyncpg
 
 from chat.store import slots as store
 from tests.api.builders import create_slot, in_hours
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 def unique_region() -> str:

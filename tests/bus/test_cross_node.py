@@ -13,9 +13,9 @@ import pytest
 from chat.auth import TokenService
 from chat.client import Unsubscribed
 from chat.config import Settings
+from tests.api_client import Api
 from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
 from tests.client.live import chat_client
-from tests.conftest import Api
 from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event, ws_url
 
 

@@ -26,7 +26,7 @@ from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.gateway.connection import COMMAND_BYTES_HIGH, COMMANDS_HIGH, Connection
 from chat.gateway.runtime import STATE_KEY, Gateway
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import (
     TIMEOUT,
     UNLIMITED_RATES,

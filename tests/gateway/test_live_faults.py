@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from chat.gateway.connection import FrameCounter
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import WsClient, client, users_and_event, ws_url
 
 

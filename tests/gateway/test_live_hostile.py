@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from bench.load.silent_client import SilentClient
 from chat.app import create_app
 from chat.config import Settings
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import (
     TIMEOUT,
     UNLIMITED_RATES,

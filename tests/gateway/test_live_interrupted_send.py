@@ -10,7 +10,7 @@ import pytest
 
 from chat.app import create_app
 from chat.config import Settings
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import Frame, client, is_message, users_and_event
 from tests.polling import until
 from tests.servers import run_server

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from chat.config import Settings
-from tests.conftest import TEST_JWT_SECRET
+from tests.api_client import TEST_JWT_SECRET
 from tests.polling import until
 
 START_TIMEOUT = 60.0

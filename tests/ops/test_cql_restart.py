@@ -19,7 +19,7 @@ import httpx
 from chat.app import create_app
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import UNLIMITED_RATES, Frame, WsClient, client, users_and_event
 from tests.polling import until
 from tests.servers import run_server

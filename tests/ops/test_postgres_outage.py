@@ -21,7 +21,7 @@ import httpx
 from chat.app import create_app
 from chat.config import Settings
 from tests.api.events_helpers import create_event
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import client
 from tests.polling import until
 from tests.servers import run_server

@@ -11,7 +11,7 @@ from chat.errors import ValidationFailed
 from chat.store.cql import CqlStore, execute_async
 from chat.store.typing import TypingStore
 from tests.polling import until
-from tests.store.conftest import new_event_id, new_user_id
+from tests.store.messages import new_event_id, new_user_id
 
 
 @pytest.fixture

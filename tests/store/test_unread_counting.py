@@ -15,14 +15,9 @@ from chat.store.cql import CqlStore
 from chat.store.message_history import MessageHistory
 from chat.store.messages import MessageStore
 from chat.store.unread import CHUNK, GROUP_WINDOW, UNREAD_SCAN_LIMIT, UnreadStore
-from tests.store.conftest import (
-    ServerReads,
-    SettableClock,
-    new_event_id,
-    new_user_id,
-    post,
-    recount,
-)
+from tests.store.clocks import SettableClock
+from tests.store.messages import new_event_id, new_user_id, post, recount
+from tests.store.server_reads import ServerReads
 
 MESSAGES = "chat_messages_by_event"
 
