@@ -21,7 +21,7 @@ CREATE TABLE open_slots (
 
 CREATE INDEX open_slots_business_idx ON open_slots (business_user_id);
 CREATE INDEX open_slots_start_time_idx ON open_slots (start_time);
--- Reference query 2 (available slots by region, soonest first) reads only this index.
+-- The search for available slots (by region, soonest first) reads only this index.
 CREATE INDEX open_slots_available_region_idx ON open_slots (region, start_time, id)
     WHERE is_available AND deleted_at IS NULL;
 

@@ -1,4 +1,4 @@
--- Outbox of event-history records (issue 4). Each REST change to an event writes its history
+-- Outbox of event-history records. Each REST change to an event writes its history
 -- record here in the SAME transaction as the change; a relay copies the rows to ScyllaDB's
 -- event_history table and deletes them here only after the CQL write succeeded. change_id is
 -- the CQL row's key (a timeuuid chosen in Python), so replaying a row rewrites the same row.

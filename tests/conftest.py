@@ -1,17 +1,13 @@
-"""Shared fixtures: one real PostgreSQL per test session, the app served by real uvicorn."""
+"""Shared fixtures: one real PostgreSQL and CQL server per test session, the app served by real
+uvicorn, and a message store on the app's keyspace."""
 
 from __future__ import annotations
 
-import itertools
 import os
-import secrets
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -20,10 +16,12 @@ from chat.auth import TokenService
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.embedded.postgres import embedded_postgres
-from chat.store import users
+from chat.store.cql import CqlStore, open_cql
+from chat.store.cql_migrations import migrate_up
+from chat.store.messages import MessageStore
+from tests.api_client import TEST_JWT_SECRET, Api
+from tests.message_stores import started
 from tests.servers import run_server
-
-TEST_JWT_SECRET = "test-secret-" + "x" * 32
 
 
 @pytest.fixture(scope="session")
@@ -80,53 +78,34 @@ async def base_url(settings: Settings) -> AsyncIterator[str]:
         yield url
 
 
-@dataclass
-class Api:
-    """An HTTP client for the served app that knows how to act as a given user."""
-
-    http: httpx.AsyncClient
-    tokens: TokenService
-    pg_dsn: str | None = None
-
-    def auth(self, user_id: int) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens.mint(user_id)}"}
-
-    async def create_user(self, role: str = "USER", **fields: Any) -> dict[str, Any]:
-        """Signs up a fresh user with a unique phone number; returns the created user.
-
-        Sign-up always makes a USER; another role is then given as an operator gives it
-        (the store function behind ``chat user set-role``).
-        """
-        body = {"phone": unique_phone(), "name": f"user {secrets.token_hex(3)}"}
-        body.update(fields)
-        response = await self.http.post("/v1/users", json=body)
-        assert response.status_code == 201, response.text
-        user: dict[str, Any] = response.json()["user"]
-        if role != "USER":
-            await self.operator(users.set_role, user["id"], role)
-            user["role"] = role
-        return user
-
-    async def operator(self, change: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """Run an operator's account change (a :mod:`chat.store.users` function) directly on
-        the app's database, as the ``chat user`` command does."""
-        assert self.pg_dsn, "this Api was built without the app's database"
-        conn = await asyncpg.connect(self.pg_dsn)
-        try:
-            return await change(conn, *args)
-        finally:
-            await conn.close()
-
-
-_phones = itertools.count(1)
-
-
-def unique_phone() -> str:
-    """Phone numbers unique within this run and across runs on a shared database."""
-    return f"+82{secrets.randbelow(10**6):06d}{next(_phones):04d}"
-
-
 @pytest.fixture(scope="session")
 async def api(base_url: str, tokens: TokenService, pg_dsn: str) -> AsyncIterator[Api]:
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         yield Api(http, tokens, pg_dsn)
+
+
+@pytest.fixture(scope="session")
+async def cql_store(settings: Settings) -> AsyncIterator[CqlStore]:
+    """A driver session on the app's CQL server with every CQL migration applied.
+
+    Applying them here (the runner is idempotent and takes a lock) makes the chat tables exist
+    whether or not an app under test migrated at start-up.
+    """
+    async with open_cql(settings, migrate=False) as store:
+        await migrate_up(store, settings)
+        yield store
+
+
+@pytest.fixture
+async def message_store(cql_store: CqlStore, settings: Settings) -> AsyncIterator[MessageStore]:
+    """A started :class:`MessageStore` (its batcher running) on the keyspace the app under test
+    reads, closed after the test."""
+    async with started(MessageStore(cql_store, settings)) as store:
+        yield store
+
+
+@pytest.fixture
+async def other_node(cql_store: CqlStore, settings: Settings) -> AsyncIterator[MessageStore]:
+    """A second gateway node's store: its own batcher, id generator and in-flight table."""
+    async with started(MessageStore(cql_store, settings)) as store:
+        yield store

@@ -11,7 +11,7 @@ from chat.auth import TokenService
 from chat.config import Settings
 from chat.store import migrations
 from tests.api.builders import in_hours
-from tests.conftest import TEST_JWT_SECRET, Api
+from tests.api_client import TEST_JWT_SECRET, Api
 
 
 async def _chat(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

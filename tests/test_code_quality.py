@@ -1,7 +1,9 @@
-"""The code standards hold: ruff (lint and format) and mypy --strict over the whole tree."""
+"""The code standards hold: ruff (lint and format) and mypy --strict over the whole tree, and
+the tracked files speak of the code, not of how it was made."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +31,36 @@ def test_ruff_format_leaves_every_file_unchanged() -> None:
 def test_mypy_strict_passes() -> None:
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+HISTORY_MARKERS = {
+    "an issue number": re.compile(r"\bissues?\s*#?\d+\b", re.IGNORECASE),
+    "an absolute path outside the repository": re.compile(r"(?<![\w.~])/(?:work|home)/"),
+    "a work package's name": re.compile(r"\bH\d+[a-z]\b"),
+    "a document the reader does not have": re.compile(
+        r"shared[/]reference|\breference (?:query|design)\b", re.IGNORECASE
+    ),
+    "a review": re.compile(r"\breview[ _](?:fix|finding)", re.IGNORECASE),
+}
+
+
+def _tracked_text_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    paths = [ROOT / name for name in listed.split("\0") if name]
+    return [p for p in paths if p.is_file() and b"\0" not in p.read_bytes()[:8192]]
+
+
+def test_tracked_files_carry_no_marks_of_how_the_code_was_made() -> None:
+    """Issue numbers, work-package names, review notes and paths on a developer's machine mean
+    nothing to a reader of the repository; say what the code does instead."""
+    found = []
+    for path in _tracked_text_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            for what, pattern in HISTORY_MARKERS.items():
+                if match := pattern.search(line):
+                    where = f"{path.relative_to(ROOT)}:{number}"
+                    found.append(f"{where}: {what} ({match.group(0)!r})")
+    assert not found, "\n".join(found)

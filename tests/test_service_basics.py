@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 async def test_healthz_answers_ok(api: Api) -> None:

@@ -1,6 +1,6 @@
 """``python -m bench``: the command line of every benchmark.
 
-- ``write-load``   the gateway's write path under open- or closed-loop load (issue 6);
+- ``write-load``   the gateway's write path under open- or closed-loop load;
 - ``connections``  many idle authenticated connections: connect time, memory per connection;
 - ``fanout``       one sender to N subscribers: delivery latency;
 - ``chaos``        a multi-node deployment under a seeded random fault schedule, verified;

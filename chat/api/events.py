@@ -123,7 +123,7 @@ async def get_event(call: Call) -> EventDetail:
 )
 async def list_my_events(call: Call) -> EventPage:
     """Events I take part in that are PROPOSED or CONFIRMED and start now or later, soonest
-    first (reference query 1), keyset-paginated: pass ``next_cursor`` back as ``cursor``."""
+    first, keyset-paginated: pass ``next_cursor`` back as ``cursor``."""
     query: ListEventsQuery = call.query
     after = decode_cursor(query.cursor) if query.cursor else None
     async with call.state.pg.acquire() as conn:

@@ -277,7 +277,7 @@ async def create_slot(call: Call) -> SlotOut:
     rules=(CURSOR_RULE,),
 )
 async def search_slots(call: Call) -> SlotPage:
-    """Reference query 2: available slots (optionally in one region) that have not started,
+    """Available slots (optionally in one region) that have not started,
     soonest first, then by id; keyset-paginated with ``next_cursor``."""
     query: SearchSlots = call.query
     after = decode_cursor(query.cursor) if query.cursor else None

@@ -285,8 +285,8 @@ def content_hash(msg: NewMessage) -> bytes:
         *msg.attachments,
     ]
     # The digest of: part count, then each part length-prefixed. Built as one buffer and
-    # hashed in one call (this runs once per send); the bytes hashed are the same as they
-    # always were, so claims written by earlier versions still match their retries.
+    # hashed in one call (this runs once per send). These bytes are part of the stored
+    # claims: changing them would make a retry of an already claimed send a Conflict.
     chunks = [len(parts).to_bytes(4, "big")]
     for part in [*parts, *(f"{k}\x00{v}" for k, v in sorted(msg.metadata.items()))]:
         data = part.encode("utf-8", "surrogatepass")

@@ -3,7 +3,7 @@
 No I/O: the store locks the payment row, reads its status, asks :func:`check_status_change`
 whether the caller may make the move, and only then writes.
 
-The machine (from the reference design)::
+The machine::
 
     PENDING --> COMPLETED --> REFUNDED
     PENDING --> FAILED

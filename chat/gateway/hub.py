@@ -1,7 +1,7 @@
 """In-process fan-out: topics per event, bounded per-connection mailboxes, presence.
 
 The hub is the only place where one frame meets many connections, so it holds the two rules
-that keep one slow phone from hurting everyone else (see /work/shared/reference/style.md):
+that keep one slow phone from hurting everyone else:
 
 - a frame is encoded once by its publisher and the *same* text object is put into every
   recipient's mailbox with a non-blocking put — the hub never awaits a recipient;

@@ -33,7 +33,7 @@ import logging
 import struct
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cassandra import InvalidRequest
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
@@ -43,6 +43,18 @@ from chat.domain.messages import ms_of
 from chat.errors import ServiceUnavailable
 from chat.metrics import Metrics
 from chat.store.cql import execute_async, execute_encoded_batch
+
+
+class Timer(Protocol):
+    """A scheduled call that can be called off (``asyncio.TimerHandle`` is one)."""
+
+    def cancel(self) -> None: ...
+
+
+CallLater = Callable[[float, Callable[[], object]], Timer]
+"""The clock a batcher measures its delay on: ``call_later(delay, callback)``. The event
+loop's by default; a test passes one it advances by hand, to show what does *not* happen when
+the delay is up without waiting for it."""
 
 log = logging.getLogger(__name__)
 
@@ -298,11 +310,13 @@ class BatchWriter:
         keyspace: str | None = None,
         metrics: Metrics | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        call_later: CallLater | None = None,
     ) -> None:
         self._session = session
         # Bound once: ``asyncio.get_running_loop()`` costs a getpid() system call in Python
         # 3.11, and the send path would pay it for every statement group.
         self._loop = asyncio.get_running_loop()
+        self._call_later: CallLater = call_later or self._loop.call_later
         self._metrics = metrics
         self._max_delay = max_delay
         self._max_statements = min(max_statements, MAX_BATCH_STATEMENTS)
@@ -311,7 +325,7 @@ class BatchWriter:
         self._keyspace = keyspace
         self._encoders: dict[int, tuple[PreparedStatement, Encoder]] = {}
         self._pending: dict[Hashable, _Pending] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._max_in_flight = max(1, max_in_flight)
         self._flying: dict[Hashable, int] = {}
@@ -376,9 +390,9 @@ class BatchWriter:
             self._send(key, pending.groups)
         elif self._timer is None and key not in self._deferred:
             if self._max_delay > 0:
-                self._timer = loop.call_later(self._max_delay, self._flush_all)
+                self._timer = self._call_later(self._max_delay, self._flush_all)
             else:
-                self._timer = loop.call_soon(self._flush_all)  # type: ignore[assignment]
+                self._timer = loop.call_soon(self._flush_all)
         return done
 
     @property
@@ -506,9 +520,11 @@ class BatchReader:
         max_keys: int,
         execution_profile: Any = EXEC_PROFILE_DEFAULT,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        call_later: CallLater | None = None,
     ) -> None:
         self._session = session
         self._loop = asyncio.get_running_loop()  # once: see BatchWriter.__init__
+        self._call_later: CallLater = call_later or self._loop.call_later
         self._max_in_flight = max(1, max_in_flight)
         self._deferred = False
         self._execution_profile = execution_profile
@@ -517,7 +533,7 @@ class BatchReader:
         self._max_delay = max_delay
         self._max_keys = max_keys
         self._waiting: dict[Hashable, list[asyncio.Future[Any]]] = {}
-        self._timer: asyncio.Handle | None = None
+        self._timer: Timer | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self.reads_sent = 0
 
@@ -533,7 +549,7 @@ class BatchReader:
             self._flush(force=True)
         elif self._timer is None and not self._deferred:
             if self._max_delay > 0:
-                self._timer = loop.call_later(self._max_delay, self._flush)
+                self._timer = self._call_later(self._max_delay, self._flush)
             else:
                 self._timer = loop.call_soon(self._flush)
         return result

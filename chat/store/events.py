@@ -192,7 +192,7 @@ async def list_upcoming_for(
     after: tuple[datetime, int] | None,
     limit: int,
 ) -> list[Event]:
-    """Reference query 1: the user's PROPOSED/CONFIRMED events starting at or after ``now``.
+    """The user's PROPOSED/CONFIRMED events starting at or after ``now``.
 
     Ordered by (start_time, id) — id breaks ties between events starting at the same instant,
     which makes the keyset ``after`` exact: no event is skipped or repeated across pages.

@@ -2,8 +2,8 @@
 
 Why a base class: the reaction, typing and unread stores each prepare a handful of
 statements at start-up (``prepare()``, so a broken statement fails the start, not the first
-user) and must also work when nobody called it (tests, tools). The caching of that one set
-of statements lived three times, line for line; here it lives once.
+user) and must also work when nobody called it (tests, tools); the caching of that one set
+of statements is the same for all of them, so it lives here.
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ def search_query(
     after: tuple[datetime, int] | None,
     limit: int,
 ) -> tuple[str, list[object]]:
-    """The SQL text and arguments of reference query 2 (separate so a test can EXPLAIN it).
+    """The SQL text and arguments of the available-slots search (separate so a test can EXPLAIN it).
 
     The text differs per filter combination (rather than ``$1 IS NULL OR ...``) so the planner
     sees plain range conditions on the partial index ``(region, start_time, id) WHERE
@@ -211,7 +211,7 @@ async def search_available(
     after: tuple[datetime, int] | None,
     limit: int,
 ) -> list[Slot]:
-    """Reference query 2: available slots, soonest first, keyset-paginated on (start_time, id).
+    """Available slots, soonest first, keyset-paginated on (start_time, id).
 
     Never returns a slot that has already started (``start_time >= greatest(now(), from)``).
     """

@@ -11,7 +11,7 @@ from typing import Any
 from chat.api.endpoint import Operation
 from chat.domain.messages import NewMessage
 from chat.store.messages import MessageStore
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 def in_hours(hours: float) -> str:

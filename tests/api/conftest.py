@@ -1,5 +1,5 @@
-"""Fixtures for API tests that look behind the HTTP surface: the migrated CQL keyspace the app
-under test uses, and a PostgreSQL pool on the app's database."""
+"""Fixtures for API tests that look behind the HTTP surface: a PostgreSQL pool on the app's
+database (the CQL keyspace and a message store come from ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,6 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-
-from chat.config import Settings
-from chat.store.cql import CqlStore, open_cql
-from chat.store.cql_migrations import migrate_up
-from chat.store.messages import MessageStore
-
-
-@pytest.fixture(scope="session")
-async def cql_store(settings: Settings) -> AsyncIterator[CqlStore]:
-    """A driver session on the app's CQL server with every CQL migration applied.
-
-    Applying them here (the runner is idempotent and takes a lock) makes the chat tables exist
-    whether or not the app under test migrated at start-up.
-    """
-    async with open_cql(settings, migrate=False) as store:
-        await migrate_up(store, settings)
-        yield store
 
 
 @pytest.fixture(scope="session")
@@ -34,15 +17,3 @@ async def pg_pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
-
-
-@pytest.fixture(scope="session")
-async def message_store(cql_store: CqlStore, settings: Settings) -> AsyncIterator[MessageStore]:
-    """A started store for the tests to send messages with (sending is not a REST operation),
-    writing to the same keyspace the app under test reads."""
-    store = MessageStore(cql_store, settings)
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()

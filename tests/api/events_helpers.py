@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 def at(hours: float = 0, *, seconds: float = 0) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chat.store import users
 from tests.api.builders import in_hours
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 async def test_a_deactivated_users_valid_token_is_refused_until_reactivated(api: Api) -> None:

@@ -22,7 +22,7 @@ from chat.api.endpoint import Operation
 from chat.api.routes import build_api
 from chat.store.messages import MessageStore
 from tests.api.builders import World, body_for, build_world
-from tests.conftest import TEST_JWT_SECRET, Api
+from tests.api_client import TEST_JWT_SECRET, Api
 
 OPERATIONS = build_api().operations
 AUTHENTICATED = [op for op in OPERATIONS if op.auth]

@@ -8,7 +8,7 @@ import secrets
 import asyncpg
 
 from tests.api.builders import create_slot, in_hours
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 async def test_booking_takes_the_slot_and_creates_an_event_for_both_parties(api: Api) -> None:

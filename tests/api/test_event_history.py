@@ -7,8 +7,6 @@ are relayed in the background and by the read, and that replaying a row never du
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +19,8 @@ from chat.store.cql import CqlStore
 from chat.store.event_history import Change, ChangeType, EventHistory
 from chat.store.events import Actor
 from tests.api.builders import create_event, create_payment, create_slot, in_hours
-from tests.conftest import Api
+from tests.api_client import Api
+from tests.polling import until
 
 pytestmark = pytest.mark.usefixtures("cql_store")
 
@@ -240,10 +239,12 @@ async def test_the_automatic_done_is_recorded_with_the_system_as_actor(api: Api)
     )
     assert confirmed.status_code == 200, confirmed.text
 
-    deadline = time.monotonic() + 10  # the sweeper runs every 0.2 s in tests
-    while (await api.http.get(path, headers=api.auth(creator))).json()["status"] != "DONE":
-        assert time.monotonic() < deadline, "the sweeper did not complete the event"
-        await asyncio.sleep(0.05)
+    async def event_done() -> bool:
+        response = await api.http.get(path, headers=api.auth(creator))
+        return bool(response.json()["status"] == "DONE")
+
+    # The sweeper runs every 0.2 s in tests.
+    await until(event_done, within=10, interval=0.05, what="the sweeper to complete the event")
 
     [done] = [
         c
@@ -405,10 +406,11 @@ async def test_the_background_relay_moves_rows_staged_outside_any_request(
 
     relay = EventHistory(pg_pool, cql_store, settings.cql_keyspace)
     async with relay.background_relay(interval=0.02):
-        deadline = time.monotonic() + 5
-        while await outbox_rows(pg_pool, event["id"]):
-            assert time.monotonic() < deadline, "the background relay left the row"
-            await asyncio.sleep(0.02)
+
+        async def outbox_empty() -> bool:
+            return not await outbox_rows(pg_pool, event["id"])
+
+        await until(outbox_empty, within=5, what="the background relay to empty the outbox")
     page = await relay.page(event["id"], limit=10)
     assert [e.change_type for e in page.entries] == ["STATUS_CHANGED", "CREATED"]
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 
 from tests.api.events_helpers import at, confirm, create_event, get_event, set_status
-from tests.conftest import Api
+from tests.api_client import Api
+from tests.polling import until
 
 
 async def _solo_event(api: Api, **fields: Any) -> tuple[int, dict[str, Any]]:
@@ -195,13 +195,16 @@ WAIT_SECONDS = 10.0
 
 
 async def _wait_for_status(api: Api, user_id: int, event_id: int, status: str) -> dict[str, Any]:
-    """Poll until the event has ``status`` or the deadline passes; returns the last view."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
+    """The event's view once it has ``status`` (the test fails after ``WAIT_SECONDS``)."""
+
+    async def view_with_status() -> dict[str, Any] | None:
         event = await get_event(api, user_id, event_id)
-        if event["status"] == status or time.monotonic() > deadline:
-            return event
-        await asyncio.sleep(0.05)
+        return event if event["status"] == status else None
+
+    view: dict[str, Any] = await until(
+        view_with_status, within=WAIT_SECONDS, interval=0.05, what=f"the event to be {status}"
+    )
+    return view
 
 
 async def test_confirmed_event_becomes_done_once_it_has_ended(api: Api) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from chat.store import users
 from tests.api.events_helpers import at, create_event, get_event, set_status
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 async def test_create_event_makes_the_creator_a_confirmed_participant(api: Api) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.api import events_helpers
 from tests.api.builders import create_event, create_payment, in_hours
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 async def _add(api: Api, creator: int, event_id: int, user_id: Any) -> Any:

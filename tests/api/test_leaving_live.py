@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import client, is_message, users_and_event
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from chat.api.endpoint import Operation
 from chat.api.routes import build_api
 from tests.api.builders import World, build_world
-from tests.conftest import Api
+from tests.api_client import Api
 
 OPERATIONS = build_api().operations
 SLOT_OPERATIONS = {"create_slot", "update_slot", "withdraw_slot"}

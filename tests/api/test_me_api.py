@@ -6,7 +6,7 @@ from typing import Any
 
 from chat.store.messages import MessageStore
 from tests.api.builders import create_event, send
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 async def get(api: Api, path: str, user_id: int, **params: Any) -> dict[str, Any]:

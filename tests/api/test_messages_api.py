@@ -14,7 +14,7 @@ import pytest
 
 from chat.store.messages import MessageStore
 from tests.api.builders import create_event, send
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 async def messages(api: Api, event_id: int, user_id: int, **params: Any) -> dict[str, Any]:

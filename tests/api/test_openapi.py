@@ -14,7 +14,7 @@ from chat.api.routes import build_api
 from chat.app import create_app
 from chat.config import Settings
 from chat.gateway.runtime import PATH as WS_PATH
-from tests.conftest import Api
+from tests.api_client import Api
 
 _CONVERTOR = re.compile(r"\{([a-z_]+):[a-z]+\}")
 _DOCUMENTS = {"/v1/openapi.json", "/v1/asyncapi.json"}

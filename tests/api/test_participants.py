@@ -9,7 +9,7 @@ import pytest
 
 from chat.store import users
 from tests.api.events_helpers import confirm, create_event, get_event, set_status
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 async def _add(api: Api, actor_id: int, event_id: int, user_id: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from tests.api.builders import create_event, create_payment
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 async def trio(api: Api) -> tuple[int, int, int, int]:

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chat.app import create_app
 from chat.config import Settings
-from tests.conftest import Api, unique_phone
+from tests.api_client import Api, unique_phone
 from tests.servers import run_server
 
 ADDRESS_QUOTA, USER_QUOTA, SIGNUP_QUOTA, WINDOW = 5, 3, 2, 600

@@ -1,4 +1,4 @@
-"""Open slots: offering, changing, withdrawing and searching (reference query 2)."""
+"""Open slots: offering, changing, withdrawing and searching for available ones."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncpg
 
 from chat.store import slots as store
 from tests.api.builders import create_slot, in_hours
-from tests.conftest import Api
+from tests.api_client import Api
 
 
 def unique_region() -> str:
@@ -202,8 +202,8 @@ async def test_search_rejects_a_forged_cursor_and_unknown_parameters(api: Api) -
 
 
 async def test_search_query_can_use_the_partial_index_for_available_slots(pg_dsn: str) -> None:
-    """EXPLAIN of reference query 2 names the partial index. Sequential scans are discouraged
-    for the check, since on a small test table the planner would rightly prefer one."""
+    """EXPLAIN of the available-slots search names the partial index. Sequential scans are
+    discouraged for the check, since on a small test table the planner would rightly prefer one."""
     sql, args = store.search_query(
         region="seoul", start_from=None, start_before=None, after=None, limit=50
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, unique_phone
+from tests.api_client import Api, unique_phone
 
 
 def _email() -> str:

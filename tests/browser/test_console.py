@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.conftest import unique_phone
+from tests.api_client import unique_phone
 from tests.proxy import TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.browser

@@ -24,9 +24,9 @@ from chat.domain.messages import MessageIdGenerator, NewMessage
 from chat.store.cql import open_cql
 from chat.store.message_history import Position
 from chat.store.messages import MessageStore, SendAttempt, claim_key
+from tests.api_client import Api
 from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
 from tests.client.live import chat_client
-from tests.conftest import Api
 from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event, ws_url
 from tests.polling import until
 

@@ -19,7 +19,6 @@ from chat.bus.connect_options import is_encrypted, nats_connect_options
 from chat.bus.hub import open_nats_hub
 from chat.config import Settings
 from tests.bus.nodes import NatsServer, nats_server
-from tests.cql.conftest import wait_for_async
 from tests.polling import until
 from tests.servers import run_server
 from tests.tls import Authority, Issued, make_authority
@@ -101,7 +100,7 @@ async def refused(
     async def refusal_logged() -> bool:
         return reason in caplog.text
 
-    await wait_for_async(refusal_logged, within=WAIT, what="the server's refusal")
+    await until(refusal_logged, within=WAIT, what="the server's refusal")
     assert not attempt.done()
     attempt.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -13,7 +13,7 @@ from typing import Any
 
 from chat.client import ChatClient, Event, MessagePosted
 from chat.client.backoff import Backoff
-from tests.conftest import Api
+from tests.api_client import Api
 
 TIMEOUT = 15.0
 FAST = Backoff(base=0.05, cap=0.5)

@@ -24,8 +24,8 @@ from chat.client import (
     Welcome,
 )
 from chat.config import Settings
+from tests.api_client import Api
 from tests.client.live import FAST, TIMEOUT, chat_client
-from tests.conftest import Api
 from tests.gateway.live import users_and_event, ws_url
 from tests.proxy import TcpProxy, tcp_proxy
 from tests.servers import run_server

@@ -7,11 +7,9 @@ Tests that need a data dir or a restart start their own :class:`EmbeddedCqlServe
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -66,23 +64,3 @@ def ks_session(cluster: Any, keyspace: str) -> Iterator[Session]:
         yield session
     finally:
         session.shutdown()
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
-        time.sleep(0.02)
-
-
-async def wait_for_async(
-    condition: Callable[[], Awaitable[object]], within: float = 10.0, what: str = ""
-) -> None:
-    """:func:`wait_for` for a condition that must be awaited (an HTTP request, a query)."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within} s waiting for {what or condition}")
-        await asyncio.sleep(0.02)

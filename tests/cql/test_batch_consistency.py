@@ -1,8 +1,8 @@
-"""Batches are applied, answered and logged consistently (the review of the batch fast path).
+"""Batches are applied, answered and logged consistently, on the fast path as on the general one.
 
 * A conditional batch checks every ``IF`` against the state before the batch, then applies all
-  of it: a statement never fails on what an earlier one in the same batch wrote (which used to
-  answer ``[applied] = false`` while keeping that earlier write in memory, unlogged).
+  of it: a statement never fails on what an earlier one in the same batch wrote (nor answers
+  ``[applied] = false`` while keeping that earlier write in memory, unlogged).
 * A batch that fails validation part-way logs what it already applied: the memtable and the
   commit log never disagree, so a restart rebuilds exactly what clients could read.
 * A BATCH item with an empty prepared id is looked up like any id (UNPREPARED), never taken

@@ -16,8 +16,8 @@ from cassandra.cluster import Session
 from cassandra.policies import FallthroughRetryPolicy
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, SimpleStatement
 
-from tests.cql.conftest import wait_for
 from tests.cql.test_driver_statements import rows
+from tests.polling import wait_for
 
 # ------------------------------------------------------------------------------- UNSET
 
@@ -334,7 +334,7 @@ def test_a_longer_lived_value_of_the_same_timestamp_survives_the_shorter_one(
     ks_session.execute("INSERT INTO t (k, v) VALUES (1, 2) USING TIMESTAMP 1000 AND TTL 1")
     ks_session.execute("INSERT INTO t (k, v) VALUES (1, 1) USING TIMESTAMP 1000 AND TTL 60")
     started = time.monotonic()
-    wait_for(lambda: time.monotonic() - started > 1.2, timeout=5, what="the 1 s TTL to pass")
+    wait_for(lambda: time.monotonic() - started > 1.2, within=5, what="the 1 s TTL to pass")
     assert rows(ks_session, "SELECT v FROM t WHERE k = 1") == [(1,)]
 
 

@@ -9,7 +9,7 @@ from cassandra.cluster import Cluster, NoHostAvailable
 from cassandra.policies import ConstantReconnectionPolicy
 
 from chat.embedded.cql.process import EmbeddedCqlServer
-from tests.cql.conftest import wait_for
+from tests.polling import wait_for
 
 SCHEMA = (
     "CREATE KEYSPACE durable WITH replication = "

@@ -15,7 +15,7 @@ from cassandra.io.asyncioreactor import AsyncioConnection
 from cassandra.query import SimpleStatement
 
 from chat.embedded.cql.process import EmbeddedCqlServer
-from tests.cql.conftest import wait_for
+from tests.polling import wait_for
 
 CQLSH = Path(sys.executable).with_name("cqlsh")
 

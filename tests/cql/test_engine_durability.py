@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 from chat.embedded.cql.commitlog import CommitLog, frame
 from chat.embedded.cql.engine import Engine, NodeInfo, QueryOptions
 from chat.embedded.cql.results import Rows
+from tests.polling import until
 
 NODE = NodeInfo("127.0.0.1", 9042, uuid.uuid4())
 SETUP = (
@@ -139,10 +138,8 @@ async def test_log_growth_triggers_a_snapshot_that_replays_identically(tmp_path:
     for p in range(40):
         run(engine, f"INSERT INTO t (p, c, v) VALUES ({p}, 2, 'more')")
         await durable(engine)
-    deadline = time.monotonic() + 5
-    while engine.stats.snapshots == 0:  # the flusher starts it in the background
-        assert time.monotonic() < deadline, "no snapshot after the log passed its size limit"
-        await asyncio.sleep(0.01)
+    # The flusher starts the snapshot in the background.
+    await until(lambda: engine.stats.snapshots, within=5, what="a snapshot once the log is full")
     assert count_files(tmp_path, "commitlog-0.log") == 0  # compacted away
     expected = dump(engine)
     revived = await started(tmp_path)  # the first engine never closed: a crash

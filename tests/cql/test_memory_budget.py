@@ -24,7 +24,7 @@ from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType
 
 from chat.embedded.cql.process import EmbeddedCqlServer
-from tests.cql.conftest import wait_for
+from tests.polling import wait_for
 
 BUDGET = 256 * 1024
 ROW_TEXT = "x" * 500

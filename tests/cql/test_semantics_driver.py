@@ -12,7 +12,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.metadata import Murmur3Token
 from cassandra.query import BatchStatement, BatchType, SimpleStatement
 
-from tests.cql.conftest import wait_for
+from tests.polling import wait_for
 
 
 def test_client_timestamps_decide_last_write_wins(ks_session: Session) -> None:
@@ -34,8 +34,8 @@ def test_ttl_cells_expire_and_update_only_rows_vanish(ks_session: Session) -> No
     s.execute("UPDATE ttl USING TTL 1 SET b = 'goes' WHERE k = 1")
     s.execute("UPDATE ttl USING TTL 1 SET a = 'whole row goes' WHERE k = 2")
     assert s.execute("SELECT ttl(b) FROM ttl WHERE k = 1").one()[0] in (0, 1)
-    wait_for(lambda: s.execute("SELECT b FROM ttl WHERE k = 1").one() == (None,), 5.0)
-    wait_for(lambda: s.execute("SELECT k FROM ttl WHERE k = 2").one() is None, 5.0)
+    wait_for(lambda: s.execute("SELECT b FROM ttl WHERE k = 1").one() == (None,), within=5.0)
+    wait_for(lambda: s.execute("SELECT k FROM ttl WHERE k = 2").one() is None, within=5.0)
     assert s.execute("SELECT a FROM ttl WHERE k = 1").one() == ("stays",)
 
 

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.api.events_helpers import create_event
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.polling import until
 
 Frame = dict[str, Any]

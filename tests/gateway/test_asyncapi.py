@@ -31,7 +31,7 @@ from chat.gateway import frames
 from chat.gateway.asyncapi import CLIENT_EXAMPLES
 from chat.gateway.frames import CLIENT_FRAMES, CloseCode, ErrorCode, FrameError, Limits
 from chat.gateway.server_frames import SERVER_FRAMES
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.asyncapi_contract import FrameContract, asyncapi_spec_validator
 from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event
 from tests.servers import run_server

@@ -26,8 +26,7 @@ from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.gateway.connection import COMMAND_BYTES_HIGH, COMMANDS_HIGH, Connection
 from chat.gateway.runtime import STATE_KEY, Gateway
-from tests.conftest import Api
-from tests.cql.conftest import wait_for_async
+from tests.api_client import Api
 from tests.gateway.live import (
     TIMEOUT,
     UNLIMITED_RATES,
@@ -36,6 +35,7 @@ from tests.gateway.live import (
     users_and_event,
     ws_url,
 )
+from tests.polling import until
 from tests.servers import run_server
 
 
@@ -182,7 +182,7 @@ async def test_large_commands_pause_reading_by_their_bytes_before_their_count(
             async def reading_paused() -> bool:
                 return control.reading_paused
 
-            await wait_for_async(reading_paused, what="reading to pause")
+            await until(reading_paused, what="reading to pause")
             queued, held = connection.queued_commands, connection.queued_command_bytes
             assert queued < COMMANDS_HIGH // 2, queued
             assert COMMAND_BYTES_HIGH <= held < COMMAND_BYTES_HIGH + 64 * 1024, held

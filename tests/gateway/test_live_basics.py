@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import TIMEOUT, WsClient, client, is_message, users_and_event, ws_url
 
 

@@ -8,7 +8,7 @@ while subscribing, history and marking read still work.
 from __future__ import annotations
 
 from tests.api.events_helpers import set_status
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import client, is_message, users_and_event
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from chat.gateway.frames import ErrorCode
 from chat.gateway.server_frames import SERVER_FRAMES
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import client, users_and_event
 
 CLIENT_TYPES = [

@@ -24,8 +24,7 @@ from websockets.asyncio.client import connect
 from bench.load.silent_client import SilentClient
 from chat.app import create_app
 from chat.config import Settings
-from tests.conftest import Api
-from tests.cql.conftest import wait_for_async
+from tests.api_client import Api
 from tests.gateway.live import (
     TIMEOUT,
     UNLIMITED_RATES,
@@ -36,6 +35,7 @@ from tests.gateway.live import (
     users_and_event,
     ws_url,
 )
+from tests.polling import until
 from tests.servers import run_server
 
 MIB = 1024 * 1024
@@ -168,7 +168,7 @@ async def test_a_history_flood_that_never_reads_is_closed_with_4008_within_64_mi
             try:
                 request = f'{{"type":"history","event_id":{event_id},"limit":100}}'
                 flood = asyncio.create_task(_send_all(silent, [request] * PIPELINED_HISTORY))
-                await wait_for_async(
+                await until(
                     lambda: _cut_off_since(http, cut_off_before),
                     within=60,
                     what="the attacker to be cut off",
@@ -345,9 +345,7 @@ async def test_a_non_member_answer_is_remembered_and_an_add_forgets_it(
             assert again["code"] == "not_found", again
             # Not remembered: the look-up waits in PostgreSQL.
             await prober.send(type="subscribe", id="fresh", event_id=fresh)
-            await wait_for_async(
-                lambda: _waiting_lookups(watcher), what="the fresh look-up in PostgreSQL"
-            )
+            await until(lambda: _waiting_lookups(watcher), what="the fresh look-up in PostgreSQL")
         assert (await prober.expect(lambda f: f.get("ref") == "fresh"))["code"] == "not_found"
         # Through the same app's REST: its add notification reaches its gateway at once.
         async with httpx.AsyncClient(base_url=strict_url, timeout=TIMEOUT) as http:
@@ -380,12 +378,10 @@ async def test_random_event_ids_from_many_connections_hold_at_most_two_pool_conn
                 await prober.send(type="subscribe", id=f"probe-{n}", event_id=_random_event_id())
                 # Answered after the subscribe was taken up: its look-up is under way or queued.
                 assert (await prober.request(type="ping"))["type"] == "pong"
-            await wait_for_async(
-                lambda: _lookups_reach(watcher, 2), what="the attacker's two look-ups"
-            )
+            await until(lambda: _lookups_reach(watcher, 2), what="the attacker's two look-ups")
             await bo.send(type="subscribe", id="victim", event_id=victims_event)
             assert (await bo.request(type="ping"))["type"] == "pong"
-            await wait_for_async(lambda: _lookups_reach(watcher, 3), what="the victim's look-up")
+            await until(lambda: _lookups_reach(watcher, 3), what="the victim's look-up")
             assert await _waiting_lookups(watcher) == 3
         answers: list[Frame] = [
             await prober.expect(answer_to(f"probe-{n}")) for n, prober in enumerate(probers)

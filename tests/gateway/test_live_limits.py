@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chat.app import create_app
 from chat.config import Settings
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import (
     TIMEOUT,
     UNLIMITED_RATES,

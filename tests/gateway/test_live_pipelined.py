@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import connect
 
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import TIMEOUT, WsClient, users_and_event, ws_url
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import Frame, client, users_and_event
 
 

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chat.app import create_app
 from chat.config import Settings
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import TIMEOUT, Frame, client, is_message, users_and_event
 from tests.servers import run_server
 

@@ -10,7 +10,7 @@ import httpx
 
 from chat.app import create_app
 from chat.config import Settings
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import Frame, WsClient, client, is_message, users_and_event
 from tests.ops.test_metrics_and_readiness import sample
 from tests.servers import run_server

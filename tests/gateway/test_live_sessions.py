@@ -9,7 +9,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from chat.config import Settings
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import TIMEOUT, WsClient, client, users_and_event, ws_url
 from tests.ops.test_postgres_outage import app_on_own_postgres
 

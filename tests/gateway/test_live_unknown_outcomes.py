@@ -15,7 +15,7 @@ import pytest
 from cassandra import OperationTimedOut
 
 from chat.store.messages import MessageStore
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import client, is_message, users_and_event
 
 FAILING = "unknown-outcome-"

@@ -14,15 +14,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from chat.config import Settings
-from tests.conftest import TEST_JWT_SECRET
+from tests.api_client import TEST_JWT_SECRET
+from tests.polling import until
 
 START_TIMEOUT = 60.0
 
@@ -108,17 +109,19 @@ async def serve_with_env(
 
 
 async def _wait_healthy(served: ServeProcess) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
     async with httpx.AsyncClient(base_url=served.url, timeout=2) as http:
-        while True:
+
+        async def healthy() -> bool:
             if served.process.poll() is not None:
                 raise RuntimeError(f"chat serve exited early:\n{served.log_text()[-4000:]}")
             with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"chat serve not healthy in time:\n{served.log_text()[-4000:]}")
-            await asyncio.sleep(0.1)
+                return (await http.get("/healthz")).status_code == 200
+            return False
+
+        try:
+            await until(healthy, within=START_TIMEOUT, interval=0.1, what="chat serve's health")
+        except pytest.fail.Exception as failed:
+            raise TimeoutError(f"{failed}\n{served.log_text()[-4000:]}") from None
 
 
 def _spawn(env: dict[str, str], log_path: Path, args: Sequence[str]) -> subprocess.Popen[bytes]:

@@ -18,7 +18,7 @@ from chat.app import create_app
 from chat.config import Settings
 from chat.embedded.nats import free_port
 from chat.state import AppState
-from tests.cql.conftest import wait_for_async
+from tests.polling import until
 from tests.servers import run_server
 
 
@@ -69,7 +69,7 @@ async def test_concurrent_readyz_requests_share_one_probe_and_reuse_it_for_a_sec
             await http.get("/readyz")
             return calls == 2
 
-        await wait_for_async(probed_again, within=5.0, what="a fresh probe after a second")
+        await until(probed_again, within=5.0, what="a fresh probe after a second")
 
 
 async def test_a_failing_check_is_named_without_its_exception_text_which_goes_to_the_log(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,9 +19,9 @@ import httpx
 from chat.app import create_app
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
-from tests.conftest import Api
-from tests.cql.conftest import wait_for_async
+from tests.api_client import Api
 from tests.gateway.live import UNLIMITED_RATES, Frame, WsClient, client, users_and_event
+from tests.polling import until
 from tests.servers import run_server
 
 RECOVERY_TIMEOUT = 60.0
@@ -73,17 +73,23 @@ async def test_cql_restart_fails_sends_clearly_then_recovers_without_losing_acks
         assert "cql" in not_ready.json()["failing"]
 
         await asyncio.to_thread(cql.start)  # same port, same data dir
-        deadline = time.monotonic() + RECOVERY_TIMEOUT
-        attempt = 0
-        while True:  # the driver reconnects on its own schedule; poll with a deadline
-            attempt += 1
-            answer = await send_once(ws, event_id, f"after-{attempt}")
+        attempts = itertools.count(1)
+
+        async def a_send_is_acked() -> bool:
+            answer = await send_once(ws, event_id, f"after-{next(attempts)}")
             if answer["type"] == "ack":
                 acked.add(answer["message_id"])
-                break
+                return True
             assert answer["code"] == "unavailable", answer
-            assert time.monotonic() < deadline, "sends did not recover after the CQL restart"
-            await asyncio.sleep(0.5)
+            return False
+
+        # The driver reconnects on its own schedule.
+        await until(
+            a_send_is_acked,
+            within=RECOVERY_TIMEOUT,
+            interval=0.5,
+            what="sends to recover after the CQL restart",
+        )
         for i in range(5):
             answer = await send_once(ws, event_id, f"recovered-{i}")
             assert answer["type"] == "ack", answer
@@ -93,7 +99,7 @@ async def test_cql_restart_fails_sends_clearly_then_recovers_without_losing_acks
             return (await http.get("/readyz")).status_code == 200
 
         # /readyz answers a probe's result again for a second: it may lag the sends by that much.
-        await wait_for_async(ready, within=5.0, what="/readyz to answer 200 again")
+        await until(ready, within=5.0, what="/readyz to answer 200 again")
 
         response = await http.get(
             f"/v1/events/{event_id}/messages", params={"limit": 100}, headers=api.auth(ada)

@@ -17,7 +17,7 @@ from pathlib import Path
 from websockets.exceptions import ConnectionClosed
 
 from chat.config import Settings
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import TIMEOUT, Frame, WsClient, client, users_and_event
 from tests.ops.processes import serve_process
 

@@ -14,8 +14,8 @@ from cassandra.protocol import OverloadedErrorMessage
 from chat.app import create_app
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
-from tests.conftest import Api
-from tests.cql.conftest import wait_for_async
+from tests.api_client import Api
+from tests.polling import until
 from tests.gateway.live import client, users_and_event
 from tests.ops.test_metrics_and_readiness import sample
 from tests.servers import run_server
@@ -102,7 +102,7 @@ async def test_a_store_over_its_budget_shows_in_metrics_and_readyz_and_sends_are
                     "cql": "over_memory_budget",
                 }
 
-            await wait_for_async(names_the_budget, what="/readyz naming the memory budget")
+            await until(names_the_budget, what="/readyz naming the memory budget")
             problem: dict[str, Any] = (await http.get("/readyz")).json()
             assert problem["failing"] == ["cql"]
             assert "Exception" not in str(problem)
@@ -118,7 +118,7 @@ async def test_a_store_over_its_budget_shows_in_metrics_and_readyz_and_sends_are
             async def ready_again() -> bool:
                 return (await http.get("/readyz")).status_code == 200
 
-            await wait_for_async(ready_again, what="/readyz ready once the data is gone")
+            await until(ready_again, what="/readyz ready once the data is gone")
             async with client(url, api, ada) as a:
                 ack = await a.send_message(event_id, "accepted", client_msg_id="over-budget")
                 assert ack["duplicate"] is False  # the refused attempt left nothing behind

@@ -12,7 +12,7 @@ import httpx
 
 from chat.app import create_app
 from chat.config import Settings
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import client, users_and_event
 from tests.servers import run_server
 

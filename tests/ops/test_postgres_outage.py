@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -22,9 +21,9 @@ import httpx
 from chat.app import create_app
 from chat.config import Settings
 from tests.api.events_helpers import create_event
-from tests.conftest import Api
-from tests.cql.conftest import wait_for_async
+from tests.api_client import Api
 from tests.gateway.live import client
+from tests.polling import until
 from tests.servers import run_server
 
 RECOVERY_TIMEOUT = 30.0
@@ -106,17 +105,19 @@ async def test_postgres_outage_is_503_and_unavailable_then_recovers_without_rest
             assert refused["code"] == "unavailable", refused
 
             await asyncio.to_thread(pg.start)
-            deadline = time.monotonic() + RECOVERY_TIMEOUT
-            while (await http.get("/v1/users/me", headers=own_api.auth(ada))).status_code != 200:
-                assert time.monotonic() < deadline, (
-                    "REST did not recover after PostgreSQL came back"
-                )
-                await asyncio.sleep(0.2)
+
+            async def rest_recovered() -> bool:
+                response = await http.get("/v1/users/me", headers=own_api.auth(ada))
+                return response.status_code == 200
+
+            await until(
+                rest_recovered, within=RECOVERY_TIMEOUT, interval=0.2, what="REST to recover"
+            )
 
             async def ready() -> bool:
                 return (await http.get("/readyz")).status_code == 200
 
             # /readyz answers a probe's result again for a second: it may lag REST by that much.
-            await wait_for_async(ready, within=5.0, what="/readyz to answer 200 again")
+            await until(ready, within=5.0, what="/readyz to answer 200 again")
             subscribed = await ws.request(type="subscribe", event_id=event_id)
             assert subscribed["type"] == "subscribed", subscribed

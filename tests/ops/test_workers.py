@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chat.auth import TokenService
 from chat.config import Settings
-from tests.conftest import TEST_JWT_SECRET, Api
+from tests.api_client import TEST_JWT_SECRET, Api
 from tests.gateway.live import TIMEOUT, WsClient, client, is_message, users_and_event
 from tests.ops.processes import ServeProcess, free_port, serve_env, serve_with_env
 from tests.polling import until

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from chat.config import Settings
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.gateway.live import client, users_and_event
 from tests.ops.processes import serve_process
 

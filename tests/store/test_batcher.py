@@ -30,6 +30,8 @@ from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.errors import ServiceUnavailable
 from chat.store.batcher import BatchReader, BatchWriter, Encoder, WriterClosed
 from chat.store.cql import CqlStore, execute_async, execute_encoded_batch
+from tests.polling import until
+from tests.store.clocks import ManualTimers
 
 
 @pytest.fixture(scope="module")
@@ -242,15 +244,26 @@ async def test_behind_unanswered_batches_the_next_waits_for_an_answer_not_the_de
     kv_table: str,
     cql_server: EmbeddedCqlServer,
 ) -> None:
-    writer = BatchWriter(writer_session, max_delay=0.001, max_statements=2, max_in_flight=1)
+    timers = ManualTimers()
+    writer = BatchWriter(
+        writer_session,
+        max_delay=0.001,
+        max_statements=2,
+        max_in_flight=1,
+        call_later=timers.call_later,
+    )
     with _server_paused(cql_server):
         # Two statements fill a batch: it goes out at once and stays unanswered.
         first = writer.write([(insert, ("inflight-1", 1)), (insert, ("inflight-2", 2))])
         second = writer.write([(insert, ("inflight-3", 3))])
         third = writer.write([(insert, ("inflight-4", 4))])  # 2 waiting: a full batch again
         fourth = writer.write([(insert, ("inflight-5", 5))])
-        await asyncio.sleep(0.05)  # fifty delays: the fourth still waits behind the others
-        assert writer.batches_sent == 2  # full batches go whatever is in flight
+        # Full batches go whatever is in flight.
+        await until(lambda: writer.batches_sent == 2, what="the two full batches to go out")
+        timers.advance(0.05)  # fifty delays
+        assert timers.fired == 1
+        await asyncio.sleep(0)  # a batch the timer had sent would start running here
+        assert writer.batches_sent == 2  # the fourth still waits behind the others
     await asyncio.gather(first, second, third, fourth)
     assert writer.batches_sent == 3  # the fourth went once an answer came
     await writer.close()
@@ -267,14 +280,24 @@ async def test_behind_an_unanswered_read_the_next_keys_wait_for_its_answer(
     select = await asyncio.to_thread(
         writer_session.prepare, f"SELECT k, v FROM {kv_table} WHERE k IN ?"
     )
+    timers = ManualTimers()
     reader = BatchReader(
-        writer_session, select, lambda r: r.k, max_delay=0.001, max_keys=2, max_in_flight=1
+        writer_session,
+        select,
+        lambda r: r.k,
+        max_delay=0.001,
+        max_keys=2,
+        max_in_flight=1,
+        call_later=timers.call_later,
     )
     with _server_paused(cql_server):
         a, missing = reader.get("deferred-a"), reader.get("deferred-none")  # two keys: sent
         b = reader.get("deferred-b")
-        await asyncio.sleep(0.05)  # fifty delays: still behind the unanswered read
-        assert reader.reads_sent == 1
+        await until(lambda: reader.reads_sent == 1, what="the first read to go out")
+        timers.advance(0.05)  # fifty delays
+        assert timers.fired == 1
+        await asyncio.sleep(0)  # a read the timer had sent would start running here
+        assert reader.reads_sent == 1  # still behind the unanswered read
     assert [(await a).v, await missing, (await b).v] == [1, None, 2]
     assert reader.reads_sent == 2
     await reader.close()

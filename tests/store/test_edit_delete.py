@@ -11,7 +11,7 @@ from chat.domain.messages import MessageIdGenerator, NewMessage, bucket_of, crea
 from chat.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from chat.store.cql import CqlStore, execute_async
 from chat.store.messages import MessageStore
-from tests.store.conftest import new_event_id, new_user_id
+from tests.store.messages import new_event_id, new_user_id
 
 
 async def _sent(store: MessageStore, **kw: Any) -> tuple[int, int, Any]:

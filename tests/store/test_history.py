@@ -20,7 +20,9 @@ from chat.errors import ValidationFailed
 from chat.store.cql import CqlStore, execute_async
 from chat.store.message_history import MAX_PAGE_SIZE, MessageHistory, MessagePage
 from chat.store.messages import MessageStore
-from tests.store.conftest import ServerReads, SettableClock, new_event_id, new_user_id, post
+from tests.store.clocks import SettableClock
+from tests.store.messages import new_event_id, new_user_id, post
+from tests.store.server_reads import ServerReads
 
 BOUNDARY_BUCKET = 2000
 BOUNDARY_MS = BOUNDARY_BUCKET * BUCKET_MS  # a bucket boundary in October 2024

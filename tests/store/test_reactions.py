@@ -14,7 +14,7 @@ from chat.errors import Conflict, NotFound, ValidationFailed
 from chat.store.cql import CqlStore
 from chat.store.messages import MessageStore
 from chat.store.reactions import MAX_EMOJI_PER_USER, ReactionStore, ReactionSummary
-from tests.store.conftest import new_event_id, new_user_id
+from tests.store.messages import new_event_id, new_user_id
 
 
 @pytest.fixture

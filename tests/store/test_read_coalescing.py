@@ -17,7 +17,8 @@ from chat.domain.messages import encode_cursor
 from chat.store.message_history import MessageHistory
 from chat.store.messages import MessageStore
 from chat.store.read_coalescing import ReadCoalescer
-from tests.store.conftest import ServerReads, new_event_id, new_user_id, post
+from tests.store.messages import new_event_id, new_user_id, post
+from tests.store.server_reads import ServerReads
 
 
 class Store:

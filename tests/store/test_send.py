@@ -28,7 +28,8 @@ from chat.domain.messages import (
 from chat.errors import Conflict, ServiceUnavailable, ValidationFailed
 from chat.store.cql import CqlStore, execute_async
 from chat.store.messages import MessageStore, claim_key
-from tests.store.conftest import new_event_id, new_user_id
+from tests.message_stores import started
+from tests.store.messages import new_event_id, new_user_id
 
 
 async def _rows(cql: CqlStore, query: str, *values: Any) -> list[Any]:
@@ -58,15 +59,6 @@ async def _user_rows(cql: CqlStore, ks: str, user_id: int, bucket: int) -> list[
         user_id,
         bucket,
     )
-
-
-@pytest.fixture
-async def other_node(cql_store: CqlStore, settings: Settings) -> AsyncIterator[MessageStore]:
-    """A second store, standing for another gateway node (no shared in-process state)."""
-    store = MessageStore(cql_store, settings)
-    await store.start()
-    yield store
-    await store.close()
 
 
 def _message(event_id: int, sender_id: int, client_msg_id: str = "m-1", **kw: Any) -> NewMessage:
@@ -397,10 +389,9 @@ async def test_many_concurrent_sends_are_all_stored_once_each(
 
 @pytest.fixture
 async def strict_store(cql_store: CqlStore, settings: Settings) -> AsyncIterator[MessageStore]:
-    store = MessageStore(cql_store, settings.model_copy(update={"send_dedup": "strict"}))
-    await store.start()
-    yield store
-    await store.close()
+    strict = settings.model_copy(update={"send_dedup": "strict"})
+    async with started(MessageStore(cql_store, strict)) as store:
+        yield store
 
 
 async def test_strict_mode_claims_with_a_transaction_and_dedups_across_nodes(

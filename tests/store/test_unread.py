@@ -13,7 +13,7 @@ from chat.errors import NotFound
 from chat.store.cql import CqlStore
 from chat.store.messages import MessageStore
 from chat.store.unread import UNREAD_CAP, UnreadStore
-from tests.store.conftest import new_event_id, new_user_id, post
+from tests.store.messages import new_event_id, new_user_id, post
 
 
 async def test_without_a_read_position_every_message_of_others_is_unread(

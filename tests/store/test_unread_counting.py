@@ -15,14 +15,9 @@ from chat.store.cql import CqlStore
 from chat.store.message_history import MessageHistory
 from chat.store.messages import MessageStore
 from chat.store.unread import CHUNK, GROUP_WINDOW, UNREAD_SCAN_LIMIT, UnreadStore
-from tests.store.conftest import (
-    ServerReads,
-    SettableClock,
-    new_event_id,
-    new_user_id,
-    post,
-    recount,
-)
+from tests.store.clocks import SettableClock
+from tests.store.messages import new_event_id, new_user_id, post, recount
+from tests.store.server_reads import ServerReads
 
 MESSAGES = "chat_messages_by_event"
 
@@ -42,8 +37,8 @@ async def test_a_count_looks_at_no_more_than_the_scan_limit_of_own_messages(
     await server_reads.start()
     assert await unread.count(reader, event_id) == 2
     reads = await server_reads.since_start()
-    # The old count read every one of the reader's own messages (and all of them again
-    # for every count): 5,500 rows here, without any limit.
+    # An unbounded count would read every one of the reader's own messages (and all of
+    # them again for every count): 5,500 rows here.
     assert reads["rows_read"] <= UNREAD_SCAN_LIMIT + CHUNK + GROUP_WINDOW + 20
     assert await unread.count(other, event_id) == 1000  # the cap
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 
 from chat.config import Settings
 from chat.domain.messages import MessageIdGenerator, NewMessage
@@ -19,18 +16,7 @@ from chat.store.cql import CqlStore
 from chat.store.message_history import MessageHistory, Position
 from chat.store.messages import MessageStore
 from chat.store.unread import UnreadStore, write_timestamp_of
-from tests.store.conftest import new_event_id, new_user_id, recount
-
-
-@pytest.fixture
-async def other_node(cql_store: CqlStore, settings: Settings) -> AsyncIterator[MessageStore]:
-    """A second gateway node's store: its own batcher, id generator and in-flight table."""
-    store = MessageStore(cql_store, settings)
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()
+from tests.store.messages import new_event_id, new_user_id, recount
 
 
 async def all_messages(history: MessageHistory, event_id: int) -> list[uuid.UUID]:

@@ -46,7 +46,7 @@ _BATCH_WRITE_TYPES = ("BATCH", "UNLOGGED_BATCH", "COUNTER")
 
 
 class EngineApi(Protocol):
-    """The slice of ``engine.Engine`` the server calls (see the team plan's facade)."""
+    """The slice of ``engine.Engine`` the server calls: all the protocol layer needs of it."""
 
     def prepare(self, query: str, keyspace: str | None) -> Prepared: ...
 

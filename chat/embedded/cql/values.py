@@ -141,7 +141,7 @@ def parameterized(cls: Any, subtypes: tuple[Any, ...]) -> Any:
     The driver builds a new class on every call, and a class is a reference cycle: created per
     DDL or PREPARE and dropped with a replaced table or evicted statement, each would be
     garbage only the cycle collector can free — which the server's collector policy
-    (``gc_policy``) no longer runs over long-lived objects. The distinct types are few.
+    (``gc_policy``) does not run over long-lived objects. The distinct types are few.
     """
     key = (cls, subtypes)
     found = _parameterized.get(key)

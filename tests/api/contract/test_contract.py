@@ -32,7 +32,7 @@ import pytest
 from chat.app import create_app
 from chat.config import Settings
 from tests.api.builders import create_event
-from tests.conftest import Api
+from tests.api_client import Api
 from tests.servers import run_server
 
 REPO = Path(__file__).resolve().parents[3]
