@@ -150,7 +150,7 @@ def test_rows_whose_ttl_expired_are_forgotten_and_writes_come_back(
             return False
         return True
 
-    wait_for(accepted, timeout=15, what="a write accepted once the TTLs expired")
+    wait_for(accepted, within=15, what="a write accepted once the TTLs expired")
     after = stats(session)
     assert after["expired_rows_forgotten"] > 0
     assert after["over_memory_budget"] == 0

@@ -15,9 +15,9 @@ from chat.app import create_app
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from tests.api_client import Api
-from tests.polling import until
 from tests.gateway.live import client, users_and_event
 from tests.ops.test_metrics_and_readiness import sample
+from tests.polling import until
 from tests.servers import run_server
 
 BUDGET = 512 * 1024
