@@ -11,16 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from bench.load.servers import wait_ready, wait_tcp
 from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.embedded.nats import free_port, nats_server_binary
 
@@ -95,29 +92,6 @@ class Process:
             assert self.popen is not None
             os.kill(self.popen.pid, signal.SIGCONT)
         self.frozen = False
-
-
-def wait_tcp(port: int, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing listens on port {port} after {within} s")
-        time.sleep(0.05)  # polling a port against a deadline
-
-
-def wait_ready(url: str, within: float = READY_TIMEOUT) -> None:
-    """Until the node's ``/readyz`` answers 200 (PostgreSQL, CQL and the bus all work)."""
-    deadline = time.monotonic() + within
-    with httpx.Client(timeout=2.0) as http:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if http.get(url + "/readyz").status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} not ready after {within} s")
-            time.sleep(0.1)  # polling a readiness probe against a deadline
 
 
 @dataclass
@@ -223,7 +197,9 @@ def deployment(directory: Path, pg_dsn: str, nodes: int, secret: str) -> Iterato
             gateway.start()
             deployed.gateways.append(gateway)
             deployed.ports.append(port)
-            wait_ready(deployed.urls[-1])  # one at a time: the first one migrates
+            wait_ready(
+                deployed.urls[-1] + "/readyz", READY_TIMEOUT
+            )  # one at a time: the first one migrates
         yield deployed
     finally:
         for gateway in deployed.gateways:

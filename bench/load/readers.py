@@ -26,6 +26,7 @@ resubscribe to one event with the same ``since`` at a random moment within the s
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import random
@@ -131,23 +132,26 @@ Page = tuple[list[str], str | None]
 # --------------------------------------------------------------------------- transports
 
 
-class Reader:
+class Reader(abc.ABC):
     """One transport's reads; each method is one request (``replay`` may be several)."""
 
     async def open(self) -> None:
-        """Connect (every user, for the WebSocket)."""
+        """Connect (every user, for the WebSocket); nothing to do for REST."""
+        return None
 
     async def close(self) -> None:
         """Disconnect."""
+        return None
 
-    async def latest(self, user: ReaderUser, event_id: int, limit: int) -> Page:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def latest(self, user: ReaderUser, event_id: int, limit: int) -> Page: ...
 
-    async def before(self, user: ReaderUser, event_id: int, cursor: str, limit: int) -> Page:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def before(self, user: ReaderUser, event_id: int, cursor: str, limit: int) -> Page: ...
 
     async def after(self, user: ReaderUser, event_id: int, cursor: str, limit: int) -> Page:
-        raise NotImplementedError
+        """Not every transport reads forward by cursor (the WebSocket replays instead)."""
+        raise NotImplementedError(f"{type(self).__name__} reads no page after a cursor")
 
     async def replay(
         self, user: ReaderUser, event_id: int, since: str, limit: int
@@ -162,7 +166,8 @@ class Reader:
         return pages
 
     async def unread(self, user: ReaderUser) -> dict[int, int]:
-        raise NotImplementedError
+        """Not every transport has unread counts (the WebSocket pushes them per event)."""
+        raise NotImplementedError(f"{type(self).__name__} has no unread counts")
 
 
 class WsConnection:

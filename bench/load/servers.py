@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +68,32 @@ def raise_nofile(wanted: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return soft
+
+
+def wait_ready(url: str, within: float, check: Callable[[], None] = lambda: None) -> None:
+    """Until ``url`` answers 200 (a readiness probe), polled against a deadline; ``check`` may
+    raise to stop waiting early (the process it waits for has exited)."""
+    deadline = time.monotonic() + within
+    with httpx.Client(timeout=2.0) as http:
+        while True:
+            check()
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get(url).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer 200 within {within} s")
+            time.sleep(0.1)  # polling a readiness probe against a deadline
+
+
+def wait_tcp(port: int, within: float = 10.0) -> None:
+    """Until something listens on ``port`` of this machine, polled against a deadline."""
+    deadline = time.monotonic() + within
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on port {port} after {within} s")
+        time.sleep(0.05)  # polling a port against a deadline
 
 
 def rss_bytes(pid: int) -> int:
@@ -140,21 +166,22 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        with httpx.Client(timeout=2.0) as http:
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"{self.command[2:4]} exited with {self.process.returncode} before it was "
-                        f"ready; its log: {self.log_file}\n{self._log_tail()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if http.get(self.url + self.ready_path).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"not ready within {START_TIMEOUT} s; log: {self.log_file}")
-                time.sleep(0.1)  # polling a readiness probe against a deadline
+        process = self.process
+
+        def exited() -> None:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.command[2:4]} exited with {process.returncode} before it was "
+                    f"ready; its log: {self.log_file}\n{self._log_tail()}"
+                )
+
+        try:
+            wait_ready(self.url + self.ready_path, START_TIMEOUT, check=exited)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(
+                f"not ready within {START_TIMEOUT} s; log: {self.log_file}"
+            ) from None
 
     def stop(self) -> int | None:
         """SIGTERM (a clean shutdown closes PostgreSQL and the CQL server), then SIGKILL."""
