@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import marshal
 import operator
 import time
 import uuid
@@ -29,12 +28,15 @@ from chat.embedded.cql.budget import DEFAULT_BUDGET, format_bytes, parse_budget
 from chat.embedded.cql.commitlog import CommitLog, CommitLogFailed, frame
 from chat.embedded.cql.errors import InvalidRequest, Overloaded, Unprepared, WriteFailure
 from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
+from chat.embedded.cql.insert import InsertPlan
+from chat.embedded.cql.mutations import Mutation, SchemaUpdate, decode, encode
 from chat.embedded.cql.parser import parse
+from chat.embedded.cql.replay import replay
 from chat.embedded.cql.results import Prepared, Result
 from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
 from chat.embedded.cql.system_tables import NodeInfo
-from chat.embedded.cql.write import InsertPlan, Record, UpdatePlan, apply_record
+from chat.embedded.cql.update import UpdatePlan
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +118,8 @@ class Engine:
         started = time.monotonic()
         n = 0
         for payload in self._log.recover():
-            for rec in marshal.loads(payload):
-                self._replay(rec)
+            for mutation in decode(payload):
+                replay(self.catalog, mutation)
                 n += 1
         self.executor.log_sink = self._append
         self._log.open(self._snapshot_chunks)
@@ -128,15 +130,9 @@ class Engine:
             time.monotonic() - started,
         )
 
-    def _replay(self, rec: Record) -> None:
-        if rec[0] == "s":
-            self.catalog.apply(rec[1])
-        else:
-            apply_record(self.catalog.tables_by_id, rec)
-
-    def _append(self, records: list[Record]) -> None:
+    def _append(self, records: list[Mutation]) -> None:
         assert self._log is not None
-        payload = marshal.dumps(records)
+        payload = encode(records)
         self.stats.commit_records += 1
         self.stats.commit_bytes += len(payload) + 8
         self._log.append(payload)
@@ -221,26 +217,26 @@ class Engine:
         all expired are left out of the snapshot and dropped from memory on the way.
         """
         now = int(time.time())
-        schema: list[Record] = []
+        schema: list[Mutation] = []
         tables = []
         for ks in list(self.catalog.keyspaces.values()):
-            schema.append(("s", ("create_keyspace", ks.to_record())))
+            schema.append(SchemaUpdate(("create_keyspace", ks.to_record())))
             for t in ks.tables.values():
-                schema.append(("s", ("create_table", t.to_record())))
+                schema.append(SchemaUpdate(("create_table", t.to_record())))
                 tables.append(t)
-        yield frame(marshal.dumps(schema))
+        yield frame(encode(schema))
         for t in tables:
-            batch: list[Record] = []
+            batch: list[Mutation] = []
             rows = 0
             for records, count in t.data.snapshot_records(t.id.bytes, now):
                 batch.extend(records)
                 rows += count
                 if rows >= SNAPSHOT_CHUNK_ROWS:
-                    yield frame(marshal.dumps(batch))
+                    yield frame(encode(batch))
                     batch, rows = [], 0
                     await asyncio.sleep(0)
             if batch:
-                yield frame(marshal.dumps(batch))
+                yield frame(encode(batch))
 
     # ---------------------------------------------------------------------------------------
     # Statements.

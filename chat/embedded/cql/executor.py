@@ -9,7 +9,6 @@ Mutations go to the storage at once and their records to ``log_sink`` (the commi
 
 from __future__ import annotations
 
-import marshal
 import operator
 import os
 import time
@@ -21,29 +20,25 @@ from typing import Any
 from cassandra import cqltypes as _ct
 
 from chat.embedded.cql import ast, gc_policy, system_tables
+from chat.embedded.cql.delete import DeletePlan
 from chat.embedded.cql.errors import ConfigurationError, InvalidRequest
+from chat.embedded.cql.insert import InsertPlan
 from chat.embedded.cql.lwt import check_batch
+from chat.embedded.cql.mutations import Mutation, SchemaUpdate, Truncate
 from chat.embedded.cql.results import ColumnSpec, Result, SchemaChange, SetKeyspace, Void
 from chat.embedded.cql.schema import Catalog, TableMeta
 from chat.embedded.cql.select import SelectPlan
 from chat.embedded.cql.storage import TableData
+from chat.embedded.cql.update import UpdatePlan
 from chat.embedded.cql.values import (
     base_name,
     driver_type,
     now_micros,
     parameterized,
 )
-from chat.embedded.cql.write import (
-    DeletePlan,
-    InsertPlan,
-    ListClock,
-    Pending,
-    Record,
-    UpdatePlan,
-    WritePlan,
-    commit,
-    timestamp_getter,
-)
+from chat.embedded.cql.write import ListClock, Staged, commit, timestamp_getter
+
+WritePlan = InsertPlan | UpdatePlan | DeletePlan
 
 NO_KEYSPACE = (
     "No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename"
@@ -269,7 +264,7 @@ class Executor:
         self.node = node
         self.stats = stats
         self.clock = ListClock()
-        self.log_sink: Callable[[list[Record]], None] | None = None
+        self.log_sink: Callable[[list[Mutation]], None] | None = None
 
     def table(self, stmt_ks: str | None, name: str, session_ks: str | None) -> TableMeta:
         ks = _keyspace_of(stmt_ks, session_ks)
@@ -439,7 +434,7 @@ class Executor:
             # One INSERT, many rows (the common batch): staged by one C-level map.
             self.apply_staged(list(map(first.stage, map(_VALUES, plans), repeat(ts), repeat(now))))
             return Void()
-        staged: list[Pending] = []
+        staged: list[Staged] = []
         append = staged.append
         extend = staged.extend
         for compiled, values in plans:
@@ -450,9 +445,9 @@ class Executor:
         self.apply_staged(staged)
         return Void()
 
-    def apply_staged(self, staged: list[Pending]) -> None:
+    def apply_staged(self, staged: list[Staged]) -> None:
         """Apply staged writes to the memtable and hand their records to the commit log."""
-        records: list[Record] = []
+        records: list[Mutation] = []
         append = records.append
         try:
             for pending in staged:
@@ -474,7 +469,7 @@ class Executor:
         applied, result = check_batch(plans, now)
         if not applied:
             return result
-        staged: list[Pending] = []
+        staged: list[Staged] = []
         for compiled, values in plans:
             if isinstance(compiled, InsertPlan):
                 staged.append(compiled.stage(values, ts, now))
@@ -529,7 +524,7 @@ class Executor:
                 raise InvalidRequest(f"{table.keyspace} keyspace is not user-modifiable.")
             table.data.truncate()
             if self.log_sink is not None:
-                self.log_sink([("t", table.id.bytes)])
+                self.log_sink([Truncate(table.id.bytes)])
             return Void()
         else:
             raise InvalidRequest(f"Unsupported statement {type(stmt).__name__}")
@@ -538,7 +533,7 @@ class Executor:
         catalog.apply(record)
         self.stats.ddl += 1
         if self.log_sink is not None:
-            self.log_sink([("s", record)])
+            self.log_sink([SchemaUpdate(record)])
         return change
 
 
@@ -573,10 +568,6 @@ def _refuse_large_batch(plans: Sequence[tuple[WritePlan, Sequence[bytes | None]]
                 first = (plan.tid, key)
             elif (plan.tid, key) != first:
                 raise InvalidRequest("Batch too large")
-
-
-def encode_records(records: list[Record]) -> bytes:
-    return marshal.dumps(records)
 
 
 def result_columns(stmt: Any, plan: StatementPlan) -> list[ColumnSpec] | None:

@@ -97,10 +97,16 @@ class TableMeta:
     data: TableData
     is_counter: bool = False
     virtual: bool = False
+    clustering_encoders: list[Encoder] = field(default_factory=list)
+    """The ordering encoder of each clustering column, in order."""
 
     @property
     def default_ttl(self) -> int:
         return int(self.options.get("default_time_to_live") or 0)
+
+    def clustering_key(self, values: Sequence[bytes]) -> bytes:
+        """The storage's key of a row within its partition: each value's ordering encoding."""
+        return b"".join([enc(v) for enc, v in zip(self.clustering_encoders, values, strict=True)])
 
     def column(self, name: str) -> ColumnMeta:
         col = self.columns.get(name)
@@ -264,6 +270,7 @@ def build_table(
             lossy_clustering=any("decimal" in str(c.type) for c in ck),
         ),
         is_counter=bool(counters),
+        clustering_encoders=[c.encoder for c in ck if c.encoder is not None],
     )
     if table.is_counter and table.default_ttl:
         raise InvalidRequest("Cannot set default_time_to_live on a table with counters")

@@ -32,6 +32,7 @@ from chat.embedded.cql.cells import (
     Marker,
     Row,
 )
+from chat.embedded.cql.mutations import SnapshotPartition, SnapshotRows
 from chat.embedded.cql.rowcodec import (
     RowCodec,
     may_expire,
@@ -509,7 +510,9 @@ class TableData:
                 seen = forgotten = 0
         yield forgotten
 
-    def snapshot_records(self, tid: bytes, now: int) -> Iterator[tuple[list[Any], int]]:
+    def snapshot_records(
+        self, tid: bytes, now: int
+    ) -> Iterator[tuple[list[SnapshotRows | SnapshotPartition], int]]:
         """The table as snapshot records, a piece at a time: (records, rows in them).
 
         Rows are written in their stored form, so a snapshot restores the very bytes. Rows
@@ -522,18 +525,20 @@ class TableData:
                 piece = rows[start : start + SWEEP_PIECE_ROWS]
                 kept = self._forget_expired(self.rows, piece, now)
                 if kept:
-                    yield [("rows", tid, None, kept)], len(kept)
+                    yield [SnapshotRows(tid, None, kept)], len(kept)
             return
         for key in list(self.partitions):
             part = self.partitions.get(key)
             if part is None:
                 continue
             kept = self._forget_expired_in(part, now)
-            records: list[Any] = []
+            records: list[SnapshotRows | SnapshotPartition] = []
             if part.tombstoned():
-                records.append(("part", tid, part.values, part.deleted_at, part.ranges or []))
+                records.append(
+                    SnapshotPartition(tid, part.values, part.deleted_at, part.ranges or [])
+                )
             if kept:
-                records.append(("rows", tid, part.values, kept))
+                records.append(SnapshotRows(tid, part.values, kept))
             if records:
                 yield records, len(kept)
 

@@ -298,7 +298,7 @@ class Rows:
             for i, c in enumerate(t.partition_key)
         )
         cv = tuple(c.driver.serialize(values[c.name], PROTOCOL) for c in t.clustering)
-        ckey = b"".join(c.encoder(v) for c, v in zip(t.clustering, cv, strict=True))  # type: ignore[misc]
+        ckey = t.clustering_key(cv)
         ops = []
         for c in t.regular:
             v = values.get(c.name)
