@@ -3,9 +3,9 @@
 Files in the data directory:
 
 * ``commitlog-<n>.log``: framed records, each ``u32 length | u32 crc32 | payload`` where the
-  payload is one ``marshal``-ed list of mutation records (one statement or one batch, so a batch
-  is all-or-nothing on replay). A torn or corrupt tail (crash mid-write) fails its length or CRC
-  check and is dropped, with everything after it in that segment.
+  payload is one list of mutation records (``mutations.encode``: one statement or one batch,
+  so a batch is all-or-nothing on replay). A torn or corrupt tail (crash mid-write) fails its
+  length or CRC check and is dropped, with everything after it in that segment.
 * ``snapshot-<n>.bin``: the same framing; the whole store (schema + rows) as records. It covers
   everything logged in segments ``< n``; start-up loads the newest snapshot and replays
   segments ``>= n``.

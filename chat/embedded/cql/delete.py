@@ -57,20 +57,20 @@ class DeletePlan(KeyedWrite):
         for pkey, pv in self.keys.partitions(values):
             if not self.targets and not self.keys.complete:
                 if self.where.ck_builder is None:
-                    staged.append(Staged(data, pkey, b"", PartitionDelete(tid, pv, ts)))
+                    staged.append((data, pkey, b"", PartitionDelete(tid, pv, ts), None))
                     continue
                 for lo, lo_inc, hi, hi_inc in self.where.ck_builder(values) or []:
                     record = RangeDelete(tid, pv, lo, lo_inc, hi, hi_inc, ts)
-                    staged.append(Staged(data, pkey, b"", record))
+                    staged.append((data, pkey, b"", record, None))
                 continue
             for ckey, cv in self.keys.clusterings(values):
                 if not self.targets:
-                    staged.append(Staged(data, pkey, ckey, RowDelete(tid, pv, cv, ts)))
+                    staged.append((data, pkey, ckey, RowDelete(tid, pv, cv, ts), None))
                     continue
                 ops: list[Cell] = []
                 for col, key_get in self.targets:
                     ops.extend(self._delete_ops(col, key_get, values, ts, pkey, ckey, now))
-                staged.append(Staged(data, pkey, ckey, RowWrite(tid, pv, cv, None, ops)))
+                staged.append((data, pkey, ckey, RowWrite(tid, pv, cv, None, ops), None))
         return staged, result
 
     def target(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:

@@ -228,16 +228,16 @@ class InsertPlan(KeyedWrite):
             kept = [(s, v) for s, v in zip(slots, vals, strict=True) if v is not UNSET]
             slots = tuple(s for s, _v in kept)
             vals = tuple(v for _s, v in kept)
-        extra: list[Cell] = []
+        collections: list[Cell] = []
         if self.colls:
             for col, g in self.colls:
                 raw = g(values)
                 if raw is UNSET:
                     continue
-                extra.append((OP_COLL_CLEAR, col.slot, ts - 1))
+                collections.append((OP_COLL_CLEAR, col.slot, ts - 1))
                 if raw is not None:
-                    extra.extend(collection_cells(col, raw, ts, exp, ttl, self.clock))
+                    collections.extend(collection_cells(col, raw, ts, exp, ttl, self.clock))
         # Slots and values side by side, no per-cell tuples: what the log records, and what a
-        # new row is encoded from (a row that exists gets the cells of ``insert_ops``).
-        record = InsertRow(self.tid, pv, cv, (ts, exp, ttl), slots, vals, extra)
-        return Staged(self.data, pkey, ckey, record)
+        # new row is encoded from (a row that exists gets ``InsertRow.cells()``).
+        record = InsertRow(self.tid, pv, cv, (ts, exp, ttl), slots, vals, collections)
+        return (self.data, pkey, ckey, record, None)

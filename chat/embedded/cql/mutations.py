@@ -122,17 +122,18 @@ RowMutation = InsertRow | RowWrite | RowDelete | PartitionDelete | RangeDelete
 Mutation = RowMutation | Truncate | SchemaUpdate | SnapshotRows | SnapshotPartition
 """Anything the commit log or a snapshot holds."""
 
-_KINDS: dict[type[Mutation], str] = {
-    InsertRow: "i",
-    RowWrite: "w",
-    RowDelete: "d",
-    PartitionDelete: "p",
-    RangeDelete: "r",
-    Truncate: "t",
-    SchemaUpdate: "s",
-    SnapshotRows: "rows",
-    SnapshotPartition: "part",
+_KINDS: dict[type[Mutation], tuple[str]] = {
+    InsertRow: ("i",),
+    RowWrite: ("w",),
+    RowDelete: ("d",),
+    PartitionDelete: ("p",),
+    RangeDelete: ("r",),
+    Truncate: ("t",),
+    SchemaUpdate: ("s",),
+    SnapshotRows: ("rows",),
+    SnapshotPartition: ("part",),
 }
+"""Each record type's kind, as the one-element tuple its logged form starts with."""
 
 
 class UnreadableRecord(ServerError):
@@ -142,7 +143,7 @@ class UnreadableRecord(ServerError):
 def encode(records: Sequence[Mutation]) -> bytes:
     """One commit-log payload: the records as plain tuples, each led by its kind."""
     kinds = _KINDS
-    return marshal.dumps([(kinds[type(record)], *record) for record in records])
+    return marshal.dumps([kinds[type(record)] + record for record in records])
 
 
 def decode(payload: bytes) -> list[Mutation]:

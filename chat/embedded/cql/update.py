@@ -209,7 +209,7 @@ class UpdatePlan(KeyedWrite):
                 for op in self.ops:
                     ops.extend(op(values, ts, exp, ttl, cur))
                 record = RowWrite(self.tid, pv, cv, None, ops)
-                staged.append(Staged(data, pkey, ckey, record, counters))
+                staged.append((data, pkey, ckey, record, counters))
         return staged, result
 
     def target(self, values: Values) -> tuple[tuple[bytes, ...], bytes, bytes]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from chat.embedded.cql import ast
 from chat.embedded.cql.cells import OP_COLL_ELEM, OP_COUNTER, Cell, Row
@@ -29,7 +29,6 @@ from chat.embedded.cql.marshal import elements
 from chat.embedded.cql.mutations import (
     InsertRow,
     PartitionDelete,
-    RangeDelete,
     RowDelete,
     RowMutation,
     RowWrite,
@@ -49,37 +48,39 @@ OP_COUNTER_DELTA = -1
 """A staged counter increment ``(OP_COUNTER_DELTA, slot, delta, ts)``; never stored or logged."""
 
 
-class Staged(NamedTuple):
-    """A write validated and ready to apply: its storage keys and the record describing it.
-
-    ``counters_read_at``: for a write to a counter table, the time its counters' current
-    values are read at when it is committed (their deltas become absolute values then).
-    """
-
-    data: TableData
-    pkey: bytes
-    ckey: bytes
-    mutation: RowMutation
-    counters_read_at: int | None = None
+Staged = tuple[TableData, bytes, bytes, RowMutation, int | None]
+"""A write validated and ready to apply: (table data, partition key, clustering key, the
+record describing it, counters read at). The last is, for a write to a counter table, the
+time its counters' current values are read at when it is committed (their deltas become
+absolute values then), else None. A plain tuple: one is built per row on the hot path.
+"""
 
 
 def commit(staged: Staged) -> RowMutation:
-    """Apply one staged write to the storage; return its commit-log record."""
+    """Apply one staged write to the storage; return its commit-log record.
+
+    Records are unpacked as tuples: this runs once per row written, where a ``match`` on
+    class patterns costs an attribute lookup per field.
+    """
     data, pkey, ckey, mutation, counters_read_at = staged
-    match mutation:
-        case InsertRow(_tid, pv, cv, marker, slots, values, collections):
-            if collections or not data.insert_fresh(pkey, pv, ckey, cv, marker, slots, values):
-                data.apply_write(pkey, pv, ckey, cv, marker, mutation.cells())
-        case RowWrite(_tid, pv, cv, _marker, cells):
-            if counters_read_at is not None:
-                _resolve_counters(data.row(pkey, ckey), cells, counters_read_at)
-            data.apply_write(pkey, pv, ckey, cv, None, cells)
-        case RowDelete(_tid, pv, cv, ts):
-            data.apply_row_delete(pkey, pv, ckey, cv, ts)
-        case PartitionDelete(_tid, pv, ts):
-            data.apply_partition_delete(pkey, pv, ts)
-        case RangeDelete(_tid, pv, lo, lo_inc, hi, hi_inc, ts):
-            data.apply_range_delete(pkey, pv, lo, lo_inc, hi, hi_inc, ts)
+    if isinstance(mutation, InsertRow):
+        _tid, pv, cv, marker, slots, values, collections = mutation
+        if collections or not data.insert_fresh(pkey, pv, ckey, cv, marker, slots, values):
+            data.apply_write(pkey, pv, ckey, cv, marker, mutation.cells())
+    elif isinstance(mutation, RowWrite):
+        _tid, pv, cv, _marker, cells = mutation
+        if counters_read_at is not None:
+            _resolve_counters(data.row(pkey, ckey), cells, counters_read_at)
+        data.apply_write(pkey, pv, ckey, cv, None, cells)
+    elif isinstance(mutation, RowDelete):
+        data.apply_row_delete(
+            pkey, mutation.partition, ckey, mutation.clustering, mutation.timestamp
+        )
+    elif isinstance(mutation, PartitionDelete):
+        data.apply_partition_delete(pkey, mutation.partition, mutation.timestamp)
+    else:
+        _tid, pv, lo, lo_inc, hi, hi_inc, ts = mutation
+        data.apply_range_delete(pkey, pv, lo, lo_inc, hi, hi_inc, ts)
     return mutation
 
 
