@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Protocol, cast
 
-from chat.embedded.cql import frames
+from chat.embedded.cql import frames, request_bodies, responses
 from chat.embedded.cql.auth import PasswordAuthenticator
 from chat.embedded.cql.errors import CqlError, InvalidRequest, ProtocolError, WriteFailure
 from chat.embedded.cql.results import Prepared, Rows, SchemaChange, SetKeyspace, Void
@@ -219,7 +219,7 @@ class CqlConnection(asyncio.Protocol):
         try:
             received = decoder.feed(data)
         except ProtocolError as exc:
-            self.send(frames.encode_cql_error(0, exc))
+            self.send(responses.encode_cql_error(0, exc))
             self.close()
             return
         if decoder.pending:
@@ -266,7 +266,7 @@ class CqlConnection(asyncio.Protocol):
         message = frames.too_large_message(frame.length, self.decoder.max_frame)
         log.info("refused an oversized request on stream %d: %s", frame.stream, message)
         out.append(
-            frames.encode_error(
+            responses.encode_error(
                 frame.stream, InvalidRequest.code, message, b"", version or frames.MAX_VERSION
             )
         )
@@ -308,7 +308,7 @@ class CqlConnection(asyncio.Protocol):
                 version = self.version or frames.MAX_VERSION
                 self.send(
                     b"".join(
-                        frames.encode_cql_error(
+                        responses.encode_cql_error(
                             stream, WriteFailure(f"{reason}; not applied durably", kind), version
                         )
                         for stream, kind in streams
@@ -360,28 +360,28 @@ class CqlConnection(asyncio.Protocol):
                 self._query(frame, out)
             elif opcode == frames.OP_PREPARE:
                 self._require_started()
-                query = frames.decode_prepare(frame)
+                query = request_bodies.decode_prepare(frame)
                 prepared = self.engine.prepare(query, self.keyspace)
-                out.append(frames.encode_prepared(stream, prepared, self.version))
+                out.append(responses.encode_prepared(stream, prepared, self.version))
             elif opcode == frames.OP_OPTIONS:
-                out.append(frames.encode_supported(stream, self.version))
+                out.append(responses.encode_supported(stream, self.version))
             elif opcode == frames.OP_STARTUP:
                 self._startup(frame, out)
             elif opcode == frames.OP_AUTH_RESPONSE:
                 self._authenticate(frame, out)
             elif opcode == frames.OP_REGISTER:
                 self._require_started()
-                if "SCHEMA_CHANGE" in frames.decode_register(frame):
+                if "SCHEMA_CHANGE" in request_bodies.decode_register(frame):
                     self.server.listeners.add(self)
-                out.append(frames.encode_ready(stream, self.version))
+                out.append(responses.encode_ready(stream, self.version))
             else:
                 raise ProtocolError(f"unexpected opcode 0x{opcode:02x} in a request")
         except CqlError as exc:
-            out.append(frames.encode_cql_error(stream, exc, self.version or frames.MAX_VERSION))
+            out.append(responses.encode_cql_error(stream, exc, self.version or frames.MAX_VERSION))
         except Exception:
             log.exception("internal error answering opcode 0x%02x", frame.opcode)
             out.append(
-                frames.encode_error(
+                responses.encode_error(
                     stream,
                     0x0000,
                     "internal server error; see the server log",
@@ -399,13 +399,13 @@ class CqlConnection(asyncio.Protocol):
     def _authenticate(self, frame: frames.Frame, out: list[bytes]) -> None:
         if self.authenticator is None or not self.started or self.ready:
             raise ProtocolError("Unexpected message AUTH_RESPONSE")
-        token = frames.decode_auth_response(frame)
+        token = request_bodies.decode_auth_response(frame)
         self.user = self.authenticator.authenticate(token)
         self.ready = True
-        out.append(frames.encode_auth_success(frame.stream, self.version))
+        out.append(responses.encode_auth_success(frame.stream, self.version))
 
     def _startup(self, frame: frames.Frame, out: list[bytes]) -> None:
-        options = frames.decode_startup(frame)
+        options = request_bodies.decode_startup(frame)
         compression = options.get("COMPRESSION")
         if compression:
             if compression.lower() not in frames.COMPRESSIONS:
@@ -416,12 +416,12 @@ class CqlConnection(asyncio.Protocol):
             self.compressed = True
         self.started = True
         if self.authenticator is not None:
-            out.append(frames.encode_authenticate(frame.stream, self.version))
+            out.append(responses.encode_authenticate(frame.stream, self.version))
             return
         self.ready = True
-        out.append(frames.encode_ready(frame.stream, self.version))
+        out.append(responses.encode_ready(frame.stream, self.version))
 
-    def _options(self, params: frames.QueryParameters) -> QueryOptions:
+    def _options(self, params: request_bodies.QueryParameters) -> QueryOptions:
         return self.options_type(
             params.consistency,
             params.page_size,
@@ -432,7 +432,7 @@ class CqlConnection(asyncio.Protocol):
 
     def _execute(self, frame: frames.Frame, out: list[bytes]) -> None:
         self._require_started()
-        request = frames.decode_execute(frame)
+        request = request_bodies.decode_execute(frame)
         prepared = self.engine.lookup(request.statement_id)
         params = request.params
         values: Sequence[bytes | None] = params.values
@@ -440,7 +440,7 @@ class CqlConnection(asyncio.Protocol):
             values = _by_position(prepared, params.names, params.values)
         result = self.engine.execute(prepared, values, self._options(params), self.keyspace)
         if type(result) is Void:
-            answer = frames.encode_void(frame.stream, self.version)
+            answer = responses.encode_void(frame.stream, self.version)
         else:
             answer = self._encode_result(frame.stream, result, params.skip_metadata)
         if prepared.is_write:
@@ -450,7 +450,7 @@ class CqlConnection(asyncio.Protocol):
 
     def _batch(self, frame: frames.Frame, out: list[bytes]) -> None:
         self._require_started()
-        request = frames.decode_batch(frame)
+        request = request_bodies.decode_batch(frame)
         engine = self.engine
         keyspace = self.keyspace
         items: list[tuple[Prepared, Sequence[bytes | None]]] = []
@@ -480,14 +480,14 @@ class CqlConnection(asyncio.Protocol):
         )
         result = engine.batch(request.batch_type, items, options, keyspace)
         if type(result) is Void:
-            answer = frames.encode_void(frame.stream, self.version)
+            answer = responses.encode_void(frame.stream, self.version)
         else:
             answer = self._encode_result(frame.stream, result, False)
         self._answer_write(answer, out, frame.stream, _BATCH_WRITE_TYPES[request.batch_type])
 
     def _query(self, frame: frames.Frame, out: list[bytes]) -> None:
         self._require_started()
-        request = frames.decode_query(frame)
+        request = request_bodies.decode_query(frame)
         params = request.params
         options = self._options(params)
         if params.names is not None:
@@ -500,16 +500,16 @@ class CqlConnection(asyncio.Protocol):
 
     def _encode_result(self, stream: int, result: Result, skip_metadata: bool) -> bytes:
         if isinstance(result, Rows):
-            encoded = frames.encode_rows(stream, result, skip_metadata, self.version)
+            encoded = responses.encode_rows(stream, result, skip_metadata, self.version)
             return frames.compress(encoded) if self.compressed else encoded
         if isinstance(result, Void):
-            return frames.encode_void(stream, self.version)
+            return responses.encode_void(stream, self.version)
         if isinstance(result, SetKeyspace):
             self.keyspace = result.keyspace
-            return frames.encode_set_keyspace(stream, result.keyspace, self.version)
+            return responses.encode_set_keyspace(stream, result.keyspace, self.version)
         if isinstance(result, SchemaChange):
-            self.server.broadcast(frames.encode_schema_change_event(result, self.version))
-            return frames.encode_schema_change(stream, result, self.version)
+            self.server.broadcast(responses.encode_schema_change_event(result, self.version))
+            return responses.encode_schema_change(stream, result, self.version)
         raise TypeError(f"engine returned an unknown result type {type(result).__name__}")
 
 
