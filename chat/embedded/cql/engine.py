@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from chat.embedded.cql import ast, consistency
+from chat.embedded.cql.bind_metadata import bind_specs
 from chat.embedded.cql.binding import bind, bind_checks, bind_rows
 from chat.embedded.cql.budget import DEFAULT_BUDGET, format_bytes, parse_budget
 from chat.embedded.cql.commitlog import CommitLog, CommitLogFailed, frame
 from chat.embedded.cql.errors import InvalidRequest, Overloaded, Unprepared, WriteFailure
-from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan, bind_specs
+from chat.embedded.cql.executor import EngineStats, Executor, StatementPlan
 from chat.embedded.cql.insert import InsertPlan
 from chat.embedded.cql.mutations import Mutation, SchemaUpdate, decode, encode
 from chat.embedded.cql.parser import parse

@@ -23,7 +23,7 @@ and the collector's cost is one look at each surviving object instead of ever mo
 What this gives up: a reference cycle that is alive during a collection and becomes garbage
 later is never collected. None exists on the server's paths: a young collection during
 ``bench/store_write.py`` finds nothing to collect, prepares and DDL are kept cycle-free
-(``executor.bind_specs``), and ``tests/cql/test_gc_policy.py`` checks through
+(``bind_metadata.bind_specs``), and ``tests/cql/test_gc_policy.py`` checks through
 ``system.embedded_stats`` that requests of every kind (EXECUTE, BATCH, QUERY, paged SELECT,
 LWT, errors, PREPARE) leave no cyclic garbage behind. The long-lived objects that do form
 cycles (a connection and its transport) are unlinked explicitly when they end
