@@ -36,11 +36,11 @@ from chat.gateway.runtime import PATH as WS_PATH
 from chat.gateway.runtime import open_gateway, websocket_route
 from chat.metrics import Metrics
 from chat.state import AppState
-from chat.store import migrations
-from chat.store.chat_stores import open_chat_stores
-from chat.store.cql import CqlStore, open_cql
-from chat.store.embedded_stats import EmbeddedStats
-from chat.store.failures import DEPENDENCY_ERRORS
+from chat.store.cql.embedded_stats import EmbeddedStats
+from chat.store.driver.failures import DEPENDENCY_ERRORS
+from chat.store.driver.session import CqlStore, open_cql
+from chat.store.pg import migrations
+from chat.store.stores import open_chat_stores
 from chat.sweeper import event_sweeper
 
 log = logging.getLogger(__name__)

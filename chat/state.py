@@ -15,9 +15,9 @@ from chat.auth import TokenService
 from chat.config import Settings
 from chat.metrics import Metrics
 from chat.notifications import Notifications
-from chat.store.chat_stores import ChatStores
-from chat.store.cql import CqlStore
-from chat.store.embedded_stats import EmbeddedStats
+from chat.store.cql.embedded_stats import EmbeddedStats
+from chat.store.driver.session import CqlStore
+from chat.store.stores import ChatStores
 
 
 @dataclass(slots=True)

@@ -16,9 +16,9 @@ from chat.auth import TokenService
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.embedded.postgres import embedded_postgres
-from chat.store.cql import CqlStore, open_cql
-from chat.store.cql_migrations import migrate_up
-from chat.store.messages import MessageStore
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.migrations import migrate_up
+from chat.store.driver.session import CqlStore, open_cql
 from tests.api_client import TEST_JWT_SECRET, Api
 from tests.message_stores import started
 from tests.servers import run_server

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from chat.store.messages import MessageStore
+from chat.store.cql.messages import MessageStore
 
 
 @contextlib.asynccontextmanager

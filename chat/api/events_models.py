@@ -23,7 +23,7 @@ from chat.api.fields import (
 )
 from chat.domain.events import EventStatus, allowed_transitions
 from chat.errors import FieldError, ValidationFailed
-from chat.store.events import Event, Participant
+from chat.store.pg.events import Event, Participant
 
 
 def _end_after_start(value: datetime | None, info: ValidationInfo) -> datetime | None:

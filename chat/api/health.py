@@ -3,7 +3,7 @@
 ``/healthz`` says the process serves requests. ``/readyz`` proves the path a message takes,
 so a load balancer stops sending traffic to a node that would fail it: a PostgreSQL round
 trip, a synthetic CQL write read back at the app's consistency
-(:class:`~chat.store.readiness.CqlReadinessProbe`), and every check a later layer registers in
+(:class:`~chat.store.cql.readiness.CqlReadinessProbe`), and every check a later layer registers in
 ``state.extras["readiness_checks"]`` (the NATS bus adds a publish/receive round trip there).
 The checks run concurrently, each under :data:`READINESS_TIMEOUT_S`, so a hung dependency
 makes the probe answer 503 quickly instead of hanging the orchestrator's probe.
@@ -31,9 +31,9 @@ from chat.api.endpoint import json_response
 from chat.api.problems import PROBLEM_JSON
 from chat.metrics import CONTENT_TYPE_LATEST
 from chat.state import AppState
-from chat.store.embedded_stats import OverMemoryBudget
-from chat.store.failures import DEPENDENCY_ERRORS
-from chat.store.readiness import CqlReadinessProbe
+from chat.store.cql.embedded_stats import OverMemoryBudget
+from chat.store.cql.readiness import CqlReadinessProbe
+from chat.store.driver.failures import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 

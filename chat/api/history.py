@@ -1,7 +1,7 @@
 """REST: an event's change history (the audit log), and the relay that runs after each commit.
 
 The store functions stage history records in PostgreSQL inside each change's transaction
-(:mod:`chat.store.event_history`). :func:`relay_after_commit` wraps every operation so that,
+(:mod:`chat.store.cql.event_history`). :func:`relay_after_commit` wraps every operation so that,
 once the handler has returned — its transaction committed — the records that request staged
 are moved to ScyllaDB before the response goes out: a client that changes an event and then
 reads its history sees the change. It is best effort: if the relay fails the rows stay in the
@@ -25,8 +25,8 @@ from chat.api import stores
 from chat.api.endpoint import CURSOR_RULE, Api, Call, Handler
 from chat.api.fields import Cursor, QueryInt
 from chat.errors import NotFound
-from chat.store import events as event_store
-from chat.store.event_history import HistoryEntry, tracking_staged
+from chat.store.cql.event_history import HistoryEntry, tracking_staged
+from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from chat.api import stores
 from chat.api.endpoint import CURSOR_RULE, Api, Call
 from chat.api.fields import Cursor, QueryInt
-from chat.store import events as event_store
-from chat.store.message_history import ActivityItem
-from chat.store.unread import UNREAD_CAP
+from chat.store.cql.message_history import ActivityItem
+from chat.store.cql.unread import UNREAD_CAP
+from chat.store.pg import events as event_store
 
 api = Api(prefix="")
 

@@ -5,8 +5,8 @@ event (a page of history, what it missed) and the moderation and read-position w
 
 Visibility is PostgreSQL's: every operation first checks that the caller takes part in the
 event and answers 404 otherwise, exactly as the event operations do. The messages themselves
-live in ScyllaDB (:mod:`chat.store.message_history`, :mod:`chat.store.messages`,
-:mod:`chat.store.unread`).
+live in ScyllaDB (:mod:`chat.store.cql.message_history`, :mod:`chat.store.cql.messages`,
+:mod:`chat.store.cql.unread`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from chat.api.uuid_path import path_uuid
 from chat.domain.events import check_chat_writable
 from chat.domain.messages import Message
 from chat.errors import FieldError, NotFound, ValidationFailed
-from chat.store import events as event_store
-from chat.store.events import Event
-from chat.store.message_history import MessagePage
-from chat.store.unread import UNREAD_CAP
+from chat.store.cql.message_history import MessagePage
+from chat.store.cql.unread import UNREAD_CAP
+from chat.store.pg import events as event_store
+from chat.store.pg.events import Event
 
 api = Api(prefix="")
 

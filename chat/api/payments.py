@@ -24,10 +24,10 @@ from chat.domain.payments import (
     PaymentStatus,
 )
 from chat.errors import Conflict, FieldError, NotFound, ValidationFailed
-from chat.store import events as event_store
-from chat.store import payments as store
-from chat.store.events import Actor
-from chat.store.pg import Connection
+from chat.store.pg import events as event_store
+from chat.store.pg import payments as store
+from chat.store.pg.events import Actor
+from chat.store.pg.pool import Connection
 
 api = Api(prefix="")
 

@@ -47,9 +47,9 @@ from chat.errors import (
     NotFound,
     ValidationFailed,
 )
-from chat.store import slots as store
-from chat.store import users as user_store
-from chat.store.events import Actor
+from chat.store.pg import slots as store
+from chat.store.pg import users as user_store
+from chat.store.pg.events import Actor
 
 api = Api(prefix="")
 

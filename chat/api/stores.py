@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from chat.state import AppState
-from chat.store.event_history import EventHistory
-from chat.store.message_history import MessageHistory
-from chat.store.messages import MessageStore
-from chat.store.unread import UnreadStore
+from chat.store.cql.event_history import EventHistory
+from chat.store.cql.message_history import MessageHistory
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.unread import UnreadStore
 
 
 def event_history(state: AppState) -> EventHistory:

@@ -16,8 +16,8 @@ from pydantic import (
 from chat.api.endpoint import Api, Call
 from chat.api.fields import NO_NUL_PATTERN, WHITESPACE_CLASS, Name, NotNull
 from chat.errors import Unauthorized
-from chat.store import users as store
-from chat.store.users import User
+from chat.store.pg import users as store
+from chat.store.pg.users import User
 
 api = Api(prefix="")
 

@@ -72,7 +72,7 @@ from chat.gateway.hub import LatestKey, LocalHub, Mailbox, SendTicket, Subscript
 from chat.gateway.membership import Membership
 from chat.gateway.ordering import Held, OpenSend, OrderMerge, Settled, process_floor
 from chat.metrics import Metrics
-from chat.store.message_history import Position
+from chat.store.cql.message_history import Position
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from chat.domain.messages import Message
 from chat.gateway import frames
 from chat.gateway.ordering import CatchUp, Fetch, Held, OpenSend, OrderMerge, Settled
-from chat.store.message_history import Position
+from chat.store.cql.message_history import Position
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat.gateway.ordering import OpenSend, Settled
-from chat.store.message_history import Position
+from chat.store.cql.message_history import Position
 
 
 def position_hex(position: Position) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import asyncpg
 
 from chat.domain.events import EventStatus
-from chat.store import events as event_store
+from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import asyncpg
 
 from chat.state import AppState
-from chat.store import events as event_store
+from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from chat.gateway.service import ChatService, Stores
 from chat.logs import connection_context
 from chat.metrics import Metrics
 from chat.state import AppState
-from chat.store.message_history import Position
+from chat.store.cql.message_history import Position
 
 log = logging.getLogger(__name__)
 

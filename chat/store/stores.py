@@ -15,13 +15,13 @@ import asyncpg
 
 from chat.config import Settings
 from chat.metrics import Metrics
-from chat.store.cql import CqlStore
-from chat.store.event_history import EventHistory
-from chat.store.message_history import MessageHistory
-from chat.store.messages import MessageStore
-from chat.store.reactions import ReactionStore
-from chat.store.typing import TABLE_TTL_SECONDS, TypingStore
-from chat.store.unread import UnreadStore
+from chat.store.cql.event_history import EventHistory
+from chat.store.cql.message_history import MessageHistory
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.reactions import ReactionStore
+from chat.store.cql.typing import TABLE_TTL_SECONDS, TypingStore
+from chat.store.cql.unread import UnreadStore
+from chat.store.driver.session import CqlStore
 
 
 @dataclass(frozen=True, slots=True)

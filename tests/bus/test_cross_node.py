@@ -21,9 +21,9 @@ from chat.bus.wire import position_hex
 from chat.client import Unsubscribed
 from chat.config import Settings
 from chat.domain.messages import MessageIdGenerator, NewMessage
-from chat.store.cql import open_cql
-from chat.store.message_history import Position
-from chat.store.messages import MessageStore, SendAttempt, claim_key
+from chat.store.cql.message_history import Position
+from chat.store.cql.messages import MessageStore, SendAttempt, claim_key
+from chat.store.driver.session import open_cql
 from tests.api_client import Api
 from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
 from tests.client.live import chat_client

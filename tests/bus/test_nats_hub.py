@@ -22,7 +22,7 @@ from chat.domain.messages import MessageIdGenerator
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
 from chat.gateway.hub import EndReason, Mailbox, Subscription
-from chat.store.message_history import Position
+from chat.store.cql.message_history import Position
 from tests.bus.nodes import nats_server
 from tests.polling import until
 

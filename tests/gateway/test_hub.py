@@ -11,7 +11,7 @@ import orjson
 from chat.domain.messages import Message, MessageIdGenerator, NewMessage, SendAck
 from chat.gateway import frames
 from chat.gateway.hub import LocalHub, Mailbox, SendTicket
-from chat.store.message_history import Position
+from chat.store.cql.message_history import Position
 
 IDS = MessageIdGenerator()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chat.domain.messages import MessageIdGenerator
 from chat.gateway.ordering import Held, OrderMerge, Settled
-from chat.store.message_history import Position
+from chat.store.cql.message_history import Position
 
 EVENT = 7
 

@@ -20,7 +20,7 @@ from chat.gateway.protocol import Subscribe
 from chat.gateway.service import ChatService, Identity, Stores
 from chat.metrics import Metrics
 from chat.state import AppState
-from chat.store.message_history import MessagePage, Position
+from chat.store.cql.message_history import MessagePage, Position
 
 _PAST_NS = 1_700_000_000_000_000_000
 

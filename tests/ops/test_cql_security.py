@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
-from chat.store.cql import CqlStore, open_cql
+from chat.store.driver.session import CqlStore, open_cql
 from tests.tls import Authority, Issued, make_authority, server_context, tls_proxy
 
 REACTORS = ["app-loop", "libev"]
@@ -131,7 +131,7 @@ async def test_a_node_that_demands_a_client_certificate_gets_the_configured_one(
 def test_an_unreadable_ca_file_is_a_configuration_error_naming_the_setting(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from chat.store.cql import cql_ssl_context
+    from chat.store.driver.session import cql_ssl_context
 
     missing = settings.model_copy(update={"cql_tls_ca_file": tmp_path / "absent.pem"})
     with pytest.raises(ValueError, match="CHAT_CQL_TLS_CA_FILE: cannot load"):

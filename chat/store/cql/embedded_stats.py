@@ -19,7 +19,7 @@ from collections.abc import Callable
 from cassandra import InvalidRequest
 
 from chat.errors import ServiceUnavailable
-from chat.store.cql import CqlStore, execute_async
+from chat.store.driver.session import CqlStore, execute_async
 
 STATS_QUERY = "SELECT name, value FROM system.embedded_stats"
 READ_TIMEOUT_S = 2.0

@@ -3,7 +3,7 @@
 Why an outbox: the event lives in PostgreSQL and its history in ScyllaDB, so a change and its
 history row cannot share a transaction. Each change therefore *stages* its history record in
 ``event_history_outbox`` inside the change's own transaction (:func:`stage`, called by the one
-store function per change kind in ``chat.store.events`` / ``slots`` / ``payments``): the change
+store function per change kind in ``chat.store.pg.events`` / ``slots`` / ``payments``): the change
 and its record commit or roll back together. :class:`EventHistory` then relays staged rows to
 ScyllaDB and deletes them from the outbox only after the CQL write succeeded:
 
@@ -44,8 +44,8 @@ from cassandra.query import PreparedStatement
 
 from chat.domain.messages import MessageIdGenerator, created_at_of
 from chat.errors import FieldError, ValidationFailed
-from chat.store.cql import CqlStore, execute_async
-from chat.store.pg import Connection, Record
+from chat.store.driver.session import CqlStore, execute_async
+from chat.store.pg.pool import Connection, Record
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Change:
 
 
 class ActorLike(Protocol):
-    """Who made a change and from where (``chat.store.events.Actor``; None id = the service)."""
+    """Who made a change and from where (``chat.store.pg.events.Actor``; None id = the service)."""
 
     @property
     def user_id(self) -> int | None: ...

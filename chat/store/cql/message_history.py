@@ -43,9 +43,9 @@ from chat.domain.messages import (
     ms_of_ticks,
 )
 from chat.errors import FieldError, ValidationFailed
-from chat.store.cql import READS, CqlStore, execute_async
-from chat.store.messages import MESSAGE_COLUMNS, message_from_row
-from chat.store.read_coalescing import ReadCoalescer
+from chat.store.cql.messages import MESSAGE_COLUMNS, message_from_row
+from chat.store.cql.read_coalescing import ReadCoalescer
+from chat.store.driver.session import READS, CqlStore, execute_async
 
 MAX_PAGE_SIZE = 500
 """Largest page a caller may ask for; bounds the rows one request reads."""
@@ -401,7 +401,7 @@ class MessageHistory:
     """History reads of events' messages and users' activity.
 
     The page reads that clients repeat in storms — latest, before and after a cursor — are
-    coalesced (:class:`~chat.store.read_coalescing.ReadCoalescer`): callers asking for the
+    coalesced (:class:`~chat.store.cql.read_coalescing.ReadCoalescer`): callers asking for the
     same page while it is being gathered share one read, which starts after each of them
     asked, so nobody gets a page read before their question. A caller that passes
     ``unchanged_since`` (a ``time.monotonic()`` instant after which it knows the event's

@@ -20,11 +20,11 @@ path"):
    The claim is written *before* the rows, so a row never exists without its claim.
 
 Unread state needs no write here: it is derived from each user's read position (see
-``chat.store.unread``), which keeps it exact under retries.
+``chat.store.cql.unread``), which keeps it exact under retries.
 
-Every write goes through the coalescing :class:`~chat.store.batcher.BatchWriter` and every
-claim lookup through a :class:`~chat.store.batcher.BatchReader`, so a send costs a fraction of a
-driver request; a caller is answered only when its batch is acknowledged.
+Every write goes through the coalescing :class:`~chat.store.driver.batcher.BatchWriter` and
+every claim lookup through a :class:`~chat.store.driver.batcher.BatchReader`, so a send costs a
+fraction of a driver request; a caller is answered only when its batch is acknowledged.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ from chat.errors import (
     ValidationFailed,
 )
 from chat.metrics import Metrics
-from chat.store.batcher import BatchReader, BatchWriter, Encoder
-from chat.store.cql import CqlStore, execute_async
-from chat.store.read_routing import MAX_IN_KEYS, replica_grouping
+from chat.store.cql.read_routing import MAX_IN_KEYS, replica_grouping
+from chat.store.driver.batcher import BatchReader, BatchWriter, Encoder
+from chat.store.driver.session import CqlStore, execute_async
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from cassandra.cluster import Session
 
 from chat.config import Settings, replication_options
 from chat.errors import ChatError
-from chat.store.cql import CqlStore, execute_async
+from chat.store.driver.session import CqlStore, execute_async
 from chat.store.schema_files import schema_dir
 
 log = logging.getLogger(__name__)

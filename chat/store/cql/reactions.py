@@ -22,8 +22,8 @@ from cassandra.query import PreparedStatement
 
 from chat.domain.messages import bucket_of, created_at_ms_of, datetime_from_ms
 from chat.errors import Conflict, FieldError, NotFound, ValidationFailed
-from chat.store.cql import execute_async
-from chat.store.prepared import PreparedOnce
+from chat.store.driver.prepared import PreparedOnce
+from chat.store.driver.session import execute_async
 
 MAX_EMOJI_BYTES = 32
 """Long enough for any emoji ZWJ sequence or flag tag sequence, short enough to bound rows."""

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from cassandra.query import BoundStatement, PreparedStatement
 
-from chat.store.cql import CqlStore
+from chat.store.driver.session import CqlStore
 
 T = TypeVar("T")
 

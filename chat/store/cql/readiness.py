@@ -20,7 +20,7 @@ from cassandra.query import PreparedStatement
 
 from chat.config import Settings
 from chat.errors import ServiceUnavailable
-from chat.store.cql import CqlStore, execute_async
+from chat.store.driver.session import CqlStore, execute_async
 
 
 class ReadinessProbeFailed(ServiceUnavailable):

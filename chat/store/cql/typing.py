@@ -7,7 +7,7 @@ TTL runs out. Reads return only live rows — the store drops expired cells itse
 typing" needs no clean-up job.
 
 By default the table's TTL applies (no ``USING TTL`` in the statement). ``ttl_seconds``
-overrides it per store with ``USING TTL``: :func:`~chat.store.chat_stores.open_chat_stores`
+overrides it per store with ``USING TTL``: :func:`~chat.store.stores.open_chat_stores`
 passes ``CHAT_TYPING_TTL_SECONDS`` when it differs from :data:`TABLE_TTL_SECONDS` (tests use
 1 s to watch a row expire).
 """
@@ -21,8 +21,8 @@ from cassandra.query import PreparedStatement
 
 from chat.config import Settings
 from chat.errors import ValidationFailed
-from chat.store.cql import CqlStore, execute_async
-from chat.store.prepared import PreparedOnce
+from chat.store.driver.prepared import PreparedOnce
+from chat.store.driver.session import CqlStore, execute_async
 
 TABLE_TTL_SECONDS = 10
 """``typing_indicators``' ``default_time_to_live``; mirrors ``cql/000006_typing_indicators.cql``

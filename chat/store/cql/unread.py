@@ -4,8 +4,9 @@ There is no counter to drift (see docs/data-model.md, "No counters for unread").
 keeps one *read position* per event — the id of the last message they have read — and the
 unread count is computed when asked: the messages after that position, not sent by the user
 and not deleted, counted newest first across the event's buckets, at most
-:data:`~chat.store.unread_tally.UNREAD_CAP` and looking at no more than
-:data:`~chat.store.unread_tally.UNREAD_SCAN_LIMIT` messages (:mod:`chat.store.unread_tally`).
+:data:`~chat.store.cql.unread_tally.UNREAD_CAP` and looking at no more than
+:data:`~chat.store.cql.unread_tally.UNREAD_SCAN_LIMIT` messages
+(:mod:`chat.store.cql.unread_tally`).
 
 Why this is exact:
 
@@ -43,9 +44,9 @@ driver request than the server spends on a small partition:
 
 Counts of one event asked for by many users at about the same time (a resume storm) are one
 such read for all of them: :meth:`UnreadStore.count` is coalesced per event
-(:class:`~chat.store.read_coalescing.ReadCoalescer`), and every user's count is decided from
+(:class:`~chat.store.cql.read_coalescing.ReadCoalescer`), and every user's count is decided from
 the same newest-first rows. Grouped reads go to a replica of their partitions
-(:mod:`chat.store.read_routing`).
+(:mod:`chat.store.cql.read_routing`).
 """
 
 from __future__ import annotations
@@ -67,11 +68,9 @@ from chat.domain.messages import (
     datetime_from_ms,
 )
 from chat.errors import NotFound
-from chat.store.cql import READS, CqlStore, execute_async
-from chat.store.message_history import INT_MIN, BucketedTable, Position, order_key
-from chat.store.prepared import PreparedOnce
-from chat.store.read_coalescing import ReadCoalescer
-from chat.store.read_routing import (
+from chat.store.cql.message_history import INT_MIN, BucketedTable, Position, order_key
+from chat.store.cql.read_coalescing import ReadCoalescer
+from chat.store.cql.read_routing import (
     MAX_IN_KEYS,
     bigint_key,
     chunks_by_replica,
@@ -79,7 +78,9 @@ from chat.store.read_routing import (
     replica_grouping,
     routed,
 )
-from chat.store.unread_tally import UNREAD_CAP, UNREAD_SCAN_LIMIT, EventRows
+from chat.store.cql.unread_tally import UNREAD_CAP, UNREAD_SCAN_LIMIT, EventRows
+from chat.store.driver.prepared import PreparedOnce
+from chat.store.driver.session import READS, CqlStore, execute_async
 
 __all__ = ["UNREAD_CAP", "UNREAD_SCAN_LIMIT", "UnreadStore", "write_timestamp_of"]
 

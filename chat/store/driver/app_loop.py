@@ -6,7 +6,7 @@ switch interval (strace of ``bench/store_write.py``: the I/O thread's futex wait
 exactly 5 ms; both threads ~half idle). Here the sockets are read and written by tasks on the
 application loop itself, so the hot path has one thread and no hand-off.
 
-Rules this relies on (the driver keeps them; ``chat.store.cql`` keeps the rest):
+Rules this relies on (the driver keeps them; ``chat.store.driver.session`` keeps the rest):
 
 * nothing blocks the loop thread on the driver: ``Cluster.connect``, ``Session.prepare`` and
   ``Cluster.shutdown`` run in worker threads (``asyncio.to_thread``), where they may wait on

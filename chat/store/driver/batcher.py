@@ -42,7 +42,7 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStat
 from chat.domain.messages import ms_of
 from chat.errors import ServiceUnavailable
 from chat.metrics import Metrics
-from chat.store.cql import execute_async, execute_encoded_batch
+from chat.store.driver.session import execute_async, execute_encoded_batch
 
 
 class Timer(Protocol):

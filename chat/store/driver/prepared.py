@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Generic, TypeVar
 
 from chat.config import Settings
-from chat.store.cql import CqlStore
+from chat.store.driver.session import CqlStore
 
 Statements = TypeVar("Statements")
 

@@ -7,7 +7,7 @@ prepared once per session through :meth:`CqlStore.prepare`, which caches them by
 Consistency and the request timeout come from settings and live on the driver's default
 execution profile, so every statement — including batches — gets them without each call site
 having to remember. The reactor is ``CHAT_CQL_REACTOR``: ``app-loop`` (the default,
-:mod:`chat.store.cql_app_loop`, socket I/O on the application's loop) or the driver's libev
+:mod:`chat.store.driver.app_loop`, socket I/O on the application's loop) or the driver's libev
 (its own I/O thread); measured with ``bench/store_write.py``, see ``docs/data-model.md``.
 """
 
@@ -121,8 +121,8 @@ def execute_encoded_batch(
 
     Why: the driver writes a batch's statements value by value when it sends it, and that
     loop cost the send path more than anything else in the profile (~0.8 ms per 150-statement
-    batch, on the asyncio thread). :class:`chat.store.batcher.Encoder` builds the entries once
-    per caller; here the driver builds the request around them exactly as
+    batch, on the asyncio thread). :class:`chat.store.driver.batcher.Encoder` builds the entries
+    once per caller; here the driver builds the request around them exactly as
     ``Session.execute_async`` does (routing, consistency, timeout, retries and re-prepares of
     unknown statement ids all stay the driver's), and only the statements part of the message
     body is replaced. ``batch`` carries the type, routing key, keyspace and idempotence and
@@ -322,7 +322,7 @@ def connect_blocking(
 def connection_class_for(reactor: str) -> Any:
     """The connection class for ``CHAT_CQL_REACTOR``; call it on the loop that will serve it."""
     if reactor == "app-loop":
-        from chat.store.cql_app_loop import app_loop_connection_class
+        from chat.store.driver.app_loop import app_loop_connection_class
 
         return app_loop_connection_class(asyncio.get_running_loop())
     return None
@@ -373,7 +373,7 @@ async def open_cql(settings: Settings, *, migrate: bool | None = None) -> AsyncI
         stack.push_async_callback(shutdown_cluster, store.cluster)
         log.info("CQL session connected to %s port %d", ",".join(hosts), port)
         if settings.cql_migrate_on_start if migrate is None else migrate:
-            from chat.store.cql_migrations import migrate_up
+            from chat.store.cql.migrations import migrate_up
 
             applied = await migrate_up(store, settings)
             log.info("CQL schema up to date (%d migration(s) applied)", len(applied))

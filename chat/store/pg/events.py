@@ -24,9 +24,9 @@ from typing import Any
 from chat.domain import events as rules
 from chat.domain.events import EventStatus
 from chat.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
-from chat.store import event_history as history
-from chat.store.event_history import Change, ChangeType
-from chat.store.pg import Connection, Record
+from chat.store.cql import event_history as history
+from chat.store.cql.event_history import Change, ChangeType
+from chat.store.pg.pool import Connection, Record
 
 _EVENT_COLUMNS = (
     "e.id, e.title, e.description, e.start_time, e.end_time, e.location, e.creator_id, "
@@ -109,7 +109,7 @@ def _participant(row: Record) -> Participant:
 async def _transaction(conn: Connection) -> AsyncIterator[None]:
     """Join the caller's transaction when one is open, else run in a new one.
 
-    Slot booking (chat/store/slots.py) creates its event inside its own transaction; a savepoint
+    Slot booking (chat/store/pg/slots.py) creates its event inside its own transaction; a savepoint
     would add nothing there, so the open transaction is simply reused.
     """
     if conn.is_in_transaction():

@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 
 from chat.errors import ChatError
-from chat.store.pg import Connection
+from chat.store.pg.pool import Connection
 from chat.store.schema_files import schema_dir
 
 log = logging.getLogger(__name__)

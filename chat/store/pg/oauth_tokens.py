@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from chat.config import Settings
 from chat.errors import ChatError
-from chat.store.pg import Connection
+from chat.store.pg.pool import Connection
 
 
 class OAuthTokenUnreadable(ChatError):

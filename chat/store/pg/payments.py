@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 from chat.domain.payments import PartyRole, PaymentMethod, PaymentStatus, check_status_change
-from chat.store import event_history as history
-from chat.store.events import Actor
-from chat.store.pg import Connection, Record
+from chat.store.cql import event_history as history
+from chat.store.pg.events import Actor
+from chat.store.pg.pool import Connection, Record
 
 _COLUMNS = """id, event_id, payer_id, receiver_id, amount, currency, status, payment_method,
     transaction_id, metadata::text AS metadata, created_at, updated_at"""

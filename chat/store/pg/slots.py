@@ -16,9 +16,9 @@ from decimal import Decimal
 from enum import StrEnum
 
 from chat.domain.slots import slot_end
-from chat.store import event_history as history
-from chat.store import events as event_store
-from chat.store.pg import Connection, Record
+from chat.store.cql import event_history as history
+from chat.store.pg import events as event_store
+from chat.store.pg.pool import Connection, Record
 
 _COLUMNS = """id, business_user_id, service_type, title, description, start_time,
     duration_minutes, price, currency, region, is_available, booked_event_id, booked_by,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import asyncpg
 
 from chat.errors import Conflict, FieldError, ValidationFailed
-from chat.store.pg import Connection, Record
+from chat.store.pg.pool import Connection, Record
 
 _USER_COLUMNS = (
     "id, phone, email, name, display_name, profile_image_url, region, interests, role, "

@@ -2,7 +2,7 @@
 
 The keyspace (``settings.cql_keyspace``, the same one the app under test uses) is migrated once
 per session (``cql_store`` in ``tests/conftest.py``). Tests share it, so each test works in its
-own events and users: ``tests.store.messages.new_event_id`` / ``new_user_id`` hand out ids no
+own events and users: ``tests.store.cql.messages.new_event_id`` / ``new_user_id`` hand out ids no
 other test (or earlier run against a persistent server) uses.
 """
 
@@ -14,13 +14,13 @@ import pytest
 
 from chat.config import Settings
 from chat.domain.messages import MessageIdGenerator
-from chat.store.cql import CqlStore
-from chat.store.message_history import MessageHistory
-from chat.store.messages import MessageStore
-from chat.store.unread import UnreadStore
+from chat.store.cql.message_history import MessageHistory
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.unread import UnreadStore
+from chat.store.driver.session import CqlStore
 from tests.message_stores import started
 from tests.store.clocks import SettableClock
-from tests.store.server_reads import ServerReads
+from tests.store.cql.server_reads import ServerReads
 
 
 @pytest.fixture

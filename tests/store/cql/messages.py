@@ -8,9 +8,9 @@ import secrets
 import uuid
 
 from chat.domain.messages import NewMessage, encode_cursor
-from chat.store.message_history import MessageHistory
-from chat.store.messages import MessageStore
-from chat.store.unread import UnreadStore
+from chat.store.cql.message_history import MessageHistory
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.unread import UnreadStore
 
 _ids = itertools.count(secrets.randbelow(2**40) * 1000 + 1)
 

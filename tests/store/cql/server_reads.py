@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.store.cql import CqlStore, execute_async
+from chat.store.driver.session import CqlStore, execute_async
 
 
 class ServerReads:

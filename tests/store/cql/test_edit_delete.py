@@ -9,9 +9,9 @@ import pytest
 from chat.config import Settings
 from chat.domain.messages import MessageIdGenerator, NewMessage, bucket_of, created_at_ms_of
 from chat.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from chat.store.cql import CqlStore, execute_async
-from chat.store.messages import MessageStore
-from tests.store.messages import new_event_id, new_user_id
+from chat.store.cql.messages import MessageStore
+from chat.store.driver.session import CqlStore, execute_async
+from tests.store.cql.messages import new_event_id, new_user_id
 
 
 async def _sent(store: MessageStore, **kw: Any) -> tuple[int, int, Any]:

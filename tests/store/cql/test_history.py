@@ -17,12 +17,12 @@ from chat.domain.messages import (
     encode_cursor,
 )
 from chat.errors import ValidationFailed
-from chat.store.cql import CqlStore, execute_async
-from chat.store.message_history import MAX_PAGE_SIZE, MessageHistory, MessagePage
-from chat.store.messages import MessageStore
+from chat.store.cql.message_history import MAX_PAGE_SIZE, MessageHistory, MessagePage
+from chat.store.cql.messages import MessageStore
+from chat.store.driver.session import CqlStore, execute_async
 from tests.store.clocks import SettableClock
-from tests.store.messages import new_event_id, new_user_id, post
-from tests.store.server_reads import ServerReads
+from tests.store.cql.messages import new_event_id, new_user_id, post
+from tests.store.cql.server_reads import ServerReads
 
 BOUNDARY_BUCKET = 2000
 BOUNDARY_MS = BOUNDARY_BUCKET * BUCKET_MS  # a bucket boundary in October 2024

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from chat.config import Settings, replication_options
-from chat.store import cql_migrations
-from chat.store.cql import CqlStore, execute_async
-from chat.store.cql_migrations import CqlMigrationError, discover, migrate_up, split_statements
+from chat.store.cql import migrations as cql_migrations
+from chat.store.cql.migrations import CqlMigrationError, discover, migrate_up, split_statements
+from chat.store.driver.session import CqlStore, execute_async
 
 _keyspaces = itertools.count()
 

@@ -11,10 +11,10 @@ import pytest
 from chat.config import Settings
 from chat.domain.messages import NewMessage
 from chat.errors import Conflict, NotFound, ValidationFailed
-from chat.store.cql import CqlStore
-from chat.store.messages import MessageStore
-from chat.store.reactions import MAX_EMOJI_PER_USER, ReactionStore, ReactionSummary
-from tests.store.messages import new_event_id, new_user_id
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.reactions import MAX_EMOJI_PER_USER, ReactionStore, ReactionSummary
+from chat.store.driver.session import CqlStore
+from tests.store.cql.messages import new_event_id, new_user_id
 
 
 @pytest.fixture

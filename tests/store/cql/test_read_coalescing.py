@@ -14,11 +14,11 @@ import uuid
 import pytest
 
 from chat.domain.messages import encode_cursor
-from chat.store.message_history import MessageHistory
-from chat.store.messages import MessageStore
-from chat.store.read_coalescing import ReadCoalescer
-from tests.store.messages import new_event_id, new_user_id, post
-from tests.store.server_reads import ServerReads
+from chat.store.cql.message_history import MessageHistory
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.read_coalescing import ReadCoalescer
+from tests.store.cql.messages import new_event_id, new_user_id, post
+from tests.store.cql.server_reads import ServerReads
 
 
 class Store:

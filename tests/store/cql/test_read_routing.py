@@ -6,14 +6,14 @@ from collections.abc import Hashable
 
 from chat.config import Settings
 from chat.domain.messages import datetime_from_ms, message_id_at
-from chat.store.cql import CqlStore
-from chat.store.read_routing import (
+from chat.store.cql.read_routing import (
     bigint_key,
     chunks_by_replica,
     event_bucket_key,
     replica_grouping,
     routed,
 )
+from chat.store.driver.session import CqlStore
 
 
 def test_one_replica_group_is_plain_chunks_without_a_routing_key() -> None:

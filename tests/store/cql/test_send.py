@@ -26,10 +26,10 @@ from chat.domain.messages import (
     datetime_from_ms,
 )
 from chat.errors import Conflict, ServiceUnavailable, ValidationFailed
-from chat.store.cql import CqlStore, execute_async
-from chat.store.messages import MessageStore, claim_key
+from chat.store.cql.messages import MessageStore, claim_key
+from chat.store.driver.session import CqlStore, execute_async
 from tests.message_stores import started
-from tests.store.messages import new_event_id, new_user_id
+from tests.store.cql.messages import new_event_id, new_user_id
 
 
 async def _rows(cql: CqlStore, query: str, *values: Any) -> list[Any]:

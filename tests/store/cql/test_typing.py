@@ -8,10 +8,10 @@ import pytest
 
 from chat.config import Settings
 from chat.errors import ValidationFailed
-from chat.store.cql import CqlStore, execute_async
-from chat.store.typing import TypingStore
+from chat.store.cql.typing import TypingStore
+from chat.store.driver.session import CqlStore, execute_async
 from tests.polling import until
-from tests.store.messages import new_event_id, new_user_id
+from tests.store.cql.messages import new_event_id, new_user_id
 
 
 @pytest.fixture

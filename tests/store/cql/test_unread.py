@@ -10,10 +10,10 @@ import pytest
 from chat.config import Settings
 from chat.domain.messages import BUCKET_MS, MessageIdGenerator, message_id_at
 from chat.errors import NotFound
-from chat.store.cql import CqlStore
-from chat.store.messages import MessageStore
-from chat.store.unread import UNREAD_CAP, UnreadStore
-from tests.store.messages import new_event_id, new_user_id, post
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.unread import UNREAD_CAP, UnreadStore
+from chat.store.driver.session import CqlStore
+from tests.store.cql.messages import new_event_id, new_user_id, post
 
 
 async def test_without_a_read_position_every_message_of_others_is_unread(

@@ -11,13 +11,13 @@ import asyncio
 
 from chat.config import Settings
 from chat.domain.messages import BUCKET_MS, NewMessage
-from chat.store.cql import CqlStore
-from chat.store.message_history import MessageHistory
-from chat.store.messages import MessageStore
-from chat.store.unread import CHUNK, GROUP_WINDOW, UNREAD_SCAN_LIMIT, UnreadStore
+from chat.store.cql.message_history import MessageHistory
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.unread import CHUNK, GROUP_WINDOW, UNREAD_SCAN_LIMIT, UnreadStore
+from chat.store.driver.session import CqlStore
 from tests.store.clocks import SettableClock
-from tests.store.messages import new_event_id, new_user_id, post, recount
-from tests.store.server_reads import ServerReads
+from tests.store.cql.messages import new_event_id, new_user_id, post, recount
+from tests.store.cql.server_reads import ServerReads
 
 MESSAGES = "chat_messages_by_event"
 

@@ -12,11 +12,11 @@ import uuid
 
 from chat.config import Settings
 from chat.domain.messages import MessageIdGenerator, NewMessage
-from chat.store.cql import CqlStore
-from chat.store.message_history import MessageHistory, Position
-from chat.store.messages import MessageStore
-from chat.store.unread import UnreadStore, write_timestamp_of
-from tests.store.messages import new_event_id, new_user_id, recount
+from chat.store.cql.message_history import MessageHistory, Position
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.unread import UnreadStore, write_timestamp_of
+from chat.store.driver.session import CqlStore
+from tests.store.cql.messages import new_event_id, new_user_id, recount
 
 
 async def all_messages(history: MessageHistory, event_id: int) -> list[uuid.UUID]:

@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from chat.domain.messages import message_id_at
-from chat.store.message_history import Position, order_key
-from chat.store.unread_tally import UNREAD_CAP, UNREAD_SCAN_LIMIT, EventRows
+from chat.store.cql.message_history import Position, order_key
+from chat.store.cql.unread_tally import UNREAD_CAP, UNREAD_SCAN_LIMIT, EventRows
 
 READER, OTHER = 1, 2
 

@@ -17,7 +17,12 @@ from cassandra import OperationTimedOut
 
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
-from chat.store.cql import connect_blocking, connection_class_for, execute_async, shutdown_cluster
+from chat.store.driver.session import (
+    connect_blocking,
+    connection_class_for,
+    execute_async,
+    shutdown_cluster,
+)
 
 
 async def test_app_loop_reactor_serves_requests_on_the_loop_thread_and_shuts_down(

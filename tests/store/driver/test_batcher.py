@@ -28,8 +28,8 @@ from chat.config import Settings
 from chat.domain.messages import ms_of
 from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.errors import ServiceUnavailable
-from chat.store.batcher import BatchReader, BatchWriter, Encoder, WriterClosed
-from chat.store.cql import CqlStore, execute_async, execute_encoded_batch
+from chat.store.driver.batcher import BatchReader, BatchWriter, Encoder, WriterClosed
+from chat.store.driver.session import CqlStore, execute_async, execute_encoded_batch
 from tests.polling import until
 from tests.store.clocks import ManualTimers
 

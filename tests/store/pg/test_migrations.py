@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from chat.store import migrations
+from chat.store.pg import migrations
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from chat.config import Settings
-from chat.store import oauth_tokens as store
-from chat.store.oauth_tokens import OAuthTokens, OAuthTokenUnreadable, TokenCipher
+from chat.store.pg import oauth_tokens as store
+from chat.store.pg.oauth_tokens import OAuthTokens, OAuthTokenUnreadable, TokenCipher
 from tests.api_client import Api
 
 
