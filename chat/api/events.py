@@ -133,7 +133,7 @@ async def list_my_events(call: Call) -> EventPage:
         )
     page = rows[: query.limit]
     next_cursor = encode_cursor(page[-1]) if len(rows) > query.limit else None
-    return EventPage(items=[EventOut.of(e) for e in page], next_cursor=next_cursor)
+    return EventPage(items=[EventOut.model_validate(e) for e in page], next_cursor=next_cursor)
 
 
 @api.operation(

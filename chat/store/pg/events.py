@@ -26,7 +26,7 @@ from chat.domain.events import EventStatus
 from chat.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from chat.store.cql import event_history as history
 from chat.store.cql.event_history import Change, ChangeType
-from chat.store.pg.pool import Connection, Record
+from chat.store.pg.pool import Connection, Record, from_record
 
 _EVENT_COLUMNS = (
     "e.id, e.title, e.description, e.start_time, e.end_time, e.location, e.creator_id, "
@@ -80,29 +80,11 @@ SWEEP_BATCH = 1000
 
 
 def _event(row: Record) -> Event:
-    return Event(
-        id=row["id"],
-        title=row["title"],
-        description=row["description"],
-        start_time=row["start_time"],
-        end_time=row["end_time"],
-        location=row["location"],
-        creator_id=row["creator_id"],
-        status=EventStatus(row["status"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_record(Event, row, status=EventStatus(row["status"]))
 
 
 def _participant(row: Record) -> Participant:
-    return Participant(
-        user_id=row["user_id"],
-        name=row["name"],
-        display_name=row["display_name"],
-        confirmed=row["confirmed"],
-        confirmed_at=row["confirmed_at"],
-        joined_at=row["created_at"],
-    )
+    return from_record(Participant, row, joined_at=row["created_at"])
 
 
 @contextlib.asynccontextmanager

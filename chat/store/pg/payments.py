@@ -18,7 +18,7 @@ import orjson
 from chat.domain.payments import PartyRole, PaymentMethod, PaymentStatus, check_status_change
 from chat.store.cql import event_history as history
 from chat.store.pg.events import Actor
-from chat.store.pg.pool import Connection, Record
+from chat.store.pg.pool import Connection, Record, from_record
 
 _COLUMNS = """id, event_id, payer_id, receiver_id, amount, currency, status, payment_method,
     transaction_id, metadata::text AS metadata, created_at, updated_at"""
@@ -74,12 +74,14 @@ class Payment:
 
 
 def _payment(row: Record) -> Payment:
-    values = dict(row)
-    values["status"] = PaymentStatus(values["status"])
-    method = values["payment_method"]
-    values["payment_method"] = PaymentMethod(method) if method is not None else None
-    values["metadata"] = orjson.loads(values["metadata"])
-    return Payment(**values)
+    method = row["payment_method"]
+    return from_record(
+        Payment,
+        row,
+        status=PaymentStatus(row["status"]),
+        payment_method=PaymentMethod(method) if method is not None else None,
+        metadata=orjson.loads(row["metadata"]),
+    )
 
 
 async def create_payment(conn: Connection, new: NewPayment, actor: Actor) -> tuple[Payment, bool]:

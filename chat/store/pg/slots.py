@@ -18,7 +18,7 @@ from enum import StrEnum
 from chat.domain.slots import slot_end
 from chat.store.cql import event_history as history
 from chat.store.pg import events as event_store
-from chat.store.pg.pool import Connection, Record
+from chat.store.pg.pool import Connection, Record, from_record
 
 _COLUMNS = """id, business_user_id, service_type, title, description, start_time,
     duration_minutes, price, currency, region, is_available, booked_event_id, booked_by,
@@ -63,7 +63,7 @@ class Slot:
 
 
 def _slot(row: Record) -> Slot:
-    return Slot(**dict(row))
+    return from_record(Slot, row)
 
 
 class SlotProblem(StrEnum):

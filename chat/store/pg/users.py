@@ -15,7 +15,7 @@ from typing import Any, Literal
 import asyncpg
 
 from chat.errors import Conflict, FieldError, ValidationFailed
-from chat.store.pg.pool import Connection, Record
+from chat.store.pg.pool import Connection, Record, from_record
 
 _USER_COLUMNS = (
     "id, phone, email, name, display_name, profile_image_url, region, interests, role, "
@@ -56,20 +56,7 @@ class User:
 
 
 def _user(row: Record) -> User:
-    return User(
-        id=row["id"],
-        phone=row["phone"],
-        email=row["email"],
-        name=row["name"],
-        display_name=row["display_name"],
-        profile_image_url=row["profile_image_url"],
-        region=row["region"],
-        interests=tuple(row["interests"]),
-        role=row["role"],
-        is_active=row["is_active"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_record(User, row, interests=tuple(row["interests"]))
 
 
 def _duplicate(exc: asyncpg.UniqueViolationError) -> Conflict:
