@@ -159,7 +159,7 @@ async def _migrate(settings: Settings, action: str, steps: int) -> int:
             "CQL: embedded server; `chat serve` applies its migrations at start-up", file=sys.stderr
         )
         return 0
-    async with open_cql(settings, migrate=False) as cql:
+    async with open_cql(settings) as cql:
         if action == "up":
             cql_applied = await cql_migrations.migrate_up(cql, settings)
             print(f"applied {len(cql_applied)} CQL migration(s) to {settings.cql_keyspace}")

@@ -264,7 +264,7 @@ def expected_unread(
 ) -> int:
     """Others' messages after the position, among the first 4,000 after it, at most 1,000
     (nothing is deleted in the run)."""
-    from chat.store.cql.message_history import order_key
+    from chat.domain.position import order_key
 
     floor = order_key(position) if position is not None else -1
     after = [m for m in order if order_key(uuid.UUID(m)) > floor]

@@ -21,7 +21,6 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from chat.api import stores
 from chat.api.endpoint import CURSOR_RULE, Api, Call, Handler
 from chat.api.fields import Cursor, QueryInt
 from chat.errors import NotFound
@@ -52,7 +51,7 @@ def _relaying(handler: Handler) -> Handler:
                 # Handlers commit before they return. After a rollback the ids match no row.
                 if staged:
                     try:
-                        await stores.event_history(call.state).relay(staged)
+                        await call.state.stores.event_history.relay(staged)
                     except Exception:  # best effort: the rows wait in the outbox
                         log.warning(
                             "relaying %d history row(s) after commit failed; they stay queued",
@@ -142,7 +141,7 @@ async def get_event_history(call: Call) -> HistoryPageOut:
     async with call.state.pg.acquire() as conn:
         if not await event_store.is_participant(conn, event_id, call.user_id):
             raise NotFound(f"no event {event_id}")
-    history = stores.event_history(call.state)
+    history = call.state.stores.event_history
     try:
         await history.relay_event(event_id)
     except Exception:  # the read still answers with what ScyllaDB has

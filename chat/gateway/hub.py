@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from chat.domain.messages import Message
+from chat.domain.position import Position
 from chat.gateway import frames
 from chat.gateway.ordering import Held, OrderMerge
-from chat.store.cql.message_history import Position
 
 log = logging.getLogger(__name__)
 

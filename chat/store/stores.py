@@ -1,7 +1,9 @@
-"""The ScyllaDB-backed chat stores, opened together and closed in one place.
+"""The chat stores, opened together and closed in one place, reached through one container.
 
-The lifespan opens them once the CQL session exists; closing answers every pending send before
-the session goes away (an accepted send is never left unanswered).
+The lifespan opens them once the CQL session and the PostgreSQL pool exist and keeps the
+:class:`Stores` on the app state; the REST handlers and the gateway reach every store through
+it. Closing answers every pending send before the session goes away (an accepted send is never
+left unanswered).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from chat.store.driver.session import CqlStore
 
 
 @dataclass(frozen=True, slots=True)
-class ChatStores:
+class Stores:
+    """Every store the handlers call, built once per app by :func:`open_stores`."""
+
     messages: MessageStore
     history: MessageHistory
     unread: UnreadStore
@@ -41,27 +45,27 @@ def _typing_ttl(settings: Settings) -> int | None:
 
 
 @contextlib.asynccontextmanager
-async def open_chat_stores(
+async def open_stores(
     cql: CqlStore, pg: asyncpg.Pool, settings: Settings, metrics: Metrics | None = None
-) -> AsyncIterator[ChatStores]:
-    stores = ChatStores(
-        messages=MessageStore(cql, settings, metrics=metrics),
-        history=MessageHistory(cql, settings),
-        unread=UnreadStore(cql, settings),
-        reactions=ReactionStore(cql, settings),
-        typing=TypingStore(cql, settings, ttl_seconds=_typing_ttl(settings)),
-        event_history=EventHistory(pg, cql, settings.cql_keyspace),
-    )
-    if metrics is not None:
-        pages, counts = stores.history.pages, stores.unread.by_event
-        metrics.observe_reads(
-            "history_page", lambda: float(pages.callers), lambda: float(pages.reads_sent)
+) -> AsyncIterator[Stores]:
+    """The stores, prepared and started; on exit the message store answers its pending sends."""
+    async with MessageStore(cql, settings, metrics=metrics) as messages:
+        stores = Stores(
+            messages=messages,
+            history=MessageHistory(cql, settings),
+            unread=UnreadStore(cql, settings),
+            reactions=ReactionStore(cql, settings),
+            typing=TypingStore(cql, settings, ttl_seconds=_typing_ttl(settings)),
+            event_history=EventHistory(pg, cql, settings.cql_keyspace),
         )
-        metrics.observe_reads(
-            "unread_count", lambda: float(counts.callers), lambda: float(counts.reads_sent)
-        )
-    await stores.messages.start()
-    try:
+        if metrics is not None:
+            pages, counts = stores.history.pages, stores.unread.by_event
+            metrics.observe_reads(
+                "history_page", lambda: float(pages.callers), lambda: float(pages.reads_sent)
+            )
+            metrics.observe_reads(
+                "unread_count", lambda: float(counts.callers), lambda: float(counts.reads_sent)
+            )
         # Preparing at start-up makes a schema mismatch fail the start, not the first request.
         await asyncio.gather(
             stores.history.prepare(),
@@ -70,5 +74,3 @@ async def open_chat_stores(
             stores.typing.prepare(),
         )
         yield stores
-    finally:
-        await stores.messages.close(settings.drain_seconds)

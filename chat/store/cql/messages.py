@@ -208,6 +208,13 @@ class MessageStore:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    async def __aenter__(self) -> MessageStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close(self._settings.drain_seconds)
+
     async def start(self) -> None:
         """Open the writer session, prepare every statement once, start the batcher."""
         # The writer has its own session with client-side timestamps off: every statement it

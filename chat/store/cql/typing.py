@@ -7,7 +7,7 @@ TTL runs out. Reads return only live rows — the store drops expired cells itse
 typing" needs no clean-up job.
 
 By default the table's TTL applies (no ``USING TTL`` in the statement). ``ttl_seconds``
-overrides it per store with ``USING TTL``: :func:`~chat.store.stores.open_chat_stores`
+overrides it per store with ``USING TTL``: :func:`~chat.store.stores.open_stores`
 passes ``CHAT_TYPING_TTL_SECONDS`` when it differs from :data:`TABLE_TTL_SECONDS` (tests use
 1 s to watch a row expire).
 """

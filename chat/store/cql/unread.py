@@ -67,8 +67,9 @@ from chat.domain.messages import (
     created_at_us_of,
     datetime_from_ms,
 )
+from chat.domain.position import Position, order_key
 from chat.errors import NotFound
-from chat.store.cql.message_history import INT_MIN, BucketedTable, Position, order_key
+from chat.store.cql.message_history import INT_MIN, BucketedTable
 from chat.store.cql.read_coalescing import ReadCoalescer
 from chat.store.cql.read_routing import (
     MAX_IN_KEYS,

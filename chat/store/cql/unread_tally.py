@@ -31,7 +31,7 @@ quarters of the newest 4,000 after their position can see a count below what an 
 scan would say — and then a count of at least what it shows."""
 
 Row = tuple[int, int, bool]
-"""A message as a count sees it: its order key (``message_history.order_key``), its sender,
+"""A message as a count sees it: its order key (``chat.domain.position.order_key``), its sender,
 whether it is deleted."""
 
 
@@ -41,7 +41,7 @@ class EventRows:
     Rows are added in reading order (newest first, each chunk continuing below the last).
     ``covered_below`` says how far down the prefix is complete: every message whose key is
     above it has been added. ``complete`` means every message of the event has been added.
-    Keys and positions are order keys (``message_history.order_key``, ``Position.order_key``).
+    Keys and positions are order keys (``chat.domain.position.order_key``, ``Position.order_key``).
     """
 
     __slots__ = ("_kept", "_kept_by_sender", "_keys", "complete", "covered_below")

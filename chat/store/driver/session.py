@@ -341,12 +341,12 @@ async def shutdown_cluster(cluster: Cluster) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_cql(settings: Settings, *, migrate: bool | None = None) -> AsyncIterator[CqlStore]:
+async def open_cql(settings: Settings) -> AsyncIterator[CqlStore]:
     """Connect to the configured cluster, or start the embedded CQL server and connect to it.
 
-    When ``migrate`` (default: ``settings.cql_migrate_on_start``, on for the embedded server)
-    the keyspace and every pending CQL migration are applied before the session is handed out,
-    so no caller ever sees a keyspace without its tables.
+    The session comes without migrations: the app's lifespan applies them
+    (:func:`chat.store.cql.migrations.migrate_up`) before any store uses the session, as it
+    does the SQL ones, so this plumbing knows nothing of the schema above it.
     """
     async with contextlib.AsyncExitStack() as stack:
         if settings.cql_contact_points:
@@ -372,9 +372,4 @@ async def open_cql(settings: Settings, *, migrate: bool | None = None) -> AsyncI
         )
         stack.push_async_callback(shutdown_cluster, store.cluster)
         log.info("CQL session connected to %s port %d", ",".join(hosts), port)
-        if settings.cql_migrate_on_start if migrate is None else migrate:
-            from chat.store.cql.migrations import migrate_up
-
-            applied = await migrate_up(store, settings)
-            log.info("CQL schema up to date (%d migration(s) applied)", len(applied))
         yield store

@@ -18,7 +18,6 @@ from chat.store.cql.message_history import MessageHistory
 from chat.store.cql.messages import MessageStore
 from chat.store.cql.unread import UnreadStore
 from chat.store.driver.session import CqlStore
-from tests.message_stores import started
 from tests.store.clocks import SettableClock
 from tests.store.cql.server_reads import ServerReads
 
@@ -33,7 +32,7 @@ async def timed_store(
     cql_store: CqlStore, settings: Settings, clock: SettableClock
 ) -> AsyncIterator[MessageStore]:
     """A MessageStore whose message ids (and so times and buckets) follow ``clock``."""
-    async with started(MessageStore(cql_store, settings, ids=MessageIdGenerator(clock))) as store:
+    async with MessageStore(cql_store, settings, ids=MessageIdGenerator(clock)) as store:
         yield store
 
 

@@ -28,7 +28,6 @@ from chat.domain.messages import (
 from chat.errors import Conflict, ServiceUnavailable, ValidationFailed
 from chat.store.cql.messages import MessageStore, claim_key
 from chat.store.driver.session import CqlStore, execute_async
-from tests.message_stores import started
 from tests.store.cql.messages import new_event_id, new_user_id
 
 
@@ -390,7 +389,7 @@ async def test_many_concurrent_sends_are_all_stored_once_each(
 @pytest.fixture
 async def strict_store(cql_store: CqlStore, settings: Settings) -> AsyncIterator[MessageStore]:
     strict = settings.model_copy(update={"send_dedup": "strict"})
-    async with started(MessageStore(cql_store, strict)) as store:
+    async with MessageStore(cql_store, strict) as store:
         yield store
 
 

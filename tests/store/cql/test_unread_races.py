@@ -12,7 +12,8 @@ import uuid
 
 from chat.config import Settings
 from chat.domain.messages import MessageIdGenerator, NewMessage
-from chat.store.cql.message_history import MessageHistory, Position
+from chat.domain.position import Position
+from chat.store.cql.message_history import MessageHistory
 from chat.store.cql.messages import MessageStore
 from chat.store.cql.unread import UnreadStore, write_timestamp_of
 from chat.store.driver.session import CqlStore

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from chat.domain.messages import message_id_at
-from chat.store.cql.message_history import Position, order_key
+from chat.domain.position import Position, order_key
 from chat.store.cql.unread_tally import UNREAD_CAP, UNREAD_SCAN_LIMIT, EventRows
 
 READER, OTHER = 1, 2
@@ -33,15 +33,6 @@ def rows_of(
 
 def key(message_id: uuid.UUID) -> int:
     return Position.of(message_id).order_key
-
-
-def test_order_keys_sort_as_positions_do_including_millisecond_bounds() -> None:
-    messages = ids(6)
-    positions = [Position.of(m) for m in messages]
-    bounds = [Position.before_ms(p.created_at_ms) for p in positions]
-    everything = positions + bounds
-    assert sorted(everything) == sorted(everything, key=lambda p: p.order_key)
-    assert [order_key(m) for m in messages] == [p.order_key for p in positions]
 
 
 def test_a_count_is_decided_once_the_rows_reach_the_position() -> None:
