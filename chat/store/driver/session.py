@@ -43,7 +43,7 @@ from cassandra.protocol import BatchMessage
 from cassandra.query import BatchStatement, PreparedStatement
 
 from chat.config import Settings
-from chat.store.pool_keeper import pools_kept
+from chat.store.driver.pool_keeper import pools_kept
 from chat.tls import client_ssl_context
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import pytest
 from cassandra.cluster import NoHostAvailable
 
 from chat.config import Settings
-from chat.store.cql import CqlStore, open_cql
-from chat.store.pool_keeper import shut_pools_of_live_hosts
+from chat.store.driver.pool_keeper import shut_pools_of_live_hosts
+from chat.store.driver.session import CqlStore, open_cql
 from tests.polling import until
 
 
@@ -30,7 +30,7 @@ async def _answers(store: CqlStore) -> bool:
 async def test_a_pool_shut_while_its_host_is_up_is_renewed_and_requests_come_back(
     settings: Settings,
 ) -> None:
-    async with open_cql(settings, migrate=False) as store:
+    async with open_cql(settings) as store:
         await store.ping()
         [pool] = list(store.session.get_pools())
         await asyncio.to_thread(pool.shutdown)
