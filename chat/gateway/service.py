@@ -15,7 +15,7 @@ call here and reports the outcome back to the session. This module owns the guar
   announced through ``AppState.notifications`` (:mod:`chat.notifications`), and
   :meth:`ChatService.message_changed` / :meth:`ChatService.read_moved` deliver it.
 - **Ack after durable.** :meth:`ChatService.send` returns only when
-  :meth:`MessageStore.send <chat.store.messages.MessageStore.send>` has; a retried send
+  :meth:`MessageStore.send <chat.store.cql.messages.MessageStore.send>` has; a retried send
   (``duplicate``) gets the original ack and publishes nothing new.
 - **One order.** The id of a send is assigned before anything is written and announced to the
   hub (:meth:`Hub.open_send`); when the store answers, the send is settled
@@ -43,6 +43,7 @@ from chat.auth import TokenService, VerifiedToken
 from chat.config import Settings
 from chat.domain.events import check_chat_writable
 from chat.domain.messages import Message, NewMessage, SendAck, decode_cursor, encode_cursor
+from chat.domain.position import Position
 from chat.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized
 from chat.gateway import frames
 from chat.gateway.event_status import EventStatuses
@@ -62,13 +63,12 @@ from chat.gateway.protocol import (
 )
 from chat.gateway.throttle import BroadcastThrottle
 from chat.state import AppState
-from chat.store import events as event_store
-from chat.store import users as user_store
-from chat.store.message_history import BEGINNING_CURSOR, MessageHistory, Position
-from chat.store.messages import MessageStore, SendAttempt, claim_key
-from chat.store.reactions import ReactionStore
-from chat.store.typing import TypingStore
-from chat.store.unread import UNREAD_CAP, UnreadStore
+from chat.store.cql.message_history import BEGINNING_CURSOR
+from chat.store.cql.messages import SendAttempt, claim_key
+from chat.store.cql.unread import UNREAD_CAP
+from chat.store.pg import events as event_store
+from chat.store.pg import users as user_store
+from chat.store.stores import Stores
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +108,6 @@ class Client:
 
 
 # --------------------------------------------------------------------------- the service
-
-
-@dataclass(frozen=True, slots=True)
-class Stores:
-    """The chat stores the service calls (the lifespan owns their start and close)."""
-
-    messages: MessageStore
-    history: MessageHistory
-    unread: UnreadStore
-    reactions: ReactionStore
-    typing: TypingStore
 
 
 class PendingSubscription:
