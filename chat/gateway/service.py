@@ -692,13 +692,7 @@ class ChatService:
         """The event's typing users as they are now, to its subscribers but the actor; queued
         as a current value, superseding one not yet written."""
         event_id, actor_id = key
-        users = sorted(self._typing.get(event_id, {}))
-        self.hub.publish(
-            event_id,
-            frames.typing(event_id, users),
-            exclude_user=actor_id,
-            latest=("typing", event_id),
-        )
+        self.hub.publish_typing(event_id, self._typing.get(event_id, {}), exclude_user=actor_id)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:

@@ -207,7 +207,7 @@ def test_typing_frames_supersede_each_other_in_a_mailbox_that_is_not_read() -> N
     hub.subscribe(reader, 7).go_live(None)
     for i in range(100):
         users = [1] if i % 2 == 0 else []
-        hub.publish(7, frames.typing(7, users), exclude_user=1, latest=("typing", 7))
+        hub.publish_typing(7, users, exclude_user=1)
     assert cut_off == []
     assert [orjson.loads(f)["user_ids"] for f in reader.take()] == [[]]
 
@@ -264,7 +264,7 @@ def test_an_event_is_known_unchanged_only_while_listened_to_and_until_its_messag
     listened = hub.unchanged_since(7)
     assert listened is not None
     assert listened >= before
-    hub.publish(7, frames.typing(7, [1]), latest=("typing", 7))
+    hub.publish_typing(7, [1])
     assert hub.unchanged_since(7) == listened
     ticket = hub.open_send(7, IDS.next(), "1:m")
     assert hub.unchanged_since(7) == listened  # an id, nothing stored yet
