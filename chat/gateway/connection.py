@@ -55,7 +55,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chat.auth import bearer_token
 from chat.domain.messages import SendAck
 from chat.errors import ChatError, ServiceUnavailable, Unauthorized
-from chat.gateway.frames import CloseCode
+from chat.gateway.codes import CloseCode
 from chat.gateway.hub import EndReason, Mailbox
 from chat.gateway.protocol import (
     Authenticate,

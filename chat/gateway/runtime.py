@@ -21,10 +21,11 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from chat.domain.messages import Message
+from chat.gateway.codes import CloseCode
 from chat.gateway.connection import CLOSE_TIMEOUT, Connection, FrameCounter
 from chat.gateway.event_status import event_statuses
-from chat.gateway.frames import CloseCode, Limits
 from chat.gateway.hub import Hub, LocalHub
+from chat.gateway.limits import Limits
 from chat.gateway.membership import membership
 from chat.gateway.quotas import UserQuotas
 from chat.gateway.service import ChatService, Stores
