@@ -29,6 +29,7 @@ from chat.gateway.limits import Limits
 from chat.gateway.membership import membership
 from chat.gateway.quotas import UserQuotas
 from chat.gateway.service import ChatService, Stores
+from chat.gateway.transport import transport_control
 from chat.logs import connection_context
 from chat.metrics import Metrics
 from chat.state import AppState
@@ -71,9 +72,18 @@ class Gateway:
         return float(max([len(c.mailbox) for c in self.connections], default=0))
 
     async def serve(self, websocket: WebSocket) -> None:
+        control = transport_control(websocket.scope)
+        if control is None:
+            log.error(
+                "WebSocket refused: the gateway runs on its own uvicorn protocol "
+                "(chat serve uses it; with uvicorn: "
+                "--ws chat.gateway.transport:GatewayWebSocketProtocol)"
+            )
+            await websocket.close(CloseCode.INTERNAL_ERROR)
+            return
         # Bound before the connection's tasks start, so every log line they write carries it.
         with connection_context(f"ws-{secrets.token_hex(6)}"):
-            connection = Connection(websocket, self)
+            connection = Connection(websocket, self, control)
             self.connections.add(connection)
             try:
                 await connection.serve()
