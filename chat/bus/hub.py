@@ -71,6 +71,7 @@ from chat.bus.wire import (
 from chat.domain.messages import Message
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
+from chat.gateway.background import BackgroundTasks
 from chat.gateway.event_status import EventStatuses
 from chat.gateway.hub import (
     LatestKey,
@@ -162,7 +163,7 @@ class NatsHub:
         self._relays = Relays(self._node_message)
         self._tasks: list[asyncio.Task[None]] = []
         self._node_sub: NatsSubscription | None = None
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending = BackgroundTasks()
         self._closing = False
         self._probe = BusProbe(nc, self._base_id)
         self._settling: Settling | None = None
@@ -210,10 +211,7 @@ class NatsHub:
         self._closing = True
         self._relays.close()
         # Interest being set up or torn down: the connection is about to be drained anyway.
-        pending = list(self._pending)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await self._pending.cancel()
         if self._settling is not None:
             await self._settling.close()
         for interest in self._interest.values():
@@ -714,9 +712,7 @@ class NatsHub:
         self._schedule_flush()
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._pending.spawn(work)
 
     def _server(self) -> str:
         """``host:port`` of the NATS server this node is connected to (for log lines)."""
