@@ -1,0 +1,70 @@
+"""Sends in the hub's order, against the real message store (the embedded CQL server)."""
+
+from __future__ import annotations
+
+import secrets
+
+import orjson
+
+from chat.domain.messages import NewMessage, SendAck
+from chat.gateway.background import BackgroundTasks
+from chat.gateway.hub import LocalHub, Mailbox
+from chat.gateway.send_order import SendOrder
+from chat.store.message_history import Position
+from chat.store.messages import MessageStore
+
+
+def _subscribed(hub: LocalHub, event_id: int) -> Mailbox:
+    mailbox = Mailbox(2, 16, on_overflow=lambda _m: None, on_removed=lambda e, r: None)
+    hub.connect(mailbox)
+    hub.subscribe(mailbox, event_id).go_live(hub.replay_bound(event_id))
+    return mailbox
+
+
+async def test_a_stored_send_is_acked_released_and_timed_by_the_injected_clock(
+    message_store: MessageStore,
+) -> None:
+    event_id = secrets.randbelow(2**40) + 1
+    hub = LocalHub(lambda: Position.after_ticks(message_store.id_floor_ticks()))
+    reader = _subscribed(hub, event_id)
+    readings = iter([10.0, 10.25])
+    observed: list[float] = []
+    tasks = BackgroundTasks()
+    sends = SendOrder(
+        hub, message_store, tasks, observe_write=observed.append, clock=lambda: next(readings)
+    )
+    acks: list[SendAck] = []
+
+    ack = await sends.store(
+        NewMessage(event_id, 1, secrets.token_hex(8), "hello"), on_ack=acks.append
+    )
+
+    assert acks == [ack]
+    assert ack.duplicate is False
+    assert observed == [0.25]
+    released = [orjson.loads(f) for f in reader.take()]
+    assert [(f["type"], f["message"]["message_id"]) for f in released] == [
+        ("message", str(ack.message_id))
+    ]
+    await tasks.wait()
+
+
+async def test_a_retried_send_gets_the_first_ack_and_releases_nothing_new(
+    message_store: MessageStore,
+) -> None:
+    event_id = secrets.randbelow(2**40) + 1
+    hub = LocalHub(lambda: Position.after_ticks(message_store.id_floor_ticks()))
+    reader = _subscribed(hub, event_id)
+    tasks = BackgroundTasks()
+    sends = SendOrder(hub, message_store, tasks, observe_write=lambda _seconds: None)
+    new = NewMessage(event_id, 1, secrets.token_hex(8), "once")
+    first = await sends.store(new)
+    assert len(reader.take()) == 1
+
+    retry = await sends.store(new)
+
+    assert retry.duplicate is True
+    assert retry.message_id == first.message_id
+    assert reader.take() == []
+    assert hub.replay_bound(event_id) > Position.of(first.message_id)  # the retry is settled
+    await tasks.wait()
