@@ -14,19 +14,20 @@ from chat.store.message_history import Position
 from chat.store.messages import MessageStore
 
 
-def _subscribed(hub: LocalHub, event_id: int) -> Mailbox:
+def _event_with_a_reader(store: MessageStore) -> tuple[int, LocalHub, Mailbox]:
+    """A new event, a hub on ``store``'s ids, and a live subscriber of the event."""
+    event_id = secrets.randbelow(2**40) + 1
+    hub = LocalHub(lambda: Position.after_ticks(store.id_floor_ticks()))
     mailbox = Mailbox(2, 16, on_overflow=lambda _m: None, on_removed=lambda e, r: None)
     hub.connect(mailbox)
     hub.subscribe(mailbox, event_id).go_live(hub.replay_bound(event_id))
-    return mailbox
+    return event_id, hub, mailbox
 
 
 async def test_a_stored_send_is_acked_released_and_timed_by_the_injected_clock(
     message_store: MessageStore,
 ) -> None:
-    event_id = secrets.randbelow(2**40) + 1
-    hub = LocalHub(lambda: Position.after_ticks(message_store.id_floor_ticks()))
-    reader = _subscribed(hub, event_id)
+    event_id, hub, reader = _event_with_a_reader(message_store)
     readings = iter([10.0, 10.25])
     observed: list[float] = []
     tasks = BackgroundTasks()
@@ -52,9 +53,7 @@ async def test_a_stored_send_is_acked_released_and_timed_by_the_injected_clock(
 async def test_a_retried_send_gets_the_first_ack_and_releases_nothing_new(
     message_store: MessageStore,
 ) -> None:
-    event_id = secrets.randbelow(2**40) + 1
-    hub = LocalHub(lambda: Position.after_ticks(message_store.id_floor_ticks()))
-    reader = _subscribed(hub, event_id)
+    event_id, hub, reader = _event_with_a_reader(message_store)
     tasks = BackgroundTasks()
     sends = SendOrder(hub, message_store, tasks, observe_write=lambda _seconds: None)
     new = NewMessage(event_id, 1, secrets.token_hex(8), "once")
