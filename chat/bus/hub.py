@@ -44,17 +44,15 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
-from chat.bus.connect_options import is_encrypted
 from chat.bus.outbox import Outbox
 from chat.bus.presence import PRESENCE_PART_BYTES, PresenceTable, presence_parts, set_typing
 from chat.bus.probe import BusProbe
@@ -822,62 +820,3 @@ class NatsHub:
 def _message_headers(position: Position, message: Message) -> dict[str, str]:
     """What a receiving node needs of a ``message`` frame: its place in the order, its sender."""
     return {"k": "message", "p": position_hex(position), "u": str(message.sender_id)}
-
-
-@contextlib.asynccontextmanager
-async def open_nats_hub(
-    url: str, connect_options: Mapping[str, Any] | None = None, **options: Any
-) -> AsyncIterator[NatsHub]:
-    """Connect to NATS (reconnecting forever) and run a :class:`NatsHub` on it.
-
-    ``connect_options`` carry the credentials and TLS context
-    (:func:`chat.bus.connect_options.nats_connect_options`); with a TLS context, a connection
-    the server left in plaintext is refused (closed), at start and after every reconnect.
-    """
-    hub: NatsHub | None = None
-    tls_required = (connect_options or {}).get("tls") is not None
-
-    async def on_disconnect() -> None:
-        if hub is not None:
-            await hub.disconnected()
-
-    async def on_reconnect() -> None:
-        if tls_required and not is_encrypted(nc):
-            log.error("NATS server %s did not start TLS; closing the bus connection", url)
-            await nc.close()
-            return
-        if hub is not None:
-            await hub.reconnected()
-
-    async def on_error(exc: Exception) -> None:
-        log.warning("NATS: %r", exc)
-
-    nc = await nats.connect(
-        servers=[url],
-        name=f"timingle-chat-{os.getpid()}",
-        connect_timeout=2,
-        reconnect_time_wait=0.25,
-        max_reconnect_attempts=-1,
-        ping_interval=5,
-        max_outstanding_pings=2,
-        disconnected_cb=on_disconnect,
-        reconnected_cb=on_reconnect,
-        error_cb=on_error,
-        **(connect_options or {}),
-    )
-    if tls_required and not is_encrypted(nc):
-        await nc.close()
-        raise ConnectionError(
-            f"the NATS server at {url} did not start TLS, which the CHAT_NATS_TLS* settings "
-            "ask for; enable TLS on the server (a `tls {}` block makes it require TLS)"
-        )
-    hub = NatsHub(nc, **options)
-    try:
-        await hub.start()
-        yield hub
-    finally:
-        await hub.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(nc.drain(), 2.0)
-        with contextlib.suppress(Exception):
-            await nc.close()

@@ -127,8 +127,8 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
         nats_hub = None
         if settings.nats_url:
             # Imported here: a single-process install never loads the NATS client.
+            from chat.bus.connect import open_nats_hub
             from chat.bus.connect_options import nats_connect_options
-            from chat.bus.hub import open_nats_hub
 
             nats_hub = await stack.enter_async_context(
                 open_nats_hub(

@@ -17,7 +17,8 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.errors import BadSubjectError, ConnectionClosedError
 
-from chat.bus.hub import EVENT_SUBJECT, NatsHub, open_nats_hub
+from chat.bus.connect import open_nats_hub
+from chat.bus.hub import EVENT_SUBJECT, NatsHub
 from chat.domain.messages import MessageIdGenerator
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
