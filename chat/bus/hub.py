@@ -562,15 +562,14 @@ class NatsHub:
         stamp = headers.get("t")
         if stamp is not None:
             self._observe_lag(max(0.0, time.time() - float(stamp)))
-        kind = headers.get("k")
-        if kind == "message":
-            position = position_of(headers["p"])
-            held = Held(position, msg.data.decode(), int(headers.get("u", "0")))
+        position = headers.get("p")
+        if position is not None:  # a message frame (``k`` says so too; older nodes omit it)
+            held = Held(position_of(position), msg.data.decode(), int(headers.get("u", "0")))
             self.order.message_frame(event_id, held, origin)
             return
         exclude = headers.get("x")
         exclude_user = int(exclude) if exclude is not None else None
-        if kind == "typing":
+        if headers.get("k") == "typing":
             typists = [int(u) for u in headers.get("ty", "").split(",") if u]
             set_typing(self._presence.node(origin).typing, event_id, typists)
             users = self._typists(event_id)
