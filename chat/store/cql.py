@@ -43,6 +43,7 @@ from cassandra.protocol import BatchMessage
 from cassandra.query import BatchStatement, PreparedStatement
 
 from chat.config import Settings
+from chat.store.pool_keeper import pools_kept
 from chat.tls import client_ssl_context
 
 log = logging.getLogger(__name__)
@@ -371,6 +372,7 @@ async def open_cql(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             connection_class=connection_class_for(settings.cql_reactor),
         )
         stack.push_async_callback(shutdown_cluster, store.cluster)
+        await stack.enter_async_context(pools_kept(store.session))
         log.info("CQL session connected to %s port %d", ",".join(hosts), port)
         if settings.cql_migrate_on_start if migrate is None else migrate:
             from chat.store.cql_migrations import migrate_up

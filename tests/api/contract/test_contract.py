@@ -95,7 +95,7 @@ enabled = false
 max-steps = 30
 
 [phases.stateful.generation]
-max-examples = 150
+max-examples = 300
 
 [dictionaries.future]
 values = {times}
