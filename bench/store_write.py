@@ -36,15 +36,15 @@ from bench.load.servers import rss_bytes
 from chat.config import Settings
 from chat.domain.messages import NewMessage
 from chat.gc_tuning import tune_for_server
-from chat.store.cql import (
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.migrations import migrate_up
+from chat.store.driver.session import (
     CqlStore,
     connect_blocking,
     connection_class_for,
     execute_async,
     shutdown_cluster,
 )
-from chat.store.cql_migrations import migrate_up
-from chat.store.messages import MessageStore
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from chat.api import convertors, uuid_path
 from chat.api.admin import ADMIN_ROUTES, admin_listener
 from chat.api.endpoint import json_response
+from chat.api.health import SharedReadiness
 from chat.api.openapi import build_openapi, problem_response
 from chat.api.problems import EXCEPTION_HANDLERS, upgrade_required
 from chat.api.rate_limits import RateLimitMiddleware, RestRateLimits
@@ -36,11 +36,14 @@ from chat.gateway.runtime import PATH as WS_PATH
 from chat.gateway.runtime import open_gateway, websocket_route
 from chat.metrics import Metrics
 from chat.state import AppState
-from chat.store import migrations
-from chat.store.chat_stores import open_chat_stores
-from chat.store.cql import CqlStore, open_cql
-from chat.store.embedded_stats import EmbeddedStats
-from chat.store.failures import DEPENDENCY_ERRORS
+from chat.store.cql import migrations as cql_migrations
+from chat.store.cql.embedded_stats import EmbeddedStats
+from chat.store.cql.readiness import CqlReadinessProbe
+from chat.store.driver.failures import DEPENDENCY_ERRORS
+from chat.store.driver.session import CqlStore, open_cql
+from chat.store.pg import migrations
+from chat.store.pg.pool import open_pool
+from chat.store.stores import open_stores
 from chat.sweeper import event_sweeper
 
 log = logging.getLogger(__name__)
@@ -54,14 +57,6 @@ async def postgres_dsn(settings: Settings) -> AsyncIterator[str]:
         return
     async with embedded_postgres(settings.data_dir / "postgres") as dsn:
         yield dsn
-
-
-async def open_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn, min_size=settings.pg_pool_min, max_size=settings.pg_pool_max
-    )
-    assert pool is not None
-    return pool
 
 
 async def embedded_store_stats(cql: CqlStore, metrics: Metrics) -> EmbeddedStats | None:
@@ -90,34 +85,36 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.secure_data_dir()
             dsn = await stack.enter_async_context(postgres_dsn(settings))
             settings.secure_data_dir()  # embedded-postgres opens its parents up when run by root
-            pool = await open_pool(dsn, settings)
-            stack.push_async_callback(pool.close)
+            pool = await stack.enter_async_context(open_pool(dsn, settings))
             if settings.migrate_on_start:
                 async with pool.acquire() as conn:
                     applied = await migrations.migrate_up(conn)
                 log.info("PostgreSQL schema up to date (%d migration(s) applied)", len(applied))
             cql = await stack.enter_async_context(open_cql(settings))
+            if settings.cql_migrate_on_start:
+                cql_applied = await cql_migrations.migrate_up(cql, settings)
+                log.info("CQL schema up to date (%d migration(s) applied)", len(cql_applied))
             app_metrics = Metrics()
             app_metrics.observe_rate_limit_tables(
                 {lim.policy.name: lim.table.__len__ for lim in rate_limits.limiters()}
             )
-            chat = await stack.enter_async_context(
-                open_chat_stores(cql, pool, settings, app_metrics)
-            )
+            stores = await stack.enter_async_context(open_stores(cql, pool, settings, app_metrics))
             embedded_stats = await embedded_store_stats(cql, app_metrics)
             state = AppState(
                 settings=settings,
                 pg=pool,
                 tokens=TokenService.from_settings(settings),
                 cql=cql,
-                chat=chat,
+                stores=stores,
+                cql_probe=CqlReadinessProbe(cql, settings),
+                readiness=SharedReadiness(),
                 metrics=app_metrics,
                 embedded_stats=embedded_stats,
             )
             # Background services: started once the state exists, stopped before it goes.
             await stack.enter_async_context(event_sweeper(pool, settings.event_sweep_seconds))
             await stack.enter_async_context(
-                chat.event_history.background_relay(settings.event_history_relay_seconds)
+                stores.event_history.background_relay(settings.event_history_relay_seconds)
             )
             # Metrics and probes on CHAT_ADMIN_PORT, when set; answers until the stores close.
             await stack.enter_async_context(admin_listener(state))

@@ -129,8 +129,9 @@ async def _migrate(settings: Settings, action: str, steps: int) -> int:
     import asyncpg
 
     from chat.app import postgres_dsn
-    from chat.store import cql_migrations, migrations
-    from chat.store.cql import open_cql
+    from chat.store.cql import migrations as cql_migrations
+    from chat.store.driver.session import open_cql
+    from chat.store.pg import migrations
 
     async with postgres_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)
@@ -158,7 +159,7 @@ async def _migrate(settings: Settings, action: str, steps: int) -> int:
             "CQL: embedded server; `chat serve` applies its migrations at start-up", file=sys.stderr
         )
         return 0
-    async with open_cql(settings, migrate=False) as cql:
+    async with open_cql(settings) as cql:
         if action == "up":
             cql_applied = await cql_migrations.migrate_up(cql, settings)
             print(f"applied {len(cql_applied)} CQL migration(s) to {settings.cql_keyspace}")
@@ -177,7 +178,7 @@ async def _user(settings: Settings, action: str, user_id: int, role: str | None)
     import asyncpg
 
     from chat.app import postgres_dsn
-    from chat.store import users
+    from chat.store.pg import users
 
     async with postgres_dsn(settings) as dsn:
         conn = await asyncpg.connect(dsn)

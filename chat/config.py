@@ -514,7 +514,7 @@ class Settings(BaseSettings):
 
     @property
     def cql_migrate_on_start(self) -> bool:
-        """Whether ``open_cql`` applies the CQL migrations (embedded server: yes by default)."""
+        """Whether the lifespan applies the CQL migrations (embedded server: yes by default)."""
         if self.cql_auto_migrate is not None:
             return self.cql_auto_migrate
         if self.auto_migrate is not None:

@@ -2,7 +2,7 @@
 
 It runs inside the application lifespan every ``CHAT_EVENT_SWEEP_SECONDS``. Several service
 processes may each run it: the conditional UPDATE with ``SKIP LOCKED`` in
-:func:`chat.store.events.complete_past_events` makes concurrent sweeps harmless. A failed sweep
+:func:`chat.store.pg.events.complete_past_events` makes concurrent sweeps harmless. A failed sweep
 (database restarting, say) is logged and retried on the next tick, never fatal.
 """
 
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from chat.store import events as store
+from chat.store.pg import events as store
 
 log = logging.getLogger(__name__)
 

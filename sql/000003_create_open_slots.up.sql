@@ -1,5 +1,5 @@
 -- Bookable slots offered by business users. A booking flips is_available and records the
--- event it created, in one transaction with the event (see chat/store/slots.py).
+-- event it created, in one transaction with the event (see chat/store/pg/slots.py).
 CREATE TABLE open_slots (
     id               BIGSERIAL PRIMARY KEY,
     business_user_id BIGINT        NOT NULL REFERENCES users (id) ON DELETE CASCADE,

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 
 from chat.auth import TokenService
-from chat.store import users
+from chat.store.pg import users
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 32
 """The signing secret of every app the suite starts (long enough for HS256's minimum)."""
@@ -46,7 +46,7 @@ class Api:
         return user
 
     async def operator(self, change: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """Run an operator's account change (a :mod:`chat.store.users` function) directly on
+        """Run an operator's account change (a :mod:`chat.store.pg.users` function) directly on
         the app's database, as the ``chat user`` command does."""
         assert self.pg_dsn, "this Api was built without the app's database"
         conn = await asyncpg.connect(self.pg_dsn)

@@ -16,11 +16,10 @@ from chat.auth import TokenService
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.embedded.postgres import embedded_postgres
-from chat.store.cql import CqlStore, open_cql
-from chat.store.cql_migrations import migrate_up
-from chat.store.messages import MessageStore
+from chat.store.cql.messages import MessageStore
+from chat.store.cql.migrations import migrate_up
+from chat.store.driver.session import CqlStore, open_cql
 from tests.api_client import TEST_JWT_SECRET, Api
-from tests.message_stores import started
 from tests.servers import run_server
 
 
@@ -91,7 +90,7 @@ async def cql_store(settings: Settings) -> AsyncIterator[CqlStore]:
     Applying them here (the runner is idempotent and takes a lock) makes the chat tables exist
     whether or not an app under test migrated at start-up.
     """
-    async with open_cql(settings, migrate=False) as store:
+    async with open_cql(settings) as store:
         await migrate_up(store, settings)
         yield store
 
@@ -100,12 +99,12 @@ async def cql_store(settings: Settings) -> AsyncIterator[CqlStore]:
 async def message_store(cql_store: CqlStore, settings: Settings) -> AsyncIterator[MessageStore]:
     """A started :class:`MessageStore` (its batcher running) on the keyspace the app under test
     reads, closed after the test."""
-    async with started(MessageStore(cql_store, settings)) as store:
+    async with MessageStore(cql_store, settings) as store:
         yield store
 
 
 @pytest.fixture
 async def other_node(cql_store: CqlStore, settings: Settings) -> AsyncIterator[MessageStore]:
     """A second gateway node's store: its own batcher, id generator and in-flight table."""
-    async with started(MessageStore(cql_store, settings)) as store:
+    async with MessageStore(cql_store, settings) as store:
         yield store

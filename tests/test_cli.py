@@ -9,7 +9,7 @@ from pathlib import Path
 
 from chat.auth import TokenService
 from chat.config import Settings
-from chat.store import migrations
+from chat.store.pg import migrations
 from tests.api.builders import in_hours
 from tests.api_client import TEST_JWT_SECRET, Api
 

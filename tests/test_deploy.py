@@ -30,7 +30,8 @@ import jsonschema
 import yaml
 
 from chat.config import Settings
-from chat.store import cql_migrations, migrations
+from chat.store.cql import migrations as cql_migrations
+from chat.store.pg import migrations
 from chat.store.schema_files import schema_dir
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -67,7 +67,7 @@ KEYSPACE = "timingle"
 """The gateway's keyspace (``CHAT_CQL_KEYSPACE``'s default; the bench's gateway keeps it)."""
 UNREAD_CAP = 1000
 UNREAD_SCAN_LIMIT = 4000
-"""``chat.store.unread_tally``'s limits, restated for the expectation."""
+"""``chat.store.cql.unread_tally``'s limits, restated for the expectation."""
 LIVE_BUCKETS = (5, 4, 2, 1)
 """How many buckets back the seeded history of a live event lies (3 stays empty)."""
 QUIET_BUCKETS = tuple(range(23, 0, -2))
@@ -189,8 +189,8 @@ async def seed(gateway: Gateway, plan: list[tuple[int, int, int]]) -> dict[int, 
     """Write the planned history through the message store; returns ids per event."""
     from chat.config import Settings
     from chat.domain.messages import MessageIdGenerator, NewMessage
-    from chat.store.cql import connect_blocking, connection_class_for, shutdown_cluster
-    from chat.store.messages import MessageStore
+    from chat.store.cql.messages import MessageStore
+    from chat.store.driver.session import connect_blocking, connection_class_for, shutdown_cluster
 
     assert gateway.cql_host is not None
     assert gateway.cql_port is not None
@@ -234,7 +234,7 @@ async def read_reference(
 ) -> tuple[dict[int, list[str]], dict[str, int]]:
     """Every event's message ids oldest first, and each message's sender, read partition by
     partition (no cursors, no bucket index: independent of the code under test)."""
-    from chat.store.cql import execute_async
+    from chat.store.driver.session import execute_async
 
     session = counters.cql.session
     statement = await asyncio.to_thread(
@@ -264,7 +264,7 @@ def expected_unread(
 ) -> int:
     """Others' messages after the position, among the first 4,000 after it, at most 1,000
     (nothing is deleted in the run)."""
-    from chat.store.message_history import order_key
+    from chat.domain.position import order_key
 
     floor = order_key(position) if position is not None else -1
     after = [m for m in order if order_key(uuid.UUID(m)) > floor]
@@ -275,7 +275,7 @@ def expected_unread(
 async def read_positions(
     counters: CqlCounters, user_ids: Sequence[int]
 ) -> dict[tuple[int, int], uuid.UUID]:
-    from chat.store.cql import execute_async
+    from chat.store.driver.session import execute_async
 
     session = counters.cql.session
     statement = await asyncio.to_thread(

@@ -3,8 +3,8 @@
 - ``ws``: one ``picows`` connection per reader user; ``history`` frames (latest, before) and
   ``subscribe`` with ``since`` (the replay), then ``unsubscribe``;
 - ``rest``: ``GET /v1/events/{id}/messages`` (latest, before, after) and ``GET /v1/me/unread``;
-- ``store``: the chat stores themselves (:class:`~chat.store.message_history.MessageHistory`,
-  :class:`~chat.store.unread.UnreadStore`) over the driver, against the gateway's own CQL
+- ``store``: the chat stores themselves (:class:`~chat.store.cql.message_history.MessageHistory`,
+  :class:`~chat.store.cql.unread.UnreadStore`) over the driver, against the gateway's own CQL
   server — the store-level figures, with no HTTP, WebSocket or gateway in between.
 
 Operations are due on an open-loop schedule (:class:`~bench.load.schedule.OpenLoopSchedule`)
@@ -344,9 +344,9 @@ class StoreReader(Reader):
 
     async def open(self) -> None:
         from chat.config import Settings
-        from chat.store.cql import connect_blocking, connection_class_for
-        from chat.store.message_history import MessageHistory
-        from chat.store.unread import UnreadStore
+        from chat.store.cql.message_history import MessageHistory
+        from chat.store.cql.unread import UnreadStore
+        from chat.store.driver.session import connect_blocking, connection_class_for
 
         assert self.config.cql is not None
         host, port, keyspace = self.config.cql
@@ -363,7 +363,7 @@ class StoreReader(Reader):
         await asyncio.gather(self.history.prepare(), self.unread_store.prepare())
 
     async def close(self) -> None:
-        from chat.store.cql import shutdown_cluster
+        from chat.store.driver.session import shutdown_cluster
 
         if self.cql is not None:
             await shutdown_cluster(self.cql.cluster)
@@ -377,7 +377,7 @@ class StoreReader(Reader):
         from cassandra.query import BatchStatement, BatchType
 
         from chat.domain.messages import datetime_from_ms, message_id_at
-        from chat.store.cql import execute_async
+        from chat.store.driver.session import execute_async
 
         assert self.config.cql is not None
         keyspace = self.config.cql[2]

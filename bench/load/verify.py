@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
 UNREAD_CAP = 1000
-"""``chat.store.unread.UNREAD_CAP``, restated so the verifier imports no driver."""
+"""``chat.store.cql.unread.UNREAD_CAP``, restated so the verifier imports no driver."""
 EXAMPLES = 5
 FAILURE_KINDS = (
     "missing",

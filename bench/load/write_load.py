@@ -108,7 +108,7 @@ class CqlCounters:
 
     def __init__(self, host: str, port: int) -> None:
         from chat.config import Settings
-        from chat.store.cql import connect_blocking
+        from chat.store.driver.session import connect_blocking
 
         settings = Settings(cql_contact_points=host, cql_port=port)
         self.cql = connect_blocking(settings, [host], port)

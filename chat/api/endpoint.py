@@ -30,7 +30,7 @@ from chat.errors import (
     ValidationFailed,
 )
 from chat.state import AppState
-from chat.store import users as user_store
+from chat.store.pg import users as user_store
 
 MAX_BODY_BYTES = 256 * 1024
 _PATH_PARAM = re.compile(r"\{([a-z_]+)(?::([a-z]+))?\}")

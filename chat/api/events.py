@@ -5,7 +5,7 @@ exactly as for an event that does not exist, so ids reveal nothing. Participants
 the creator get 403 on creator-only operations: they can see the event, so the 403 reveals
 nothing new and tells them why.
 
-All changes go through one function per change kind in :mod:`chat.store.events`, which locks
+All changes go through one function per change kind in :mod:`chat.store.pg.events`, which locks
 the event row, checks :mod:`chat.domain.events` and writes in one transaction; the handlers here
 only translate HTTP to those calls.
 """
@@ -29,10 +29,10 @@ from chat.api.events_models import (
 )
 from chat.domain.events import EventStatus
 from chat.errors import FieldError, NotFound, ValidationFailed
-from chat.store import events as store
-from chat.store import users as user_store
-from chat.store.events import Actor, Event
-from chat.store.pg import Connection
+from chat.store.pg import events as store
+from chat.store.pg import users as user_store
+from chat.store.pg.events import Actor, Event
+from chat.store.pg.pool import Connection
 
 api = Api(prefix="")
 
@@ -133,7 +133,7 @@ async def list_my_events(call: Call) -> EventPage:
         )
     page = rows[: query.limit]
     next_cursor = encode_cursor(page[-1]) if len(rows) > query.limit else None
-    return EventPage(items=[EventOut.of(e) for e in page], next_cursor=next_cursor)
+    return EventPage(items=[EventOut.model_validate(e) for e in page], next_cursor=next_cursor)
 
 
 @api.operation(

@@ -21,9 +21,10 @@ from chat.api.fields import (
     Title,
     bounded_utc,
 )
+from chat.api.record_out import RecordOut
 from chat.domain.events import EventStatus, allowed_transitions
 from chat.errors import FieldError, ValidationFailed
-from chat.store.events import Event, Participant
+from chat.store.pg.events import Event, Participant
 
 
 def _end_after_start(value: datetime | None, info: ValidationInfo) -> datetime | None:
@@ -85,25 +86,15 @@ class ListEventsQuery(BaseModel):
     cursor: Cursor | None = None
 
 
-class ParticipantOut(BaseModel):
+class ParticipantOut(RecordOut):
     user_id: int
     name: str
     display_name: str | None
     confirmed: bool
     confirmed_at: datetime | None
 
-    @classmethod
-    def of(cls, p: Participant) -> ParticipantOut:
-        return cls(
-            user_id=p.user_id,
-            name=p.name,
-            display_name=p.display_name,
-            confirmed=p.confirmed,
-            confirmed_at=p.confirmed_at,
-        )
 
-
-class EventOut(BaseModel):
+class EventOut(RecordOut):
     id: int
     title: str
     description: str | None
@@ -115,21 +106,6 @@ class EventOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, e: Event) -> EventOut:
-        return cls(
-            id=e.id,
-            title=e.title,
-            description=e.description,
-            start_time=e.start_time,
-            end_time=e.end_time,
-            location=e.location,
-            creator_id=e.creator_id,
-            status=e.status,
-            created_at=e.created_at,
-            updated_at=e.updated_at,
-        )
-
 
 class EventDetail(EventOut):
     participants: list[ParticipantOut]
@@ -140,8 +116,8 @@ class EventDetail(EventOut):
     @classmethod
     def build(cls, e: Event, participants: list[Participant]) -> EventDetail:
         return cls(
-            **EventOut.of(e).model_dump(),
-            participants=[ParticipantOut.of(p) for p in participants],
+            **EventOut.model_validate(e).model_dump(),
+            participants=[ParticipantOut.model_validate(p) for p in participants],
             allowed_transitions=allowed_transitions(e.status),
         )
 

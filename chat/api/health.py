@@ -3,8 +3,8 @@
 ``/healthz`` says the process serves requests. ``/readyz`` proves the path a message takes,
 so a load balancer stops sending traffic to a node that would fail it: a PostgreSQL round
 trip, a synthetic CQL write read back at the app's consistency
-(:class:`~chat.store.readiness.CqlReadinessProbe`), and every check a later layer registers in
-``state.extras["readiness_checks"]`` (the NATS bus adds a publish/receive round trip there).
+(:class:`~chat.store.cql.readiness.CqlReadinessProbe`), and every check a later layer registers in
+``AppState.readiness_checks`` (the NATS bus adds a publish/receive round trip there).
 The checks run concurrently, each under :data:`READINESS_TIMEOUT_S`, so a hung dependency
 makes the probe answer 503 quickly instead of hanging the orchestrator's probe.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import orjson
 from starlette.requests import Request
@@ -30,20 +30,15 @@ from starlette.responses import Response
 from chat.api.endpoint import json_response
 from chat.api.problems import PROBLEM_JSON
 from chat.metrics import CONTENT_TYPE_LATEST
-from chat.state import AppState
-from chat.store.embedded_stats import OverMemoryBudget
-from chat.store.failures import DEPENDENCY_ERRORS
-from chat.store.readiness import CqlReadinessProbe
+from chat.state import AppState, ReadinessCheck
+from chat.store.cql.embedded_stats import OverMemoryBudget
+from chat.store.driver.failures import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_S = 2.0
 SCRAPE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *DEPENDENCY_ERRORS)
 READINESS_REUSE_S = 1.0
-PROBE_KEY = "cql_readiness_probe"
-SHARED_KEY = "shared_readiness"
-
-ReadinessCheck = Callable[[AppState], Awaitable[None]]
 
 
 async def check_postgres(state: AppState) -> None:
@@ -54,11 +49,8 @@ async def check_postgres(state: AppState) -> None:
 async def check_cql(state: AppState) -> None:
     """The CQL write and read-back; a write the embedded server refuses for its memory budget
     fails as :class:`OverMemoryBudget`, so that the answer names that reason."""
-    probe = state.extras.get(PROBE_KEY)
-    if not isinstance(probe, CqlReadinessProbe):
-        probe = state.extras[PROBE_KEY] = CqlReadinessProbe(state.cql, state.settings)
     try:
-        await probe.run()
+        await state.cql_probe.run()
     except DEPENDENCY_ERRORS:
         if state.embedded_stats is not None:
             await state.embedded_stats.check_memory_budget()
@@ -86,7 +78,7 @@ async def _run_check(name: str, check: ReadinessCheck, state: AppState) -> tuple
 
 async def _probe(state: AppState) -> dict[str, str]:
     checks: dict[str, ReadinessCheck] = {"postgres": check_postgres, "cql": check_cql}
-    checks.update(state.extras.get("readiness_checks", {}))
+    checks.update(state.readiness_checks)
     return dict(await asyncio.gather(*(_run_check(name, c, state) for name, c in checks.items())))
 
 
@@ -125,17 +117,10 @@ class SharedReadiness:
         return result
 
 
-def shared_readiness(state: AppState) -> SharedReadiness:
-    shared = state.extras.get(SHARED_KEY)
-    if not isinstance(shared, SharedReadiness):
-        shared = state.extras[SHARED_KEY] = SharedReadiness()
-    return shared
-
-
 async def readyz(request: Request) -> Response:
     """200 ``{"status": "ready", "checks": ...}``, or 503 problem+json naming what failed."""
     state: AppState = request.state.app
-    results = await shared_readiness(state).result(state)
+    results = await state.readiness.result(state)
     failing = [name for name, result in results.items() if result != "ok"]
     if not failing:
         return json_response({"status": "ready", "checks": results})

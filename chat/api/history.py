@@ -1,7 +1,7 @@
 """REST: an event's change history (the audit log), and the relay that runs after each commit.
 
 The store functions stage history records in PostgreSQL inside each change's transaction
-(:mod:`chat.store.event_history`). :func:`relay_after_commit` wraps every operation so that,
+(:mod:`chat.store.cql.event_history`). :func:`relay_after_commit` wraps every operation so that,
 once the handler has returned — its transaction committed — the records that request staged
 are moved to ScyllaDB before the response goes out: a client that changes an event and then
 reads its history sees the change. It is best effort: if the relay fails the rows stay in the
@@ -21,12 +21,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from chat.api import stores
 from chat.api.endpoint import CURSOR_RULE, Api, Call, Handler
 from chat.api.fields import Cursor, QueryInt
 from chat.errors import NotFound
-from chat.store import events as event_store
-from chat.store.event_history import HistoryEntry, tracking_staged
+from chat.store.cql.event_history import HistoryEntry, tracking_staged
+from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def _relaying(handler: Handler) -> Handler:
                 # Handlers commit before they return. After a rollback the ids match no row.
                 if staged:
                     try:
-                        await stores.event_history(call.state).relay(staged)
+                        await call.state.stores.event_history.relay(staged)
                     except Exception:  # best effort: the rows wait in the outbox
                         log.warning(
                             "relaying %d history row(s) after commit failed; they stay queued",
@@ -142,7 +141,7 @@ async def get_event_history(call: Call) -> HistoryPageOut:
     async with call.state.pg.acquire() as conn:
         if not await event_store.is_participant(conn, event_id, call.user_id):
             raise NotFound(f"no event {event_id}")
-    history = stores.event_history(call.state)
+    history = call.state.stores.event_history
     try:
         await history.relay_event(event_id)
     except Exception:  # the read still answers with what ScyllaDB has

@@ -7,12 +7,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chat.api import stores
 from chat.api.endpoint import CURSOR_RULE, Api, Call
 from chat.api.fields import Cursor, QueryInt
-from chat.store import events as event_store
-from chat.store.message_history import ActivityItem
-from chat.store.unread import UNREAD_CAP
+from chat.store.cql.message_history import ActivityItem
+from chat.store.cql.unread import UNREAD_CAP
+from chat.store.pg import events as event_store
 
 api = Api(prefix="")
 
@@ -73,9 +72,7 @@ class UnreadSummary(BaseModel):
 async def my_activity(call: Call) -> ActivityPageOut:
     """The messages I sent, across all events, newest first; ``next_cursor`` pages older."""
     query: ActivityQuery = call.query
-    page = await stores.message_history(call.state).activity(
-        call.user_id, query.limit, query.cursor
-    )
+    page = await call.state.stores.history.activity(call.user_id, query.limit, query.cursor)
     return ActivityPageOut(
         items=[ActivityOut.of(i) for i in page.items], next_cursor=page.next_cursor
     )
@@ -94,6 +91,6 @@ async def my_unread(call: Call) -> UnreadSummary:
     event I was removed from drops out at once); events without unread messages count 0."""
     async with call.state.pg.acquire() as conn:
         event_ids = await event_store.event_ids_for(conn, call.user_id)
-    counts = await stores.unread(call.state).counts(call.user_id, event_ids)
+    counts = await call.state.stores.unread.counts(call.user_id, event_ids)
     items = [EventUnread(event_id=e, unread=counts.get(e, 0)) for e in event_ids]
     return UnreadSummary(items=items, total=sum(i.unread for i in items), cap=UNREAD_CAP)

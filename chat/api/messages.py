@@ -5,8 +5,8 @@ event (a page of history, what it missed) and the moderation and read-position w
 
 Visibility is PostgreSQL's: every operation first checks that the caller takes part in the
 event and answers 404 otherwise, exactly as the event operations do. The messages themselves
-live in ScyllaDB (:mod:`chat.store.message_history`, :mod:`chat.store.messages`,
-:mod:`chat.store.unread`).
+live in ScyllaDB (:mod:`chat.store.cql.message_history`, :mod:`chat.store.cql.messages`,
+:mod:`chat.store.cql.unread`).
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chat.api import stores
 from chat.api.endpoint import Api, Call, Rule
 from chat.api.fields import Cursor, QueryInt, Timestamp, Uuid
 from chat.api.uuid_path import path_uuid
 from chat.domain.events import check_chat_writable
 from chat.domain.messages import Message
 from chat.errors import FieldError, NotFound, ValidationFailed
-from chat.store import events as event_store
-from chat.store.events import Event
-from chat.store.message_history import MessagePage
-from chat.store.unread import UNREAD_CAP
+from chat.store.cql.message_history import MessagePage
+from chat.store.cql.unread import UNREAD_CAP
+from chat.store.pg import events as event_store
+from chat.store.pg.events import Event
 
 api = Api(prefix="")
 
@@ -165,7 +164,7 @@ async def list_messages(call: Call) -> MessagePageOut:
             errors=[FieldError("query/to", "must be after from")],
         )
     event = await _event_for(call)
-    history = stores.message_history(call.state)
+    history = call.state.stores.history
     if ranged:
         page = await history.between(event.id, start, end, query.limit, query.before)
     elif query.after is not None:
@@ -194,7 +193,7 @@ async def delete_message(call: Call) -> None:
     """
     event = await _event_for(call)
     check_chat_writable(event.status)
-    store = stores.messages(call.state)
+    store = call.state.stores.messages
     message = await store.soft_delete(
         event.id,
         path_uuid(call, "message_id"),
@@ -222,7 +221,7 @@ async def mark_read(call: Call) -> UnreadOut:
     """
     body: MarkRead = call.body
     event = await _event_for(call)
-    unread = await stores.unread(call.state).mark_read(call.user_id, event.id, body.message_id)
+    unread = await call.state.stores.unread.mark_read(call.user_id, event.id, body.message_id)
     # The user's open sockets get the exact new count, as after a `read` frame.
     call.state.notifications.read_moved(call.user_id, event.id, unread)
     return UnreadOut(event_id=event.id, unread=unread)

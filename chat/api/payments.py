@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from chat.api.endpoint import Api, Call, Rule, json_response
 from chat.api.fields import DecimalAmount, Id
+from chat.api.record_out import RecordOut
 from chat.api.slots import Currency
 from chat.domain.payments import (
     AMOUNT_DECIMAL_PLACES,
@@ -24,10 +25,10 @@ from chat.domain.payments import (
     PaymentStatus,
 )
 from chat.errors import Conflict, FieldError, NotFound, ValidationFailed
-from chat.store import events as event_store
-from chat.store import payments as store
-from chat.store.events import Actor
-from chat.store.pg import Connection
+from chat.store.pg import events as event_store
+from chat.store.pg import payments as store
+from chat.store.pg.events import Actor
+from chat.store.pg.pool import Connection
 
 api = Api(prefix="")
 
@@ -90,7 +91,7 @@ class ChangePaymentStatus(BaseModel):
     status: PaymentStatus
 
 
-class PaymentOut(BaseModel):
+class PaymentOut(RecordOut):
     id: int
     event_id: int | None
     payer_id: int
@@ -103,23 +104,6 @@ class PaymentOut(BaseModel):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, payment: store.Payment) -> PaymentOut:
-        return cls(
-            id=payment.id,
-            event_id=payment.event_id,
-            payer_id=payment.payer_id,
-            receiver_id=payment.receiver_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            status=payment.status,
-            payment_method=payment.payment_method,
-            transaction_id=payment.transaction_id,
-            metadata=payment.metadata,
-            created_at=payment.created_at,
-            updated_at=payment.updated_at,
-        )
 
 
 class PaymentList(BaseModel):
@@ -188,14 +172,14 @@ async def create_payment(call: Call) -> PaymentOut | Response:
             conn, new, Actor(call.user_id, call.client_ip, call.user_agent)
         )
     if created:
-        return PaymentOut.of(payment)
+        return PaymentOut.model_validate(payment)
     if not payment.same_request(new):
         raise Conflict(
             f"transaction_id {body.transaction_id!r} was already used for a different payment; "
             "use a new transaction_id for a new payment",
             field="transaction_id",
         )
-    return json_response(PaymentOut.of(payment).model_dump(mode="json"), 200)
+    return json_response(PaymentOut.model_validate(payment).model_dump(mode="json"), 200)
 
 
 @api.operation(
@@ -213,7 +197,7 @@ async def get_payment(call: Call) -> PaymentOut:
         payment = await store.get_payment_for(conn, payment_id, call.user_id)
     if payment is None:
         raise _not_found(payment_id)
-    return PaymentOut.of(payment)
+    return PaymentOut.model_validate(payment)
 
 
 @api.operation(
@@ -236,7 +220,7 @@ async def change_payment_status(call: Call) -> PaymentOut:
         payment = await store.change_payment_status(conn, payment_id, actor, body.status)
     if payment is None:
         raise _not_found(payment_id)
-    return PaymentOut.of(payment)
+    return PaymentOut.model_validate(payment)
 
 
 @api.operation(
@@ -254,4 +238,4 @@ async def list_event_payments(call: Call) -> PaymentList:
     async with call.state.pg.acquire() as conn:
         await _require_event(conn, event_id, call.user_id)
         payments = await store.list_event_payments_for(conn, event_id, call.user_id)
-    return PaymentList(items=[PaymentOut.of(p) for p in payments])
+    return PaymentList(items=[PaymentOut.model_validate(p) for p in payments])

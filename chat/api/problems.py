@@ -22,7 +22,7 @@ from chat.errors import (
     ServiceUnavailable,
     UpgradeRequired,
 )
-from chat.store.failures import DEPENDENCY_ERRORS
+from chat.store.driver.failures import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ from chat.api.fields import (
     Timestamp,
     Title,
 )
+from chat.api.record_out import RecordOut
 from chat.domain.currencies import ISO_4217_ACTIVE, is_active_currency
 from chat.domain.numbers import integral
 from chat.domain.slots import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES, check_slot_start
@@ -47,9 +48,9 @@ from chat.errors import (
     NotFound,
     ValidationFailed,
 )
-from chat.store import slots as store
-from chat.store import users as user_store
-from chat.store.events import Actor
+from chat.store.pg import slots as store
+from chat.store.pg import users as user_store
+from chat.store.pg.events import Actor
 
 api = Api(prefix="")
 
@@ -129,7 +130,7 @@ class UpdateSlot(BaseModel):
         return self
 
 
-class SlotOut(BaseModel):
+class SlotOut(RecordOut):
     id: int
     business_user_id: int
     service_type: str
@@ -151,25 +152,11 @@ class SlotOut(BaseModel):
 
     @classmethod
     def of(cls, slot: store.Slot, viewer_id: int) -> SlotOut:
-        insider = viewer_id in (slot.business_user_id, slot.booked_by)
-        return cls(
-            id=slot.id,
-            business_user_id=slot.business_user_id,
-            service_type=slot.service_type,
-            title=slot.title,
-            description=slot.description,
-            start_time=slot.start_time,
-            end_time=slot.end_time,
-            duration_minutes=slot.duration_minutes,
-            price=slot.price,
-            currency=slot.currency,
-            region=slot.region,
-            is_available=slot.is_available,
-            booked_by=slot.booked_by if insider else None,
-            booked_event_id=slot.booked_event_id if insider else None,
-            created_at=slot.created_at,
-            updated_at=slot.updated_at,
-        )
+        """The slot as ``viewer_id`` sees it: who booked it only for its owner and booker."""
+        out = cls.model_validate(slot)
+        if viewer_id in (slot.business_user_id, slot.booked_by):
+            return out
+        return out.model_copy(update={"booked_by": None, "booked_event_id": None})
 
 
 class SlotPage(BaseModel):

@@ -15,9 +15,9 @@ from pydantic import (
 
 from chat.api.endpoint import Api, Call
 from chat.api.fields import NO_NUL_PATTERN, WHITESPACE_CLASS, Name, NotNull
+from chat.api.record_out import RecordOut
 from chat.errors import Unauthorized
-from chat.store import users as store
-from chat.store.users import User
+from chat.store.pg import users as store
 
 api = Api(prefix="")
 
@@ -87,7 +87,7 @@ class UpdateProfile(BaseModel):
     interests: Annotated[Interests | None, NotNull()] = None
 
 
-class UserOut(BaseModel):
+class UserOut(RecordOut):
     id: int
     phone: str
     email: str | None
@@ -99,22 +99,6 @@ class UserOut(BaseModel):
     role: Literal["USER", "BUSINESS"]
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            phone=user.phone,
-            email=user.email,
-            name=user.name,
-            display_name=user.display_name,
-            profile_image_url=user.profile_image_url,
-            region=user.region,
-            interests=list(user.interests),
-            role="BUSINESS" if user.role == "BUSINESS" else "USER",
-            created_at=user.created_at,
-            updated_at=user.updated_at,
-        )
 
 
 class SignedUp(BaseModel):
@@ -164,7 +148,7 @@ async def create_user(call: Call) -> SignedUp:
         token = call.state.tokens.mint(user.id)
     except ValueError:
         token = None
-    return SignedUp(user=UserOut.of(user), access_token=token)
+    return SignedUp(user=UserOut.model_validate(user), access_token=token)
 
 
 @api.operation("GET", "/users/me", summary="My profile", tag=TAG, response=UserOut, errors=(401,))
@@ -174,7 +158,7 @@ async def get_me(call: Call) -> UserOut:
         user = await store.get_user(conn, call.user_id)
     if user is None:
         raise _gone(call.user_id)
-    return UserOut.of(user)
+    return UserOut.model_validate(user)
 
 
 @api.operation(
@@ -197,4 +181,4 @@ async def update_me(call: Call) -> UserOut:
         user = await store.update_profile(conn, call.user_id, changes)
     if user is None:
         raise _gone(call.user_id)
-    return UserOut.of(user)
+    return UserOut.model_validate(user)

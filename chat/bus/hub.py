@@ -67,6 +67,7 @@ from chat.bus.wire import (
     position_of,
 )
 from chat.domain.messages import Message
+from chat.domain.position import Position
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
 from chat.gateway.background import BackgroundTasks
@@ -82,7 +83,6 @@ from chat.gateway.hub import (
 from chat.gateway.membership import Membership
 from chat.gateway.ordering import Held, OpenSend, OrderMerge, Settled, process_floor
 from chat.metrics import Metrics
-from chat.store.message_history import Position
 
 log = logging.getLogger(__name__)
 

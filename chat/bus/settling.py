@@ -23,10 +23,10 @@ from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Protocol
 
 from chat.domain.messages import Message
+from chat.domain.position import Position
 from chat.gateway import frames
 from chat.gateway.background import BackgroundTasks
 from chat.gateway.ordering import CatchUp, Fetch, Held, OpenSend, OrderMerge, Settled
-from chat.store.message_history import Position
 
 log = logging.getLogger(__name__)
 

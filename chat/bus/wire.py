@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from chat.domain.position import Position
 from chat.gateway.ordering import OpenSend, Settled
-from chat.store.message_history import Position
 
 
 def position_hex(position: Position) -> str:

@@ -81,7 +81,7 @@ from chat.gateway.protocol import (
 from chat.gateway.service import Client
 from chat.gateway.transport import WRITE_BUFFER_HIGH, TransportControl
 from chat.metrics import Metrics
-from chat.store.failures import DEPENDENCY_ERRORS
+from chat.store.driver.failures import DEPENDENCY_ERRORS
 
 if TYPE_CHECKING:
     from chat.gateway.runtime import Gateway

@@ -18,7 +18,7 @@ import asyncpg
 
 from chat.domain.events import EventStatus
 from chat.gateway.ttl_cache import FOREVER, TtlCache
-from chat.store import events as event_store
+from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +69,3 @@ class EventStatuses:
     def forget_all(self) -> None:
         """Drop every cached status: a change may have been lost (bus trouble)."""
         self._cache.clear()
-
-
-STATE_KEY = "event_statuses"
-
-
-def event_statuses(pool: asyncpg.Pool, extras: dict[str, object]) -> EventStatuses:
-    """The app's :class:`EventStatuses` (created on first use)."""
-    found = extras.get(STATE_KEY)
-    if not isinstance(found, EventStatuses):
-        found = EventStatuses(pool)
-        extras[STATE_KEY] = found
-    return found

@@ -42,10 +42,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from chat.domain.messages import Message
+from chat.domain.position import Position
 from chat.gateway import frames
 from chat.gateway.ordering import Held, OrderMerge
 from chat.gateway.peers import Peers
-from chat.store.message_history import Position
 
 log = logging.getLogger(__name__)
 
@@ -486,7 +486,7 @@ class Hub(Protocol):
         after this instant misses nothing a replay below the bound needs — a message stored
         after the read began moved this instant, or lies above the caller's bound and reaches
         its (buffering) subscription live. History reads use it to share one read among the
-        clients of a resume storm (:class:`~chat.store.read_coalescing.ReadCoalescer`).
+        clients of a resume storm (:class:`~chat.store.cql.read_coalescing.ReadCoalescer`).
         """
 
     def changed(self, event_id: int | None) -> None:

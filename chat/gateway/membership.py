@@ -27,13 +27,9 @@ from collections.abc import Callable
 import asyncpg
 
 from chat.gateway.ttl_cache import TtlCache
-from chat.state import AppState
-from chat.store import events as event_store
+from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
-
-STATE_KEY = "membership"
-"""Where the lifespan keeps the :class:`Membership` in ``AppState.extras``."""
 
 Listener = Callable[[int, int, bool], None]
 """Called with ``(event_id, user_id, present)`` after a participant was added or removed."""
@@ -113,12 +109,3 @@ class Membership:
                 listener(event_id, user_id, present)
             except Exception:  # a listener's bug must not fail the REST request that committed
                 log.exception("membership listener failed for event %d user %d", event_id, user_id)
-
-
-def membership(state: AppState) -> Membership:
-    """The app's :class:`Membership`, kept in ``AppState.extras`` (created on first use)."""
-    found = state.extras.get(STATE_KEY)
-    if not isinstance(found, Membership):
-        found = Membership(state.pg)
-        state.extras[STATE_KEY] = found
-    return found

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from chat.domain.messages import default_id_floor_ticks
-from chat.store.message_history import Position
+from chat.domain.position import Position
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chat.domain.messages import encode_cursor
+from chat.domain.position import Position
 from chat.gateway import frames
 from chat.gateway.hub import Hub, Subscription
-from chat.store.message_history import BEGINNING_CURSOR, MessageHistory, Position
+from chat.store.cql.message_history import BEGINNING_CURSOR, MessageHistory
 
 REPLAY_PAGE = 100
 """Messages read from the store per replay page while resuming (queued at the client's pace:

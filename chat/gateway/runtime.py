@@ -1,7 +1,7 @@
 """What the application wires in: the gateway's lifespan context and its ``/v1/ws`` route.
 
 ``chat.app`` enters :func:`open_gateway` after the stores exist and adds :func:`websocket_route`
-to its routes; the endpoint finds the :class:`Gateway` in ``AppState.extras``. Closing the
+to its routes; the endpoint finds the :class:`Gateway` in ``AppState.gateway``. Closing the
 gateway is the first step of shutdown: it stops taking connections, lets every connection
 answer (or fail) the commands it already received — so no send is left unanswered — closes it
 with 1001 (clients reconnect elsewhere and resume from their cursors), and only then may the
@@ -21,23 +21,23 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from chat.domain.messages import Message
+from chat.domain.position import Position
 from chat.gateway.codes import CloseCode
 from chat.gateway.connection import CLOSE_TIMEOUT, Connection, FrameCounter
-from chat.gateway.event_status import event_statuses
+from chat.gateway.event_status import EventStatuses
 from chat.gateway.hub import Hub, LocalHub
 from chat.gateway.limits import Limits
-from chat.gateway.membership import membership
+from chat.gateway.membership import Membership
 from chat.gateway.quotas import UserQuotas
-from chat.gateway.service import ChatService, Stores
+from chat.gateway.service import ChatService
 from chat.gateway.transport import transport_control
 from chat.logs import connection_context
 from chat.metrics import Metrics
 from chat.state import AppState
-from chat.store.message_history import Position
+from chat.store.stores import Stores
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = "gateway"
 PATH = "/v1/ws"
 CATCH_UP_PAGE = 500
 """Messages per store read when the cross-node order reads what a dead node left."""
@@ -109,15 +109,8 @@ class Gateway:
 async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
     """Build the gateway on the app's stores; close it (1001 to everyone) on exit."""
     settings = state.settings
-    chat = state.chat
-    chat_stores = Stores(
-        messages=chat.messages,
-        history=chat.history,
-        unread=chat.unread,
-        reactions=chat.reactions,
-        typing=chat.typing,
-    )
-    messages = chat.messages
+    stores = state.stores
+    messages = stores.messages
 
     def own_floor() -> Position:
         return Position.after_ticks(messages.id_floor_ticks())
@@ -144,11 +137,11 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
             hub = nats_hub
             # /readyz proves the bus path too: a publish/receive round trip through NATS.
             bus = nats_hub
-            checks = state.extras.setdefault("readiness_checks", {})
+            checks = state.readiness_checks
             checks["bus"] = lambda _state: bus.probe()
             stack.callback(checks.pop, "bus", None)
-        statuses = event_statuses(state.pg, state.extras)
-        service = ChatService(state, hub, chat_stores, membership(state), statuses=statuses)
+        statuses = EventStatuses(state.pg)
+        service = ChatService(state, hub, stores, Membership(state.pg), statuses=statuses)
         # What REST commits reaches the live sockets (chat.notifications).
         notifications = state.notifications
         stack.callback(notifications.on_participants_changed(_membership_changed(service)))
@@ -158,18 +151,18 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
         if nats_hub is not None:
             nats_hub.on_resync = service.resync
             nats_hub.on_trouble = service.bus_trouble
-            nats_hub.attach_store(StoreMessages(chat_stores))
+            nats_hub.attach_store(StoreMessages(stores))
             nats_hub.relay_membership(service.membership)
             nats_hub.relay_statuses(statuses)
         gateway = Gateway(service, Limits.from_settings(settings), state.metrics)
-        state.extras[STATE_KEY] = gateway
+        state.gateway = gateway
         try:
             yield gateway
         finally:
             # Before the bus closes: connections answer their sends, whose frames still fan out.
             await gateway.close(max(settings.drain_seconds, 2 * CLOSE_TIMEOUT))
             state.metrics.forget_sources()
-            state.extras.pop(STATE_KEY, None)
+            state.gateway = None
 
 
 class StoreMessages:
@@ -205,8 +198,8 @@ def _membership_changed(service: ChatService) -> Callable[[int, int, bool], None
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     state: AppState = websocket.state.app
-    gateway = state.extras.get(STATE_KEY)
-    if not isinstance(gateway, Gateway):
+    gateway = state.gateway
+    if gateway is None:
         await websocket.close(CloseCode.GOING_AWAY)
         return
     await gateway.serve(websocket)

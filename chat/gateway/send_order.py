@@ -27,7 +27,7 @@ from chat.domain.messages import Message, NewMessage, SendAck
 from chat.errors import ServiceUnavailable
 from chat.gateway.background import BackgroundTasks
 from chat.gateway.hub import Hub, SendTicket
-from chat.store.messages import MessageStore, SendAttempt, claim_key
+from chat.store.cql.messages import MessageStore, SendAttempt, claim_key
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ call here and reports the outcome back to the session. This module owns the guar
   announced through ``AppState.notifications`` (:mod:`chat.notifications`), and
   :meth:`ChatService.message_changed` / :meth:`ChatService.read_moved` deliver it.
 - **Ack after durable.** :meth:`ChatService.send` returns only when
-  :meth:`MessageStore.send <chat.store.messages.MessageStore.send>` has; a retried send
+  :meth:`MessageStore.send <chat.store.cql.messages.MessageStore.send>` has; a retried send
   (``duplicate``) gets the original ack and publishes nothing new.
 - **One order.** The id of a send is assigned before anything is written and announced to the
   hub, and the send is settled when the store answers, so the hub's order merge releases
@@ -40,6 +40,7 @@ from chat.auth import TokenService, VerifiedToken
 from chat.config import Settings
 from chat.domain.events import check_chat_writable
 from chat.domain.messages import Message, SendAck, decode_cursor
+from chat.domain.position import Position
 from chat.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized
 from chat.gateway import frames
 from chat.gateway.background import BackgroundTasks
@@ -62,13 +63,10 @@ from chat.gateway.resume import PendingSubscription, newest_below, replay
 from chat.gateway.send_order import SendOrder
 from chat.gateway.throttle import BroadcastThrottle
 from chat.state import AppState
-from chat.store import events as event_store
-from chat.store import users as user_store
-from chat.store.message_history import MessageHistory, Position
-from chat.store.messages import MessageStore
-from chat.store.reactions import ReactionStore
-from chat.store.typing import TypingStore
-from chat.store.unread import UNREAD_CAP, UnreadStore
+from chat.store.cql.unread import UNREAD_CAP
+from chat.store.pg import events as event_store
+from chat.store.pg import users as user_store
+from chat.store.stores import Stores
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +98,6 @@ class Client:
 
 
 # --------------------------------------------------------------------------- the service
-
-
-@dataclass(frozen=True, slots=True)
-class Stores:
-    """The chat stores the service calls (the lifespan owns their start and close)."""
-
-    messages: MessageStore
-    history: MessageHistory
-    unread: UnreadStore
-    reactions: ReactionStore
-    typing: TypingStore
 
 
 class ChatService:

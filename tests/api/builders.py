@@ -10,7 +10,7 @@ from typing import Any
 
 from chat.api.endpoint import Operation
 from chat.domain.messages import NewMessage
-from chat.store.messages import MessageStore
+from chat.store.cql.messages import MessageStore
 from tests.api_client import Api
 
 

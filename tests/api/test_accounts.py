@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.store import users
+from chat.store.pg import users
 from tests.api.builders import in_hours
 from tests.api_client import Api
 

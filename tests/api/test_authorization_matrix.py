@@ -20,7 +20,7 @@ import pytest
 
 from chat.api.endpoint import Operation
 from chat.api.routes import build_api
-from chat.store.messages import MessageStore
+from chat.store.cql.messages import MessageStore
 from tests.api.builders import World, body_for, build_world
 from tests.api_client import TEST_JWT_SECRET, Api
 

@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 
 from chat.config import Settings
-from chat.store import event_history
-from chat.store.cql import CqlStore
-from chat.store.event_history import Change, ChangeType, EventHistory
-from chat.store.events import Actor
+from chat.store.cql import event_history
+from chat.store.cql.event_history import Change, ChangeType, EventHistory
+from chat.store.driver.session import CqlStore
+from chat.store.pg.events import Actor
 from tests.api.builders import create_event, create_payment, create_slot, in_hours
 from tests.api_client import Api
 from tests.polling import until

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chat.store import users
+from chat.store.pg import users
 from tests.api.events_helpers import at, create_event, get_event, set_status
 from tests.api_client import Api
 

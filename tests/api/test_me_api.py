@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat.store.messages import MessageStore
+from chat.store.cql.messages import MessageStore
 from tests.api.builders import create_event, send
 from tests.api_client import Api
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chat.store.messages import MessageStore
+from chat.store.cql.messages import MessageStore
 from tests.api.builders import create_event, send
 from tests.api_client import Api
 

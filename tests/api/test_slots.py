@@ -6,7 +6,7 @@ import secrets
 
 import asyncpg
 
-from chat.store import slots as store
+from chat.store.pg import slots as store
 from tests.api.builders import create_slot, in_hours
 from tests.api_client import Api
 

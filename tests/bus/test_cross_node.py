@@ -21,9 +21,9 @@ from chat.bus.wire import position_hex
 from chat.client import Unsubscribed
 from chat.config import Settings
 from chat.domain.messages import MessageIdGenerator, NewMessage
-from chat.store.cql import open_cql
-from chat.store.message_history import Position
-from chat.store.messages import MessageStore, SendAttempt, claim_key
+from chat.domain.position import Position
+from chat.store.cql.messages import MessageStore, SendAttempt, claim_key
+from chat.store.driver.session import open_cql
 from tests.api_client import Api
 from tests.bus.nodes import NatsServer, Node, gateway_node, nats_server
 from tests.client.live import chat_client
@@ -443,7 +443,7 @@ async def test_messages_a_node_stored_and_never_published_reach_every_subscriber
         client(a.url, node_api, on_a_user) as on_a,
         client(b.url, node_api, on_b_user) as on_b,
         client(a.url, node_api, sender) as s,
-        open_cql(settings, migrate=False) as cql,
+        open_cql(settings) as cql,
     ):
         for reader in (on_a, on_b):
             await reader.subscribe_when_ready(event_id)

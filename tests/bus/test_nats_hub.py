@@ -20,10 +20,10 @@ from nats.errors import BadSubjectError, ConnectionClosedError
 from chat.bus.connect import open_nats_hub
 from chat.bus.hub import EVENT_SUBJECT, NatsHub
 from chat.domain.messages import MessageIdGenerator
+from chat.domain.position import Position
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
 from chat.gateway.hub import EndReason, Mailbox, Subscription
-from chat.store.message_history import Position
 from tests.bus.nodes import nats_server
 from tests.polling import until
 

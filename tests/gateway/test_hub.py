@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import orjson
 
 from chat.domain.messages import Message, MessageIdGenerator, NewMessage, SendAck
+from chat.domain.position import Position
 from chat.gateway import frames
 from chat.gateway.hub import LocalHub, Mailbox, SendTicket
-from chat.store.message_history import Position
 
 IDS = MessageIdGenerator()
 

@@ -25,7 +25,7 @@ from chat.app import create_app
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
 from chat.gateway.connection import COMMAND_BYTES_HIGH, COMMANDS_HIGH, Connection
-from chat.gateway.runtime import STATE_KEY, Gateway
+from chat.gateway.runtime import Gateway
 from tests.api_client import Api
 from tests.gateway.live import (
     TIMEOUT,
@@ -86,7 +86,7 @@ async def test_commands_arriving_faster_than_they_run_pause_reading_and_all_are_
         )
         while orjson.loads(await ws.recv()).get("ref") != "warm":  # membership now cached
             pass
-        gateway = state["app"].extras[STATE_KEY]
+        gateway = state["app"].gateway
         assert isinstance(gateway, Gateway)
         (connection,) = [c for c in gateway.connections if c.client is not None]
         assert isinstance(connection, Connection)
@@ -155,7 +155,7 @@ async def test_large_commands_pause_reading_by_their_bytes_before_their_count(
         c = WsClient(ws)
         await c.expect("welcome")
         await c.request(type="history", event_id=event_id)  # membership now cached
-        gateway = state["app"].extras[STATE_KEY]
+        gateway = state["app"].gateway
         assert isinstance(gateway, Gateway)
         (connection,) = [
             conn

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cassandra import OperationTimedOut
 
-from chat.store.messages import MessageStore
+from chat.store.cql.messages import MessageStore
 from tests.api_client import Api
 from tests.gateway.live import client, is_message, users_and_event
 

@@ -7,8 +7,8 @@ order (the store's), and a frame is only released once nothing below it can stil
 from __future__ import annotations
 
 from chat.domain.messages import MessageIdGenerator
+from chat.domain.position import Position
 from chat.gateway.ordering import Held, OrderMerge, Settled
-from chat.store.message_history import Position
 
 EVENT = 7
 

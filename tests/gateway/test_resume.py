@@ -8,11 +8,12 @@ import orjson
 
 from chat.config import Settings
 from chat.domain.messages import NewMessage, SendAck, encode_cursor
+from chat.domain.position import Position
 from chat.gateway.hub import LocalHub, Mailbox
 from chat.gateway.resume import PendingSubscription, newest_below, replay
-from chat.store.cql import CqlStore
-from chat.store.message_history import BEGINNING_CURSOR, MessageHistory, Position
-from chat.store.messages import MessageStore
+from chat.store.cql.message_history import BEGINNING_CURSOR, MessageHistory
+from chat.store.cql.messages import MessageStore
+from chat.store.driver.session import CqlStore
 
 
 async def _stored(store: MessageStore, event_id: int, count: int) -> list[SendAck]:

@@ -7,11 +7,11 @@ import secrets
 import orjson
 
 from chat.domain.messages import NewMessage, SendAck
+from chat.domain.position import Position
 from chat.gateway.background import BackgroundTasks
 from chat.gateway.hub import LocalHub, Mailbox
 from chat.gateway.send_order import SendOrder
-from chat.store.message_history import Position
-from chat.store.messages import MessageStore
+from chat.store.cql.messages import MessageStore
 
 
 def _event_with_a_reader(store: MessageStore) -> tuple[int, LocalHub, Mailbox]:

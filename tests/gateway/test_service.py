@@ -13,14 +13,16 @@ import pytest
 
 from chat.config import Settings
 from chat.domain.messages import Message, MessageIdGenerator, NewMessage, SendAck
+from chat.domain.position import Position
 from chat.errors import ServiceUnavailable
 from chat.gateway.hub import LocalHub, Mailbox
 from chat.gateway.membership import Membership
 from chat.gateway.protocol import Subscribe
-from chat.gateway.service import ChatService, Identity, Stores
+from chat.gateway.service import ChatService, Identity
 from chat.metrics import Metrics
 from chat.state import AppState
-from chat.store.message_history import MessagePage, Position
+from chat.store.cql.message_history import MessagePage
+from chat.store.stores import Stores
 
 _PAST_NS = 1_700_000_000_000_000_000
 
@@ -83,9 +85,7 @@ async def test_a_subscribe_ended_by_a_resync_while_it_was_set_up_is_not_answered
 ) -> None:
     unread = _Unread()
     stores = cast(Stores, SimpleNamespace(messages=None, history=_History(), unread=unread))
-    state = cast(
-        AppState, SimpleNamespace(settings=settings, tokens=None, metrics=Metrics(), extras={})
-    )
+    state = cast(AppState, SimpleNamespace(settings=settings, tokens=None, metrics=Metrics()))
     ids = MessageIdGenerator()
     hub = LocalHub(lambda: Position.after_ticks(ids.floor_ticks()))
     service = ChatService(state, hub, stores, cast(Membership, _Membership()))

@@ -56,7 +56,7 @@ async def test_concurrent_readyz_requests_share_one_probe_and_reuse_it_for_a_sec
         await asyncio.sleep(0.3)
 
     async with served(settings) as (http, state):
-        state.extras.setdefault("readiness_checks", {})["slow"] = slow_check
+        state.readiness_checks["slow"] = slow_check
         answers = await asyncio.gather(*(http.get("/readyz") for _ in range(20)))
         assert {a.status_code for a in answers} == {200}
         assert calls == 1, "20 concurrent probes ran the checks once"
@@ -82,7 +82,7 @@ async def test_a_failing_check_is_named_without_its_exception_text_which_goes_to
         await asyncio.sleep(60)
 
     async with served(settings) as (http, state):
-        checks = state.extras.setdefault("readiness_checks", {})
+        checks = state.readiness_checks
         checks["leaky"] = leaky_check
         checks["hung"] = hung_check
         with caplog.at_level(logging.WARNING, logger="chat.api.health"):

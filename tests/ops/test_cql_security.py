@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from chat.config import Settings
 from chat.embedded.cql.process import EmbeddedCqlServer
-from chat.store.cql import CqlStore, open_cql
+from chat.store.driver.session import CqlStore, open_cql
 from tests.tls import Authority, Issued, make_authority, server_context, tls_proxy
 
 REACTORS = ["app-loop", "libev"]
@@ -48,7 +48,7 @@ async def tls_store(
         configured = settings.model_copy(
             update={"cql_contact_points": "127.0.0.1", "cql_port": port, **tls}
         )
-        async with open_cql(configured, migrate=False) as store:
+        async with open_cql(configured) as store:
             yield store
 
 
@@ -131,7 +131,7 @@ async def test_a_node_that_demands_a_client_certificate_gets_the_configured_one(
 def test_an_unreadable_ca_file_is_a_configuration_error_naming_the_setting(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from chat.store.cql import cql_ssl_context
+    from chat.store.driver.session import cql_ssl_context
 
     missing = settings.model_copy(update={"cql_tls_ca_file": tmp_path / "absent.pem"})
     with pytest.raises(ValueError, match="CHAT_CQL_TLS_CA_FILE: cannot load"):
@@ -144,7 +144,7 @@ async def test_the_cql_credentials_reach_the_driver_auth_provider(settings: Sett
     configured = settings.model_copy(
         update={"cql_username": "chat", "cql_password": SecretStr("s3cret-for-the-test")}
     )
-    async with open_cql(configured, migrate=False) as store:
+    async with open_cql(configured) as store:
         await store.ping()
         provider = store.cluster.auth_provider
         assert isinstance(provider, PlainTextAuthProvider)
@@ -175,7 +175,7 @@ async def test_the_configured_cql_credentials_get_the_store_in(
         cql_password=SecretStr("s3cret-for-the-test"),
         cql_reactor=reactor,
     )
-    async with open_cql(configured, migrate=False) as store:
+    async with open_cql(configured) as store:
         await store.ping()
 
 
@@ -189,5 +189,5 @@ async def test_wrong_or_missing_cql_credentials_are_refused(
 ) -> None:
     configured = _at(settings, guarded_server, **credentials)
     with pytest.raises(NoHostAvailable):
-        async with open_cql(configured, migrate=False):
+        async with open_cql(configured):
             pass

@@ -1,0 +1,1 @@
+"""The PostgreSQL stores (users, events, slots, payments, OAuth tokens) and their migrations."""
