@@ -30,7 +30,7 @@ class ChatError(Exception):
     """
 
     status: ClassVar[int] = 500
-    code: ClassVar[str] = "internal_error"
+    code: str = "internal_error"
     title: ClassVar[str] = "Internal server error"
 
     def __init__(
@@ -171,3 +171,32 @@ class TooManyConnections(RateLimited):
 
     code = "too_many_connections"
     title = "Too many connections"
+
+
+class FrameError(ChatError):
+    """A WebSocket client frame the gateway cannot act on: answered with one ``error`` frame,
+    never a close.
+
+    ``code`` is one of the gateway's error codes (:class:`chat.gateway.codes.ErrorCode`), set
+    per frame rather than per class; ``ref`` is the ``id`` of the frame it answers, ``field``
+    the field at fault, ``retry_after_ms`` when a refused frame may be sent again.
+    """
+
+    status = 400
+    title = "Frame refused"
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        ref: int | str | None = None,
+        field: str | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+        self.field = field
+        self.retry_after_ms = retry_after_ms

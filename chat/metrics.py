@@ -252,9 +252,8 @@ class Metrics:
             registry=r,
         )
         self._in_children: dict[type, Counter] = {}
-        self._out_children: dict[str, Counter] = {}
         self._error_children: dict[type, Counter] = {}
-        self._frames_out_other = self.frames_out.labels("other")
+        self.frames_out.labels("other")  # reported from the start, like the per-type series
         for gauge in (
             self.connections,
             self.subscriptions,
@@ -322,21 +321,6 @@ class Metrics:
             name = getattr(cls, "frame_type", None) or cls.__name__.lower()
             child = self._in_children[cls] = self.frames_in.labels(str(name))
         child.inc()
-
-    def frame_out(self, frame: str) -> None:
-        """Count one frame written to a client, by its ``type`` (server frames start with it)."""
-        if frame.startswith('{"type":"'):
-            end = frame.find('"', 9)
-            kind = frame[9:end]
-            child = self._out_children.get(kind)
-            if child is None:
-                if len(self._out_children) >= 64:  # server frame types are few; stay bounded
-                    self._frames_out_other.inc()
-                    return
-                child = self._out_children[kind] = self.frames_out.labels(kind)
-            child.inc()
-        else:
-            self._frames_out_other.inc()
 
     def driver_error(self, exc: BaseException) -> None:
         """Count one failed store request by its exception class."""

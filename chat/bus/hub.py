@@ -1,12 +1,16 @@
 """The multi-node :class:`~chat.gateway.hub.Hub`: local mailboxes plus NATS between nodes.
 
-Each node keeps its own connections in the in-process :class:`LocalHub` (reused, not copied)
-and uses core NATS (no JetStream: the store is the source of truth, the bus only fans out):
+A plug-in of the gateway's hub: each node keeps its own connections in an in-process
+:class:`~chat.gateway.hub.LocalHub` that :class:`NatsHub` wraps (and tells who is subscribed
+elsewhere, as its :class:`~chat.gateway.peers.Peers`), and uses core NATS (no JetStream: the
+store is the source of truth, the bus only fans out):
 
 - ``chat.event.<id>`` carries every frame published to an event, **encoded once** by the node
   that made it; headers say which node sent it (``n``), its per-(node, event) sequence number
-  (``s``, :mod:`chat.bus.sequences`), the message's position and sender for ``message``
-  frames (``p``, ``u``) and the user to leave out (``x``). A node subscribes to an event's
+  (``s``, :mod:`chat.bus.sequences`), the frame's kind (``k``: ``message``, ``typing`` or
+  ``frame``), the message's position and sender for ``message`` frames (``p``, ``u``), the
+  typing users for ``typing`` frames (``ty``) and the user to leave out (``x``). Receivers
+  go by these headers and never look into the encoded frame. A node subscribes to an event's
   subject only while one of its connections does, and :meth:`NatsHub.ready` waits until NATS
   confirmed that interest.
 - ``chat.node`` is the node-level subject, numbered per node (``s``): every message carries
@@ -40,17 +44,15 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
-from chat.bus.connect_options import is_encrypted
 from chat.bus.outbox import Outbox
 from chat.bus.presence import PRESENCE_PART_BYTES, PresenceTable, presence_parts, set_typing
 from chat.bus.probe import BusProbe
@@ -68,8 +70,16 @@ from chat.domain.messages import Message
 from chat.domain.position import Position
 from chat.errors import ServiceUnavailable
 from chat.gateway import frames
+from chat.gateway.background import BackgroundTasks
 from chat.gateway.event_status import EventStatuses
-from chat.gateway.hub import LatestKey, LocalHub, Mailbox, SendTicket, Subscription
+from chat.gateway.hub import (
+    LatestKey,
+    LocalHub,
+    Mailbox,
+    MessageListener,
+    SendTicket,
+    Subscription,
+)
 from chat.gateway.membership import Membership
 from chat.gateway.ordering import Held, OpenSend, OrderMerge, Settled, process_floor
 from chat.metrics import Metrics
@@ -88,7 +98,6 @@ FLOOR_INTERVAL = 0.01
 BUSY_SECONDS = 1.0
 """How long after the last send opened anywhere a node keeps announcing its floor that often."""
 DEFAULT_OUTBOX_BYTES = 8 * 1024 * 1024
-_TYPING_PREFIX = b'{"type":"typing"'
 
 Resync = Callable[[int | None], None]
 """Ends local subscriptions so clients resume: of one event, or of all (None)."""
@@ -104,8 +113,9 @@ class _EventInterest:
     """When NATS confirmed it (``time.monotonic()``): frames of the event reach us from then."""
 
 
-class NatsHub(LocalHub):
-    """A :class:`LocalHub` whose events, presence, order and per-user frames span every node."""
+class NatsHub:
+    """A :class:`~chat.gateway.hub.Hub` whose events, presence, order and per-user frames span
+    every node: a :class:`LocalHub` for this node's connections, NATS for the others."""
 
     def __init__(
         self,
@@ -122,7 +132,8 @@ class NatsHub(LocalHub):
     ) -> None:
         self._base_id = node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._incarnation = 0
-        super().__init__(own_floor, node_id=self._base_id, clock=clock)
+        self._presence = PresenceTable(clock, presence_ttl)
+        self._local = LocalHub(own_floor, node_id=self._base_id, clock=clock, peers=self._presence)
         self.nc = nc
         self.heartbeat = presence_heartbeat
         self.ttl = presence_ttl
@@ -130,7 +141,6 @@ class NatsHub(LocalHub):
         self.bus_up = True
         self.on_resync: Resync | None = None
         self.on_trouble: Callable[[], None] | None = None
-        self._presence = PresenceTable(clock, presence_ttl)
         self._interest: dict[int, _EventInterest] = {}
         self._sent_presence: dict[int, frozenset[int]] = {}
         self._typing: dict[int, set[int]] = {}
@@ -151,7 +161,7 @@ class NatsHub(LocalHub):
         self._relays = Relays(self._node_message)
         self._tasks: list[asyncio.Task[None]] = []
         self._node_sub: NatsSubscription | None = None
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending = BackgroundTasks()
         self._closing = False
         self._probe = BusProbe(nc, self._base_id)
         self._settling: Settling | None = None
@@ -199,10 +209,7 @@ class NatsHub(LocalHub):
         self._closing = True
         self._relays.close()
         # Interest being set up or torn down: the connection is about to be drained anyway.
-        pending = list(self._pending)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await self._pending.cancel()
         if self._settling is not None:
             await self._settling.close()
         for interest in self._interest.values():
@@ -230,6 +237,45 @@ class NatsHub(LocalHub):
         self._relays.statuses(statuses)
 
     # ---------------------------------------------------------------- Hub
+
+    @property
+    def node_id(self) -> str:
+        """The name this node goes by in the order (a new one after each retirement)."""
+        return self._local.node_id
+
+    @property
+    def order(self) -> OrderMerge:
+        """The cross-node order merge of the current node id."""
+        return self._local.order
+
+    @property
+    def on_message(self) -> MessageListener | None:
+        return self._local.on_message
+
+    @on_message.setter
+    def on_message(self, listener: MessageListener | None) -> None:
+        self._local.on_message = listener
+
+    def connect(self, mailbox: Mailbox) -> None:
+        self._local.connect(mailbox)
+
+    def disconnect(self, mailbox: Mailbox) -> list[int]:
+        events = self._local.disconnect(mailbox)
+        for event_id in events:
+            self._local_changed(event_id)
+        return events
+
+    def subscribe(self, mailbox: Mailbox, event_id: int) -> Subscription:
+        return self._local.subscribe(mailbox, event_id)
+
+    def replay_bound(self, event_id: int) -> Position:
+        return self._local.replay_bound(event_id)
+
+    def subscribers(self, event_id: int) -> list[Mailbox]:
+        return self._local.subscribers(event_id)
+
+    def changed(self, event_id: int | None) -> None:
+        self._local.changed(event_id)
 
     def may_write(self) -> bool:
         now = self._clock()
@@ -264,11 +310,6 @@ class NatsHub(LocalHub):
                 self._drop_interest(event_id)
             raise ServiceUnavailable("the event bus did not answer; subscribe again") from exc
 
-    def _watch(self, event_id: int) -> None:
-        # Sends that settled before this node listened to the event may lie above the bound:
-        # the store is read above it once NATS confirmed the interest.
-        self.order.watch(event_id, catch_up=True)
-
     async def _listen(self, event_id: int, interest: _EventInterest) -> None:
         async def deliver(msg: Msg) -> None:
             if self._interest.get(event_id) is interest:
@@ -301,17 +342,17 @@ class NatsHub(LocalHub):
                 await interest.sub.unsubscribe()
 
     def announce(self, subscription: Subscription) -> None:
-        super().announce(subscription)
+        self._local.announce(subscription)
         self._local_changed(subscription.event_id)
 
     def unsubscribe(self, mailbox: Mailbox, event_id: int) -> bool:
-        found = super().unsubscribe(mailbox, event_id)
+        found = self._local.unsubscribe(mailbox, event_id)
         if found:
             self._local_changed(event_id)
         return found
 
     def open_send(self, event_id: int, message_id: uuid.UUID, claim_key: str) -> SendTicket:
-        ticket = super().open_send(event_id, message_id, claim_key)
+        ticket = self._local.open_send(event_id, message_id, claim_key)
         self._opened.append([event_id, position_hex(ticket.position), claim_key])
         self._busy_until = self._clock() + BUSY_SECONDS
         self._schedule_flush()
@@ -324,9 +365,9 @@ class NatsHub(LocalHub):
             self._publish_event(
                 ticket.event_id,
                 frames.message(message),
-                {"p": position_hex(ticket.position), "u": str(message.sender_id)},
+                _message_headers(ticket.position, message),
             )
-        super().settle_send(ticket, message)
+        self._local.settle_send(ticket, message)
         self._settled.append(
             [ticket.event_id, position_hex(ticket.position), int(message is not None)]
         )
@@ -340,20 +381,24 @@ class NatsHub(LocalHub):
         exclude_user: int | None = None,
         latest: LatestKey | None = None,
     ) -> None:
-        if frame.startswith(_TYPING_PREFIX):
-            set_typing(self._typing, event_id, orjson.loads(frame)["user_ids"])
-            LocalHub.publish(
-                self,
-                event_id,
-                self._merged_typing(event_id),
-                exclude_user=exclude_user,
-                latest=_typing_key(event_id),
-            )
-        else:
-            LocalHub.publish(self, event_id, frame, exclude_user=exclude_user, latest=latest)
-        self._publish_event(
-            event_id, frame, {} if exclude_user is None else {"x": str(exclude_user)}
-        )
+        self._local.publish(event_id, frame, exclude_user=exclude_user, latest=latest)
+        headers = {"k": "frame"}
+        if exclude_user is not None:
+            headers["x"] = str(exclude_user)
+        self._publish_event(event_id, frame, headers)
+
+    def publish_typing(
+        self, event_id: int, user_ids: Iterable[int], *, exclude_user: int | None = None
+    ) -> None:
+        """This node's typists, merged with the other nodes' for local subscribers; the
+        others get this node's set and merge it with theirs."""
+        users = sorted(user_ids)
+        set_typing(self._typing, event_id, users)
+        self._local.publish_typing(event_id, self._typists(event_id), exclude_user=exclude_user)
+        headers = {"k": "typing", "ty": ",".join(map(str, users))}
+        if exclude_user is not None:
+            headers["x"] = str(exclude_user)
+        self._publish_event(event_id, frames.typing(event_id, users), headers)
 
     def send_to_user(
         self,
@@ -363,17 +408,14 @@ class NatsHub(LocalHub):
         exclude: Mailbox | None = None,
         latest: LatestKey | None = None,
     ) -> None:
-        super().send_to_user(user_id, frame, exclude=exclude, latest=latest)
+        self._local.send_to_user(user_id, frame, exclude=exclude, latest=latest)
         body: dict[str, Any] = {"k": "user", "u": user_id, "f": frame.decode()}
         if latest is not None:
             body["l"] = list(latest)
         self._node_message(body)
 
     def online(self, event_id: int) -> set[int]:
-        return self.local_online(event_id) | self._presence.users(event_id)
-
-    def _present_elsewhere(self, event_id: int, user_id: int) -> bool:
-        return self._presence.present(event_id, user_id)
+        return self._local.online(event_id)
 
     def unchanged_since(self, event_id: int) -> float | None:
         """As in one process, but other nodes' changes arrive over NATS: known only while the
@@ -383,7 +425,7 @@ class NatsHub(LocalHub):
         interest = self._interest.get(event_id)
         if not self.bus_up or interest is None or interest.ready_at is None:
             return None
-        since = super().unchanged_since(event_id)
+        since = self._local.unchanged_since(event_id)
         return None if since is None else max(since, interest.ready_at)
 
     # ---------------------------------------------------------------- outgoing
@@ -430,11 +472,11 @@ class NatsHub(LocalHub):
 
     def _local_changed(self, event_id: int) -> None:
         """Tell other nodes this node's users of the event changed; drop unused interest."""
-        if event_id not in self._topics:
+        if not self._local.has_topic(event_id):
             interest = self._drop_interest(event_id)
             if interest is not None and interest.ready.done():
                 self._background(self._unlisten(interest))
-        users = frozenset(self.local_online(event_id))
+        users = frozenset(self._local.local_online(event_id))
         if self._sent_presence.get(event_id, frozenset()) == users:
             return
         if users:
@@ -521,21 +563,19 @@ class NatsHub(LocalHub):
         if stamp is not None:
             self._observe_lag(max(0.0, time.time() - float(stamp)))
         position = headers.get("p")
-        if position is not None:
+        if position is not None:  # a message frame (``k`` says so too; older nodes omit it)
             held = Held(position_of(position), msg.data.decode(), int(headers.get("u", "0")))
             self.order.message_frame(event_id, held, origin)
             return
         exclude = headers.get("x")
         exclude_user = int(exclude) if exclude is not None else None
-        if msg.data.startswith(_TYPING_PREFIX):
-            node = self._presence.node(origin)
-            set_typing(node.typing, event_id, orjson.loads(msg.data)["user_ids"])
-            frame = self._merged_typing(event_id)
-            LocalHub.publish(
-                self, event_id, frame, exclude_user=exclude_user, latest=_typing_key(event_id)
-            )
+        if headers.get("k") == "typing":
+            typists = [int(u) for u in headers.get("ty", "").split(",") if u]
+            set_typing(self._presence.node(origin).typing, event_id, typists)
+            users = self._typists(event_id)
+            self._local.publish_typing(event_id, users, exclude_user=exclude_user)
             return
-        LocalHub.publish(self, event_id, msg.data, exclude_user=exclude_user)
+        self._local.publish(event_id, msg.data, exclude_user=exclude_user)
 
     async def _on_node(self, msg: Msg) -> None:
         try:
@@ -596,7 +636,7 @@ class NatsHub(LocalHub):
             self._count_delivered()
             key = body.get("l")
             latest = (str(key[0]), int(key[1])) if key else None
-            LocalHub.send_to_user(self, int(body["u"]), str(body["f"]).encode(), latest=latest)
+            self._local.send_to_user(int(body["u"]), str(body["f"]).encode(), latest=latest)
         else:
             self._relays.received(kind, body)
 
@@ -630,17 +670,15 @@ class NatsHub(LocalHub):
             return
         self._announce_changes({e: self.online(e) | u for e, u in node.events.items()})
         for event_id in node.typing:  # only events where some of its users were typing
-            LocalHub.publish(
-                self, event_id, self._merged_typing(event_id), latest=_typing_key(event_id)
-            )
+            self._local.publish_typing(event_id, self._typists(event_id))
         self._sequences.forget_node(origin)
 
     def _announce_changes(self, before: dict[int, set[int]]) -> None:
         for event_id, was in before.items():
             now = self.online(event_id)
             joined, left = sorted(now - was), sorted(was - now)
-            if (joined or left) and event_id in self._topics:
-                self._presence_changed(event_id, joined=joined, left=left)
+            if (joined or left) and self._local.has_topic(event_id):
+                self._local.presence_changed(event_id, joined=joined, left=left)
 
     def _expire(self) -> None:
         for origin in self._presence.expired():
@@ -653,9 +691,9 @@ class NatsHub(LocalHub):
         if dead:
             self._trouble()
 
-    def _merged_typing(self, event_id: int) -> bytes:
-        users = set(self._typing.get(event_id, ())) | self._presence.typists(event_id)
-        return frames.typing(event_id, users)
+    def _typists(self, event_id: int) -> set[int]:
+        """Users typing in the event on any node."""
+        return set(self._typing.get(event_id, ())) | self._presence.typists(event_id)
 
     def _orphan_settled(self, send: OpenSend, outcome: Settled, message: Message | None) -> None:
         """This node settled an orphan: publish it (when stored) and announce the outcome."""
@@ -664,16 +702,14 @@ class NatsHub(LocalHub):
             self._publish_event(
                 send.event_id,
                 frames.message(message),
-                {"p": position_hex(send.position), "u": str(message.sender_id)},
+                _message_headers(send.position, message),
             )
         entry = [send.node_id, send.event_id, position_hex(send.position), int(outcome.published)]
         self._orphans_settled.append(entry)
         self._schedule_flush()
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._pending.spawn(work)
 
     def _server(self) -> str:
         """``host:port`` of the NATS server this node is connected to (for log lines)."""
@@ -729,18 +765,12 @@ class NatsHub(LocalHub):
         opens = old.local_opens()
         settled, self._settled = self._settled, []  # not announced yet: goes with the news
         self._incarnation += 1
-        self.order = OrderMerge(
-            f"{self._base_id}~{self._incarnation}",
-            self._own_floor,
-            self._release,
-            clock=self._clock,
-            stored=self._message_stored,
-        )
+        order = self._local.renew_order(f"{self._base_id}~{self._incarnation}")
         # Nothing of the old id's view is kept: it may have taken live nodes for dead (frozen,
         # it heard nobody); the new id learns every node afresh, its late frames included.
-        self.order.node_gone(old.node_id, opens)
-        for event_id in self._topics:
-            self.order.watch(event_id)
+        order.node_gone(old.node_id, opens)
+        for event_id in self._local.events():
+            order.watch(event_id)
         self._retired.append((old.node_id, opens, settled))
         self._node_seq = 0
         self._opened, self._orphans_settled = [], []
@@ -786,65 +816,6 @@ class NatsHub(LocalHub):
         self._publish_retired()
 
 
-def _typing_key(event_id: int) -> LatestKey:
-    """``typing`` frames carry the whole current set: a newer one supersedes a queued one."""
-    return ("typing", event_id)
-
-
-@contextlib.asynccontextmanager
-async def open_nats_hub(
-    url: str, connect_options: Mapping[str, Any] | None = None, **options: Any
-) -> AsyncIterator[NatsHub]:
-    """Connect to NATS (reconnecting forever) and run a :class:`NatsHub` on it.
-
-    ``connect_options`` carry the credentials and TLS context
-    (:func:`chat.bus.connect_options.nats_connect_options`); with a TLS context, a connection
-    the server left in plaintext is refused (closed), at start and after every reconnect.
-    """
-    hub: NatsHub | None = None
-    tls_required = (connect_options or {}).get("tls") is not None
-
-    async def on_disconnect() -> None:
-        if hub is not None:
-            await hub.disconnected()
-
-    async def on_reconnect() -> None:
-        if tls_required and not is_encrypted(nc):
-            log.error("NATS server %s did not start TLS; closing the bus connection", url)
-            await nc.close()
-            return
-        if hub is not None:
-            await hub.reconnected()
-
-    async def on_error(exc: Exception) -> None:
-        log.warning("NATS: %r", exc)
-
-    nc = await nats.connect(
-        servers=[url],
-        name=f"timingle-chat-{os.getpid()}",
-        connect_timeout=2,
-        reconnect_time_wait=0.25,
-        max_reconnect_attempts=-1,
-        ping_interval=5,
-        max_outstanding_pings=2,
-        disconnected_cb=on_disconnect,
-        reconnected_cb=on_reconnect,
-        error_cb=on_error,
-        **(connect_options or {}),
-    )
-    if tls_required and not is_encrypted(nc):
-        await nc.close()
-        raise ConnectionError(
-            f"the NATS server at {url} did not start TLS, which the CHAT_NATS_TLS* settings "
-            "ask for; enable TLS on the server (a `tls {}` block makes it require TLS)"
-        )
-    hub = NatsHub(nc, **options)
-    try:
-        await hub.start()
-        yield hub
-    finally:
-        await hub.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(nc.drain(), 2.0)
-        with contextlib.suppress(Exception):
-            await nc.close()
+def _message_headers(position: Position, message: Message) -> dict[str, str]:
+    """What a receiving node needs of a ``message`` frame: its place in the order, its sender."""
+    return {"k": "message", "p": position_hex(position), "u": str(message.sender_id)}

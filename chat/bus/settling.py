@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from chat.domain.messages import Message
 from chat.domain.position import Position
 from chat.gateway import frames
+from chat.gateway.background import BackgroundTasks
 from chat.gateway.ordering import CatchUp, Fetch, Held, OpenSend, OrderMerge, Settled
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class Settling:
         self._source = source
         self._orphan_settled = orphan_settled
         self._running: set[Hashable] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
 
     def run(self, *, orphans_older_than: float) -> None:
         """Start whatever is asked and not under way (cheap when nothing is): the orphans of
@@ -83,9 +84,7 @@ class Settling:
             self._spawn(key, self._settle_orphan(merge, send))
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     def _spawn(self, key: Hashable, work: Coroutine[Any, Any, None]) -> None:
         if key in self._running:
@@ -103,9 +102,7 @@ class Settling:
             finally:
                 self._running.discard(key)
 
-        task = asyncio.get_running_loop().create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(guarded())
 
     async def _catch_up(self, merge: OrderMerge, catch_up: CatchUp) -> None:
         found = await self._source.read_after(catch_up.event_id, catch_up.after)

@@ -32,7 +32,7 @@ from chat.client.backoff import DEFAULT_BACKOFF, Backoff
 from chat.client.errors import ClientClosed, ConnectionLost, RequestFailed
 from chat.client.events import Event, UnknownFrame
 from chat.client.session import ClientSession, Phase
-from chat.gateway.frames import ErrorCode
+from chat.gateway.codes import ErrorCode
 from chat.gateway.server_frames import (
     Ack,
     HistoryPage,

@@ -63,7 +63,7 @@ from chat.client.errors import (
 )
 from chat.client.events import Disconnected, Event, UnknownFrame, parse_frame
 from chat.errors import ChatError
-from chat.gateway.frames import CloseCode, ErrorCode
+from chat.gateway.codes import CloseCode, ErrorCode
 from chat.gateway.server_frames import (
     ErrorFrame,
     MessagePosted,

@@ -2,7 +2,7 @@
 
 It is generated, as the OpenAPI document is from the REST routes, from the declarations the
 gateway itself works with: the client frame models it validates every incoming frame with
-(:data:`chat.gateway.frames.CLIENT_FRAMES`), the server frame models that describe what its
+(:data:`chat.gateway.client_frames.CLIENT_FRAMES`), the server frame models that describe what its
 builders send (:data:`chat.gateway.server_frames.SERVER_FRAMES`), which answer each request
 gets (:data:`~chat.gateway.server_frames.ANSWERS`), the error codes and the close codes. A test
 keeps the document and the gateway equal both ways.
@@ -26,7 +26,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chat import __version__
-from chat.gateway.frames import CLIENT_FRAMES, CloseCode, ErrorCode
+from chat.gateway.client_frames import CLIENT_FRAMES
+from chat.gateway.codes import CloseCode, ErrorCode
 from chat.gateway.server_frames import (
     ANSWERS,
     EXAMPLE_CURSOR,

@@ -4,15 +4,14 @@ A thin adapter in the python-websockets mould: every protocol decision is the
 :class:`~chat.gateway.protocol.Session`'s, every chat decision the
 :class:`~chat.gateway.service.ChatService`'s. A connection runs four small loops:
 
-- the **reader**: under the gateway's uvicorn protocol each received frame is handed to
-  :meth:`Connection._on_frame` by a plain call from the protocol's ``data_received``
-  (:meth:`TransportControl.on_frame`) — no ASGI queue, no task wake-up, no pausing and resuming
-  of the socket per frame — and the endpoint coroutine only waits for the disconnect; under
-  any other server the endpoint coroutine reads frames through ASGI;
+- the **reader**: each received frame is handed to :meth:`Connection._on_frame` by a plain
+  call from the gateway's uvicorn protocol's ``data_received`` (:meth:`TransportControl.
+  on_frame`) — no ASGI queue, no task wake-up, no pausing and resuming of the socket per
+  frame — and the endpoint coroutine only waits for the disconnect;
 - the **worker** runs the session's commands on the service one at a time, in order (a client
   that sends ``subscribe`` then ``send`` relies on it), and reports each outcome back;
-- the **writer** drains the bounded :class:`~chat.gateway.hub.Mailbox` into the socket. Under
-  the gateway's uvicorn protocol a put into the mailbox schedules one *flush* callback (once
+- the **writer** drains the bounded :class:`~chat.gateway.hub.Mailbox` into the socket. A
+  put into the mailbox schedules one *flush* callback (once
   per pass of the event loop, however many frames arrive in it) that writes everything queued
   in one transport write (:meth:`TransportControl.write_texts`) — no task wake-up per write-up,
   and not one ASGI ``send`` per frame, which was the largest cost of a fanned-out message.
@@ -36,8 +35,12 @@ A thin adapter in the python-websockets mould: every protocol decision is the
 
 An unexpected exception anywhere closes the connection with 1011; the traceback is logged and
 nothing internal reaches the client. Server shutdown calls :meth:`Connection.shutdown` (through
-the transport's shutdown hook under uvicorn, else from ``Gateway.close``): every command already
-received is answered or failed, then the connection closes with 1001.
+the transport's shutdown hook, or from ``Gateway.close``): every command already received is
+answered or failed, then the connection closes with 1001.
+
+There is one I/O path: the gateway runs on its own uvicorn protocol
+(:class:`~chat.gateway.transport.GatewayWebSocketProtocol`, which ``chat serve`` uses), and
+the endpoint refuses a WebSocket served by anything else (see :mod:`chat.gateway.runtime`).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chat.auth import bearer_token
 from chat.domain.messages import SendAck
 from chat.errors import ChatError, ServiceUnavailable, Unauthorized
-from chat.gateway.frames import CloseCode
+from chat.gateway.codes import CloseCode
 from chat.gateway.hub import EndReason, Mailbox
 from chat.gateway.protocol import (
     Authenticate,
@@ -76,7 +79,7 @@ from chat.gateway.protocol import (
     command_bytes,
 )
 from chat.gateway.service import Client
-from chat.gateway.transport import EXTENSION, WRITE_BUFFER_HIGH, TransportControl
+from chat.gateway.transport import WRITE_BUFFER_HIGH, TransportControl
 from chat.metrics import Metrics
 from chat.store.driver.failures import DEPENDENCY_ERRORS
 
@@ -121,9 +124,9 @@ frame): a batch never overfills the transport's bounded buffer by more than that
 class FrameCounter:
     """``chat_ws_frames_out_total{type}`` counted per written batch, not per frame.
 
-    ``Metrics.frame_out`` costs a locked counter increment per frame; the writer writes a
-    batch at a time, so it counts the batch's frames by type first (server frames start with
-    ``{"type":"<type>"``) and increments each type's counter once.
+    A counter increment is locked; the writer writes a batch at a time, so it counts the
+    batch's frames by type first (server frames start with ``{"type":"<type>"``) and
+    increments each type's counter once.
     """
 
     MAX_TYPES = 64
@@ -163,7 +166,7 @@ def _frame_type(frame: str) -> str:
 class Connection:
     """One WebSocket client: its session, its mailbox and the tasks that serve it."""
 
-    def __init__(self, websocket: WebSocket, gateway: Gateway) -> None:
+    def __init__(self, websocket: WebSocket, gateway: Gateway, control: TransportControl) -> None:
         self.ws = websocket
         self.gateway = gateway
         loop = asyncio.get_running_loop()
@@ -202,16 +205,12 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._shutdown: asyncio.Task[None] | None = None
-        extension = websocket.scope.get("extensions", {}).get(EXTENSION)
-        self.control = extension if isinstance(extension, TransportControl) else None
-        self._batches = (
-            self.control if self.control is not None and self.control.can_send_batches else None
-        )
+        self.control = control
         self._loop = loop
         self._flush_pending = False
         self._write_stopped = False
         self._frames_out = gateway.frames_out
-        self.mailbox.set_waiter(self._wake.set if self._batches is None else self._frames_queued)
+        self.mailbox.set_waiter(self._frames_queued)
         self.done = asyncio.Event()
 
     @property
@@ -247,17 +246,15 @@ class Connection:
                 asyncio.create_task(self._work(), name="ws-worker"),
             ]
             self._schedule_tick()
-            if self.control is not None:
-                self.control.on_shutdown(self._server_shutting_down)
-                self.control.on_frame(self._on_frame)
+            self.control.on_shutdown(self._server_shutting_down)
+            self.control.on_frame(self._on_frame)
             self._pump()
             await self._read()
         except Exception:
             log.exception("WebSocket connection failed")
             await self._close_now(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            if self.control is not None:
-                self.control.on_shutdown(None)
+            self.control.on_shutdown(None)
             if self._tick_handle is not None:
                 self._tick_handle.cancel()
                 self._tick_handle = None
@@ -279,21 +276,10 @@ class Connection:
             self.done.set()
 
     async def _read(self) -> None:
-        """Until the disconnect: with :meth:`TransportControl.on_frame` that is all ASGI
-        brings, otherwise every frame comes this way too."""
-        while True:
-            message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if self.session.state >= State.CLOSING:
-                continue
-            self.metrics.frames_received.inc()
-            text, data = message.get("text"), message.get("bytes")
-            if text is not None:
-                self.session.receive_text(text)
-            elif data is not None:
-                self.session.receive_bytes(data)
-            self._pump()
+        """Until the disconnect: frames come through :meth:`_on_frame`
+        (:meth:`TransportControl.on_frame`), so the disconnect is all ASGI brings."""
+        while (await self.ws.receive())["type"] != "websocket.disconnect":
+            pass
 
     def _on_frame(self, frame: str | bytes) -> None:
         """A frame from the client, called from the protocol's ``data_received``: it must not
@@ -331,8 +317,6 @@ class Connection:
         """Pause the socket's reading while commands pile up or the frame bucket is empty;
         read again when neither holds (and always once closing: the close must get through)."""
         control = self.control
-        if control is None:
-            return
         if self._close_code is None and (self._busy or self._frame_timer is not None):
             control.pause_reading()
         else:
@@ -368,17 +352,16 @@ class Connection:
         if self._close_code is not None:
             return
         self._close_code, self._close_reason, self._abort = code, reason, abort
-        if self.control is not None:
-            # Frames are ignored from now on; reading again lets the close handshake (or the
-            # disconnect) through even while commands wait.
-            self.control.resume_reading()
+        # Frames are ignored from now on; reading again lets the close handshake (or the
+        # disconnect) through even while commands wait.
+        self.control.resume_reading()
         if abort and self._writer is not None:
             self._writer.cancel()  # it waits for writability at most; nothing half-written
             self._closer = asyncio.create_task(self._close_now(code, reason), name="ws-closer")
         self._wake.set()
 
     def _frames_queued(self) -> None:
-        """The mailbox's waiter under batched writes: flush once the current callback is done
+        """The mailbox's waiter: flush once the current callback is done
         (so a fan-out to many mailboxes, or several frames for one, cost one write each)."""
         if not self._flush_pending:
             self._flush_pending = True
@@ -387,8 +370,8 @@ class Connection:
     def _flush(self) -> None:
         """Write what is queued if the transport takes it; else leave it to the writer task."""
         self._flush_pending = False
-        control = self._batches
-        if control is None or self._abort or self._write_stopped:
+        control = self.control
+        if self._abort or self._write_stopped:
             return
         if control.writable:
             try:
@@ -417,21 +400,18 @@ class Connection:
             count(batch)
 
     async def _write(self) -> None:
-        control = self._batches
+        """The writer task: takes over from :meth:`_flush` while the transport is paused, and
+        sends the close frame once everything queued before it is written."""
+        control = self.control
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                if control is not None:
-                    while not self._abort and not self._write_stopped and len(self.mailbox):
-                        await control.wait_writable()
-                        if self._abort:
-                            return
-                        self._write_available(control)
-                else:
-                    while not self._abort and (frame := self.mailbox.pop()) is not None:
-                        await self.ws.send_text(frame)
-                        self.metrics.frame_out(frame)
+                while not self._abort and not self._write_stopped and len(self.mailbox):
+                    await control.wait_writable()
+                    if self._abort:
+                        return
+                    self._write_available(control)
                 if self._abort:
                     return  # the closer task sends the close frame
                 if self._close_code is not None and not len(self.mailbox):
@@ -456,9 +436,8 @@ class Connection:
             log.debug("WebSocket close failed", exc_info=True)
 
     def _drop(self) -> None:
-        """Abort the socket (when the server lets us): the reader then sees the disconnect."""
-        if self.control is not None:
-            self.control.abort()
+        """Abort the socket: the reader then sees the disconnect."""
+        self.control.abort()
 
     def _too_slow(self, mailbox: Mailbox) -> None:
         self.metrics.slow_consumer_disconnects.inc()
@@ -477,8 +456,7 @@ class Connection:
         """Frames taken from the mailbox, and bytes the transport still holds: a client that
         reads moves one or the other (a megabyte page leaves the mailbox at once and then
         drains from the transport as fast as the client reads)."""
-        unsent = self.control.unsent_bytes if self.control is not None else 0
-        return self.mailbox.progress, unsent
+        return self.mailbox.progress, self.control.unsent_bytes
 
     def _check_stall(self) -> None:
         self._stall_timer = None

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import asyncpg
 
 from chat.domain.events import EventStatus
+from chat.gateway.ttl_cache import FOREVER, TtlCache
 from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
@@ -37,30 +38,28 @@ class EventStatuses:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
-        self._ttl = ttl_seconds
-        self._max = max_entries
-        self._clock = clock
-        self._cache: dict[int, tuple[EventStatus, float]] = {}
+        self._cache = TtlCache[int, EventStatus](ttl_seconds, max_entries, clock=clock)
         self.on_change: Listener | None = None
         """Told of every change made through :meth:`changed` (the bus relays it)."""
 
     async def status(self, event_id: int) -> EventStatus | None:
         """The event's status (None: no such event)."""
         cached = self._cache.get(event_id)
-        now = self._clock()
-        if cached is not None and (cached[0] is EventStatus.CANCELED or cached[1] > now):
-            return cached[0]
+        if cached is not None:
+            return cached
         async with self._pool.acquire() as conn:
             status = await event_store.event_status(conn, event_id)
         if status is not None:
-            if len(self._cache) >= self._max:
-                self._cache.clear()
-            self._cache[event_id] = (status, now + self._ttl)
+            self._remember(event_id, status)
         return status
+
+    def _remember(self, event_id: int, status: EventStatus) -> None:
+        # CANCELED is terminal: no later change can make the cached answer wrong.
+        self._cache.put(event_id, status, ttl=FOREVER if status is EventStatus.CANCELED else None)
 
     def changed(self, event_id: int, status: str) -> None:
         """The event's status changed (here or on another node): applied at once."""
-        self._cache[event_id] = (EventStatus(status), self._clock() + self._ttl)
+        self._remember(event_id, EventStatus(status))
         if self.on_change is not None:
             try:
                 self.on_change(event_id, status)

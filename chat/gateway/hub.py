@@ -11,8 +11,9 @@ that keep one slow phone from hurting everyone else:
   client: every message is in the store and ``subscribe`` with ``since`` replays it.
 
 Everything the chat service needs from fan-out is in the :class:`Hub` protocol: this module's
-:class:`LocalHub` implements it in one process, and the NATS hub (:mod:`chat.bus.hub`) across
-nodes, publishing to NATS and delivering to local mailboxes.
+:class:`LocalHub` implements it in one process. A cross-node fan-out (the NATS bus) is a
+plug-in: it wraps a :class:`LocalHub` for local delivery, publishes to the other nodes, and
+tells the local hub who is subscribed elsewhere through :class:`~chat.gateway.peers.Peers`.
 
 ``message`` frames reach subscribers only through the hub's :class:`~chat.gateway.ordering.
 OrderMerge`: the service opens a send when it assigns the id (:meth:`Hub.open_send`) and settles
@@ -36,7 +37,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -44,6 +45,7 @@ from chat.domain.messages import Message
 from chat.domain.position import Position
 from chat.gateway import frames
 from chat.gateway.ordering import Held, OrderMerge
+from chat.gateway.peers import Peers
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,11 @@ DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
 LatestKey = tuple[str, int]
 """What a latest-value frame supersedes: its kind and event, e.g. ``("typing", 7)``."""
+
+
+def typing_key(event_id: int) -> LatestKey:
+    """``typing`` frames carry the whole current set: a newer one supersedes a queued one."""
+    return ("typing", event_id)
 
 
 def frame_bytes(frame: str) -> int:
@@ -442,9 +449,15 @@ class Hub(Protocol):
         """Deliver a frame other than ``message`` to every subscriber of the event; never
         waits for any of them.
 
-        With ``latest`` the frame is a current value (``typing``): it supersedes a frame of
-        the same key still queued for a recipient (:meth:`Mailbox.put_latest`).
+        With ``latest`` the frame is a current value: it supersedes a frame of the same key
+        still queued for a recipient (:meth:`Mailbox.put_latest`).
         """
+
+    def publish_typing(
+        self, event_id: int, user_ids: Iterable[int], *, exclude_user: int | None = None
+    ) -> None:
+        """The users of this node typing in the event, to its subscribers (but
+        ``exclude_user``), as a current value superseding a queued ``typing`` frame."""
 
     def send_to_user(
         self,
@@ -485,7 +498,8 @@ class LocalHub:
     """The single-process :class:`Hub`: dictionaries of subscriptions, no I/O at all.
 
     ``own_floor`` is the message store's id promise as a position (every later id is above
-    it): the order merge needs it to know when nothing earlier can appear any more.
+    it): the order merge needs it to know when nothing earlier can appear any more. ``peers``,
+    given by a cross-node fan-out that wraps this hub, says who is subscribed on other nodes.
     """
 
     def __init__(
@@ -494,6 +508,7 @@ class LocalHub:
         *,
         node_id: str = "local",
         clock: Callable[[], float] = time.monotonic,
+        peers: Peers | None = None,
     ) -> None:
         self._topics: dict[int, dict[int, Subscription]] = {}
         # Per event with a topic: when its messages last changed, or when it was first listened
@@ -503,9 +518,19 @@ class LocalHub:
         self._by_mailbox: dict[int, set[int]] = {}
         self.on_message: MessageListener | None = None
         self._own_floor = own_floor
+        self._clock = clock
+        self._peers = peers
         self.order = OrderMerge(
             node_id, own_floor, self._release, clock=clock, stored=self._message_stored
         )
+
+    def renew_order(self, node_id: str) -> OrderMerge:
+        """Start a new order merge under ``node_id`` (a bus node that retired its old id), the
+        same subscribers watching; the caller tells it what the old id left open."""
+        self.order = OrderMerge(
+            node_id, self._own_floor, self._release, clock=self._clock, stored=self._message_stored
+        )
+        return self.order
 
     @property
     def node_id(self) -> str:
@@ -581,8 +606,12 @@ class LocalHub:
         return subscription
 
     def _watch(self, event_id: int) -> None:
-        """The first local subscription of the event: its frames are released from now on."""
-        self.order.watch(event_id)
+        """The first local subscription of the event: its frames are released from now on.
+
+        With other nodes, sends that settled before this node listened to the event may lie
+        above the bound: the store is read above it once the bus confirmed the interest.
+        """
+        self.order.watch(event_id, catch_up=self._peers is not None)
 
     async def ready(self, subscription: Subscription) -> None:
         return None
@@ -600,7 +629,7 @@ class LocalHub:
         if others or self._present_elsewhere(event_id, mailbox.user_id):
             mailbox.put(frames.presence(event_id, self.online(event_id)).decode())
         else:
-            self._presence_changed(event_id, joined=[mailbox.user_id], left=[])
+            self.presence_changed(event_id, joined=[mailbox.user_id], left=[])
 
     def unsubscribe(self, mailbox: Mailbox, event_id: int) -> bool:
         topic = self._topics.get(event_id)
@@ -618,14 +647,14 @@ class LocalHub:
             and mailbox.user_id not in self._online(topic)
             and not self._present_elsewhere(event_id, mailbox.user_id)
         ):
-            self._presence_changed(event_id, joined=[], left=[mailbox.user_id])
+            self.presence_changed(event_id, joined=[], left=[mailbox.user_id])
         return True
 
     def _present_elsewhere(self, event_id: int, user_id: int) -> bool:
-        """Whether the user is subscribed to the event in another process (never, here)."""
-        return False
+        """Whether the user is subscribed to the event on another node."""
+        return self._peers is not None and self._peers.present(event_id, user_id)
 
-    def _presence_changed(self, event_id: int, *, joined: list[int], left: list[int]) -> None:
+    def presence_changed(self, event_id: int, *, joined: list[int], left: list[int]) -> None:
         """Tell this process's subscribers of the event who joined or left, with who is on."""
         frame = frames.presence(event_id, self.online(event_id), joined=joined, left=left)
         self._fan_out(event_id, frame, None, None)
@@ -633,6 +662,14 @@ class LocalHub:
     def local_online(self, event_id: int) -> set[int]:
         """Users with a live subscription to the event in this process."""
         return self._online(self._topics.get(event_id, {}))
+
+    def has_topic(self, event_id: int) -> bool:
+        """Whether some connection of this process is subscribed to the event."""
+        return event_id in self._topics
+
+    def events(self) -> list[int]:
+        """The events connections of this process are subscribed to."""
+        return list(self._topics)
 
     def publish(
         self,
@@ -660,6 +697,12 @@ class LocalHub:
             if subscription.mailbox.user_id != exclude_user:
                 subscription.deliver(text, None, latest)
 
+    def publish_typing(
+        self, event_id: int, user_ids: Iterable[int], *, exclude_user: int | None = None
+    ) -> None:
+        frame = frames.typing(event_id, user_ids)
+        self._fan_out(event_id, frame, exclude_user, typing_key(event_id))
+
     def send_to_user(
         self,
         user_id: int,
@@ -681,7 +724,8 @@ class LocalHub:
         return [s.mailbox for s in self._topics.get(event_id, {}).values()]
 
     def online(self, event_id: int) -> set[int]:
-        return self._online(self._topics.get(event_id, {}))
+        here = self._online(self._topics.get(event_id, {}))
+        return here if self._peers is None else here | self._peers.users(event_id)
 
     def unchanged_since(self, event_id: int) -> float | None:
         # In one process every new message becomes known to the order merge once stored

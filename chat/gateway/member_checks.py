@@ -8,7 +8,7 @@ in front of it:
 - a short **negative cache**: "user U is not in event E" is remembered for
   ``CHAT_WS_NON_MEMBER_CACHE_SECONDS`` (an add of U to E drops it at once, through the
   membership listeners that every node's add notifications reach); at most ``max_entries``
-  pairs, oldest dropped first;
+  pairs (:class:`~chat.gateway.ttl_cache.TtlCache`);
 - a **per-user cap on look-ups under way** (``CHAT_WS_MEMBERSHIP_LOOKUPS_PER_USER``): one
   user's connections together hold at most that many pool connections for membership; their
   further look-ups wait their turn, so the cost stays with the user who probes.
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from chat.errors import NotFound
 from chat.gateway.membership import Membership
+from chat.gateway.ttl_cache import TtlCache
 
 MAX_NON_MEMBERS = 100_000
 """Most remembered "not a participant" answers."""
@@ -53,10 +54,10 @@ class MemberChecks:
         self._membership = membership
         self._per_user = lookups_per_user
         self._ttl = non_member_seconds
-        self._max = max_entries
-        self._clock = clock
-        # (event_id, user_id) -> until when "no" holds; oldest first (one TTL for all).
-        self._non_members: dict[tuple[int, int], float] = {}
+        # (event_id, user_id) whose "no" still holds.
+        self._non_members = TtlCache[tuple[int, int], bool](
+            non_member_seconds, max_entries, clock=clock
+        )
         self._lookups: dict[int, _UserLookups] = {}
         membership.add_listener(self._changed)
 
@@ -69,11 +70,8 @@ class MemberChecks:
 
     async def is_participant(self, event_id: int, user_id: int) -> bool:
         key = (event_id, user_id)
-        until = self._non_members.get(key)
-        if until is not None:
-            if until > self._clock():
-                return False
-            del self._non_members[key]
+        if key in self._non_members:
+            return False
         membership = self._membership
         if membership.cached(event_id, user_id):
             return True
@@ -82,7 +80,7 @@ class MemberChecks:
             found = await membership.is_participant(event_id, user_id)
         # Remember "no" only if nothing changed meanwhile: an add racing this read wins.
         if not found and self._ttl > 0 and membership.epoch(event_id, user_id) == epoch:
-            self._remember_non_member(key)
+            self._non_members.put(key, True)
         return found
 
     @property
@@ -108,16 +106,5 @@ class MemberChecks:
             if entry.users == 0:
                 del self._lookups[user_id]
 
-    def _remember_non_member(self, key: tuple[int, int]) -> None:
-        now = self._clock()
-        entries = self._non_members
-        entries.pop(key, None)
-        while entries:
-            oldest, until = next(iter(entries.items()))
-            if until > now and len(entries) < self._max:
-                break
-            del entries[oldest]
-        entries[key] = now + self._ttl
-
     def _changed(self, event_id: int, user_id: int, present: bool) -> None:
-        self._non_members.pop((event_id, user_id), None)
+        self._non_members.pop((event_id, user_id))

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from chat.gateway.ttl_cache import TtlCache
 from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,8 @@ class Membership:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
-        self._ttl = ttl_seconds
         self._max = max_entries
-        self._clock = clock
-        self._cache: dict[tuple[int, int], float] = {}
+        self._cache = TtlCache[tuple[int, int], bool](ttl_seconds, max_entries, clock=clock)
         # The stamp of each pair's last change, oldest first; at most ``max_entries`` of them.
         self._epochs: dict[tuple[int, int], int] = {}
         self._stamp = 0
@@ -77,23 +76,18 @@ class Membership:
 
     def cached(self, event_id: int, user_id: int) -> bool:
         """Whether a positive answer for the pair is cached (no database round trip needed)."""
-        expires = self._cache.get((event_id, user_id))
-        return expires is not None and expires > self._clock()
+        return (event_id, user_id) in self._cache
 
     async def is_participant(self, event_id: int, user_id: int) -> bool:
         key = (event_id, user_id)
-        now = self._clock()
-        expires = self._cache.get(key)
-        if expires is not None and expires > now:
+        if key in self._cache:
             return True
         epoch = self.epoch(event_id, user_id)
         async with self._pool.acquire() as conn:
             found = await event_store.is_participant(conn, event_id, user_id)
         # Cache only if nothing changed while we asked: a removal racing this read wins.
         if found and self.epoch(event_id, user_id) == epoch:
-            if len(self._cache) >= self._max:
-                self._cache.clear()
-            self._cache[key] = now + self._ttl
+            self._cache.put(key, True)
         return found
 
     def forget_all(self) -> None:
@@ -103,7 +97,7 @@ class Membership:
 
     def changed(self, event_id: int, user_id: int, *, present: bool) -> None:
         key = (event_id, user_id)
-        self._cache.pop(key, None)
+        self._cache.pop(key)
         self._stamp += 1
         self._epochs.pop(key, None)  # re-inserted last: the dict stays oldest change first
         self._epochs[key] = self._stamp

@@ -77,18 +77,14 @@ from enum import IntEnum
 from typing import Literal
 
 from chat.domain.messages import Message, MessageType, NewMessage, SendAck
-from chat.errors import ChatError
-from chat.gateway import frames
-from chat.gateway.frames import (
-    CloseCode,
+from chat.errors import ChatError, FrameError
+from chat.gateway import client_frames, frames
+from chat.gateway.client_frames import (
     DeleteFrame,
     EditFrame,
-    ErrorCode,
-    FrameError,
     FrameId,
     Hello,
     HistoryFrame,
-    Limits,
     Ping,
     Pong,
     ReactFrame,
@@ -100,6 +96,8 @@ from chat.gateway.frames import (
     UnreactFrame,
     UnsubscribeFrame,
 )
+from chat.gateway.codes import CloseCode, ErrorCode
+from chat.gateway.limits import Limits
 from chat.ratelimit import TokenBucket
 
 
@@ -347,7 +345,7 @@ class Session:
         self._bucket = TokenBucket(limits.send_rate_per_second, limits.send_burst, now)
         self._frame_bucket = TokenBucket(limits.frame_rate_per_second, limits.frame_burst, now)
         self._user_writes: WriteQuota | None = None
-        self._held: list[frames.ClientFrame] = []
+        self._held: list[client_frames.ClientFrame] = []
         self._held_bytes = 0
         self.expires_at: float | None = None
         """The token's ``exp`` (Unix seconds) once authenticated; the session ends then."""
@@ -409,15 +407,15 @@ class Session:
             return
         retry_after_ms = self._frame_bucket.take(now)
         if retry_after_ms:
-            kind, ref = frames.peek_frame(text)  # parsed only to answer under its `id`
+            kind, ref = client_frames.peek_frame(text)  # parsed only to answer under its `id`
             if kind != "pong":  # a pong never gets an answer
-                self._frames.append(self._too_many_frames(retry_after_ms, ref).to_frame())
+                self._frames.append(frames.refused(self._too_many_frames(retry_after_ms, ref)))
             return
         try:
-            frame = frames.decode_client_frame(text)
+            frame = client_frames.decode_client_frame(text)
             self._handle(frame, len(text))
         except FrameError as exc:
-            self._frames.append(exc.to_frame())
+            self._frames.append(frames.refused(exc))
 
     def receive_bytes(self, data: bytes) -> None:
         """A binary frame: the protocol has none, so it gets an error (or 1009 if huge)."""
@@ -429,7 +427,7 @@ class Session:
             return
         retry_after_ms = self._frame_bucket.take(now)
         if retry_after_ms:
-            self._frames.append(self._too_many_frames(retry_after_ms, None).to_frame())
+            self._frames.append(frames.refused(self._too_many_frames(retry_after_ms, None)))
             return
         self._frames.append(
             frames.error(
@@ -525,7 +523,7 @@ class Session:
             try:
                 self._handle_open(frame)
             except FrameError as exc:
-                self._frames.append(exc.to_frame())
+                self._frames.append(frames.refused(exc))
 
     def refreshed(self, cmd: Refresh, expires_at: float | None) -> None:
         """A fresh token of the same user was accepted: the session now ends at its expiry."""
@@ -632,7 +630,7 @@ class Session:
 
     # ---------------------------------------------------------------- internals
 
-    def _handle(self, frame: frames.ClientFrame, size: int) -> None:
+    def _handle(self, frame: client_frames.ClientFrame, size: int) -> None:
         if isinstance(frame, Ping):
             self._frames.append(frames.pong(ref=frame.id))
             return
@@ -659,7 +657,7 @@ class Session:
             )
         self._handle_open(frame)
 
-    def _hold(self, frame: frames.ClientFrame, size: int) -> None:
+    def _hold(self, frame: client_frames.ClientFrame, size: int) -> None:
         """Keep a frame that arrived while authentication is pending, for after ``welcome``."""
         if len(self._held) >= HELD_FRAMES or self._held_bytes + size > HELD_BYTES:
             raise FrameError(
@@ -671,7 +669,7 @@ class Session:
         self._held.append(frame)
         self._held_bytes += size
 
-    def _handle_open(self, frame: frames.ClientFrame) -> None:
+    def _handle_open(self, frame: client_frames.ClientFrame) -> None:
         if isinstance(frame, RATE_LIMITED_FRAMES):
             now = self._clock()
             # The connection's token is taken only once the user's was granted: a write
@@ -696,7 +694,7 @@ class Session:
                     retry_after_ms=retry_after_ms,
                 )
             self._bucket.take(now)
-        frames.check_limits(frame, self.limits)
+        client_frames.check_limits(frame, self.limits)
         self._commands.append(self._command_for(frame))
 
     def _too_many_frames(self, retry_after_ms: int, ref: FrameId | None) -> FrameError:
@@ -708,7 +706,7 @@ class Session:
             retry_after_ms=retry_after_ms,
         )
 
-    def _command_for(self, frame: frames.ClientFrame) -> Command:
+    def _command_for(self, frame: client_frames.ClientFrame) -> Command:
         ref = frame.id
         if isinstance(frame, RefreshFrame):
             return Refresh(frame.token, ref)

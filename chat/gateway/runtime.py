@@ -22,13 +22,15 @@ from starlette.websockets import WebSocket
 
 from chat.domain.messages import Message
 from chat.domain.position import Position
+from chat.gateway.codes import CloseCode
 from chat.gateway.connection import CLOSE_TIMEOUT, Connection, FrameCounter
 from chat.gateway.event_status import EventStatuses
-from chat.gateway.frames import CloseCode, Limits
 from chat.gateway.hub import Hub, LocalHub
+from chat.gateway.limits import Limits
 from chat.gateway.membership import Membership
 from chat.gateway.quotas import UserQuotas
 from chat.gateway.service import ChatService
+from chat.gateway.transport import transport_control
 from chat.logs import connection_context
 from chat.metrics import Metrics
 from chat.state import AppState
@@ -70,9 +72,18 @@ class Gateway:
         return float(max([len(c.mailbox) for c in self.connections], default=0))
 
     async def serve(self, websocket: WebSocket) -> None:
+        control = transport_control(websocket.scope)
+        if control is None:
+            log.error(
+                "WebSocket refused: the gateway runs on its own uvicorn protocol "
+                "(chat serve uses it; with uvicorn: "
+                "--ws chat.gateway.transport:GatewayWebSocketProtocol)"
+            )
+            await websocket.close(CloseCode.INTERNAL_ERROR)
+            return
         # Bound before the connection's tasks start, so every log line they write carries it.
         with connection_context(f"ws-{secrets.token_hex(6)}"):
-            connection = Connection(websocket, self)
+            connection = Connection(websocket, self, control)
             self.connections.add(connection)
             try:
                 await connection.serve()
@@ -109,8 +120,8 @@ async def open_gateway(state: AppState) -> AsyncIterator[Gateway]:
         nats_hub = None
         if settings.nats_url:
             # Imported here: a single-process install never loads the NATS client.
+            from chat.bus.connect import open_nats_hub
             from chat.bus.connect_options import nats_connect_options
-            from chat.bus.hub import open_nats_hub
 
             nats_hub = await stack.enter_async_context(
                 open_nats_hub(

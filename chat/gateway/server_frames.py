@@ -25,7 +25,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 from chat.config import Settings
 from chat.domain.messages import encode_cursor
-from chat.gateway.frames import ErrorCode, Limits
+from chat.gateway.codes import ErrorCode
+from chat.gateway.limits import Limits
 
 EXAMPLE_MESSAGE_ID = "1b3e0c80-f5e1-11ef-8000-010000000001"
 EXAMPLE_CURSOR = encode_cursor(uuid.UUID(EXAMPLE_MESSAGE_ID))

@@ -18,21 +18,18 @@ call here and reports the outcome back to the session. This module owns the guar
   :meth:`MessageStore.send <chat.store.cql.messages.MessageStore.send>` has; a retried send
   (``duplicate``) gets the original ack and publishes nothing new.
 - **One order.** The id of a send is assigned before anything is written and announced to the
-  hub (:meth:`Hub.open_send`); when the store answers, the send is settled
-  (:meth:`Hub.settle_send`) and the hub's order merge releases ``message`` frames in the
-  store's order — across nodes too (``chat/gateway/ordering.py``). A send whose store write
-  failed after the rows were sent has an unknown outcome: it stays open and is settled from
-  the store (read back; fenced when absent) so nothing can appear behind what subscribers got.
+  hub, and the send is settled when the store answers, so the hub's order merge releases
+  ``message`` frames in the store's order — across nodes too (:mod:`chat.gateway.send_order`,
+  :mod:`chat.gateway.ordering`).
 - **Resume without gap or duplicate.** :meth:`ChatService.subscribe` joins the hub *first*
-  (live frames buffer), then replays from the store below the hub's *replay bound*, below
-  which every message is settled and released; the adapter then goes live: buffered frames
-  below the bound are dropped, so nothing is missed and nothing repeats at the seam.
+  (live frames buffer), then replays from the store below the hub's *replay bound*; the
+  adapter then goes live (:mod:`chat.gateway.resume`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -42,12 +39,13 @@ from typing import Any
 from chat.auth import TokenService, VerifiedToken
 from chat.config import Settings
 from chat.domain.events import check_chat_writable
-from chat.domain.messages import Message, NewMessage, SendAck, decode_cursor, encode_cursor
+from chat.domain.messages import Message, SendAck, decode_cursor
 from chat.domain.position import Position
 from chat.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized
 from chat.gateway import frames
+from chat.gateway.background import BackgroundTasks
 from chat.gateway.event_status import EventStatuses
-from chat.gateway.hub import Hub, Mailbox, SendTicket, Subscription
+from chat.gateway.hub import Hub, Mailbox, Subscription
 from chat.gateway.member_checks import MemberChecks
 from chat.gateway.membership import Membership
 from chat.gateway.protocol import (
@@ -61,24 +59,16 @@ from chat.gateway.protocol import (
     Typing,
     Unreact,
 )
+from chat.gateway.resume import PendingSubscription, newest_below, replay
+from chat.gateway.send_order import SendOrder
 from chat.gateway.throttle import BroadcastThrottle
 from chat.state import AppState
-from chat.store.cql.message_history import BEGINNING_CURSOR
-from chat.store.cql.messages import SendAttempt, claim_key
 from chat.store.cql.unread import UNREAD_CAP
 from chat.store.pg import events as event_store
 from chat.store.pg import users as user_store
 from chat.store.stores import Stores
 
 log = logging.getLogger(__name__)
-
-REPLAY_PAGE = 100
-"""Messages read from the store per replay page while resuming (queued at the client's pace:
-the replay waits while the connection's mailbox is half full)."""
-
-SETTLE_RETRY_SECONDS = (0.05, 0.2, 1.0, 2.0)
-"""Pauses between attempts to settle a send whose outcome is unknown (then the last, repeated):
-the store may be down, and the send stays open — holding its event's order — until settled."""
 
 TYPING_BROADCAST_SECONDS = 1.0
 """At most one ``typing`` broadcast per user and event in this long (the state as it is at
@@ -110,31 +100,6 @@ class Client:
 # --------------------------------------------------------------------------- the service
 
 
-class PendingSubscription:
-    """A subscription whose replay is queued; :meth:`go_live` switches it to live delivery.
-
-    The adapter queues the ``subscribed`` answer between the replay and :meth:`go_live`, so
-    the client sees replay, ``subscribed``, then live frames.
-    """
-
-    def __init__(
-        self, service: ChatService, client: Client, subscription: Subscription, cut: Position
-    ) -> None:
-        self._service = service
-        self._client = client
-        self._subscription = subscription
-        self._cut = cut
-
-    def go_live(self, unread_count: int) -> None:
-        event_id = self._subscription.event_id
-        if self._subscription not in self._service.active_subscriptions(self._client, event_id):
-            return  # ended (removed from the event) while it was being set up
-        subscription = self._subscription
-        subscription.go_live(self._cut)
-        self._service.hub.announce(subscription)
-        self._client.mailbox.put(frames.unread(event_id, unread_count).decode())
-
-
 class ChatService:
     """Every chat operation the gateway offers, over the stores, the hub and PostgreSQL."""
 
@@ -147,7 +112,9 @@ class ChatService:
         *,
         settings: Settings | None = None,
         statuses: EventStatuses | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """``clock`` times store writes (seconds, any origin; the real clock unless given)."""
         self._state = state
         self.hub = hub
         self.stores = stores
@@ -159,9 +126,16 @@ class ChatService:
         self._unread: dict[tuple[int, int], int] = {}
         self._typing: dict[int, dict[int, asyncio.TimerHandle]] = {}
         self._subscriptions: dict[tuple[int, int], Subscription] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks()
         self._rechecking: asyncio.Task[None] | None = None
         self._recheck_again = False
+        self._sends = SendOrder(
+            hub,
+            stores.messages,
+            self._tasks,
+            observe_write=state.metrics.store_write_seconds.observe,
+            clock=clock,
+        )
         self.member_checks = MemberChecks(
             membership,
             lookups_per_user=self.settings.ws_membership_lookups_per_user,
@@ -181,8 +155,7 @@ class ChatService:
             for handle in users.values():
                 handle.cancel()
         self._typing.clear()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()
 
     # ---------------------------------------------------------------- connections
 
@@ -263,9 +236,7 @@ class ChatService:
         if self._rechecking is not None and not self._rechecking.done():
             self._recheck_again = True
             return
-        self._rechecking = asyncio.get_running_loop().create_task(self._recheck_subscriptions())
-        self._tasks.add(self._rechecking)
-        self._rechecking.add_done_callback(self._tasks.discard)
+        self._rechecking = self._tasks.spawn(self._recheck_subscriptions())
 
     async def _recheck_subscriptions(self) -> None:
         while True:
@@ -324,9 +295,9 @@ class ChatService:
             cut = self.hub.replay_bound(event_id)
             cursor: str | None
             if cmd.since is not None:
-                cursor = await self._replay(subscription, event_id, cmd.since, cut)
+                cursor = await replay(self.stores.history, self.hub, subscription, cmd.since, cut)
             else:
-                cursor = await self._newest_below(event_id, cut)
+                cursor = await newest_below(self.stores.history, self.hub, event_id, cut)
             count = await self.stores.unread.count(user_id, event_id)
             if self.membership.epoch(event_id, user_id) != epoch:
                 raise NotFound(f"no event {event_id}")  # removed while subscribing
@@ -340,45 +311,11 @@ class ChatService:
             self.hub.unsubscribe(client.mailbox, event_id)
             raise
         self._unread[(user_id, event_id)] = count
-        return cursor, count, PendingSubscription(self, client, subscription, cut)
 
-    async def _replay(
-        self, subscription: Subscription, event_id: int, since: str, cut: Position
-    ) -> str:
-        """Replay the messages after ``since`` and below the cut (the rest comes live)."""
-        mailbox = subscription.mailbox
-        cursor = since
-        after: str | None = since
-        while after is not None and not mailbox.closed:
-            page = await self.stores.history.after(
-                event_id, after, REPLAY_PAGE, unchanged_since=self.hub.unchanged_since(event_id)
-            )
-            for message in page.messages:
-                if Position.of(message.message_id) >= cut:
-                    return cursor
-                # Keep room for live frames: the replay goes at the client's pace.
-                await mailbox.wait_for_room()
-                if mailbox.closed:
-                    break
-                mailbox.put(frames.message(message).decode())
-                cursor = encode_cursor(message.message_id)
-            after = page.next_cursor
-        return cursor
+        def active() -> bool:
+            return subscription in self.active_subscriptions(client, event_id)
 
-    async def _newest_below(self, event_id: int, cut: Position) -> str:
-        """The cursor of the newest message below the cut; the beginning's when there is none
-        (a client that drops before its first message resumes from there, missing nothing)."""
-        history, hub = self.stores.history, self.hub
-        page = await history.latest(event_id, 10, unchanged_since=hub.unchanged_since(event_id))
-        while True:
-            for message in page.messages:  # newest first
-                if Position.of(message.message_id) < cut:
-                    return encode_cursor(message.message_id)
-            if page.next_cursor is None:
-                return BEGINNING_CURSOR
-            page = await history.before(
-                event_id, page.next_cursor, 50, unchanged_since=hub.unchanged_since(event_id)
-            )
+        return cursor, count, PendingSubscription(self.hub, subscription, cut, active)
 
     def unsubscribe(self, client: Client, event_id: int) -> None:
         self.hub.unsubscribe(client.mailbox, event_id)
@@ -434,99 +371,8 @@ class ChatService:
             sender_name=identity.name,
             sender_profile_url=identity.profile_url,
         )
-        store = self.stores.messages
-        attempt = SendAttempt(store.new_message_id(), may_write=self.hub.may_write)
-        ticket = self.hub.open_send(
-            new.event_id, attempt.message_id, claim_key(new.sender_id, new.client_msg_id)
-        )
-        started = time.perf_counter()
-        # The store write runs as its own task and the send is settled from its completion,
-        # not from this coroutine: a connection that drops mid-send cancels only the wait here,
-        # and a message the store goes on to acknowledge is still released (its retry is a
-        # duplicate and releases nothing new).
-        # The caller waits on a future of its own that the completion resolves (what
-        # `asyncio.shield` does, without its second future and two more callbacks).
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(store.send(new, attempt))
-        waiter: asyncio.Future[SendAck] = loop.create_future()
-        self._tasks.add(task)
-
-        def stored(done: asyncio.Task[SendAck]) -> None:
-            self._tasks.discard(done)
-            failure = None if done.cancelled() else done.exception()
-            if done.cancelled() or failure is not None:
-                if attempt.rows_sent:
-                    self._background(self._settle_unknown(ticket, new, attempt))
-                else:
-                    self._settle(ticket, None)
-                    if attempt.claimed:  # its retry must not wait for it to be settled
-                        key = claim_key(new.sender_id, new.client_msg_id)
-                        self._background(store.abandon(key, attempt.message_id))
-            else:
-                ack = done.result()
-                if not self.hub.owns(ticket):
-                    # This node retired while the send was under way (frozen, or cut off from
-                    # the others): they settle it from the store; the retry finds the claim.
-                    # (A claim that lost to an earlier attempt's is not this send's to report.)
-                    failure = ServiceUnavailable(
-                        "this node lost touch with the others mid-send; retry with the same "
-                        "client_msg_id"
-                    )
-                else:
-                    self._state.metrics.store_write_seconds.observe(time.perf_counter() - started)
-                    if on_ack is not None:
-                        try:
-                            on_ack(cmd, ack)
-                        except Exception:
-                            log.exception("answering the send of event %d failed", new.event_id)
-                    stored_new = ack.message_id == attempt.message_id and not ack.duplicate
-                    self._settle(ticket, new.stored(ack) if stored_new else None)
-            if waiter.done():
-                return  # the caller was cancelled (its connection went away)
-            if done.cancelled():
-                waiter.cancel()
-            elif failure is not None:
-                waiter.set_exception(failure)
-            else:
-                waiter.set_result(done.result())
-
-        task.add_done_callback(stored)
-        return await waiter
-
-    def _settle(self, ticket: SendTicket, message: Message | None) -> None:
-        try:
-            self.hub.settle_send(ticket, message)
-        except Exception:
-            log.exception("releasing the messages of event %d failed", ticket.event_id)
-
-    async def _settle_unknown(
-        self, ticket: SendTicket, new: NewMessage, attempt: SendAttempt
-    ) -> None:
-        """Settle a send whose store write failed after its rows were sent: read it back —
-        stored: release it; absent: fence it so a late copy never appears. Until then the send
-        stays open and holds its event's later messages back (their order depends on it)."""
-        store = self.stores.messages
-        key = claim_key(new.sender_id, new.client_msg_id)
-        for attempt_no in itertools.count():
-            if not self.hub.owns(ticket):
-                return  # retired meanwhile: the node settling orphans decides it
-            try:
-                found = await store.get(new.event_id, attempt.message_id)
-                if found is None:
-                    await store.fence(new.event_id, attempt.message_id, key)
-                if self.hub.owns(ticket):
-                    self._settle(ticket, found)
-                return
-            except Exception as exc:
-                pause = SETTLE_RETRY_SECONDS[min(attempt_no, len(SETTLE_RETRY_SECONDS) - 1)]
-                log.warning(
-                    "settling message %s of event %d failed (%r); again in %.2f s",
-                    attempt.message_id,
-                    new.event_id,
-                    exc,
-                    pause,
-                )
-                await asyncio.sleep(pause)
+        acked = None if on_ack is None else functools.partial(on_ack, cmd)
+        return await self._sends.store(new, on_ack=acked)
 
     def _count_message(self, event_id: int, sender_id: int) -> None:
         """A ``message`` frame went to the event's local subscribers: their unread counts.
@@ -681,21 +527,7 @@ class ChatService:
         """The event's typing users as they are now, to its subscribers but the actor; queued
         as a current value, superseding one not yet written."""
         event_id, actor_id = key
-        users = sorted(self._typing.get(event_id, {}))
-        self.hub.publish(
-            event_id,
-            frames.typing(event_id, users),
-            exclude_user=actor_id,
-            latest=("typing", event_id),
-        )
+        self.hub.publish_typing(event_id, self._typing.get(event_id, {}), exclude_user=actor_id)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except Exception:
-                log.warning("background clean-up failed", exc_info=True)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(work, failure="background clean-up failed")

@@ -29,8 +29,8 @@ use this subclass:
   binary frame by a plain call from ``data_received``; disconnects still arrive through ASGI.
 
 The endpoint reaches these through :class:`TransportControl`, found in the ASGI scope under
-``extensions[EXTENSION]``; under any other server the key is absent and the gateway falls
-back to plain ASGI (no abort, uvicorn's own shutdown).
+``extensions[EXTENSION]`` (:func:`transport_control`). The gateway has no other I/O path:
+under any other server the key is absent and the endpoint refuses the WebSocket.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import asyncio
 import collections
 import logging
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -71,17 +71,10 @@ WRITE_BUFFER_LOW = 16 * 1024
 class TransportControl:
     """What a gateway connection may do to its socket beyond ASGI."""
 
-    def __init__(
-        self, transport: asyncio.Transport, protocol: GatewayWebSocketProtocol | None = None
-    ) -> None:
+    def __init__(self, transport: asyncio.Transport, protocol: GatewayWebSocketProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
         self.shutdown_handler: Callable[[], None] | None = None
-
-    @property
-    def can_send_batches(self) -> bool:
-        """Whether :meth:`write_texts` is available (it needs the gateway's own protocol)."""
-        return self._protocol is not None
 
     def write_texts(self, texts: Sequence[str]) -> None:
         """Send ``texts`` as text frames, in order, with one transport write (no await).
@@ -90,9 +83,7 @@ class TransportControl:
         frame; a connection's writer drains its mailbox in batches instead. Call it after
         :meth:`wait_writable`, like ``send`` it raises once the client is gone.
         """
-        protocol = self._protocol
-        assert protocol is not None, "write_texts needs GatewayWebSocketProtocol"
-        protocol.write_texts(texts)
+        self._protocol.write_texts(texts)
 
     @property
     def unsent_bytes(self) -> int:
@@ -102,48 +93,38 @@ class TransportControl:
     @property
     def writable(self) -> bool:
         """Whether the transport takes more data now (it is not paused)."""
-        protocol = self._protocol
-        return protocol is None or protocol.writable.is_set()
+        return self._protocol.writable.is_set()
 
-    def on_frame(self, receiver: FrameReceiver) -> bool:
+    def on_frame(self, receiver: FrameReceiver) -> None:
         """Have every frame the client sends from now on delivered to ``receiver``, by a plain
         call from ``data_received``, instead of through ASGI ``receive``.
 
         Frames already queued for ASGI go to ``receiver`` first (in order); disconnects keep
-        arriving through ASGI ``receive``. False (nothing changes) without the gateway's own
-        protocol. ``receiver`` must not raise: an exception would reach the event loop.
+        arriving through ASGI ``receive``. ``receiver`` must not raise: an exception would
+        reach the event loop.
         """
-        protocol = self._protocol
-        if protocol is None:
-            return False
-        protocol.set_receiver(receiver)
-        return True
+        self._protocol.set_receiver(receiver)
 
     def pause_reading(self) -> None:
         """Stop reading the socket: the client's frames wait in the kernel's buffers (and then
         its own) until :meth:`resume_reading`. Frames of the read under way are still delivered.
         """
-        protocol = self._protocol
-        if protocol is not None:
-            protocol.pause_frames()
+        self._protocol.pause_frames()
 
     def resume_reading(self) -> None:
         """Read the socket again after :meth:`pause_reading` (no-op when not paused)."""
-        protocol = self._protocol
-        if protocol is not None:
-            protocol.resume_frames()
+        self._protocol.resume_frames()
 
     @property
     def reading_paused(self) -> bool:
         """Whether the socket's reading is paused (by :meth:`pause_reading` or by uvicorn)."""
-        protocol = self._protocol
-        return protocol is not None and protocol.read_paused
+        return self._protocol.read_paused
 
     async def wait_writable(self) -> None:
         """Return once the transport takes more data (at once unless it is paused)."""
-        protocol = self._protocol
-        if protocol is not None and not protocol.writable.is_set():
-            await protocol.writable.wait()
+        writable = self._protocol.writable
+        if not writable.is_set():
+            await writable.wait()
 
     def abort(self) -> None:
         """Drop the socket without flushing (a client that stopped reading never drains it)."""
@@ -155,6 +136,13 @@ class TransportControl:
         The handler must close the WebSocket soon; uvicorn waits for the connection to end.
         """
         self.shutdown_handler = handler
+
+
+def transport_control(scope: Mapping[str, Any]) -> TransportControl | None:
+    """The connection's :class:`TransportControl`, or None when the WebSocket is not served by
+    :class:`GatewayWebSocketProtocol` (which the gateway needs)."""
+    control = scope.get("extensions", {}).get(EXTENSION)
+    return control if isinstance(control, TransportControl) else None
 
 
 class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):

@@ -17,7 +17,8 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.errors import BadSubjectError, ConnectionClosedError
 
-from chat.bus.hub import EVENT_SUBJECT, NatsHub, open_nats_hub
+from chat.bus.connect import open_nats_hub
+from chat.bus.hub import EVENT_SUBJECT, NatsHub
 from chat.domain.messages import MessageIdGenerator
 from chat.domain.position import Position
 from chat.errors import ServiceUnavailable
@@ -175,21 +176,21 @@ async def test_typing_is_forgotten_when_it_ends_and_when_the_node_stops_listenin
     await c.join(witness, event_id)
     # The witness reads each frame before the next is published: typing frames are current
     # values, so a newer one would replace one still queued.
-    b.hub.publish(event_id, frames.typing(event_id, [7]))
+    b.hub.publish_typing(event_id, [7])
     assert (await reader.next("typing"))["user_ids"] == [7]
     assert (await witness.next("typing"))["user_ids"] == [7]
-    b.hub.publish(event_id, frames.typing(event_id, []))
+    b.hub.publish_typing(event_id, [])
     assert (await reader.next("typing"))["user_ids"] == []
     assert (await witness.next("typing"))["user_ids"] == []
     assert b.hub._typing == {}
     assert a.hub._presence.nodes["b"].typing == {}
 
-    b.hub.publish(event_id, frames.typing(event_id, [7]))
+    b.hub.publish_typing(event_id, [7])
     assert (await reader.next("typing"))["user_ids"] == [7]
     assert (await witness.next("typing"))["user_ids"] == [7]
     a.leave(reader, event_id)
     assert a.hub._presence.nodes["b"].typing == {}
-    b.hub.publish(event_id, frames.typing(event_id, []))  # unheard on A: nobody listens there
+    b.hub.publish_typing(event_id, [])  # unheard on A: nobody listens there
     assert (await witness.next("typing"))["user_ids"] == []  # through NATS, before A is back
     again = Inbox(2)
     await a.join(again, event_id)
@@ -293,7 +294,7 @@ async def test_an_event_is_known_unchanged_from_its_confirmed_interest_until_a_f
     listened = a.hub.unchanged_since(event_id)
     assert listened is not None
 
-    b.hub.publish(event_id, frames.typing(event_id, [7]))
+    b.hub.publish_typing(event_id, [7])
     await reader.next("typing")
     assert a.hub.unchanged_since(event_id) == listened  # a current value changes no message
     b.hub.publish(event_id, message(event_id, "new"))

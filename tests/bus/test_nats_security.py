@@ -15,8 +15,8 @@ import pytest
 from pydantic import SecretStr
 
 from chat.app import create_app
+from chat.bus.connect import open_nats_hub
 from chat.bus.connect_options import is_encrypted, nats_connect_options
-from chat.bus.hub import open_nats_hub
 from chat.config import Settings
 from tests.bus.nodes import NatsServer, nats_server
 from tests.polling import until

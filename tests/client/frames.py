@@ -8,7 +8,7 @@ from typing import Any
 
 from chat.config import Settings
 from chat.domain.messages import encode_cursor
-from chat.gateway.frames import Limits
+from chat.gateway.limits import Limits
 
 LIMITS = dataclasses.replace(
     Limits.from_settings(Settings.model_construct()),

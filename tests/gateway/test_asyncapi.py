@@ -26,10 +26,12 @@ from websockets.asyncio.client import ClientConnection
 from chat.app import create_app
 from chat.config import Settings
 from chat.domain.messages import Message, SendAck
-from chat.errors import FieldError, ValidationFailed
-from chat.gateway import frames
+from chat.errors import FieldError, FrameError, ValidationFailed
+from chat.gateway import client_frames, frames
 from chat.gateway.asyncapi import CLIENT_EXAMPLES
-from chat.gateway.frames import CLIENT_FRAMES, CloseCode, ErrorCode, FrameError, Limits
+from chat.gateway.client_frames import CLIENT_FRAMES
+from chat.gateway.codes import CloseCode, ErrorCode
+from chat.gateway.limits import Limits
 from chat.gateway.server_frames import SERVER_FRAMES
 from tests.api_client import Api
 from tests.gateway.asyncapi_contract import FrameContract, asyncapi_spec_validator
@@ -75,8 +77,8 @@ def test_every_error_and_close_code_is_listed_with_its_meaning(document: Documen
     closes = {entry["code"]: entry["description"] for entry in channel["x-close-codes"]}
     assert set(errors) == {code.value for code in ErrorCode}
     assert set(closes) == {int(code) for code in CloseCode}
-    assert all(errors.values()), "an error code without a docstring in chat/gateway/frames.py"
-    assert all(closes.values()), "a close code without a docstring in chat/gateway/frames.py"
+    assert all(errors.values()), "an error code without a docstring in chat/gateway/codes.py"
+    assert all(closes.values()), "a close code without a docstring in chat/gateway/codes.py"
     assert "retry_after_ms" in errors["rate_limited"]  # the docstring, with its markup
     error_schema = document["components"]["schemas"]["ErrorFrame"]["properties"]["code"]
     assert set(error_schema["enum"]) == set(errors)
@@ -91,13 +93,13 @@ def test_the_document_lists_exactly_the_client_frames_the_gateway_decodes(
     assert contract.types("client") == set(CLIENT_FRAMES)
     assert set(CLIENT_EXAMPLES) == set(CLIENT_FRAMES), "every client frame needs an example"
     with pytest.raises(FrameError) as refused:
-        frames.decode_client_frame(b'{"type": "not-in-the-document"}')
+        client_frames.decode_client_frame(b'{"type": "not-in-the-document"}')
     assert refused.value.code is ErrorCode.UNKNOWN_TYPE
 
 
 def _gateway_accepts(frame: dict[str, Any]) -> bool:
     try:
-        frames.decode_client_frame(orjson.dumps(frame))
+        client_frames.decode_client_frame(orjson.dumps(frame))
     except FrameError:
         return False
     return True
@@ -178,6 +180,11 @@ BUILDER_SAMPLES: dict[str, list[Callable[[], bytes]]] = {
     "error_from": [
         lambda: frames.error_from(
             ValidationFailed("no", errors=[FieldError("text", "empty")]), ref=7
+        )
+    ],
+    "refused": [
+        lambda: frames.refused(
+            FrameError(ErrorCode.WRONG_TYPE, "`event_id` must be an integer", ref=8, field="x")
         )
     ],
     "pong": [lambda: frames.pong(ref="p")],

@@ -11,17 +11,11 @@ import pytest
 
 from chat.config import Settings
 from chat.domain.messages import Message, SendAck, encode_cursor, message_id_at, new_message_id
-from chat.errors import FieldError, ValidationFailed
-from chat.gateway import frames
-from chat.gateway.frames import (
-    CLIENT_FRAMES,
-    ErrorCode,
-    FrameError,
-    Limits,
-    SendFrame,
-    check_limits,
-    decode_client_frame,
-)
+from chat.errors import ChatError, FieldError, FrameError, ValidationFailed
+from chat.gateway import client_frames, frames
+from chat.gateway.client_frames import CLIENT_FRAMES, SendFrame, check_limits, decode_client_frame
+from chat.gateway.codes import CloseCode, ErrorCode
+from chat.gateway.limits import Limits
 
 LIMITS = Limits.from_settings(Settings(ws_max_text_chars=10, ws_max_attachments=2))
 
@@ -126,11 +120,11 @@ def test_integral_numbers_are_integers_however_they_are_written() -> None:
     # document may write 7.0 or 7e0 for 7.
     for text in ('{"type":"subscribe","event_id":7.0}', '{"type":"subscribe","event_id":7e0}'):
         frame = decode_client_frame(text)
-        assert isinstance(frame, frames.SubscribeFrame)
+        assert isinstance(frame, client_frames.SubscribeFrame)
         assert frame.event_id == 7
         assert type(frame.event_id) is int
     history = decode_client_frame('{"type":"history","id":3.0,"event_id":1,"limit":20.0}')
-    assert isinstance(history, frames.HistoryFrame)
+    assert isinstance(history, client_frames.HistoryFrame)
     assert (history.id, history.limit) == (3, 20)
 
 
@@ -146,8 +140,14 @@ def test_a_usable_id_is_echoed_as_ref_even_when_the_rest_of_the_frame_is_wrong()
     assert _error_of({"type": "subscribe", "id": "abc"}).ref == "abc"
 
 
+def test_a_refused_frame_is_an_error_under_the_one_exception_root() -> None:
+    refused = _error_of({"type": "shout"})
+    assert isinstance(refused, ChatError)
+    assert refused.code is ErrorCode.UNKNOWN_TYPE
+
+
 def test_error_frame_from_a_frame_error_carries_code_field_and_ref() -> None:
-    body = orjson.loads(_error_of({"type": "subscribe", "id": 9}).to_frame())
+    body = orjson.loads(frames.refused(_error_of({"type": "subscribe", "id": 9})))
     assert body == {
         "type": "error",
         "code": "missing_field",
@@ -158,7 +158,7 @@ def test_error_frame_from_a_frame_error_carries_code_field_and_ref() -> None:
 
 
 def test_check_limits_names_the_limit_that_was_broken() -> None:
-    def code_of(**fields: Any) -> ErrorCode:
+    def code_of(**fields: Any) -> str:
         frame = decode_client_frame(orjson.dumps(_send(**fields)))
         with pytest.raises(FrameError) as info:
             check_limits(frame, LIMITS)
@@ -176,7 +176,7 @@ def test_every_error_code_and_close_code_is_documented_in_the_protocol_doc() -> 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
     for code in ErrorCode:
         assert f"`{code.value}`" in doc, code
-    for close in frames.CloseCode:
+    for close in CloseCode:
         assert f"`{close.value}`" in doc, close
     for kind in CLIENT_FRAMES:
         assert f"`{kind}`" in doc, kind

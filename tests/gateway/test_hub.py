@@ -207,7 +207,7 @@ def test_typing_frames_supersede_each_other_in_a_mailbox_that_is_not_read() -> N
     hub.subscribe(reader, 7).go_live(None)
     for i in range(100):
         users = [1] if i % 2 == 0 else []
-        hub.publish(7, frames.typing(7, users), exclude_user=1, latest=("typing", 7))
+        hub.publish_typing(7, users, exclude_user=1)
     assert cut_off == []
     assert [orjson.loads(f)["user_ids"] for f in reader.take()] == [[]]
 
@@ -264,7 +264,7 @@ def test_an_event_is_known_unchanged_only_while_listened_to_and_until_its_messag
     listened = hub.unchanged_since(7)
     assert listened is not None
     assert listened >= before
-    hub.publish(7, frames.typing(7, [1]), latest=("typing", 7))
+    hub.publish_typing(7, [1])
     assert hub.unchanged_since(7) == listened
     ticket = hub.open_send(7, IDS.next(), "1:m")
     assert hub.unchanged_since(7) == listened  # an id, nothing stored yet
@@ -279,3 +279,44 @@ def test_an_event_is_known_unchanged_only_while_listened_to_and_until_its_messag
     hub.unsubscribe(a, 7)
     hub.unsubscribe(b, 7)
     assert hub.unchanged_since(7) is None
+
+
+class _Elsewhere:
+    """Presence on other nodes as a cross-node fan-out reports it (chat.gateway.peers.Peers)."""
+
+    def __init__(self, users: dict[int, set[int]]) -> None:
+        self._users = users
+
+    def users(self, event_id: int) -> set[int]:
+        return set(self._users.get(event_id, ()))
+
+    def present(self, event_id: int, user_id: int) -> bool:
+        return user_id in self._users.get(event_id, ())
+
+
+def _presence_frames(mailbox: Mailbox) -> list[dict[str, object]]:
+    return [f for f in map(orjson.loads, mailbox.take()) if f["type"] == "presence"]
+
+
+def test_presence_counts_the_users_that_peers_report_on_other_nodes() -> None:
+    hub = LocalHub(lambda: Position.after_ticks(IDS.floor_ticks()), peers=_Elsewhere({7: {5}}))
+    cut_off: list[int] = []
+    alice, bob_here = _mailbox(1, cut_off), _mailbox(5, cut_off)
+    for mailbox in (alice, bob_here):
+        hub.connect(mailbox)
+    first = hub.subscribe(alice, 7)
+    first.go_live(hub.replay_bound(7))
+    hub.announce(first)
+    assert hub.online(7) == {1, 5}
+    assert _presence_frames(alice) == [
+        {"type": "presence", "event_id": 7, "user_ids": [1, 5], "joined": [1], "left": []}
+    ]
+    # Bob is already present on another node: his subscription here is no news to anyone.
+    second = hub.subscribe(bob_here, 7)
+    second.go_live(hub.replay_bound(7))
+    hub.announce(second)
+    assert _presence_frames(alice) == []
+    assert _presence_frames(bob_here) == [
+        {"type": "presence", "event_id": 7, "user_ids": [1, 5], "joined": [], "left": []}
+    ]
+    assert cut_off == []

@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from chat.app import create_app
+from chat.config import Settings
 from tests.api_client import Api
 from tests.gateway.live import TIMEOUT, WsClient, client, is_message, users_and_event, ws_url
+from tests.servers import run_server
 
 
 async def test_header_auth_then_every_frame_type(base_url: str, api: Api) -> None:
@@ -190,3 +193,16 @@ async def test_big_frame_closes_with_1009(base_url: str, api: Api) -> None:
 
 def _ref(ref: int) -> Callable[[dict[str, Any]], bool]:
     return lambda frame: frame.get("ref") == ref
+
+
+async def test_a_websocket_not_served_by_the_gateway_protocol_is_refused(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway has one I/O path, its own uvicorn protocol: under uvicorn's stock one the
+    handshake is refused (HTTP 403) and the log says which protocol to run."""
+    async with run_server(create_app(settings), ws="websockets-sansio") as url:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(ws_url(url), open_timeout=TIMEOUT):
+                pass
+    assert refused.value.response.status_code == 403
+    assert "GatewayWebSocketProtocol" in caplog.text

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat.gateway.frames import ErrorCode
+from chat.gateway.codes import ErrorCode
 from chat.gateway.server_frames import SERVER_FRAMES
 from tests.api_client import Api
 from tests.gateway.live import client, users_and_event

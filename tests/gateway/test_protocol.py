@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from chat.config import Settings
 from chat.domain.messages import SendAck, encode_cursor, message_id_at, new_message_id
 from chat.errors import Forbidden, NotFound, Unauthorized
-from chat.gateway.frames import CLIENT_FRAMES, CloseCode, Limits
+from chat.gateway.client_frames import CLIENT_FRAMES
+from chat.gateway.codes import CloseCode
+from chat.gateway.limits import Limits
 from chat.gateway.protocol import (
     Authenticate,
     Command,

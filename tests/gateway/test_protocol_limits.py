@@ -13,7 +13,7 @@ import pytest
 
 from chat.config import Settings
 from chat.errors import ServiceUnavailable, TooManyConnections, Unauthorized
-from chat.gateway.frames import Limits
+from chat.gateway.limits import Limits
 from chat.gateway.protocol import (
     HELD_FRAMES,
     Authenticate,

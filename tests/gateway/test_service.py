@@ -84,7 +84,7 @@ async def test_a_subscribe_ended_by_a_resync_while_it_was_set_up_is_not_answered
     settings: Settings,
 ) -> None:
     unread = _Unread()
-    stores = cast(Stores, SimpleNamespace(history=_History(), unread=unread))
+    stores = cast(Stores, SimpleNamespace(messages=None, history=_History(), unread=unread))
     state = cast(AppState, SimpleNamespace(settings=settings, tokens=None, metrics=Metrics()))
     ids = MessageIdGenerator()
     hub = LocalHub(lambda: Position.after_ticks(ids.floor_ticks()))
