@@ -294,12 +294,16 @@ async def test_metrics_on_both_nodes_count_bus_publishes_deliveries_and_lag(
 
 
 async def readyz_until(http: httpx.AsyncClient, url: str, status: int) -> httpx.Response:
-    """Poll ``/readyz`` until it answers ``status`` (bounded by the caller's timeout)."""
-    while True:
+    """The first answer of ``/readyz`` with ``status``."""
+
+    async def answered() -> httpx.Response | None:
         response = await http.get(url + "/readyz")
-        if response.status_code == status:
-            return response
-        await asyncio.sleep(0.1)
+        return response if response.status_code == status else None
+
+    found: httpx.Response = await until(
+        answered, within=25.0, interval=0.1, what=f"/readyz answering {status}"
+    )
+    return found
 
 
 async def test_readyz_proves_the_bus_and_fails_naming_it_while_nats_is_down(

@@ -59,21 +59,23 @@ def established(worker: psutil.Process, port: int) -> int:
 
 async def wait_listening(served: ServeProcess, port: int) -> list[psutil.Process]:
     """Both workers are up and have bound the port (``/healthz`` answers with one of them)."""
-    async with asyncio.timeout(STARTUP_TIMEOUT):
-        while True:
-            workers = workers_of(served)
-            listening = [
-                w
-                for w in workers
-                if any(
-                    c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
-                    for c in w.net_connections(kind="tcp")
-                )
-            ]
-            if len(listening) == WORKERS:
-                return listening
-            assert served.process.poll() is None, served.log_text()[-4000:]
-            await asyncio.sleep(0.1)
+
+    def listening() -> list[psutil.Process] | None:
+        assert served.process.poll() is None, served.log_text()[-4000:]
+        bound = [
+            w
+            for w in workers_of(served)
+            if any(
+                c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                for c in w.net_connections(kind="tcp")
+            )
+        ]
+        return bound if len(bound) == WORKERS else None
+
+    found: list[psutil.Process] = await until(
+        listening, within=STARTUP_TIMEOUT, interval=0.1, what=f"{WORKERS} workers listening"
+    )
+    return found
 
 
 def started_by(served: ServeProcess, data_dir: Path) -> list[psutil.Process]:
