@@ -11,13 +11,14 @@ news was lost could go unseen — and after any bus trouble the whole cache is d
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
+from typing import Unpack
 
 import asyncpg
 
 from chat.domain.events import EventStatus
-from chat.gateway.ttl_cache import FOREVER, TtlCache
+from chat.gateway.cached_lookup import CachedLookup, CacheOptions
+from chat.gateway.ttl_cache import FOREVER
 from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
@@ -26,19 +27,11 @@ Listener = Callable[[int, str], None]
 """Called with ``(event_id, status)`` after an event's status changed on this node."""
 
 
-class EventStatuses:
+class EventStatuses(CachedLookup[int, EventStatus]):
     """Cached event statuses, invalidated by :meth:`changed`."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        *,
-        ttl_seconds: float = 60.0,
-        max_entries: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._pool = pool
-        self._cache = TtlCache[int, EventStatus](ttl_seconds, max_entries, clock=clock)
+    def __init__(self, pool: asyncpg.Pool, **options: Unpack[CacheOptions]) -> None:
+        super().__init__(pool, **options)
         self.on_change: Listener | None = None
         """Told of every change made through :meth:`changed` (the bus relays it)."""
 

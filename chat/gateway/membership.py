@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections.abc import Callable
+from typing import Unpack
 
 import asyncpg
 
-from chat.gateway.ttl_cache import TtlCache
+from chat.gateway.cached_lookup import CachedLookup, CacheOptions
 from chat.store.pg import events as event_store
 
 log = logging.getLogger(__name__)
@@ -35,20 +35,12 @@ Listener = Callable[[int, int, bool], None]
 """Called with ``(event_id, user_id, present)`` after a participant was added or removed."""
 
 
-class Membership:
+class Membership(CachedLookup[tuple[int, int], bool]):
     """Cached participant checks, invalidated by :func:`participants_changed`."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        *,
-        ttl_seconds: float = 60.0,
-        max_entries: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._pool = pool
-        self._max = max_entries
-        self._cache = TtlCache[tuple[int, int], bool](ttl_seconds, max_entries, clock=clock)
+    def __init__(self, pool: asyncpg.Pool, **options: Unpack[CacheOptions]) -> None:
+        super().__init__(pool, **options)
+        self._max = self._cache.max_entries
         # The stamp of each pair's last change, oldest first; at most ``max_entries`` of them.
         self._epochs: dict[tuple[int, int], int] = {}
         self._stamp = 0
