@@ -61,7 +61,10 @@ def _run_length(parser: argparse.ArgumentParser, *, duration: float, warmup: flo
     )
 
 
-def _gateway_env_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+def _gateway_env_option(
+    parser: argparse.ArgumentParser,
+    help_text: str = "extra setting for the gateway subprocess (repeatable)",
+) -> None:
     parser.add_argument(
         "--gateway-env",
         type=_env_pair,
@@ -69,6 +72,20 @@ def _gateway_env_option(parser: argparse.ArgumentParser, help_text: str) -> None
         default=[],
         metavar="CHAT_NAME=value",
         help=help_text,
+    )
+
+
+def _results_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, help="results root (bench/results)")
+
+
+def _population(parser: argparse.ArgumentParser, *, events: int, participants: int) -> None:
+    parser.add_argument("--events", type=int, default=events, help=f"events ({events})")
+    parser.add_argument(
+        "--participants",
+        type=int,
+        default=participants,
+        help=f"participants per event ({participants})",
     )
 
 
@@ -82,8 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--concurrency", type=int, help="closed loop: sends in flight (default 256)")
     _run_length(w, duration=10.0, warmup=2.0)
     w.add_argument("--processes", type=int, default=2, help="load-generator processes (2)")
-    w.add_argument("--events", type=int, default=100, help="events (100)")
-    w.add_argument("--participants", type=int, default=5, help="participants per event (5)")
+    _population(w, events=100, participants=5)
     w.add_argument("--text-bytes", type=int, default=100, help="message text size (100)")
     w.add_argument("--url", help="target a running gateway (http://host:port) instead")
     w.add_argument("--no-verify", action="store_true", help="skip reading the store back")
@@ -107,14 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="random abrupt connection drops per connection and minute, each resumed (0)",
     )
     w.add_argument("--baseline", choices=["echo"], help="also run against a bare echo server")
-    w.add_argument("--results", type=Path, help="results root (bench/results)")
-    _gateway_env_option(w, "extra setting for the gateway subprocess (repeatable)")
+    _results_option(w)
+    _gateway_env_option(w)
 
     c = sub.add_parser("connections", help="idle authenticated connections: time and memory")
     c.add_argument("--count", type=int, default=10000, help="connections (10000)")
     c.add_argument("--processes", type=int, default=2, help="generator processes (2)")
     c.add_argument("--url", help="target a running gateway (no memory figure then)")
-    c.add_argument("--results", type=Path, help="results root (bench/results)")
+    _results_option(c)
 
     f = sub.add_parser("fanout", help="one sender to N subscribers: delivery p50/p99")
     f.add_argument("--sizes", default="10,100,1000", help="subscriber counts (10,100,1000)")
@@ -122,15 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--duration", type=float, default=5.0, help="seconds per size (5)")
     f.add_argument("--processes", type=int, default=2, help="generator processes (2)")
     f.add_argument("--url", help="target a running gateway")
-    f.add_argument("--results", type=Path, help="results root (bench/results)")
+    _results_option(f)
 
     x = sub.add_parser("chaos", help="multi-node deployment under a seeded fault schedule")
     x.add_argument("--duration", type=float, default=30.0, help="seconds of load (30)")
     x.add_argument("--seed", type=int, help="the fault schedule's seed (random; printed)")
     x.add_argument("--nodes", type=int, default=2, help="gateway nodes (2)")
-    x.add_argument("--events", type=int, default=6, help="events (6)")
-    x.add_argument("--participants", type=int, default=3, help="participants per event (3)")
-    x.add_argument("--results", type=Path, help="results root (bench/results)")
+    _population(x, events=6, participants=3)
+    _results_option(x)
 
     m = sub.add_parser("mixed", help="reads under write load, a resume storm, page exactness")
     _run_length(m, duration=20.0, warmup=3.0)
@@ -172,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--storm-window", type=float, default=1.0, help="seconds the storm is spread over (1)"
     )
-    m.add_argument("--results", type=Path, help="results root (bench/results)")
-    _gateway_env_option(m, "extra setting for the gateway subprocess (repeatable)")
+    _results_option(m)
+    _gateway_env_option(m)
 
     a = sub.add_parser("abuse", help="hostile clients: gateway RSS, victim p99, how limited")
     a.add_argument(
@@ -183,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--duration", type=float, default=10.0, help="seconds per attack (10)")
     a.add_argument("--url", help="target a running gateway (no RSS figure then)")
-    a.add_argument("--results", type=Path, help="results root (bench/results)")
+    _results_option(a)
     _gateway_env_option(
         a, "setting for the gateway subprocess (repeatable); its limits are the defaults"
     )
