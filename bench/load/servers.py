@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench.cql_server import process_cpu_seconds
+from chat.embedded.ports import wait_listening
 
 RUN_LIMITS = {
     "CHAT_WS_SEND_RATE_PER_SECOND": "1000000",
@@ -87,13 +88,7 @@ def wait_ready(url: str, within: float, check: Callable[[], None] = lambda: None
 
 def wait_tcp(port: int, within: float = 10.0) -> None:
     """Until something listens on ``port`` of this machine, polled against a deadline."""
-    deadline = time.monotonic() + within
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing listens on port {port} after {within} s")
-        time.sleep(0.05)  # polling a port against a deadline
+    wait_listening("127.0.0.1", port, within=within)
 
 
 def rss_bytes(pid: int) -> int:

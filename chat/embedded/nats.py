@@ -13,9 +13,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from chat.embedded.ports import wait_listening
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,10 @@ def embedded_nats(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     )
     url = f"nats://{host}:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"nats-server exited with status {process.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nats-server did not listen on {url} in {START_TIMEOUT} s")
-            time.sleep(0.05)
+        try:
+            wait_listening(host, port, within=START_TIMEOUT, exited=process.poll)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"nats-server did not start on {url}: {exc}") from exc
         log.info("embedded NATS listening on %s", url)
         yield url
     finally:
