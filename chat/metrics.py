@@ -254,14 +254,15 @@ class Metrics:
         self._in_children: dict[type, Counter] = {}
         self._error_children: dict[type, Counter] = {}
         self.frames_out.labels("other")  # reported from the start, like the per-type series
-        for gauge in (
+        self._sourced_gauges = (
             self.connections,
             self.subscriptions,
             self.mailbox_depth_max,
             self.pending_statements,
             self.sends_in_progress,
-        ):
-            gauge.set_function(_zero)
+        )
+        """The gauges read from the gateway and the stores at scrape time (0 without them)."""
+        self.forget_sources()
 
     # ------------------------------------------------------------------ sources of gauges
 
@@ -302,13 +303,7 @@ class Metrics:
 
     def forget_sources(self) -> None:
         """The gateway and stores are closing: stop calling into them."""
-        for gauge in (
-            self.connections,
-            self.subscriptions,
-            self.mailbox_depth_max,
-            self.pending_statements,
-            self.sends_in_progress,
-        ):
+        for gauge in self._sourced_gauges:
             gauge.set_function(_zero)
 
     # ------------------------------------------------------------------ hot-path counters
