@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import fields
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from chat.api.fields import (
     Cursor,
@@ -95,13 +94,17 @@ class ParticipantOut(RecordOut):
     confirmed_at: datetime | None
 
 
-_EVENT_HINTS = get_type_hints(Event)
-_EVENT_FIELDS: dict[str, Any] = {
-    field.name: (_EVENT_HINTS[field.name], ...) for field in fields(Event)
-}
-EventOut = create_model("EventOut", __base__=RecordOut, **_EVENT_FIELDS)
-"""An event as the store holds it: the fields of :class:`~chat.store.pg.events.Event`, read
-from it, so that the body and the record cannot drift apart."""
+class EventOut(RecordOut):
+    id: int
+    title: str
+    description: str | None
+    start_time: datetime
+    end_time: datetime
+    location: str | None
+    creator_id: int
+    status: EventStatus
+    created_at: datetime
+    updated_at: datetime
 
 
 class EventDetail(EventOut):
