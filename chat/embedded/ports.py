@@ -1,4 +1,4 @@
-"""Waiting for a freshly started server to listen: one deadline poller for every embedded one.
+"""Waiting for a freshly started server to listen, for the embedded servers that do not say so.
 
 A server started as a subprocess says nothing when its socket is ready, so the caller polls the
 port until a connection is accepted, the process exits, or the deadline passes.

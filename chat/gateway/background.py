@@ -40,6 +40,15 @@ class BackgroundTasks:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Keep ``task`` until :meth:`release`: for a caller whose own done-callback releases
+        it, which saves the second callback :meth:`hold` adds (the send path has one per
+        message)."""
+        self._tasks.add(task)
+
+    def release(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+
     async def wait(self) -> None:
         """Wait for every task running now; their errors are ignored (each logs its own, or
         was awaited by whoever cared)."""

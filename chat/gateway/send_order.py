@@ -79,9 +79,10 @@ class SendOrder:
         loop = asyncio.get_running_loop()
         task = loop.create_task(store.send(new, attempt))
         waiter: asyncio.Future[SendAck] = loop.create_future()
-        self._tasks.hold(task)
+        self._tasks.keep(task)
 
         def stored(done: asyncio.Task[SendAck]) -> None:
+            self._tasks.release(done)
             failure = None if done.cancelled() else done.exception()
             if done.cancelled() or failure is not None:
                 if attempt.rows_sent:

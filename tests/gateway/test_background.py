@@ -49,3 +49,13 @@ async def test_cancel_ends_every_task_and_wait_waits_for_them() -> None:
     assert forever.cancelled()
     assert held.cancelled()
     assert len(tasks) == 0
+
+
+async def test_a_kept_task_stays_held_after_it_ends_until_its_owner_releases_it() -> None:
+    tasks = BackgroundTasks()
+    task = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+    tasks.keep(task)
+    await task
+    assert list(tasks) == [task]  # no callback of its own: the owner's releases it
+    tasks.release(task)
+    assert len(tasks) == 0
